@@ -1,0 +1,216 @@
+"""config.toml: typed settings, read and written with tomlkit (comments kept).
+
+Precedence, lowest first: defaults < config.toml < FETCHDECK_<SECTION>_<KEY>
+environment variables < command-line flags (`Config.override`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import tomlkit
+from tomlkit.items import Table
+
+from core.errors import InvalidInput
+from core.locations import default_download_dir
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+
+
+def parse_size(value: str | int | float | None) -> int | None:
+    """'5M', '500k', '1.5GiB', 1048576 → bytes; 0/''/None → None (unlimited)."""
+    if value is None or value == "" or value == 0:
+        return None
+    if isinstance(value, int | float):
+        return int(value) if value > 0 else None
+    match = _SIZE.match(value)
+    if not match:
+        raise InvalidInput(f"not a size: {value!r} (try 5M, 500K, 1048576)")
+    number, unit = float(match.group(1)), match.group(2).lower()
+    scale = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}[unit]
+    return int(number * scale) or None
+
+
+@dataclass(slots=True)
+class DownloadConfig:
+    dir: str = ""
+    max_concurrent: int = 3
+    connections: int = 8
+    segment_threads: int = 16
+    retries: int = 8
+    speed_limit: str = ""  # e.g. "5M"; empty = unlimited
+    proxy: str = ""
+    read_timeout: float = 30.0
+    allowed_roots: list[str] = field(default_factory=list)
+
+    @property
+    def download_dir(self) -> Path:
+        return Path(self.dir).expanduser() if self.dir else default_download_dir()
+
+    @property
+    def speed_limit_bytes(self) -> int | None:
+        return parse_size(self.speed_limit)
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    enable: bool = True
+    host: str = "127.0.0.1"
+    port: int = 39719
+    token: str = ""
+    cors_origins: list[str] = field(default_factory=list)
+    allowed_hosts: list[str] = field(default_factory=list)
+    max_body_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class UiConfig:
+    theme: str = "fetchdeck-dark"
+    keys: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Config:
+    download: DownloadConfig = field(default_factory=DownloadConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    ui: UiConfig = field(default_factory=UiConfig)
+
+    def override(self, section: str, **values: Any) -> Config:
+        """A copy with the given non-None values set (command-line flags)."""
+        current = getattr(self, section)
+        updates = {k: v for k, v in values.items() if v is not None}
+        return replace(self, **{section: replace(current, **updates)})
+
+
+SECTIONS = {f.name: f for f in fields(Config)}
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    kind = annotation if isinstance(annotation, type) else getattr(annotation, "__origin__", None)
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered in ("1", "true", "yes", "on"):
+                    return True
+                if lowered in ("0", "false", "no", "off", ""):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if kind is int:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if kind is float:
+            return float(value)
+        if kind is str:
+            return str(value)
+        if kind is list:
+            if isinstance(value, str):
+                return [v.strip() for v in value.split(",") if v.strip()]
+            return [str(v) for v in value]
+        if kind is dict:
+            return {str(k): str(v) for k, v in dict(value).items()}
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{where}: {value!r} is not a valid {getattr(kind, '__name__', kind)}") from None
+    return value
+
+
+def _apply(section_obj: Any, values: dict[str, Any], where: str) -> None:
+    hints = get_type_hints(type(section_obj))
+    for key, value in values.items():
+        if key not in hints:
+            continue  # unknown keys are kept in the file, ignored here
+        setattr(section_obj, key, _coerce(value, hints[key], f"{where}.{key}"))
+
+
+def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
+    """Read config.toml (missing file = defaults), then apply FETCHDECK_* env vars."""
+    config = Config()
+    if path.exists():
+        try:
+            document = tomlkit.parse(path.read_text(encoding="utf-8"))
+        except tomlkit.exceptions.TOMLKitError as exc:
+            raise InvalidInput(f"{path}: {exc}") from None
+        for name in SECTIONS:
+            table = document.get(name)
+            if isinstance(table, dict):
+                _apply(getattr(config, name), table.unwrap() if hasattr(table, "unwrap") else table, name)
+    env = os.environ if environ is None else environ
+    for name in SECTIONS:
+        section_obj = getattr(config, name)
+        prefix = f"FETCHDECK_{name.upper()}_"
+        values = {k[len(prefix):].lower(): v for k, v in env.items() if k.startswith(prefix)}
+        _apply(section_obj, values, f"${prefix}*")
+    return config
+
+
+_TEMPLATE = """\
+# fetchdeck configuration. Environment variables FETCHDECK_<SECTION>_<KEY>
+# and command-line flags override what is set here.
+
+[download]
+# Where downloads land (empty: the platform's Downloads/fetchdeck folder).
+dir = ""
+# How many tasks download at once.
+max_concurrent = 3
+# Connections per direct HTTP download (1-64).
+connections = 8
+# Segments fetched at once per HLS download (1-64).
+segment_threads = 16
+# Retries per request on 5xx, 429, resets, timeouts and short bodies.
+retries = 8
+# Global speed limit shared by all downloads, e.g. "5M" (empty: unlimited).
+speed_limit = ""
+# Proxy for all downloads: http://, https:// or socks5:// (empty: none).
+proxy = ""
+
+[server]
+enable = true
+host = "127.0.0.1"
+port = 39719
+# API token. Required when host is not a loopback address.
+token = ""
+# Origins allowed to call the API from a browser (e.g. an extension's origin).
+cors_origins = []
+
+[ui]
+theme = "fetchdeck-dark"
+"""
+
+
+def save_config(path: Path, config: Config) -> None:
+    """Write config back, keeping the file's comments and layout (tomlkit)."""
+    if path.exists():
+        document = tomlkit.parse(path.read_text(encoding="utf-8"))
+    else:
+        document = tomlkit.parse(_TEMPLATE)
+    for name in SECTIONS:
+        section_obj = getattr(config, name)
+        table = document.get(name)
+        if not isinstance(table, Table):
+            table = tomlkit.table()
+            document[name] = table
+        for f in fields(section_obj):
+            value = getattr(section_obj, f.name)
+            default = getattr(type(section_obj)(), f.name)
+            if f.name not in table and value == default:
+                continue  # don't litter the file with defaults
+            if f.name in table and table[f.name] == value:
+                continue  # unchanged: keep the item (and its comment) as it is
+            table[f.name] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(tomlkit.dumps(document), encoding="utf-8")
+    tmp.replace(path)
+
+
+def ensure_config_file(path: Path) -> None:
+    """Create a commented config.toml on first run so users have something to edit."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(_TEMPLATE, encoding="utf-8")

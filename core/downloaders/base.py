@@ -1,0 +1,140 @@
+"""The downloader contract: `async def run(task, ctx) -> Path`.
+
+A downloader gets everything it needs through `DownloadContext` and reports
+through it; it never touches the store or the event bus. Cancellation is
+plain asyncio cancellation: on CancelledError a downloader leaves its `.part`
+file or work folder resumable and re-raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+
+from core.downloaders.http_clients import HttpClients
+from core.errors import DownloadError, HttpStatusError
+from core.models import Task
+from core.ratelimit import RateLimiter
+
+
+class ProgressSink(Protocol):
+    """Where a downloader reports progress; the engine derives speed and ETA."""
+
+    def set_total(self, total: int | None) -> None: ...
+    def add(self, nbytes: int) -> None: ...
+    def set_downloaded(self, nbytes: int) -> None: ...
+    def set_segments(self, done: int, total: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadSettings:
+    retries: int = 8
+    connections: int = 8
+    segment_threads: int = 16
+    proxy: str | None = None
+    read_timeout: float = 30.0
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+
+
+@dataclass(slots=True)
+class DownloadContext:
+    task: Task
+    folder: Path  # created, inside the allowed roots
+    clients: HttpClients
+    progress: ProgressSink
+    log: Callable[[str], None]
+    limiter: RateLimiter
+    settings: DownloadSettings
+    # Decide (once) the final output path for a proposed file name: sanitized,
+    # de-duplicated, recorded on the task. Returns the recorded path on resume.
+    claim_output: Callable[[str], Awaitable[Path]]
+
+    @property
+    def proxy(self) -> str | None:
+        return self.task.options.proxy or self.settings.proxy
+
+    def client(self) -> httpx.AsyncClient:
+        return self.clients.get(proxy=self.proxy, insecure=self.task.options.insecure)
+
+    def request_headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = dict(self.task.headers)
+        if extra:
+            headers.update(extra)
+        return headers
+
+
+class Downloader(Protocol):
+    async def run(self, task: Task, ctx: DownloadContext) -> Path: ...
+
+
+# ---- retry policy shared by the HTTP-based downloaders ----------------------
+
+RETRYABLE_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    httpx.TransportError,  # connect/read errors, resets, timeouts, protocol errors
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, DownloadError):
+        return exc.retryable
+    return isinstance(exc, RETRYABLE_EXCEPTIONS)
+
+
+def retry_after_seconds(response: httpx.Response, cap: float = 120.0) -> float | None:
+    """Retry-After as seconds (delta form; an HTTP date is honoured too)."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return min(cap, max(0.0, float(value)))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return min(cap, max(0.0, when.timestamp() - time.time()))
+
+
+def backoff_delay(attempt: int, settings: DownloadSettings, retry_after: float | None = None) -> float:
+    """Exponential backoff with jitter; Retry-After wins when the server sent one."""
+    if retry_after is not None:
+        return retry_after
+    delay = min(settings.backoff_max, settings.backoff_base * (2**attempt))
+    return delay * (0.5 + random.random() / 2)
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line reason a user can read, for logs and the task's error field."""
+    if isinstance(exc, DownloadError):
+        return str(exc)
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out ({type(exc).__name__})"
+    if isinstance(exc, httpx.TransportError):
+        text = str(exc) or type(exc).__name__
+        return f"connection error: {text}"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or type(exc).__name__}{f': {exc.filename}' if exc.filename else ''}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def raise_for_status(response: httpx.Response) -> None:
+    if response.status_code >= 400:
+        raise HttpStatusError(
+            response.status_code, response.reason_phrase, str(response.url), retry_after_seconds(response)
+        )
+
+
+async def sleep_backoff(attempt: int, settings: DownloadSettings, retry_after: float | None = None) -> None:
+    await asyncio.sleep(backoff_delay(attempt, settings, retry_after))

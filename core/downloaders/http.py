@@ -1,0 +1,351 @@
+"""Direct HTTP downloads: Range-segmented over N connections, resumable.
+
+Flow: probe with `Range: bytes=0-0` → (206) size, validators, name; (200) the
+server has no ranges, so that very response becomes a single stream. A
+segmented download pre-sizes `<file>.part`, writes with pwrite at each
+segment's offset, steals half of the busiest segment when a connection runs
+out of work, and renames the .part into place once every byte is there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import mimetypes
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from core.detect import is_hls_content_type
+from core.downloaders.base import (
+    DownloadContext,
+    backoff_delay,
+    describe_error,
+    is_retryable,
+    raise_for_status,
+    retry_after_seconds,
+)
+from core.downloaders.http_state import (
+    RemoteIdentity,
+    Segment,
+    SegmentPlan,
+    discard_state,
+    load_state,
+    save_state,
+)
+from core.downloaders.memory import tune_malloc_for_streaming
+from core.downloaders.paths import part_path, state_path
+from core.errors import DownloadError, HttpStatusError, NoSpaceLeft, RemoteChanged, WrongKind
+from core.models import Task, TaskKind
+from core.naming import name_from_content_disposition, name_from_url, sanitize_name
+
+STATE_SAVE_INTERVAL = 1.0
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
+
+
+class ShortBody(DownloadError):
+    retryable = True
+
+
+@dataclass(slots=True)
+class Probe:
+    identity: RemoteIdentity | None  # None: size unknown
+    ranges: bool
+    content_type: str | None
+    filename: str | None
+    final_url: str
+
+
+def preferred_filename(task: Task, suggested: str | None, content_type: str | None = None) -> str:
+    """The user's name if they gave one (keeping the server's extension), else the server's."""
+    server_name = sanitize_name(suggested) if suggested else name_from_url(task.url)
+    if "." not in server_name and content_type:
+        ext = mimetypes.guess_extension(content_type.split(";")[0].strip())
+        if ext:
+            server_name += ext
+    if task.options.auto_name:
+        return server_name
+    name = task.name
+    _, dot, ext = server_name.rpartition(".")
+    if "." not in name and dot and 0 < len(ext) <= 8:
+        name = f"{name}.{ext}"
+    return name
+
+
+def _parse_content_range(value: str | None) -> tuple[int, int, int | None] | None:
+    match = _CONTENT_RANGE.match(value or "")
+    if not match:
+        return None
+    total = None if match.group(3) == "*" else int(match.group(3))
+    return int(match.group(1)), int(match.group(2)), total
+
+
+def _identity(response: httpx.Response, url: str, size: int) -> RemoteIdentity:
+    return RemoteIdentity(
+        url=url, size=size, etag=response.headers.get("etag"),
+        last_modified=response.headers.get("last-modified"),
+    )
+
+
+def _write_at(fd: int, data: bytes | memoryview, offset: int, path: Path) -> None:
+    try:
+        written = os.pwrite(fd, data, offset)
+        while written < len(data):  # pwrite may be partial on some filesystems
+            written += os.pwrite(fd, data[written:], offset + written)
+    except OSError as exc:
+        if exc.errno == 28:  # ENOSPC
+            raise NoSpaceLeft(str(path)) from exc
+        raise
+
+
+class HttpDownloader:
+    async def run(self, task: Task, ctx: DownloadContext) -> Path:
+        changed_restarts = 0
+        while True:
+            try:
+                return await self._run_once(task, ctx)
+            except RemoteChanged as exc:
+                changed_restarts += 1
+                if changed_restarts > 2:
+                    raise
+                ctx.log(f"{exc}; starting over")
+                if task.file:
+                    discard_state(state_path(Path(task.file)))
+                    with contextlib.suppress(FileNotFoundError):
+                        part_path(Path(task.file)).unlink()
+                ctx.progress.set_downloaded(0)
+
+    async def _run_once(self, task: Task, ctx: DownloadContext) -> Path:
+        client = ctx.client()
+        headers = ctx.request_headers({"Accept-Encoding": "identity"})
+        attempt = 0
+        while True:
+            try:
+                async with client.stream("GET", task.url, headers={**headers, "Range": "bytes=0-0"}) as resp:
+                    probe = self._read_probe(task, resp)
+                    final = await ctx.claim_output(preferred_filename(task, probe.filename, probe.content_type))
+                    if resp.status_code == 200:
+                        ctx.log("server sends no ranges or no length: single stream, no resume")
+                        return await self._single_stream(resp, final, probe, ctx)
+                    await resp.aread()
+                break
+            except Exception as exc:
+                if not is_retryable(exc) or attempt >= ctx.settings.retries:
+                    raise
+                delay = backoff_delay(attempt, ctx.settings, getattr(exc, "retry_after", None))
+                attempt += 1
+                ctx.log(f"probe failed ({describe_error(exc)}); retry {attempt} in {delay:.1f}s")
+                await asyncio.sleep(delay)
+
+        assert probe.identity is not None
+        identity = probe.identity
+        if final.exists() and not part_path(final).exists() and final.stat().st_size == identity.size:
+            ctx.log("already complete on disk")  # e.g. killed between rename and store update
+            ctx.progress.set_total(identity.size)
+            ctx.progress.set_downloaded(identity.size)
+            return final
+        return await self._segmented(task, ctx, final, identity)
+
+    def _read_probe(self, task: Task, resp: httpx.Response) -> Probe:
+        if resp.status_code >= 400:
+            raise HttpStatusError(resp.status_code, resp.reason_phrase, task.url, retry_after_seconds(resp))
+        content_type = resp.headers.get("content-type")
+        if task.options.auto_kind and task.kind == TaskKind.HTTP and is_hls_content_type(content_type):
+            raise WrongKind(TaskKind.HLS, f"the server sent an HLS playlist ({content_type})")
+        filename = name_from_content_disposition(resp.headers.get("content-disposition"))
+        if not filename:
+            path_name = name_from_url(str(resp.url), fallback="")
+            filename = name_from_url(task.url, fallback="") or path_name or None
+        final_url = str(resp.url)
+        if resp.status_code == 206:
+            parsed = _parse_content_range(resp.headers.get("content-range"))
+            if parsed and parsed[2] is not None:
+                return Probe(_identity(resp, final_url, parsed[2]), True, content_type, filename, final_url)
+        length = resp.headers.get("content-length")
+        size = int(length) if length and length.isdigit() and resp.status_code == 200 else None
+        identity = _identity(resp, final_url, size) if size is not None else None
+        return Probe(identity, False, content_type, filename, final_url)
+
+    # ---- single stream ---------------------------------------------------
+    async def _single_stream(
+        self, resp: httpx.Response, final: Path, probe: Probe, ctx: DownloadContext
+    ) -> Path:
+        """No ranges: one stream into .part from byte 0 (a retry starts over)."""
+        part = part_path(final)
+        discard_state(state_path(final))
+        size = probe.identity.size if probe.identity else None
+        ctx.progress.set_total(size)
+        attempt = 0
+        response: httpx.Response | None = resp
+        while True:
+            ctx.progress.set_downloaded(0)
+            try:
+                if response is None:
+                    async with ctx.client().stream(
+                        "GET", probe.final_url, headers=ctx.request_headers({"Accept-Encoding": "identity"})
+                    ) as fresh:
+                        raise_for_status(fresh)
+                        written = await self._stream_to(fresh, part, ctx)
+                else:
+                    written = await self._stream_to(response, part, ctx)
+                if size is not None and written != size:
+                    raise ShortBody(f"short body: got {written} of {size} bytes")
+                break
+            except Exception as exc:
+                response = None
+                if not is_retryable(exc) or attempt >= ctx.settings.retries:
+                    raise
+                delay = backoff_delay(attempt, ctx.settings, getattr(exc, "retry_after", None))
+                attempt += 1
+                ctx.log(f"{describe_error(exc)}; retry {attempt} from the start in {delay:.1f}s")
+                await asyncio.sleep(delay)
+        ctx.progress.set_total(written)
+        os.replace(part, final)
+        return final
+
+    async def _stream_to(self, resp: httpx.Response, part: Path, ctx: DownloadContext) -> int:
+        written = 0
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            async for chunk in resp.aiter_raw():
+                await ctx.limiter.acquire(len(chunk))
+                _write_at(fd, chunk, written, part)
+                written += len(chunk)
+                ctx.progress.add(len(chunk))
+        finally:
+            os.close(fd)
+        return written
+
+    # ---- segmented -------------------------------------------------------
+    async def _segmented(self, task: Task, ctx: DownloadContext, final: Path, identity: RemoteIdentity) -> Path:
+        part, state_file = part_path(final), state_path(final)
+        plan = self._resume_plan(ctx, part, state_file, identity)
+        if plan is None:
+            plan = SegmentPlan.fresh(identity.size, ctx.settings.connections)
+            with open(part, "wb") as fh:
+                fh.truncate(identity.size)
+            save_state(state_file, identity, plan)
+        ctx.progress.set_total(identity.size)
+        ctx.progress.set_downloaded(plan.done_bytes)
+        connections = max(1, min(ctx.settings.connections, 64))
+        fd = os.open(part, os.O_WRONLY)
+        saver = asyncio.create_task(self._save_periodically(state_file, identity, plan))
+        try:
+            workers = [
+                asyncio.create_task(self._worker(task, ctx, identity, plan, fd, part))
+                for _ in range(connections)
+            ]
+            try:
+                await asyncio.gather(*workers)
+            except BaseException:
+                for w in workers:
+                    w.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+                raise
+        finally:
+            saver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await saver
+            os.close(fd)
+            if part.exists():
+                plan.compact()
+                save_state(state_file, identity, plan)
+        if not plan.complete or part.stat().st_size != identity.size:
+            raise DownloadError(f"incomplete download: {plan.done_bytes} of {identity.size} bytes")
+        os.replace(part, final)
+        discard_state(state_file)
+        return final
+
+    def _resume_plan(
+        self, ctx: DownloadContext, part: Path, state_file: Path, identity: RemoteIdentity
+    ) -> SegmentPlan | None:
+        if not part.exists():
+            discard_state(state_file)
+            return None
+        saved = load_state(state_file)
+        if saved is None:
+            ctx.log("found a .part without resume state: starting over")
+            return None
+        saved_identity, plan = saved
+        if not saved_identity.matches(identity):
+            ctx.log("the remote file changed since the last run (size/ETag/Last-Modified): starting over")
+            return None
+        if part.stat().st_size != identity.size:
+            ctx.log("the .part file has the wrong size: starting over")
+            return None
+        ctx.log(f"resuming: {plan.done_bytes} of {identity.size} bytes already on disk")
+        return plan
+
+    async def _save_periodically(self, state_file: Path, identity: RemoteIdentity, plan: SegmentPlan) -> None:
+        while True:
+            await asyncio.sleep(STATE_SAVE_INTERVAL)
+            save_state(state_file, identity, plan)
+
+    async def _worker(
+        self, task: Task, ctx: DownloadContext, identity: RemoteIdentity, plan: SegmentPlan, fd: int, part: Path
+    ) -> None:
+        failures = 0
+        while True:
+            seg = plan.take()
+            if seg is None:
+                return
+            try:
+                while seg.remaining > 0:
+                    before = seg.pos
+                    try:
+                        await self._fetch_segment(task, ctx, identity, seg, fd, part)
+                    except Exception as exc:
+                        if seg.pos > before:
+                            failures = 0  # it made progress: only count consecutive failures
+                        if not is_retryable(exc) or failures >= ctx.settings.retries:
+                            raise
+                        delay = backoff_delay(failures, ctx.settings, getattr(exc, "retry_after", None))
+                        failures += 1
+                        ctx.log(
+                            f"bytes {seg.pos}-{seg.end - 1}: {describe_error(exc)}; "
+                            f"retry {failures}/{ctx.settings.retries} in {delay:.1f}s"
+                        )
+                        await asyncio.sleep(delay)
+                    else:
+                        failures = 0
+            finally:
+                plan.release(seg)
+
+    async def _fetch_segment(
+        self, task: Task, ctx: DownloadContext, identity: RemoteIdentity, seg: Segment, fd: int, part: Path
+    ) -> None:
+        headers = ctx.request_headers({"Accept-Encoding": "identity", "Range": f"bytes={seg.pos}-{seg.end - 1}"})
+        if identity.if_range:
+            headers["If-Range"] = identity.if_range
+        async with ctx.client().stream("GET", identity.url, headers=headers) as resp:
+            if resp.status_code == 200:
+                raise RemoteChanged("the server answered a range request with the whole file (it changed?)")
+            if resp.status_code != 206:
+                raise HttpStatusError(resp.status_code, resp.reason_phrase, identity.url, retry_after_seconds(resp))
+            parsed = _parse_content_range(resp.headers.get("content-range"))
+            if parsed is None or parsed[0] != seg.pos or (parsed[2] is not None and parsed[2] != identity.size):
+                raise RemoteChanged(f"unexpected Content-Range {resp.headers.get('content-range')!r}")
+            limiter, progress = ctx.limiter, ctx.progress
+            async for chunk in resp.aiter_raw():
+                if limiter.rate is not None:
+                    await limiter.acquire(len(chunk))
+                room = seg.end - seg.pos  # may have shrunk: another worker stole our tail
+                if room <= 0:
+                    return
+                data = chunk if len(chunk) <= room else memoryview(chunk)[:room]
+                _write_at(fd, data, seg.pos, part)
+                seg.pos += len(data)
+                progress.add(len(data))
+                if seg.pos >= seg.end:
+                    return
+        if seg.remaining > 0:
+            raise ShortBody(f"short body at byte {seg.pos} (wanted up to {seg.end - 1})")
+
+
+tune_malloc_for_streaming()
+DOWNLOADER = HttpDownloader()
+
+__all__ = ["DOWNLOADER", "HttpDownloader", "preferred_filename"]

@@ -1,0 +1,151 @@
+"""Resume state of a segmented HTTP download, kept beside the .part file.
+
+The state lists segments as [start, pos, end): bytes start..pos are on disk.
+It is written atomically (temp file + rename) about once a second and when the
+download stops, and always *after* the data it describes was written, so a
+kill -9 at any moment leaves a state that under-claims, never over-claims.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(slots=True)
+class Segment:
+    start: int
+    pos: int
+    end: int  # exclusive
+    owned: bool = False
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.end - self.pos)
+
+
+@dataclass(slots=True)
+class RemoteIdentity:
+    """What identifies the remote file: a resume continues only if it matches."""
+
+    url: str
+    size: int
+    etag: str | None
+    last_modified: str | None
+
+    def matches(self, other: RemoteIdentity) -> bool:
+        if self.size != other.size:
+            return False
+        if self.etag and other.etag:
+            return self.etag == other.etag
+        if self.last_modified and other.last_modified:
+            return self.last_modified == other.last_modified
+        return not (self.etag or other.etag or self.last_modified or other.last_modified)
+
+    @property
+    def if_range(self) -> str | None:
+        """A strong validator for If-Range (weak ETags are not allowed there)."""
+        if self.etag and not self.etag.startswith("W/"):
+            return self.etag
+        return self.last_modified
+
+
+@dataclass(slots=True)
+class SegmentPlan:
+    """The segments of one download and the work-stealing policy over them."""
+
+    size: int
+    segments: list[Segment] = field(default_factory=list)
+    min_split: int = 1 << 20
+
+    @classmethod
+    def fresh(cls, size: int, parts: int, min_split: int = 1 << 20) -> SegmentPlan:
+        parts = max(1, min(parts, size // min_split or 1))
+        step = size // parts
+        bounds = [i * step for i in range(parts)] + [size]
+        segments = [Segment(bounds[i], bounds[i], bounds[i + 1]) for i in range(parts)]
+        return cls(size=size, segments=segments, min_split=min_split)
+
+    @property
+    def done_bytes(self) -> int:
+        return sum(s.pos - s.start for s in self.segments)
+
+    @property
+    def complete(self) -> bool:
+        return all(s.remaining == 0 for s in self.segments)
+
+    def take(self) -> Segment | None:
+        """An unowned segment with work left, else half of the busiest one (work stealing)."""
+        for seg in self.segments:
+            if not seg.owned and seg.remaining > 0:
+                seg.owned = True
+                return seg
+        victim = max((s for s in self.segments if s.owned), key=lambda s: s.remaining, default=None)
+        if victim is None or victim.remaining < 2 * self.min_split:
+            return None
+        mid = victim.pos + victim.remaining // 2
+        mid -= mid % (64 * 1024) if mid - victim.pos > 64 * 1024 else 0
+        stolen = Segment(mid, mid, victim.end, owned=True)
+        victim.end = mid
+        self.segments.append(stolen)
+        return stolen
+
+    def release(self, seg: Segment) -> None:
+        seg.owned = False
+
+    def compact(self) -> None:
+        """Merge finished neighbours so the state file stays small."""
+        ordered = sorted(self.segments, key=lambda s: s.start)
+        merged: list[Segment] = []
+        for seg in ordered:
+            prev = merged[-1] if merged else None
+            if prev and prev.remaining == 0 and not prev.owned and not seg.owned and prev.end == seg.start:
+                prev.pos = seg.pos
+                prev.end = seg.end
+            else:
+                merged.append(seg)
+        self.segments = merged
+
+
+def save_state(path: Path, identity: RemoteIdentity, plan: SegmentPlan) -> None:
+    data = {
+        "version": 1,
+        "url": identity.url,
+        "size": identity.size,
+        "etag": identity.etag,
+        "last_modified": identity.last_modified,
+        "segments": [[s.start, s.pos, s.end] for s in sorted(plan.segments, key=lambda s: s.start)],
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def load_state(path: Path) -> tuple[RemoteIdentity, SegmentPlan] | None:
+    """The saved state, or None if missing or unreadable (then the download starts over)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        identity = RemoteIdentity(
+            url=str(data["url"]), size=int(data["size"]), etag=data.get("etag"),
+            last_modified=data.get("last_modified"),
+        )
+        segments = [Segment(int(a), int(b), int(c)) for a, b, c in data["segments"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    covered = sorted(segments, key=lambda s: s.start)
+    cursor = 0
+    for seg in covered:  # segments must tile [0, size) exactly
+        if seg.start != cursor or not seg.start <= seg.pos <= seg.end:
+            return None
+        cursor = seg.end
+    if cursor != identity.size:
+        return None
+    return identity, SegmentPlan(size=identity.size, segments=covered)
+
+
+def discard_state(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()

@@ -1,0 +1,595 @@
+"""The engine: tasks, their lifecycle, scheduling, progress and persistence.
+
+One Engine per process. Every public method is async and safe to call from the
+API or the TUI while downloads run. Downloads are asyncio tasks; stopping one
+is cancellation, and the downloader leaves its files resumable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import time
+from collections import defaultdict, deque
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from core.config import Config
+from core.detect import guess_kind
+from core.downloaders import get_downloader
+from core.downloaders.base import DownloadContext, DownloadSettings, describe_error
+from core.downloaders.http_clients import HttpClients, normalize_proxy
+from core.downloaders.paths import temp_paths
+from core.errors import DownloadError, IllegalTransition, InvalidInput, TaskNotFound, WrongKind
+from core.events import EventBus, EventType, Subscription
+from core.models import (
+    ACTIVE_STATUSES,
+    EngineStats,
+    LogLine,
+    Task,
+    TaskKind,
+    TaskOptions,
+    TaskPage,
+    TaskSpec,
+    TaskStatus,
+    can_transition,
+)
+from core.naming import name_from_url, resolve_folder, sanitize_folder, sanitize_name, unique_path
+from core.ratelimit import RateLimiter
+from core.scheduler import Scheduler, StopReason, TaskRun
+from core.store.db import open_database
+from core.store.repo import TaskFilter, TaskRepo
+
+log = logging.getLogger("fetchdeck.engine")
+
+PROGRESS_INTERVAL = 0.25  # ≤ 4 progress events per task per second
+FLUSH_EVERY_TICKS = 4  # progress to the store about once a second
+LOG_LINES_IN_MEMORY = 500
+MAX_BATCH = 100_000
+
+
+def validate_url(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    text = (url or "").strip()
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # raises on a bad port
+    except ValueError as exc:
+        raise InvalidInput(f"invalid URL {url!r}: {exc}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"invalid URL {url!r}: only http:// and https:// URLs with a host are accepted")
+    if any(c in text for c in "\r\n\x00 "):
+        raise InvalidInput(f"invalid URL {url!r}: contains spaces or control characters")
+    return text
+
+
+class Engine:
+    def __init__(
+        self,
+        database: Path,
+        config: Config,
+        *,
+        run_queued: bool = True,
+        shutdown_status: TaskStatus = TaskStatus.WAITING,
+    ) -> None:
+        """run_queued=False: only run tasks this engine was explicitly asked to
+        start (the one-shot `fetchdeck get`), never the rest of the queue."""
+        self.database = database
+        self.config = config
+        self.download_root = config.download.download_dir.expanduser().resolve()
+        self.allowed_roots = tuple(Path(p).expanduser().resolve() for p in config.download.allowed_roots)
+        self.bus = EventBus()
+        self.clients = HttpClients(read_timeout=config.download.read_timeout)
+        self.limiter = RateLimiter(config.download.speed_limit_bytes)
+        self.scheduler = Scheduler(config.download.max_concurrent)
+        self._run_queued = run_queued
+        self._claimed: set[int] = set()
+        self._shutdown_status = shutdown_status
+        self._repo: TaskRepo | None = None
+        self._loops: list[asyncio.Task[None]] = []
+        self._pending_logs: list[tuple[int, float, str]] = []
+        self._recent_logs: dict[int, deque[LogLine]] = defaultdict(lambda: deque(maxlen=LOG_LINES_IN_MEMORY))
+        self._closing = False
+        self._db_lock = asyncio.Lock()
+
+    # ---- lifecycle -------------------------------------------------------
+    async def open(self) -> Engine:
+        self.download_root.mkdir(parents=True, exist_ok=True)
+        conn = await open_database(self.database)
+        self._repo = TaskRepo(conn)
+        if self._run_queued:
+            # Start-up recovery: whatever was downloading when we died resumes.
+            recovered = await self.repo.set_status_where(TaskStatus.DOWNLOADING, TaskStatus.WAITING)
+            if recovered:
+                log.info("recovered %d interrupted task(s)", recovered)
+        self._loops = [
+            asyncio.create_task(self._schedule_loop(), name="fetchdeck-scheduler"),
+            asyncio.create_task(self._tick_loop(), name="fetchdeck-ticker"),
+        ]
+        self.scheduler.poke()
+        return self
+
+    async def close(self) -> None:
+        """Stop running downloads (left resumable), flush, close the store."""
+        if self._closing:
+            return
+        self._closing = True
+        for loop in self._loops:
+            loop.cancel()
+        for loop in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+        runs = list(self.scheduler.runs.values())
+        for run in runs:
+            await self._cancel_run(run, StopReason.SHUTDOWN)
+        await self._flush()
+        await self.clients.aclose()
+        self.bus.close_all()
+        if self._repo is not None:
+            await self._repo.conn.close()
+            self._repo = None
+
+    async def __aenter__(self) -> Engine:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def repo(self) -> TaskRepo:
+        if self._repo is None:
+            raise RuntimeError("engine is not open")
+        return self._repo
+
+    # ---- queries ---------------------------------------------------------
+    def _live(self, task: Task) -> Task:
+        run = self.scheduler.runs.get(task.id)
+        return run.task.copy() if run else task
+
+    async def get(self, task_id: int) -> Task:
+        run = self.scheduler.runs.get(task_id)
+        if run:
+            return run.task.copy()
+        task = await self.repo.get(task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        return task
+
+    async def list(
+        self, page: int = 1, size: int = 50, flt: TaskFilter | None = None
+    ) -> TaskPage:
+        page = max(1, page)
+        size = max(1, min(size, 10_000))
+        items, total = await self.repo.list((page - 1) * size, size, flt or TaskFilter())
+        return TaskPage(items=[self._live(t) for t in items], total=total, page=page, size=size)
+
+    async def active(self) -> list[Task]:
+        page = await self.list(
+            1, 10_000, TaskFilter(statuses=frozenset(ACTIVE_STATUSES), newest_first=False)
+        )
+        return page.items
+
+    async def folders(self) -> list[str]:
+        return await self.repo.folders()
+
+    async def find(self, url: str, folder: str = "") -> Task | None:
+        """The newest task for this URL and folder (for `get` re-runs)."""
+        items, _ = await self.repo.list(0, 50, TaskFilter(text=url))
+        for task in items:
+            if task.url == url and task.folder == folder:
+                return self._live(task)
+        return None
+
+    async def logs(self, task_id: int) -> list[LogLine]:
+        await self.get(task_id)  # raises TaskNotFound
+        await self._flush_logs()
+        return await self.repo.logs(task_id)
+
+    async def stats(self) -> EngineStats:
+        counts = await self.repo.count_by_status()
+        speed = sum(r.task.speed for r in self.scheduler.runs.values())
+        return EngineStats(
+            total=sum(counts.values()),
+            waiting=counts[TaskStatus.WAITING],
+            downloading=counts[TaskStatus.DOWNLOADING],
+            success=counts[TaskStatus.SUCCESS],
+            failed=counts[TaskStatus.FAILED],
+            stopped=counts[TaskStatus.STOPPED],
+            speed=speed,
+        )
+
+    def subscribe(self, after_seq: int | None = None) -> Subscription:
+        return self.bus.subscribe(after_seq)
+
+    # ---- commands --------------------------------------------------------
+    async def create(self, specs: Sequence[TaskSpec], start: bool = True) -> list[Task]:
+        """Validate and store new tasks in one transaction; queue them if start."""
+        if not specs:
+            raise InvalidInput("no tasks given")
+        if len(specs) > MAX_BATCH:
+            raise InvalidInput(f"at most {MAX_BATCH} tasks per request")
+        now = time.time()
+        tasks: list[Task] = []
+        for spec in specs:
+            url = validate_url(spec.url)
+            kind = spec.kind or guess_kind(url)
+            options = spec.options
+            if spec.kind is None and not options.auto_kind:
+                options = options.model_copy(update={"auto_kind": True})
+            if options.proxy:
+                normalize_proxy(options.proxy)  # raises InvalidInput
+            folder = self._check_folder(spec.folder)
+            name = sanitize_name(spec.name) if spec.name and spec.name.strip() else ""
+            tasks.append(
+                Task(
+                    id=0,
+                    kind=kind,
+                    url=url,
+                    name=name or name_from_url(url),
+                    folder=folder,
+                    headers=spec.headers,
+                    status=TaskStatus.WAITING if start else TaskStatus.STOPPED,
+                    options=options if name else options.model_copy(update={"auto_name": True}),
+                    is_live=spec.is_live,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        async with self._db_lock:
+            await self.repo.insert_many(tasks)
+        ids = [t.id for t in tasks]
+        if start:
+            self._claimed.update(ids)
+        self.bus.publish(EventType.CREATE, {"ids": ids, "count": len(ids)})
+        self.scheduler.poke()
+        return tasks
+
+    def _check_folder(self, folder: str | None) -> str:
+        if not folder:
+            return ""
+        if Path(folder).is_absolute():
+            resolve_folder(self.download_root, folder, self.allowed_roots)  # raises if outside
+            return str(Path(folder).resolve())
+        return sanitize_folder(folder)
+
+    async def start(self, task_id: int, folder: str | None = None, delete_segments: bool | None = None) -> Task:
+        task = await self.get(task_id)
+        if task.status == TaskStatus.DOWNLOADING:
+            raise IllegalTransition(f"task {task_id} is already downloading")
+        self._claimed.add(task_id)
+        if task.status == TaskStatus.WAITING and folder is None and delete_segments is None:
+            self.scheduler.poke()
+            return task
+        changes: dict[str, Any] = {"status": TaskStatus.WAITING, "error": None}
+        if folder is not None and self._check_folder(folder) != task.folder:
+            changes["folder"] = self._check_folder(folder)
+            changes["file"] = None
+            changes["downloaded"] = 0
+        if delete_segments is not None:
+            changes["options"] = task.options.model_copy(update={"delete_segments": delete_segments})
+        if task.status == TaskStatus.SUCCESS:
+            # Download again: a fresh file next to the old one.
+            changes.update(file=None, downloaded=0, segments_done=0)
+        await self._write(task_id, changes)
+        self.scheduler.poke()
+        return await self.get(task_id)
+
+    async def stop(self, task_id: int) -> Task:
+        task = await self.get(task_id)
+        run = self.scheduler.runs.get(task_id)
+        if run is not None:
+            await self._cancel_run(run, StopReason.STOP)
+        elif task.status in (TaskStatus.WAITING, TaskStatus.FAILED):
+            await self._set_status(task, TaskStatus.STOPPED)
+        elif task.status != TaskStatus.STOPPED:
+            raise IllegalTransition(f"task {task_id} is {task.status.value}; only active tasks can be stopped")
+        self._claimed.discard(task_id)
+        return await self.get(task_id)
+
+    async def delete(self, task_id: int, files: bool = False) -> None:
+        task = await self.get(task_id)
+        run = self.scheduler.runs.get(task_id)
+        if run is not None:
+            await self._cancel_run(run, StopReason.DELETE)
+            task = run.task
+        async with self._db_lock:
+            await self.repo.delete(task_id)
+        self._recent_logs.pop(task_id, None)
+        self._claimed.discard(task_id)
+        if task.file:
+            final = Path(task.file)
+            victims = list(temp_paths(final))
+            if files:
+                victims.append(final)
+            for victim in victims:
+                with contextlib.suppress(OSError):
+                    if victim.is_dir():
+                        shutil.rmtree(victim)
+                    elif victim.exists():
+                        victim.unlink()
+        self.bus.publish(EventType.DELETE, {"id": task_id}, task_id)
+
+    async def update(self, task_id: int, **changes: Any) -> Task:
+        """Change name, url, headers, folder, is_live, kind or options."""
+        allowed = {"name", "url", "headers", "folder", "is_live", "kind", "options"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise InvalidInput(f"cannot update {', '.join(sorted(unknown))}")
+        task = await self.get(task_id)
+        values = {k: v for k, v in changes.items() if v is not None}
+        if not values:
+            return task
+        if task.status == TaskStatus.DOWNLOADING and set(values) & {"url", "kind", "folder"}:
+            raise IllegalTransition("stop the task before changing its url, type or folder")
+        if "url" in values:
+            values["url"] = validate_url(values["url"])
+        if "folder" in values:
+            values["folder"] = self._check_folder(values["folder"])
+        if "name" in values:
+            values["name"] = sanitize_name(values["name"])
+            if task.options.auto_name:
+                values["options"] = values.get("options", task.options).model_copy(update={"auto_name": False})
+            if not task.downloaded and task.status != TaskStatus.SUCCESS:
+                values["file"] = None  # not started: the new name becomes the file name
+        if "kind" in values:
+            values["kind"] = TaskKind(values["kind"])
+        if "options" in values and not isinstance(values["options"], TaskOptions):
+            raise InvalidInput("options must be TaskOptions")
+        await self._write(task_id, values)
+        self.bus.publish(EventType.UPDATE, {"id": task_id}, task_id)
+        return await self.get(task_id)
+
+    async def set_status(self, ids: Iterable[int], status: TaskStatus) -> list[Task]:
+        """Bulk start (→ waiting) or stop (→ stopped)."""
+        if status not in (TaskStatus.WAITING, TaskStatus.STOPPED):
+            raise InvalidInput("status can only be set to waiting (start) or stopped (stop)")
+        out = []
+        for task_id in ids:
+            out.append(await (self.start(task_id) if status == TaskStatus.WAITING else self.stop(task_id)))
+        return out
+
+    def set_max_concurrent(self, value: int) -> None:
+        self.scheduler.set_max_concurrent(value)
+
+    def set_speed_limit(self, rate: int | None) -> None:
+        self.limiter.set_rate(rate)
+
+    async def wait_finished(self, ids: Iterable[int], poll: float = 0.2) -> list[Task]:
+        """Wait until none of these tasks is waiting or downloading."""
+        wanted = list(ids)
+        sub = self.subscribe()
+        try:
+            while True:
+                tasks = [await self.get(i) for i in wanted]
+                if all(t.status not in ACTIVE_STATUSES for t in tasks):
+                    return tasks
+                await sub.get(timeout=poll)
+        finally:
+            sub.close()
+
+    # ---- logging ---------------------------------------------------------
+    def task_log(self, task_id: int, text: str) -> None:
+        now = time.time()
+        self._pending_logs.append((task_id, now, text))
+        self._recent_logs[task_id].append(LogLine(ts=now, text=text))
+        log.debug("task %s: %s", task_id, text)
+
+    # ---- internals -------------------------------------------------------
+    async def _write(self, task_id: int, values: dict[str, Any]) -> None:
+        async with self._db_lock:
+            await self.repo.update_fields(task_id, **values)
+        run = self.scheduler.runs.get(task_id)
+        if run:
+            for key, value in values.items():
+                setattr(run.task, key, value)
+
+    async def _set_status(self, task: Task, status: TaskStatus, **extra: Any) -> None:
+        if not can_transition(task.status, status):
+            raise IllegalTransition(f"task {task.id}: {task.status.value} → {status.value} is not allowed")
+        task.status = status
+        values: dict[str, Any] = {"status": status, **extra}
+        if task.id in self.scheduler.runs:
+            t = self.scheduler.runs[task.id].task
+            values.update(
+                downloaded=t.downloaded, total=t.total, segments_done=t.segments_done,
+                segments_total=t.segments_total,
+            )
+        await self._write(task.id, values)
+
+    async def _schedule_loop(self) -> None:
+        while True:
+            await self.scheduler.wakeup.wait()
+            self.scheduler.wakeup.clear()
+            try:
+                await self._fill_slots()
+            except Exception:
+                log.exception("scheduler error")
+
+    async def _fill_slots(self) -> None:
+        free = self.scheduler.free_slots
+        if free <= 0 or self._closing:
+            return
+        candidates = await self.repo.ids_with_status(
+            TaskStatus.WAITING, limit=free + len(self.scheduler.runs) + 64 if self._run_queued else -1
+        )
+        for task_id in candidates:
+            if self.scheduler.free_slots <= 0:
+                break
+            if task_id in self.scheduler.runs or (not self._run_queued and task_id not in self._claimed):
+                continue
+            task = await self.repo.get(task_id)
+            if task is None or task.status != TaskStatus.WAITING:
+                continue
+            await self._launch(task)
+
+    async def _launch(self, task: Task) -> None:
+        run = TaskRun(task=task)
+        task.error = None
+        task.speed, task.eta = 0.0, None
+        self.scheduler.runs[task.id] = run
+        await self._set_status(task, TaskStatus.DOWNLOADING, error=None)
+        self.bus.publish(EventType.START, {"id": task.id}, task.id)
+        run.handle = asyncio.create_task(self._execute(run), name=f"fetchdeck-task-{task.id}")
+
+    async def _cancel_run(self, run: TaskRun, reason: StopReason) -> None:
+        run.stop_reason = reason
+        if run.handle and not run.handle.done():
+            run.handle.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await run.handle
+
+    def _context(self, run: TaskRun, folder: Path) -> DownloadContext:
+        task = run.task
+        settings = DownloadSettings(
+            retries=self.config.download.retries,
+            connections=task.options.connections or self.config.download.connections,
+            segment_threads=task.options.segment_threads or self.config.download.segment_threads,
+            proxy=self.config.download.proxy or None,
+            read_timeout=self.config.download.read_timeout,
+        )
+
+        async def claim_output(filename: str) -> Path:
+            if task.file:
+                return Path(task.file)
+            in_use = await self.repo.files_in_use()
+            in_use.update(r.task.file for r in self.scheduler.runs.values() if r.task.file)
+            path = unique_path(folder, filename, taken=lambda p: str(p) in in_use)
+            values: dict[str, Any] = {"file": str(path)}
+            if task.options.auto_name:
+                values["name"] = path.name
+            await self._write(task.id, values)
+            self.bus.publish(EventType.UPDATE, {"id": task.id}, task.id)
+            return path
+
+        return DownloadContext(
+            task=task,
+            folder=folder,
+            clients=self.clients,
+            progress=run,
+            log=lambda text: self.task_log(task.id, text),
+            limiter=self.limiter,
+            settings=settings,
+            claim_output=claim_output,
+        )
+
+    async def _execute(self, run: TaskRun) -> None:
+        task = run.task
+        try:
+            for _attempt in range(3):  # a WrongKind correction may switch downloaders
+                try:
+                    folder = resolve_folder(self.download_root, task.folder or None, self.allowed_roots)
+                    folder.mkdir(parents=True, exist_ok=True)
+                    self.task_log(task.id, f"start {task.kind.value} download: {task.url}")
+                    path = await get_downloader(task.kind).run(task, self._context(run, folder))
+                    break
+                except WrongKind as exc:
+                    if not task.options.auto_kind or exc.kind == task.kind:
+                        raise
+                    self.task_log(task.id, f"switching to {exc.kind.value}: {exc}")
+                    await self._write(task.id, {"kind": exc.kind})
+            else:
+                raise DownloadError("the download type kept changing")
+        except asyncio.CancelledError:
+            await self._finish_cancelled(run)
+            return
+        except Exception as exc:
+            reason = describe_error(exc)
+            if not isinstance(exc, DownloadError | OSError):
+                log.exception("task %s crashed", task.id)
+            self.task_log(task.id, f"failed: {reason}")
+            await self._finish(run, TaskStatus.FAILED, error=reason)
+            self.bus.publish(EventType.FAILED, {"id": task.id, "error": reason}, task.id)
+            return
+        if task.total is None or task.total < task.downloaded:
+            task.total = task.downloaded
+        self.task_log(task.id, f"done: {path}")
+        await self._finish(run, TaskStatus.SUCCESS, file=str(path), error=None)
+        self.bus.publish(EventType.SUCCESS, {"id": task.id}, task.id)
+
+    async def _finish_cancelled(self, run: TaskRun) -> None:
+        task = run.task
+        reason = run.stop_reason or StopReason.SHUTDOWN
+        if reason is StopReason.DELETE:
+            self.scheduler.runs.pop(task.id, None)
+            return
+        if reason is StopReason.STOP:
+            self.task_log(task.id, "stopped")
+            await self._finish(run, TaskStatus.STOPPED)
+            self.bus.publish(EventType.STOP, {"id": task.id}, task.id)
+        elif reason is StopReason.RESTART:
+            await self._finish(run, TaskStatus.WAITING)
+        else:
+            self.task_log(task.id, "interrupted by shutdown; will resume")
+            await self._finish(run, self._shutdown_status)
+
+    async def _finish(self, run: TaskRun, status: TaskStatus, **extra: Any) -> None:
+        task = run.task
+        task.speed, task.eta = 0.0, None
+        try:
+            await self._set_status(task, status, **extra)
+        finally:
+            self.scheduler.runs.pop(task.id, None)
+            self.scheduler.poke()
+        await self._flush_logs()
+
+    async def _tick_loop(self) -> None:
+        tick = 0
+        while True:
+            await asyncio.sleep(PROGRESS_INTERVAL)
+            tick += 1
+            try:
+                self._publish_progress()
+                if tick % FLUSH_EVERY_TICKS == 0:
+                    await self._flush()
+            except Exception:
+                log.exception("progress ticker error")
+
+    def _publish_progress(self) -> None:
+        for run in list(self.scheduler.runs.values()):
+            task = run.task
+            run.sample()
+            if task.downloaded == run.emitted_downloaded and task.segments_done == run.emitted_segments:
+                continue
+            run.emitted_downloaded = task.downloaded
+            run.emitted_segments = task.segments_done
+            self.bus.publish(EventType.PROGRESS, progress_payload(task), task.id)
+
+    async def _flush(self) -> None:
+        """Write progress of all running tasks (and pending logs) in one transaction."""
+        changes = []
+        for run in list(self.scheduler.runs.values()):
+            t = run.task
+            if t.downloaded != run.flushed_downloaded:
+                run.flushed_downloaded = t.downloaded
+                changes.append((t.id, {"downloaded": t.downloaded, "total": t.total,
+                                       "segments_done": t.segments_done,
+                                       "segments_total": t.segments_total}))
+        if changes and self._repo is not None:
+            async with self._db_lock:
+                await self.repo.update_many(changes)
+        await self._flush_logs()
+
+    async def _flush_logs(self) -> None:
+        if self._pending_logs and self._repo is not None:
+            lines, self._pending_logs = self._pending_logs, []
+            async with self._db_lock:
+                await self.repo.append_logs(lines)
+
+
+def progress_payload(task: Task) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "downloaded": task.downloaded,
+        "total": task.total,
+        "speed": round(task.speed, 1),
+        "eta": None if task.eta is None else round(task.eta, 1),
+        "percent": round(task.percent, 2),
+        "segmentsDone": task.segments_done,
+        "segmentsTotal": task.segments_total,
+    }
+
+

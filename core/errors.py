@@ -1,0 +1,73 @@
+"""Every exception fetchdeck raises on purpose, in one tree.
+
+FetchdeckError
+├── InvalidInput          a client asked for something malformed (→ 4xx)
+├── TaskNotFound          no task with that id (→ 404)
+├── IllegalTransition     the status machine forbids it (→ 409)
+└── DownloadError         a download failed; str() is the readable reason
+    ├── HttpStatusError   the server answered an error status
+    ├── RemoteChanged     the remote file changed under a resume
+    ├── NoSpaceLeft       the disk is full
+    ├── UnsupportedMedia  e.g. SAMPLE-AES, unknown key method
+    └── WrongKind         the response shows another kind (e.g. an HLS playlist)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.models import TaskKind
+
+
+class FetchdeckError(Exception):
+    """Base of all fetchdeck errors."""
+
+
+class InvalidInput(FetchdeckError, ValueError):
+    pass
+
+
+class TaskNotFound(FetchdeckError, LookupError):
+    def __init__(self, task_id: int) -> None:
+        super().__init__(f"no task with id {task_id}")
+        self.task_id = task_id
+
+
+class IllegalTransition(FetchdeckError):
+    pass
+
+
+class DownloadError(FetchdeckError):
+    """A download failed; the message is what the user reads."""
+
+    retryable: bool = False
+
+
+class HttpStatusError(DownloadError):
+    def __init__(self, status: int, reason: str, url: str = "", retry_after: float | None = None) -> None:
+        super().__init__(f"HTTP {status} {reason}".rstrip())
+        self.status = status
+        self.reason = reason
+        self.url = url
+        self.retry_after = retry_after  # seconds the server asked us to wait (429/503)
+        self.retryable = status >= 500 or status in (408, 429)
+
+
+class RemoteChanged(DownloadError):
+    retryable = True
+
+
+class NoSpaceLeft(DownloadError):
+    def __init__(self, path: str = "") -> None:
+        super().__init__(f"no space left on device{f' writing {path}' if path else ''}")
+
+
+class UnsupportedMedia(DownloadError):
+    pass
+
+
+class WrongKind(DownloadError):
+    def __init__(self, kind: TaskKind, why: str) -> None:
+        super().__init__(f"this is a {kind.value} download: {why}")
+        self.kind = kind

@@ -1,0 +1,210 @@
+"""The task model shared by every layer: kinds, statuses, options, tasks.
+
+Everything that crosses a boundary (engine ↔ server ↔ tui) is one of these
+types, never a loose dict.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.errors import InvalidInput
+
+
+class TaskKind(StrEnum):
+    HTTP = "http"
+    HLS = "hls"
+    YTDLP = "ytdlp"
+
+
+# API type names (MediaGo, SaveAny-Bot, Downie...) → the kind that runs them.
+KIND_ALIASES: dict[str, TaskKind] = {
+    "http": TaskKind.HTTP,
+    "direct": TaskKind.HTTP,
+    "directlinks": TaskKind.HTTP,
+    "file": TaskKind.HTTP,
+    "hls": TaskKind.HLS,
+    "m3u8": TaskKind.HLS,
+    "ytdlp": TaskKind.YTDLP,
+    "yt-dlp": TaskKind.YTDLP,
+    "youtube": TaskKind.YTDLP,
+    "bilibili": TaskKind.YTDLP,
+}
+
+
+def parse_kind(name: str) -> TaskKind:
+    """Map an API type name onto a kind; raise InvalidInput for unknown names."""
+    try:
+        return KIND_ALIASES[name.strip().lower()]
+    except KeyError:
+        known = ", ".join(sorted(KIND_ALIASES))
+        raise InvalidInput(f"unknown task type {name!r} (known: {known})") from None
+
+
+class TaskStatus(StrEnum):
+    WAITING = "waiting"
+    DOWNLOADING = "downloading"
+    SUCCESS = "success"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+ACTIVE_STATUSES = frozenset({TaskStatus.WAITING, TaskStatus.DOWNLOADING})
+FINAL_STATUSES = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.STOPPED})
+
+# The status machine. Restarting a finished task (success → waiting) is allowed
+# so "download again" works; everything else follows DESIGN.md.
+ALLOWED_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.WAITING: frozenset({TaskStatus.DOWNLOADING, TaskStatus.STOPPED, TaskStatus.FAILED}),
+    TaskStatus.DOWNLOADING: frozenset(
+        {TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.STOPPED, TaskStatus.WAITING}
+    ),
+    TaskStatus.SUCCESS: frozenset({TaskStatus.WAITING}),
+    TaskStatus.FAILED: frozenset({TaskStatus.WAITING, TaskStatus.STOPPED}),
+    TaskStatus.STOPPED: frozenset({TaskStatus.WAITING}),
+}
+
+
+def can_transition(old: TaskStatus, new: TaskStatus) -> bool:
+    return old == new or new in ALLOWED_TRANSITIONS[old]
+
+
+Quality = Literal["best", "2160p", "1440p", "1080p", "720p", "480p", "360p", "worst", "audio"]
+PostProcessing = Literal["none", "audio", "mp4"]
+
+
+class TaskOptions(BaseModel):
+    """Per-task options. Each downloader reads the fields that concern it.
+
+    http: connections, proxy, insecure, speed_limit
+    hls: segment_threads, skip, log_skipped, keep_segments, no_merge,
+         delete_segments, quality (variant choice), use_server_file_time
+    ytdlp: quality, postprocess, cookies, ytdlp_flags, proxy
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    auto_kind: bool = False  # kind was guessed, the response may correct it
+    auto_name: bool = False  # no name given: the downloader's file name becomes the name
+    connections: int | None = Field(default=None, ge=1, le=64)
+    segment_threads: int | None = Field(default=None, ge=1, le=64)
+    proxy: str | None = None
+    insecure: bool = False
+    skip: str | None = None
+    log_skipped: bool = False
+    keep_segments: bool = False
+    no_merge: bool = False
+    delete_segments: bool = True
+    use_server_file_time: bool = False
+    quality: str | None = None
+    postprocess: PostProcessing = "none"
+    cookies: str | None = None
+    ytdlp_flags: list[str] = Field(default_factory=list)
+    debug_log: bool = False
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_defaults=True)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> TaskOptions:
+        return cls.model_validate_json(text) if text else cls()
+
+
+Headers = tuple[tuple[str, str], ...]
+
+
+def parse_header_lines(lines: list[str] | str) -> Headers:
+    """Parse 'Key: Value' lines (a list, or one string with newlines) into ordered pairs."""
+    if isinstance(lines, str):
+        lines = lines.splitlines()
+    pairs: list[tuple[str, str]] = []
+    for raw in lines:
+        line = raw.strip()
+        if not line:
+            continue
+        key, sep, value = line.partition(":")
+        key = key.strip()
+        if not sep or not key or any(c in key for c in " \t\r\n") or not key.isprintable():
+            raise InvalidInput(f"bad header line {raw!r}: expected 'Name: value'")
+        value = value.strip()
+        if any(c in value for c in "\r\n\x00"):
+            raise InvalidInput(f"bad header value for {key!r}: control characters")
+        pairs.append((key, value))
+    return tuple(pairs)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """What a client asks for when creating a task."""
+
+    url: str
+    kind: TaskKind | None = None  # None: guess from the URL
+    name: str | None = None
+    folder: str | None = None  # relative to the download dir, or an allowed absolute path
+    headers: Headers = ()
+    is_live: bool = False
+    options: TaskOptions = field(default_factory=TaskOptions)
+
+
+@dataclass(slots=True)
+class Task:
+    id: int
+    kind: TaskKind
+    url: str
+    name: str
+    folder: str
+    headers: Headers
+    status: TaskStatus
+    options: TaskOptions
+    is_live: bool = False
+    file: str | None = None
+    downloaded: int = 0
+    total: int | None = None
+    speed: float = 0.0
+    eta: float | None = None
+    segments_done: int = 0
+    segments_total: int = 0
+    error: str | None = None
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+
+    @property
+    def percent(self) -> float:
+        if self.status == TaskStatus.SUCCESS:
+            return 100.0
+        if not self.total:
+            return 0.0
+        return min(100.0, 100.0 * self.downloaded / self.total)
+
+    def copy(self) -> Task:
+        return replace(self)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    items: list[Task]
+    total: int
+    page: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    total: int
+    waiting: int
+    downloading: int
+    success: int
+    failed: int
+    stopped: int
+    speed: float  # bytes/s over all running tasks
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    ts: float
+    text: str

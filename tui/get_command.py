@@ -1,0 +1,142 @@
+"""`fetchdeck get`: one-shot downloads with the engine in this process.
+
+Re-running it with the same URL and download dir resumes the unfinished
+download (like `aria2c -c`); a finished one is reported, not fetched again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from core.config import Config
+from core.engine import Engine
+from core.events import EventType
+from core.models import Task, TaskKind, TaskSpec, TaskStatus
+
+
+@dataclass(frozen=True, slots=True)
+class GetRequest:
+    urls: tuple[str, ...]
+    kind: TaskKind | None
+    name: str | None
+    specs_options: dict[str, object]
+    headers: tuple[tuple[str, str], ...]
+
+
+async def run_get(database: Path, config: Config, request: GetRequest, err: Console) -> int:
+    """Download every URL; return the process exit code."""
+    engine = Engine(database, config, run_queued=False, shutdown_status=TaskStatus.STOPPED)
+    await engine.open()
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, interrupted.set)
+    try:
+        ids, done = await _queue(engine, request, err)
+        if ids:
+            waiter = asyncio.create_task(_show_progress(engine, ids, err))
+            stopper = asyncio.create_task(interrupted.wait())
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if interrupted.is_set():
+                waiter.cancel()
+                err.print("interrupted: downloads stopped, run the same command again to resume")
+                return 130
+            done.extend(await waiter)
+    finally:
+        await engine.close()
+    return _report(done, err)
+
+
+async def _queue(engine: Engine, request: GetRequest, err: Console) -> tuple[list[int], list[Task]]:
+    from core.models import TaskOptions
+
+    options = TaskOptions(**request.specs_options)  # type: ignore[arg-type]
+    ids: list[int] = []
+    already: list[Task] = []
+    for url in request.urls:
+        existing = await engine.find(url.strip())
+        if existing is not None and existing.status == TaskStatus.SUCCESS and existing.file:
+            if Path(existing.file).exists():
+                already.append(existing)
+                continue
+        if existing is not None and existing.status != TaskStatus.SUCCESS:
+            if existing.status != TaskStatus.DOWNLOADING:
+                await engine.start(existing.id)
+            ids.append(existing.id)
+            continue
+        spec = TaskSpec(url=url, kind=request.kind, name=request.name, headers=request.headers, options=options)
+        (task,) = await engine.create([spec], start=True)
+        ids.append(task.id)
+    return ids, already
+
+
+async def _show_progress(engine: Engine, ids: list[int], err: Console) -> list[Task]:
+    if not err.is_terminal:
+        return await engine.wait_finished(ids)
+    columns = (
+        TextColumn("{task.description}", style="bold"),
+        BarColumn(bar_width=None),
+        TextColumn("{task.percentage:>5.1f}%"),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    rows: dict[int, TaskID] = {}
+    sub = engine.subscribe()
+    try:
+        with Progress(*columns, console=err, transient=False, refresh_per_second=8) as bar:
+            for task_id in ids:
+                task = await engine.get(task_id)
+                rows[task_id] = bar.add_task(_label(task), total=task.total, completed=task.downloaded)
+            remaining = set(ids)
+            while remaining:
+                event = await sub.get(timeout=0.5)
+                if event is None:
+                    if sub.closed:
+                        break
+                    continue
+                if event.task_id not in rows:
+                    continue
+                task = await engine.get(event.task_id)
+                bar.update(rows[task.id], description=_label(task), total=task.total, completed=task.downloaded)
+                if event.type in (EventType.SUCCESS, EventType.FAILED, EventType.STOP):
+                    remaining.discard(task.id)
+    finally:
+        sub.close()
+    return [await engine.get(i) for i in ids]
+
+
+def _label(task: Task) -> str:
+    name = task.name if len(task.name) <= 40 else task.name[:37] + "..."
+    return name
+
+
+def _report(tasks: list[Task], err: Console) -> int:
+    failures = 0
+    for task in tasks:
+        if task.status == TaskStatus.SUCCESS:
+            sys.stdout.write(f"{task.file}\n")
+        else:
+            failures += 1
+            reason = task.error or task.status.value
+            sys.stderr.write(f"fetchdeck: {task.url}: {reason}\n")
+    sys.stdout.flush()
+    return 1 if failures else 0
