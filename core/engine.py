@@ -101,11 +101,11 @@ class Engine:
         self.download_root.mkdir(parents=True, exist_ok=True)
         conn = await open_database(self.database)
         self._repo = TaskRepo(conn)
-        if self._run_queued:
-            # Start-up recovery: whatever was downloading when we died resumes.
-            recovered = await self.repo.set_status_where(TaskStatus.DOWNLOADING, TaskStatus.WAITING)
-            if recovered:
-                log.info("recovered %d interrupted task(s)", recovered)
+        # Start-up recovery: whatever was downloading when the last process died is
+        # queued again (callers hold the data dir lock, so nothing else runs it).
+        recovered = await self.repo.set_status_where(TaskStatus.DOWNLOADING, TaskStatus.WAITING)
+        if recovered:
+            log.info("recovered %d interrupted task(s)", recovered)
         self._loops = [
             asyncio.create_task(self._schedule_loop(), name="fetchdeck-scheduler"),
             asyncio.create_task(self._tick_loop(), name="fetchdeck-ticker"),

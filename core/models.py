@@ -106,6 +106,9 @@ class TaskOptions(BaseModel):
     cookies: str | None = None
     ytdlp_flags: list[str] = Field(default_factory=list)
     debug_log: bool = False
+    # The type name an API client used when creating the task (e.g. "bilibili", "mediago");
+    # API dialects echo it back. None: derive the name from the kind.
+    api_type: str | None = None
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_defaults=True)

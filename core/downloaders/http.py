@@ -42,7 +42,9 @@ from core.errors import DownloadError, HttpStatusError, NoSpaceLeft, RemoteChang
 from core.models import Task, TaskKind
 from core.naming import name_from_content_disposition, name_from_url, sanitize_name
 
-STATE_SAVE_INTERVAL = 1.0
+STATE_SAVE_INTERVAL = 0.5
+IDLE_POLL = 0.5  # a connection without work checks this often for a stalled range to take over
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,8}$")
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
 
 
@@ -69,9 +71,9 @@ def preferred_filename(task: Task, suggested: str | None, content_type: str | No
     if task.options.auto_name:
         return server_name
     name = task.name
-    _, dot, ext = server_name.rpartition(".")
-    if "." not in name and dot and 0 < len(ext) <= 8:
-        name = f"{name}.{ext}"
+    server_ext = _EXTENSION.search(server_name)
+    if server_ext and not _EXTENSION.search(name):
+        name += server_ext.group(0)
     return name
 
 
@@ -234,17 +236,22 @@ class HttpDownloader:
         fd = os.open(part, os.O_WRONLY)
         saver = asyncio.create_task(self._save_periodically(state_file, identity, plan))
         try:
-            workers = [
+            workers = {
                 asyncio.create_task(self._worker(task, ctx, identity, plan, fd, part))
                 for _ in range(connections)
-            ]
+            }
             try:
-                await asyncio.gather(*workers)
-            except BaseException:
+                pending = workers
+                while pending and not plan.complete:
+                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    for finished in done:
+                        finished.result()  # a worker that gave up fails the download
+            finally:
+                # Done, failed or cancelled: a connection still blocked on a stalled
+                # read (its range already taken over) must not hold us up.
                 for w in workers:
                     w.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
-                raise
         finally:
             saver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -288,10 +295,11 @@ class HttpDownloader:
         self, task: Task, ctx: DownloadContext, identity: RemoteIdentity, plan: SegmentPlan, fd: int, part: Path
     ) -> None:
         failures = 0
-        while True:
+        while not plan.complete:
             seg = plan.take()
             if seg is None:
-                return
+                await asyncio.sleep(IDLE_POLL)
+                continue
             try:
                 while seg.remaining > 0:
                     before = seg.pos
@@ -337,7 +345,7 @@ class HttpDownloader:
                     return
                 data = chunk if len(chunk) <= room else memoryview(chunk)[:room]
                 _write_at(fd, data, seg.pos, part)
-                seg.pos += len(data)
+                seg.advance(len(data))
                 progress.add(len(data))
                 if seg.pos >= seg.end:
                     return

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,10 +22,15 @@ class Segment:
     pos: int
     end: int  # exclusive
     owned: bool = False
+    last_progress: float = 0.0  # monotonic time of the owner's last write
 
     @property
     def remaining(self) -> int:
         return max(0, self.end - self.pos)
+
+    def advance(self, nbytes: int) -> None:
+        self.pos += nbytes
+        self.last_progress = time.monotonic()
 
 
 @dataclass(slots=True)
@@ -60,6 +66,7 @@ class SegmentPlan:
     size: int
     segments: list[Segment] = field(default_factory=list)
     min_split: int = 1 << 20
+    stall_after: float = 4.0  # seconds without a byte before a free connection takes over
 
     @classmethod
     def fresh(cls, size: int, parts: int, min_split: int = 1 << 20) -> SegmentPlan:
@@ -77,19 +84,34 @@ class SegmentPlan:
     def complete(self) -> bool:
         return all(s.remaining == 0 for s in self.segments)
 
-    def take(self) -> Segment | None:
-        """An unowned segment with work left, else half of the busiest one (work stealing)."""
+    def take(self, now: float | None = None) -> Segment | None:
+        """Work for a free connection, or None if there is none right now.
+
+        In order: an unowned segment with work left; the whole remainder of a
+        stalled segment (its owner gets nothing more to write); half of the
+        busiest segment (work stealing, so no connection is left with a long tail).
+        """
+        now = time.monotonic() if now is None else now
         for seg in self.segments:
             if not seg.owned and seg.remaining > 0:
                 seg.owned = True
+                seg.last_progress = now
                 return seg
-        victim = max((s for s in self.segments if s.owned), key=lambda s: s.remaining, default=None)
+        busy = [s for s in self.segments if s.owned and s.remaining > 0]
+        stalled = [s for s in busy if now - s.last_progress > self.stall_after]
+        if stalled:
+            victim = max(stalled, key=lambda s: s.remaining)
+            return self._split(victim, victim.pos, now)
+        victim = max(busy, key=lambda s: s.remaining, default=None)
         if victim is None or victim.remaining < 2 * self.min_split:
             return None
         mid = victim.pos + victim.remaining // 2
-        mid -= mid % (64 * 1024) if mid - victim.pos > 64 * 1024 else 0
-        stolen = Segment(mid, mid, victim.end, owned=True)
-        victim.end = mid
+        mid -= mid % (64 * 1024)
+        return self._split(victim, mid, now)
+
+    def _split(self, victim: Segment, at: int, now: float) -> Segment:
+        stolen = Segment(at, at, victim.end, owned=True, last_progress=now)
+        victim.end = at
         self.segments.append(stolen)
         return stolen
 

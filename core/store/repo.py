@@ -28,6 +28,7 @@ class TaskFilter:
     statuses: frozenset[TaskStatus] = frozenset()
     text: str = ""  # substring of name or url
     kinds: frozenset[TaskKind] = frozenset()
+    folders: frozenset[str] = frozenset()  # exact stored folder values
     newest_first: bool = True
 
 
@@ -121,6 +122,9 @@ class TaskRepo:
         if flt.kinds:
             clauses.append(f"kind IN ({','.join('?' * len(flt.kinds))})")
             args.extend(str(k) for k in sorted(flt.kinds))
+        if flt.folders:
+            clauses.append(f"folder IN ({','.join('?' * len(flt.folders))})")
+            args.extend(sorted(flt.folders))
         if flt.text:
             clauses.append("(instr(lower(name), ?) > 0 OR instr(lower(url), ?) > 0)")
             args.extend([flt.text.lower()] * 2)

@@ -1,0 +1,134 @@
+"""Fetching playlists, keys and segments: headers, retries, speed limit, byte ranges.
+
+Every request goes through the task's shared httpx client. A failure that is
+worth retrying (5xx, 429, resets, timeouts, short bodies) is retried with
+backoff; the error that finally escapes names what failed ("segment 17
+(seg_016.ts): HTTP 404 Not Found"), so the task's error tells the user which.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from core.downloaders.base import (
+    DownloadContext,
+    backoff_delay,
+    describe_error,
+    is_retryable,
+    retry_after_seconds,
+)
+from core.downloaders.hls_playlist import ByteRange
+from core.errors import DownloadError, HttpStatusError
+
+
+def short_name(url: str, byterange: ByteRange | None = None) -> str:
+    """The last path component, for messages a user can match to the playlist."""
+    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1]) or url
+    if byterange is not None:
+        name += f" @{byterange.offset}+{byterange.length}"
+    return name
+
+
+@dataclass
+class Fetcher:
+    """GETs playlists, keys and segments with the task's headers, retries and speed limit."""
+
+    ctx: DownloadContext
+    want_mtime: bool = False
+    newest_mtime: float | None = None
+    _warned_no_range: bool = field(default=False, repr=False)
+
+    async def get_text(self, url: str, what: str, retries: int | None = None) -> tuple[str, str]:
+        """A playlist: (text, final URL after redirects)."""
+        body, final_url = await self._get(url, None, what, count=False, retries=retries)
+        return body.decode("utf-8-sig", "replace"), final_url
+
+    async def get_key(self, url: str) -> bytes:
+        return (await self._get(url, None, f"key {short_name(url)}", count=False))[0]
+
+    async def get_segment(self, url: str, byterange: ByteRange | None, what: str) -> bytes:
+        return (await self._get(url, byterange, what, count=True))[0]
+
+    async def _get(
+        self, url: str, byterange: ByteRange | None, what: str, count: bool, retries: int | None = None
+    ) -> tuple[bytes, str]:
+        settings = self.ctx.settings
+        retries = settings.retries if retries is None else retries
+        attempt = 0
+        while True:
+            try:
+                return await self._attempt(url, byterange, what, count)
+            except Exception as exc:
+                if not is_retryable(exc) or attempt >= retries:
+                    raise named_error(exc, what) from exc
+                delay = backoff_delay(attempt, settings, getattr(exc, "retry_after", None))
+                attempt += 1
+                self.ctx.log(f"{what}: {describe_error(exc)}; retry {attempt}/{retries} in {delay:.1f}s")
+                await asyncio.sleep(delay)
+
+    async def _attempt(self, url: str, byterange: ByteRange | None, what: str, count: bool) -> tuple[bytes, str]:
+        ctx = self.ctx
+        headers = ctx.request_headers({"Range": byterange.header} if byterange else None)
+        received = 0
+        async with ctx.client().stream("GET", url, headers=headers) as response:
+            if response.status_code >= 400:
+                error = HttpStatusError(response.status_code, response.reason_phrase, str(response.url))
+                error.retry_after = retry_after_seconds(response)  # type: ignore[attr-defined]
+                raise error
+            chunks: list[bytes] = []
+            try:
+                async for chunk in response.aiter_bytes():
+                    chunks.append(chunk)
+                    received += len(chunk)
+                    if count:
+                        ctx.progress.add(len(chunk))
+                        await ctx.limiter.acquire(len(chunk))
+                expected = response.headers.get("content-length")
+                if expected and "content-encoding" not in response.headers and int(expected) != received:
+                    raise httpx.RemoteProtocolError(f"body truncated: {received} of {expected} bytes")
+            except BaseException:
+                if count:
+                    ctx.progress.add(-received)
+                raise
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            if byterange is not None:
+                body = self._slice(body, response.status_code, byterange, what, count)
+            if self.want_mtime and (stamp := response.headers.get("last-modified")):
+                with contextlib.suppress(TypeError, ValueError, IndexError):
+                    mtime = parsedate_to_datetime(stamp).timestamp()
+                    self.newest_mtime = max(self.newest_mtime or 0.0, mtime)
+            return body, str(response.url)
+
+    def _slice(self, body: bytes, status: int, br: ByteRange, what: str, count: bool) -> bytes:
+        if status == 206:
+            if len(body) != br.length:
+                raise DownloadError(f"{what}: asked for {br.length} bytes, got {len(body)}")
+            return body
+        # The server ignored Range and sent the whole resource: cut our part out of it.
+        if not self._warned_no_range:
+            self._warned_no_range = True
+            self.ctx.log(f"{what}: server ignores Range; fetching whole files for byte-range segments")
+        if len(body) < br.offset + br.length:
+            raise DownloadError(f"{what}: resource has {len(body)} bytes, range ends at {br.offset + br.length}")
+        if count:
+            self.ctx.progress.add(br.length - len(body))
+        return body[br.offset : br.offset + br.length]
+
+
+def named_error(exc: Exception, what: str) -> Exception:
+    """The same failure, its message prefixed with which segment/key/playlist it was."""
+    if isinstance(exc, HttpStatusError):
+        named = HttpStatusError(exc.status, exc.reason, exc.url)
+        named.args = (f"{what}: {exc}",)
+        return named
+    if isinstance(exc, DownloadError) and str(exc).startswith(what):
+        return exc
+    error = DownloadError(f"{what}: {describe_error(exc)}")
+    error.retryable = is_retryable(exc)
+    return error

@@ -1,0 +1,172 @@
+"""Concurrent segment fetching: the worker pool, progress tally, in-order hand-off.
+
+N workers (the task's segment_threads) pull (stream, ordinal, segment) items
+from one queue, fetch, decrypt and store each segment, then announce it in
+`Arrivals`, where an assembler picks segments up strictly in order. Recent
+segments stay in memory (bounded) so the assembler rarely re-reads a file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from core.downloaders.base import ProgressSink
+from core.downloaders.hls_crypto import KeyStore
+from core.downloaders.hls_merge import Stream
+from core.downloaders.hls_playlist import MediaSegment
+from core.downloaders.hls_segments import Fetcher, short_name
+
+MEMORY_BUDGET = 64 * 1024 * 1024  # bytes of finished segments held for the assembler
+
+
+@dataclass(slots=True)
+class Tally:
+    """Bytes and segments done, with a total-bytes estimate for the ETA."""
+
+    progress: ProgressSink
+    total_segments: int = 0
+    done_segments: int = 0
+    done_bytes: int = 0
+    live: bool = False
+
+    def start(self, total: int, done: int, done_bytes: int) -> None:
+        self.total_segments, self.done_segments, self.done_bytes = total, done, done_bytes
+        self.progress.set_downloaded(done_bytes)
+        self.report()
+
+    def add_expected(self, n: int) -> None:
+        self.total_segments += n
+        self.report()
+
+    def segment_done(self, size: int) -> None:
+        self.done_segments += 1
+        self.done_bytes += size
+        self.report()
+
+    def report(self) -> None:
+        self.progress.set_segments(self.done_segments, self.total_segments)
+        if self.live or not self.done_segments:
+            self.progress.set_total(None)
+        else:
+            self.progress.set_total(self.done_bytes * self.total_segments // self.done_segments)
+
+
+class Arrivals:
+    """Finished segments, announced to one in-order consumer."""
+
+    def __init__(self, budget: int = MEMORY_BUDGET) -> None:
+        self._mem: dict[tuple[str, int], bytes] = {}
+        self._mem_bytes = 0
+        self._budget = budget
+        self._changed = asyncio.Event()
+        self.keep_in_memory = True
+        self.failed: set[tuple[str, int]] = set()  # live: segments given up on (gaps)
+
+    def put(self, role: str, seq: int, data: bytes) -> None:
+        if self.keep_in_memory and self._mem_bytes + len(data) <= self._budget:
+            self._mem[(role, seq)] = data
+            self._mem_bytes += len(data)
+        self._changed.set()
+
+    def announce(self) -> None:
+        self._changed.set()
+
+    async def take(self, stream: Stream, seq: int) -> bytes | None:
+        """The segment's bytes once stored (from memory, else its file); None for a gap."""
+        while seq not in stream.store.done:
+            if (stream.role, seq) in self.failed:
+                return None
+            self._changed.clear()
+            await self._changed.wait()
+        data = self._mem.pop((stream.role, seq), None)
+        if data is None:
+            return await asyncio.to_thread(stream.store.read, seq)
+        self._mem_bytes -= len(data)
+        return data
+
+    def drop(self, role: str, seq: int) -> None:
+        data = self._mem.pop((role, seq), None)
+        if data is not None:
+            self._mem_bytes -= len(data)
+
+
+Item = tuple[Stream, int, MediaSegment]
+
+
+class SegmentPool:
+    """Workers that turn queued segment items into complete files."""
+
+    def __init__(self, fetcher: Fetcher, keys: KeyStore, tally: Tally, arrivals: Arrivals, threads: int) -> None:
+        self.fetcher = fetcher
+        self.keys = keys
+        self.tally = tally
+        self.arrivals = arrivals
+        self.threads = max(1, threads)
+        self.queue: asyncio.Queue[Item | None] = asyncio.Queue()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.tolerate_failures = False  # live: a lost segment is a gap, not a failed task
+
+    def start(self, n: int | None = None) -> list[asyncio.Task[None]]:
+        count = self.threads if n is None else max(1, min(self.threads, n))
+        self.tasks = [asyncio.create_task(self._loop(), name=f"hls-segment-{i}") for i in range(count)]
+        return self.tasks
+
+    def put_all(self, items: Iterable[Item]) -> None:
+        for item in items:
+            self.queue.put_nowait(item)
+
+    def close(self) -> None:
+        for _ in self.tasks:
+            self.queue.put_nowait(None)
+
+    async def _loop(self) -> None:
+        while (item := await self.queue.get()) is not None:
+            await self.fetch(*item)
+
+    async def fetch(self, stream: Stream, ordinal: int, seg: MediaSegment) -> None:
+        what = f"{'audio ' if stream.role == 'audio' else ''}segment {ordinal} ({short_name(seg.url, seg.byterange)})"
+        try:
+            data = await self.fetcher.get_segment(seg.url, seg.byterange, what)
+        except Exception as exc:
+            if not self.tolerate_failures:
+                raise
+            self.fetcher.ctx.log(f"{exc}; recording continues without it")
+            self.arrivals.failed.add((stream.role, seg.seq))
+            self.arrivals.announce()
+            return
+        fetched = len(data)
+        if seg.key is not None:
+            data = await self.keys.decrypt(data, seg.key, seg.seq, what)
+            self.fetcher.ctx.progress.add(len(data) - fetched)  # count what is stored
+        stream.store.save(seg.seq, data)
+        self.tally.segment_done(len(data))
+        self.arrivals.put(stream.role, seg.seq, data)
+
+
+async def cancel_all(tasks: Iterable[asyncio.Task[None]]) -> None:
+    tasks = list(tasks)
+    for task in tasks:
+        if not task.done():
+            task.cancel()
+    if tasks:
+        await asyncio.wait(tasks)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # retrieved: no "never retrieved" warnings
+
+
+async def supervise(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for all; on the first failure cancel the rest and raise it; cancelled: cancel all."""
+    try:
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    except asyncio.CancelledError:
+        await cancel_all(tasks)
+        raise
+    for task in done:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            await cancel_all(tasks)
+            raise exc
+    if pending:  # unreachable with FIRST_EXCEPTION and no failure, kept for safety
+        await supervise(list(pending))

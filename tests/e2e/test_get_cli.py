@@ -1,0 +1,125 @@
+"""`fetchdeck get` as a user runs it: a subprocess, real files, kill -9 and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.fileserver import FileServer, random_bytes
+
+MB = 1 << 20
+
+
+def fetchdeck(*args: str, **kwargs: object) -> list[str]:
+    return [sys.executable, "-m", "tui.cli", *args]
+
+
+def run_get(url: str, tmp_path: Path, *extra: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    cmd = fetchdeck("get", url, "--download-dir", str(tmp_path / "dl"), "--data-dir", str(tmp_path / "data"), *extra)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def server():
+    with FileServer() as srv:
+        yield srv
+
+
+def test_get_downloads_and_prints_the_path(tmp_path: Path, server: FileServer) -> None:
+    data = random_bytes(5 * MB, seed=11)
+    url = server.add("/files/data.bin", data)
+    result = run_get(url, tmp_path, "-x", "4")
+    assert result.returncode == 0, result.stderr
+    out = Path(result.stdout.strip())
+    assert out == tmp_path / "dl" / "data.bin"
+    assert out.read_bytes() == data
+    # Run again: already there, nothing fetched again.
+    server.reset_stats()
+    again = run_get(url, tmp_path)
+    assert again.returncode == 0 and Path(again.stdout.strip()) == out
+    assert server.stats.total().bytes_sent == 0
+
+
+def test_get_failure_exit_code_and_one_line_reason(tmp_path: Path, server: FileServer) -> None:
+    good = server.add("/ok.bin", b"fine" * 100)
+    result = run_get(server.url("/nope.bin"), tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"fetchdeck: {server.url('/nope.bin')}: HTTP 404 Not Found"]
+    both = subprocess.run(
+        fetchdeck("get", good, server.url("/nope2.bin"), "-d", str(tmp_path / "dl"), "--data-dir", str(tmp_path / "d")),
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    assert both.returncode == 1 and "nope2.bin: HTTP 404" in both.stderr
+    assert Path(both.stdout.strip()).read_bytes() == b"fine" * 100
+
+
+def test_get_rejects_bad_input_clearly(tmp_path: Path) -> None:
+    result = run_get("ftp://example.invalid/x", tmp_path)
+    assert result.returncode != 0
+    assert "only http:// and https://" in result.stderr and "Traceback" not in result.stderr
+    result = run_get("http://127.0.0.1:9/x", tmp_path, "-H", "no colon here")
+    assert result.returncode == 2 and "bad header line" in result.stderr
+
+
+def test_kill_9_then_rerun_resumes_without_refetching(tmp_path: Path, server: FileServer) -> None:
+    size = 40 * MB
+    data = random_bytes(size, seed=12)
+    url = server.add("/big.bin", data)
+    server.faults.throttle("/big.bin", 512 * 1024)  # per connection: 8 × 0.5 MiB/s
+    cmd = fetchdeck("get", url, "-d", str(tmp_path / "dl"), "--data-dir", str(tmp_path / "data"), "-x", "8")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    state_file = tmp_path / "dl" / "big.bin.part.json"
+    deadline = time.monotonic() + 60
+    done_on_disk = 0
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            if state_file.exists():
+                try:
+                    state = json.loads(state_file.read_text())
+                except ValueError:
+                    continue
+                done_on_disk = sum(pos - start for start, pos, _ in state["segments"])
+                if done_on_disk >= 0.3 * size:
+                    break
+        assert done_on_disk >= 0.3 * size, "download made too little progress before the kill"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert not (tmp_path / "dl" / "big.bin").exists(), "a final file appeared before completion"
+    sent_first = server.stats["/big.bin"].bytes_sent
+    server.faults.throttle("/big.bin", None)
+    result = run_get(url, tmp_path, "-x", "8")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "dl" / "big.bin").read_bytes() == data
+    sent_total = server.stats["/big.bin"].bytes_sent
+    refetched = sent_total - size
+    assert sent_first > 0.3 * size
+    assert refetched < 0.15 * size, f"re-fetched {refetched / size:.1%} of the file"
+    assert not list((tmp_path / "dl").glob("*.part*"))
+
+
+def test_second_engine_on_same_data_dir_is_refused(tmp_path: Path, server: FileServer) -> None:
+    url = server.add("/slow.bin", random_bytes(2 * MB, seed=13))
+    server.faults.throttle("/slow.bin", 256 * 1024)
+    cmd = fetchdeck("get", url, "-d", str(tmp_path / "dl"), "--data-dir", str(tmp_path / "data"), "-x", "1")
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        lock = tmp_path / "data" / "fetchdeck.lock"
+        deadline = time.monotonic() + 20
+        while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        second = run_get(url, tmp_path)
+        assert second.returncode == 2
+        assert "another fetchdeck is using" in second.stderr
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.wait(timeout=20)
+    assert first.returncode == 130  # interrupted: resumable, says so

@@ -1,0 +1,106 @@
+"""Engine behaviour that needs no network: validation, status machine, store, recovery."""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from core.config import Config
+from core.engine import Engine
+from core.errors import IllegalTransition, InvalidInput, TaskNotFound
+from core.events import EventType
+from core.models import TaskKind, TaskSpec, TaskStatus
+from core.store.repo import TaskFilter
+
+
+def make_config(tmp_path: Path) -> Config:
+    config = Config()
+    config.download.dir = str(tmp_path / "dl")
+    return config
+
+
+@pytest.fixture
+async def engine(tmp_path: Path):
+    eng = Engine(tmp_path / "db.sqlite", make_config(tmp_path))
+    await eng.open()
+    yield eng
+    await eng.close()
+
+
+@pytest.mark.parametrize("url", ["ftp://x/y", "not a url", "http://", "javascript:alert(1)", "http://h:99999/"])
+async def test_bad_urls_are_rejected_and_nothing_is_stored(engine: Engine, url: str) -> None:
+    with pytest.raises(InvalidInput):
+        await engine.create([TaskSpec(url="http://ok.example/a"), TaskSpec(url=url)], start=False)
+    assert (await engine.list()).total == 0
+
+
+async def test_create_list_filter_and_kinds(engine: Engine) -> None:
+    sub = engine.subscribe()
+    tasks = await engine.create(
+        [
+            TaskSpec(url="http://example.invalid/a.zip"),
+            TaskSpec(url="http://example.invalid/live/index.m3u8", name="Live show"),
+            TaskSpec(url="https://www.youtube.com/watch?v=x"),
+        ],
+        start=False,
+    )
+    assert [t.kind for t in tasks] == [TaskKind.HTTP, TaskKind.HLS, TaskKind.YTDLP]
+    assert [t.status for t in tasks] == [TaskStatus.STOPPED] * 3
+    assert tasks[0].name == "a.zip" and tasks[1].name == "Live show"
+    event = await sub.get(timeout=1)
+    assert event is not None and event.type is EventType.CREATE and event.data["count"] == 3
+    page = await engine.list(1, 2)
+    assert page.total == 3 and [t.id for t in page.items] == [tasks[2].id, tasks[1].id]
+    found = await engine.list(1, 10, TaskFilter(text="live"))
+    assert [t.id for t in found.items] == [tasks[1].id]
+
+
+async def test_status_machine(engine: Engine) -> None:
+    (task,) = await engine.create([TaskSpec(url="http://example.invalid/a")], start=False)
+    await engine.repo.update_fields(task.id, status=TaskStatus.SUCCESS)
+    with pytest.raises(IllegalTransition):
+        await engine.stop(task.id)  # a finished task cannot be stopped
+    with pytest.raises(TaskNotFound):
+        await engine.start(999)
+    with pytest.raises(InvalidInput):
+        await engine.set_status([task.id], TaskStatus.SUCCESS)
+    await engine.update(task.id, name="renamed")
+    assert (await engine.get(task.id)).name == "renamed"
+    await engine.delete(task.id)
+    with pytest.raises(TaskNotFound):
+        await engine.get(task.id)
+
+
+async def test_unreachable_host_fails_with_a_reason(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    config.download.retries = 0
+    async with Engine(tmp_path / "db.sqlite", config) as eng:
+        # port 9 (discard) on loopback: nothing listens, the connection is refused at once
+        (task,) = await eng.create([TaskSpec(url="http://127.0.0.1:9/file.bin")])
+        (done,) = await asyncio.wait_for(eng.wait_finished([task.id]), 20)
+        assert done.status == TaskStatus.FAILED
+        assert done.error and "connect" in done.error.lower()
+        assert any("failed" in line.text for line in await eng.logs(task.id))
+
+
+async def test_start_up_recovery_requeues_interrupted_tasks(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    async with Engine(tmp_path / "db.sqlite", config, run_queued=False) as eng:
+        (task,) = await eng.create([TaskSpec(url="http://example.invalid/a")], start=False)
+        await eng.repo.update_fields(task.id, status=TaskStatus.DOWNLOADING)
+    config.download.max_concurrent = 1
+    eng2 = Engine(tmp_path / "db.sqlite", config)
+    eng2.scheduler.max_concurrent = 0  # keep it queued: we only look at the recovered status
+    await eng2.open()
+    try:
+        assert (await eng2.repo.get(task.id)).status == TaskStatus.WAITING  # type: ignore[union-attr]
+        assert await eng2.repo.integrity_ok()
+    finally:
+        await eng2.close()
+
+
+async def test_ten_thousand_tasks_in_one_batch(engine: Engine) -> None:
+    specs = [TaskSpec(url=f"http://example.invalid/f{i}.bin") for i in range(10_000)]
+    tasks = await engine.create(specs, start=False)
+    assert len({t.id for t in tasks}) == 10_000
+    assert (await engine.stats()).total == 10_000
