@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import mimetypes
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +45,8 @@ from core.models import Task, TaskKind
 from core.naming import name_from_content_disposition, name_from_url, sanitize_name
 
 STATE_SAVE_INTERVAL = 0.5
+WRITE_BATCH = 1 << 20  # bytes received per connection before one pwritev
+MAX_IOVECS = 512
 IDLE_POLL = 0.5  # a connection without work checks this often for a stalled range to take over
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,8}$")
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
@@ -93,14 +97,28 @@ def _identity(response: httpx.Response, url: str, size: int) -> RemoteIdentity:
 
 
 def _write_at(fd: int, data: bytes | memoryview, offset: int, path: Path) -> None:
+    _write_all(fd, [data], offset, path)
+
+
+def _write_all(fd: int, buffers: list[bytes | memoryview], offset: int, path: Path) -> None:
+    """pwritev every buffer at offset (retrying partial writes); ENOSPC → NoSpaceLeft."""
     try:
-        written = os.pwrite(fd, data, offset)
-        while written < len(data):  # pwrite may be partial on some filesystems
-            written += os.pwrite(fd, data[written:], offset + written)
+        total = sum(len(b) for b in buffers)
+        written = os.pwritev(fd, buffers, offset)
+        if written < total:  # rare: finish byte by byte of what is left
+            rest = b"".join(bytes(b) for b in buffers)[written:]
+            while rest:
+                n = os.pwrite(fd, rest, offset + written)
+                written += n
+                rest = rest[n:]
     except OSError as exc:
-        if exc.errno == 28:  # ENOSPC
+        if exc.errno == errno.ENOSPC:
             raise NoSpaceLeft(str(path)) from exc
         raise
+
+
+# Disk writes run here so receiving (event loop) and page-cache copies overlap.
+_WRITER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fetchdeck-write")
 
 
 class HttpDownloader:
@@ -336,21 +354,63 @@ class HttpDownloader:
             parsed = _parse_content_range(resp.headers.get("content-range"))
             if parsed is None or parsed[0] != seg.pos or (parsed[2] is not None and parsed[2] != identity.size):
                 raise RemoteChanged(f"unexpected Content-Range {resp.headers.get('content-range')!r}")
-            limiter, progress = ctx.limiter, ctx.progress
+            await self._receive(resp, ctx, seg, fd, part)
+        if seg.remaining > 0:
+            raise ShortBody(f"short body at byte {seg.pos} (wanted up to {seg.end - 1})")
+
+    async def _receive(self, resp: httpx.Response, ctx: DownloadContext, seg: Segment, fd: int, part: Path) -> None:
+        """Read the body into batches and write each with one pwritev in the writer thread.
+
+        `seg.pos` moves only after bytes are on disk (the resume state never
+        over-claims); `seg.received` is the receive cursor work stealing splits at.
+        """
+        limiter, progress = ctx.limiter, ctx.progress
+        loop = asyncio.get_running_loop()
+        batch: list[bytes | memoryview] = []
+        batch_len = 0
+        cursor = seg.pos
+
+        try:
             async for chunk in resp.aiter_raw():
                 if limiter.rate is not None:
                     await limiter.acquire(len(chunk))
-                room = seg.end - seg.pos  # may have shrunk: another worker stole our tail
+                room = seg.end - cursor  # may have shrunk: another connection stole our tail
                 if room <= 0:
-                    return
-                data = chunk if len(chunk) <= room else memoryview(chunk)[:room]
-                _write_at(fd, data, seg.pos, part)
-                seg.advance(len(data))
+                    break
+                data: bytes | memoryview = chunk if len(chunk) <= room else memoryview(chunk)[:room]
+                batch.append(data)
+                batch_len += len(data)
+                cursor += len(data)
+                seg.mark_received(cursor)
                 progress.add(len(data))
-                if seg.pos >= seg.end:
-                    return
-        if seg.remaining > 0:
-            raise ShortBody(f"short body at byte {seg.pos} (wanted up to {seg.end - 1})")
+                if batch_len >= WRITE_BATCH or cursor >= seg.end or len(batch) >= MAX_IOVECS:
+                    offset, todo = seg.pos, batch
+                    batch, batch_len = [], 0
+                    await loop.run_in_executor(_WRITER, _write_all, fd, todo, offset, part)
+                    seg.pos = max(seg.pos, min(cursor, seg.end))
+                if cursor >= seg.end:
+                    break
+        finally:
+            # Leaving (done, error or cancel): write what we hold if the range is still ours,
+            # then un-count whatever did not reach the disk (someone else fetches it).
+            if batch and seg.end > seg.pos and seg.received == seg.pos + batch_len:
+                keep = _trim(batch, seg.end - seg.pos)
+                _write_all(fd, keep, seg.pos, part)
+                seg.pos += sum(len(b) for b in keep)
+            dropped = seg.received - seg.pos
+            if dropped > 0:
+                progress.add(-dropped)
+            seg.received = seg.pos
+
+
+def _trim(buffers: list[bytes | memoryview], limit: int) -> list[bytes | memoryview]:
+    out: list[bytes | memoryview] = []
+    for buf in buffers:
+        if limit <= 0:
+            break
+        out.append(buf if len(buf) <= limit else memoryview(buf)[:limit])
+        limit -= len(out[-1])
+    return out
 
 
 tune_malloc_for_streaming()

@@ -22,14 +22,21 @@ class Segment:
     pos: int
     end: int  # exclusive
     owned: bool = False
-    last_progress: float = 0.0  # monotonic time of the owner's last write
+    last_progress: float = 0.0  # monotonic time the owner last received bytes
+    received: int = 0  # the owner's receive cursor: bytes up to here are on disk or in memory
 
     @property
     def remaining(self) -> int:
+        """Bytes not yet on disk."""
         return max(0, self.end - self.pos)
 
-    def advance(self, nbytes: int) -> None:
-        self.pos += nbytes
+    @property
+    def unclaimed(self) -> int:
+        """Bytes nobody has received yet (what work stealing may split)."""
+        return max(0, self.end - max(self.pos, self.received))
+
+    def mark_received(self, cursor: int) -> None:
+        self.received = cursor
         self.last_progress = time.monotonic()
 
 
@@ -96,21 +103,24 @@ class SegmentPlan:
             if not seg.owned and seg.remaining > 0:
                 seg.owned = True
                 seg.last_progress = now
+                seg.received = seg.pos
                 return seg
         busy = [s for s in self.segments if s.owned and s.remaining > 0]
         stalled = [s for s in busy if now - s.last_progress > self.stall_after]
         if stalled:
+            # Take everything not on disk: the stalled owner's unwritten bytes are dropped.
             victim = max(stalled, key=lambda s: s.remaining)
             return self._split(victim, victim.pos, now)
-        victim = max(busy, key=lambda s: s.remaining, default=None)
-        if victim is None or victim.remaining < 2 * self.min_split:
+        victim = max(busy, key=lambda s: s.unclaimed, default=None)
+        if victim is None or victim.unclaimed < 2 * self.min_split:
             return None
-        mid = victim.pos + victim.remaining // 2
+        first_free = max(victim.pos, victim.received)
+        mid = first_free + victim.unclaimed // 2
         mid -= mid % (64 * 1024)
-        return self._split(victim, mid, now)
+        return self._split(victim, max(mid, first_free), now)
 
     def _split(self, victim: Segment, at: int, now: float) -> Segment:
-        stolen = Segment(at, at, victim.end, owned=True, last_progress=now)
+        stolen = Segment(at, at, victim.end, owned=True, last_progress=now, received=at)
         victim.end = at
         self.segments.append(stolen)
         return stolen
