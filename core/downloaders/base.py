@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Protocol
 
+import aiohttp
 import httpx
 
 from core.downloaders.http_clients import HttpClients
@@ -85,9 +87,30 @@ RETRYABLE_EXCEPTIONS: tuple[type[BaseException], ...] = (
 )
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _certificate_problem(exc: BaseException) -> BaseException | None:
+    for link in _chain(exc):
+        inner = getattr(link, "certificate_error", None)  # aiohttp.ClientConnectorCertificateError
+        if isinstance(inner, ssl.SSLCertVerificationError):
+            return inner
+        if isinstance(link, ssl.SSLCertVerificationError):
+            return link
+    return None
+
+
 def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, DownloadError):
         return exc.retryable
+    if _certificate_problem(exc) is not None:
+        return False  # retrying will not make a certificate trusted
     return isinstance(exc, RETRYABLE_EXCEPTIONS)
 
 
@@ -116,14 +139,39 @@ def backoff_delay(attempt: int, settings: DownloadSettings, retry_after: float |
 
 
 def describe_error(exc: BaseException) -> str:
-    """A one-line reason a user can read, for logs and the task's error field."""
+    """A one-line reason a user can read, for logs and the task's error field.
+
+    httpx-aiohttp maps every aiohttp connection error to ConnectTimeout, so the
+    underlying cause (refused, DNS, certificate) is read from the chain. Never raises.
+    """
+    try:
+        return _describe(exc)
+    except Exception:
+        return f"{type(exc).__name__}: {exc!r}"
+
+
+def _describe(exc: BaseException) -> str:
     if isinstance(exc, DownloadError):
         return str(exc)
+    cert = _certificate_problem(exc)
+    if cert is not None:
+        detail = getattr(cert, "verify_message", None) or getattr(cert, "reason", None) or "untrusted"
+        return f"TLS certificate verification failed ({detail}); enable 'insecure' to skip verification"
+    for link in _chain(exc):
+        if isinstance(link, ssl.SSLError):
+            return f"TLS error: {link.reason or link}"
+        if isinstance(link, aiohttp.ClientConnectorError):
+            return f"cannot connect to {link.host}:{link.port}: {link.os_error.strerror or link.os_error}"
+        if isinstance(link, aiohttp.ServerTimeoutError | asyncio.TimeoutError):
+            return "timed out waiting for the server"
+        if isinstance(link, aiohttp.ClientPayloadError):
+            return "the connection broke off in the middle of the body"
+        if isinstance(link, aiohttp.ServerDisconnectedError):
+            return "the server closed the connection"
     if isinstance(exc, httpx.TimeoutException):
         return f"timed out ({type(exc).__name__})"
     if isinstance(exc, httpx.TransportError):
-        text = str(exc) or type(exc).__name__
-        return f"connection error: {text}"
+        return f"connection error: {exc or type(exc).__name__}"
     if isinstance(exc, OSError):
         return f"{exc.strerror or type(exc).__name__}{f': {exc.filename}' if exc.filename else ''}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -24,22 +24,36 @@ USER_AGENT = "fetchdeck/0.1 (+https://github.com/fetchdeck)"
 
 
 def normalize_proxy(proxy: str | None) -> str | None:
-    """Validate a proxy URL and percent-encode its credentials."""
+    """Validate a proxy URL and percent-encode its credentials.
+
+    Credentials may be typed raw (`http://me@home:p:ss/w@host:3128`): everything
+    before the last '@' is user[:password], split at the first ':'.
+    """
     if not proxy:
         return None
-    parts = urlsplit(proxy.strip())
-    if parts.scheme not in ("http", "https", "socks5", "socks5h", "socks4"):
-        raise InvalidInput(f"proxy {proxy!r}: scheme must be http, https or socks5")
-    if not parts.hostname:
+    scheme, sep, rest = proxy.strip().partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in ("http", "https", "socks5", "socks5h", "socks4"):
+        raise InvalidInput(f"proxy {proxy!r}: must look like http://, https:// or socks5://host:port")
+    creds, at, hostport = rest.rpartition("@")
+    hostport = hostport.rstrip("/")
+    try:
+        parts = urlsplit(f"{scheme}://{hostport}")
+        port = parts.port
+    except ValueError:
+        raise InvalidInput(f"proxy {proxy!r}: bad host or port") from None
+    if not parts.hostname or parts.path not in ("", "/"):
         raise InvalidInput(f"proxy {proxy!r}: no host")
     netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
-    if parts.username is not None:
-        user = quote(unquote(parts.username), safe="")
-        password = quote(unquote(parts.password or ""), safe="")
-        netloc = f"{user}:{password}@{netloc}" if parts.password is not None else f"{user}@{netloc}"
-    scheme = "socks5" if parts.scheme == "socks5h" else parts.scheme
+    if port:
+        netloc = f"{netloc}:{port}"
+    if at:
+        user, colon, password = creds.partition(":")
+        encoded = quote(unquote(user), safe="")
+        if colon:
+            encoded += ":" + quote(unquote(password), safe="")
+        netloc = f"{encoded}@{netloc}"
+    scheme = "socks5" if scheme == "socks5h" else scheme
     return urlunsplit((scheme, netloc, "", "", ""))
 
 

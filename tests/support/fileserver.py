@@ -26,6 +26,7 @@ import hashlib
 import mimetypes
 import os
 import socket
+import ssl
 import struct
 import termios
 import threading
@@ -459,8 +460,9 @@ class FileServer:
     for "server went away" tests).
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None) -> None:
         self.host = host
+        self.ssl_context = ssl_context
         self.faults = Faults()
         self.stats = Stats()
         self._lock = threading.Lock()
@@ -468,7 +470,7 @@ class FileServer:
         self._dirs: dict[str, Path] = {}
         self._sock: socket.socket | None = self._bind(port)
         self.port: int = self._sock.getsockname()[1]
-        self.base_url = f"http://{host}:{self.port}"
+        self.base_url = f"{'https' if ssl_context else 'http'}://{host}:{self.port}"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.ServerRunner | None = None
@@ -639,7 +641,7 @@ class FileServer:
         server = web.Server(self._handle, access_log=None, handler_cancellation=True)
         runner = web.ServerRunner(server, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()
-        site = web.SockSite(runner, sock, backlog=1024)
+        site = web.SockSite(runner, sock, backlog=1024, ssl_context=self.ssl_context)
         await site.start()
         self._runner = runner
 
