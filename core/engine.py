@@ -15,7 +15,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.config import Config
 from core.detect import guess_kind
@@ -23,6 +23,7 @@ from core.downloaders import get_downloader
 from core.downloaders.base import DownloadContext, DownloadSettings, describe_error
 from core.downloaders.http_clients import HttpClients, normalize_proxy
 from core.downloaders.paths import temp_paths
+from core.downloaders.ytdlp_options import validate_ytdlp_options
 from core.errors import DownloadError, IllegalTransition, InvalidInput, TaskNotFound, WrongKind
 from core.events import EventBus, EventType, Subscription
 from core.models import (
@@ -42,6 +43,9 @@ from core.ratelimit import RateLimiter
 from core.scheduler import Scheduler, StopReason, TaskRun
 from core.store.db import open_database
 from core.store.repo import TaskFilter, TaskRepo
+
+if TYPE_CHECKING:
+    from core.downloaders.ytdlp_info import MediaInfo
 
 log = logging.getLogger("fetchdeck.engine")
 
@@ -218,6 +222,8 @@ class Engine:
             url = validate_url(spec.url)
             kind = spec.kind or guess_kind(url)
             options = spec.options
+            if kind is TaskKind.YTDLP:
+                options = validate_ytdlp_options(options, url)  # bad flags/quality/cookies → 400
             if spec.kind is None and not options.auto_kind:
                 options = options.model_copy(update={"auto_kind": True})
             if options.proxy:
@@ -352,6 +358,29 @@ class Engine:
             out.append(await (self.start(task_id) if status == TaskStatus.WAITING else self.stop(task_id)))
         return out
 
+    # ---- yt-dlp info ------------------------------------------------------
+    async def extract(
+        self, url: str, *, quality: str | None = None, cookies: str | None = None,
+        headers: Sequence[tuple[str, str]] = (), proxy: str | None = None, insecure: bool = False,
+        flags: Sequence[str] = (),
+    ) -> MediaInfo:
+        """What yt-dlp finds at url (title, duration, formats...), without downloading."""
+        from core.downloaders.ytdlp_info import extract_info
+
+        url = validate_url(url)
+        if proxy:
+            normalize_proxy(proxy)
+        return await extract_info(
+            url, quality=quality, cookies=cookies, headers=tuple(headers), insecure=insecure, flags=flags,
+            proxy=proxy or self.config.download.proxy or None, timeout=self.config.download.read_timeout,
+        )
+
+    async def supported_sites(self) -> list[str]:
+        """yt-dlp's extractor names."""
+        from core.downloaders.ytdlp_info import supported_sites
+
+        return await asyncio.to_thread(supported_sites)
+
     def set_max_concurrent(self, value: int) -> None:
         self.scheduler.set_max_concurrent(value)
 
@@ -391,6 +420,8 @@ class Engine:
         if not can_transition(task.status, status):
             raise IllegalTransition(f"task {task.id}: {task.status.value} → {status.value} is not allowed")
         task.status = status
+        for key, value in extra.items():  # with the status, so no reader sees one without the other
+            setattr(task, key, value)
         values: dict[str, Any] = {"status": status, **extra}
         if task.id in self.scheduler.runs:
             t = self.scheduler.runs[task.id].task

@@ -9,6 +9,7 @@ FetchdeckError
     ├── RemoteChanged     the remote file changed under a resume
     ├── NoSpaceLeft       the disk is full
     ├── UnsupportedMedia  e.g. SAMPLE-AES, unknown key method
+    ├── UnsupportedUrl    yt-dlp has no extractor for the URL and found no media in it
     └── WrongKind         the response shows another kind (e.g. an HLS playlist)
 """
 
@@ -64,6 +65,10 @@ class NoSpaceLeft(DownloadError):
 
 
 class UnsupportedMedia(DownloadError):
+    pass
+
+
+class UnsupportedUrl(DownloadError):
     pass
 
 

@@ -120,11 +120,13 @@ def _check(option: optparse.Option, opt_str: str) -> None:
     raise _Rejected(f"yt-dlp flag {shown}{also} is not allowed: {reason}")
 
 
-def _guard(option: optparse.Option) -> Callable[..., Any]:
+def _guard(option: optparse.Option, touched: set[str]) -> Callable[..., Any]:
     original = option.process
 
     def process(opt: str, value: Any, values: Any, parser: Any) -> Any:
         _check(option, opt)
+        if option.dest:
+            touched.add(option.dest)
         return original(opt, value, values, parser)
 
     return process
@@ -154,11 +156,19 @@ def validate_ytdlp_flags(flags: Sequence[str]) -> list[str]:
             raise InvalidInput(f"yt-dlp flag {item[:40]!r} is too long or has control characters")
     if not items:
         return []
+    _touched_dests(tuple(items))
+    return items
+
+
+@functools.lru_cache(maxsize=256)
+def _touched_dests(items: tuple[str, ...]) -> frozenset[str]:
+    """Parse with every option guarded; → the option destinations the flags set."""
     from yt_dlp.options import create_parser
 
     parser = create_parser()
+    touched: set[str] = set()
     for option in parser._get_all_options():
-        option.process = _guard(option)  # type: ignore[method-assign]
+        option.process = _guard(option, touched)  # type: ignore[method-assign]
     try:
         _values, rest = parser.parse_known_args(items, strict=True)
     except _Rejected:
@@ -169,8 +179,8 @@ def validate_ytdlp_flags(flags: Sequence[str]) -> list[str]:
         if word.startswith("-"):
             raise InvalidInput(f"unknown yt-dlp flag {word}")
         raise InvalidInput(f"yt-dlp flags may not contain URLs or other bare words: {word[:80]!r}")
-    _parse_to_params(tuple(items))  # yt-dlp's own checks of the combination
-    return items
+    _parse_to_params(items)  # yt-dlp's own checks of the combination
+    return frozenset(touched)
 
 
 @functools.cache
@@ -200,16 +210,30 @@ CONTROLLED_PARAMS = frozenset({
 })
 
 
+# Params whose fetchdeck default differs from yt-dlp's: a flag setting them back to
+# yt-dlp's default (e.g. --yes-playlist) must still win. param → option destination.
+_OWN_DEFAULTS = {
+    "noplaylist": "noplaylist", "updatetime": "updatetime", "retries": "retries",
+    "fragment_retries": "fragment_retries", "socket_timeout": "socket_timeout", "continuedl": "continue_dl",
+    "concurrent_fragment_downloads": "concurrent_fragment_downloads", "quiet": "quiet",
+}
+
+
 def flags_to_params(flags: Sequence[str]) -> dict[str, Any]:
     """The YoutubeDL params the (validated) flags change, as yt-dlp's CLI would set them.
 
     `postprocessors` holds only the post-processors the flags add.
     """
-    if not flags:
+    items = validate_ytdlp_flags(flags)
+    if not items:
         return {}
+    touched = _touched_dests(tuple(items))
     base = _base_params()
-    mine = _parse_to_params(tuple(validate_ytdlp_flags(flags)))
+    mine = _parse_to_params(tuple(items))
     delta = {k: v for k, v in mine.items() if k not in CONTROLLED_PARAMS and (k not in base or base[k] != v)}
+    for key, dest in _OWN_DEFAULTS.items():
+        if dest in touched and key in mine:
+            delta[key] = mine[key]
     if "postprocessors" in delta:
         base_pps = base.get("postprocessors") or []
         delta["postprocessors"] = [pp for pp in delta["postprocessors"] if pp not in base_pps]

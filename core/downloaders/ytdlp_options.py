@@ -242,7 +242,9 @@ def _acodec_family(acodec: str | None) -> str | None:
     return {"mp4a": "aac", "ac-3": "ac3", "ec-3": "eac3"}.get(head, head)
 
 
-def predict_ext(info: dict[str, Any], postprocess: str, audio_format: str = "best", final_ext: str | None = None) -> str:
+def predict_ext(
+    info: dict[str, Any], postprocess: str, audio_format: str = "best", final_ext: str | None = None
+) -> str:
     """The extension the finished file will most likely have (checked again at the end)."""
     if final_ext:
         return final_ext

@@ -7,8 +7,10 @@
 Files (3 s, 15 fps, a 440 Hz tone; keyframe every second):
     v360.mp4, v720.mp4     H.264 + AAC at 640x360 and 1280x720
     v360.mkv               the 360p streams in Matroska (for the mp4 post-processing)
+    long.mp4               v720.mp4 looped to 60 s (3 MB): slow to re-encode
     hls360/, hls720/       one HLS rendition each (3 MPEG-TS segments)
     master.m3u8            master playlist over both renditions
+    split.m3u8             video-only renditions hlsv360/, hlsv720/ + an audio group hlsa/ (merged by yt-dlp)
     page.html              one <video> with two <source res=...> (360, 720)
     two.html               two <video> elements: a playlist of two entries
     empty.html             a page without media (unsupported)
@@ -62,7 +64,25 @@ def _build(root: Path) -> MediaSet:
         variant.mkdir()
         _ffmpeg("-i", str(mp4), "-c", "copy", "-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod",
                 "-hls_segment_filename", str(variant / "seg%d.ts"), str(variant / "index.m3u8"))
+        split = root / f"hlsv{height}"  # video only, for the master with a separate audio group
+        split.mkdir()
+        _ffmpeg("-i", str(mp4), "-an", "-c:v", "copy", "-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod",
+                "-hls_segment_filename", str(split / "seg%d.ts"), str(split / "index.m3u8"))
+    (root / "hlsa").mkdir()
+    _ffmpeg("-i", str(root / "v360.mp4"), "-vn", "-c:a", "copy", "-f", "hls", "-hls_time", "1",
+            "-hls_playlist_type", "vod", "-hls_segment_filename", str(root / "hlsa" / "seg%d.ts"),
+            str(root / "hlsa" / "index.m3u8"))
     _ffmpeg("-i", str(root / "v360.mp4"), "-c", "copy", str(root / "v360.mkv"))
+    _ffmpeg("-stream_loop", "19", "-i", str(root / "v720.mp4"), "-c", "copy", str(root / "long.mp4"))
+    (root / "split.m3u8").write_text(
+        "#EXTM3U\n"
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="English",LANGUAGE="en",DEFAULT=YES,AUTOSELECT=YES,'
+        'URI="hlsa/index.m3u8"\n'
+        '#EXT-X-STREAM-INF:BANDWIDTH=400000,RESOLUTION=640x360,CODECS="avc1.42c01e,mp4a.40.2",AUDIO="aud"\n'
+        "hlsv360/index.m3u8\n"
+        '#EXT-X-STREAM-INF:BANDWIDTH=1200000,RESOLUTION=1280x720,CODECS="avc1.64001f,mp4a.40.2",AUDIO="aud"\n'
+        "hlsv720/index.m3u8\n"
+    )
     (root / "master.m3u8").write_text(
         "#EXTM3U\n"
         '#EXT-X-STREAM-INF:BANDWIDTH=400000,RESOLUTION=640x360,CODECS="avc1.42c01e,mp4a.40.2"\n'
