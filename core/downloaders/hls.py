@@ -25,7 +25,8 @@ from urllib.parse import urlsplit
 from core.downloaders.base import DownloadContext
 from core.downloaders.ffmpeg import FfmpegError, PipeRemuxer, container_for, find_ffmpeg
 from core.downloaders.hls_crypto import KeyStore, decrypt
-from core.downloaders.hls_merge import Stream, merge, remove_tree, segment_folder, write_kept_playlists
+from core.downloaders.hls_fetch import Fetcher, NotAPlaylist, short_name
+from core.downloaders.hls_merge import Stream, keep_segments, merge, remove_tree, segment_folder
 from core.downloaders.hls_playlist import (
     MediaPlaylist,
     MediaSegment,
@@ -37,10 +38,10 @@ from core.downloaders.hls_playlist import (
     parse_skip,
 )
 from core.downloaders.hls_pool import Arrivals, SegmentPool, Tally, supervise
-from core.downloaders.hls_segments import Fetcher, SegmentStore, short_name, write_file
+from core.downloaders.hls_store import SegmentStore, write_file
 from core.downloaders.paths import work_dir
-from core.errors import DownloadError
-from core.models import Task
+from core.errors import DownloadError, WrongKind
+from core.models import Task, TaskKind
 
 MEDIA_EXTS = (".ts", ".mp4", ".mkv", ".mov", ".m4a")
 STRIPPED_EXTS = (*MEDIA_EXTS, ".m3u8", ".m3u", ".m4s", ".aac")
@@ -83,7 +84,12 @@ class HlsJob:
     # ---- playlists -----------------------------------------------------
     async def playlists(self) -> tuple[list[tuple[str, str, MediaPlaylist]], bool]:
         """[(role, url, playlist)] to download, and whether only audio was asked for."""
-        text, url = await self.fetcher.get_text(self.task.url, "playlist")
+        try:
+            text, url = await self.fetcher.get_text(self.task.url, "playlist")
+        except NotAPlaylist:
+            if self.opts.auto_kind:  # the type was guessed: let the engine hand it to the http downloader
+                raise WrongKind(TaskKind.HTTP, "the URL is not an HLS playlist") from None
+            raise
         audio_only = (self.opts.quality or "").strip().lower() == "audio"
         if not is_master(text):
             return [("video", url, parse_media(text, url))], audio_only
@@ -102,6 +108,10 @@ class HlsJob:
     # ---- the run -------------------------------------------------------
     async def run(self) -> Path:
         sources, audio_only = await self.playlists()
+        for role, url, pl in sources:
+            self.debug(f"{role} playlist {url}: {len(pl.segments)} segment(s), {pl.duration:.1f} s, "
+                       f"target {pl.target_duration:g} s, media sequence {pl.media_sequence}"
+                       f"{'' if pl.endlist else ', live'}")
         live = any(not pl.endlist for _, _, pl in sources)
         if self.task.is_live and not live:
             self.ctx.log("playlist has EXT-X-ENDLIST: downloading it as a finished stream")
@@ -122,13 +132,17 @@ class HlsJob:
             else:
                 segments = self._apply_skip(role, pl, skip)
             streams.append(Stream(role, url, segments, store, fmp4))
-        if live:
-            from core.downloaders.hls_live import LiveRecorder
+        try:
+            if live:
+                from core.downloaders.hls_live import LiveRecorder
 
-            if skip:
-                self.ctx.log("skip expression ignored: this is a live recording")
-            return await LiveRecorder(self, streams, [pl for _, _, pl in sources], final, work).run()
-        return await self.vod(streams, final, work)
+                if skip:
+                    self.ctx.log("skip expression ignored: this is a live recording")
+                return await LiveRecorder(self, streams, [pl for _, _, pl in sources], final, work).run()
+            return await self.vod(streams, final, work)
+        finally:
+            for stream in streams:
+                stream.store.close()
 
     def _check_work(self, work: Path, urls: list[str]) -> None:
         """A work folder left by another variant or playlist is not resumed from."""
@@ -173,7 +187,7 @@ class HlsJob:
             if init is None or stream.store.init_path(init) is not None:
                 continue
             what = f"init section ({short_name(init.url, init.byterange)})"
-            data = await self.fetcher.get_segment(init.url, init.byterange, what)
+            data = await self.fetcher.get_segment(init.url, init.byterange, what, count=False)
             if seg.key is not None and seg.key.iv is not None:
                 # RFC 8216 4.3.2.5: an encrypted EXT-X-MAP comes with an explicit IV.
                 data = decrypt(data, await self.keys.get(seg.key), seg.key.iv, what)
@@ -199,10 +213,15 @@ class HlsJob:
         tasks = pool.start(len(todo))
         pool.close()
         pipe = self._pipe(streams, final)
+        if pipe is not None:
+            try:
+                await pipe.start()
+            except OSError as exc:
+                ctx.log(f"cannot start ffmpeg ({exc}); will keep the MPEG-TS")
+                pipe, self.ffmpeg = None, None
         if pipe is None:
             arrivals.keep_in_memory = False
         else:
-            await pipe.start()
             tasks.append(asyncio.create_task(self._feed(pipe, streams[0], arrivals), name="hls-remux-feed"))
         try:
             await supervise(tasks)
@@ -218,14 +237,14 @@ class HlsJob:
         tally.progress.set_total(tally.done_bytes)
         if self.opts.no_merge:
             out = await segment_folder(streams, work, final)
-            remove_tree(work)
+            await asyncio.to_thread(remove_tree, work)
             return out
         if pipe is not None and self._pipe_ok:
             os.replace(pipe.output, final)
             out = final
         else:
             out = await merge(streams, work, final, self.ffmpeg if pipe is None else None, ctx.log)
-        self.finish_work(streams, work)
+        await self.finish_work(streams, work)
         self.apply_mtime(out)
         return out
 
@@ -250,12 +269,16 @@ class HlsJob:
             self.ctx.log(f"remux while downloading failed ({exc}); will keep the MPEG-TS")
             await pipe.abort()
 
-    def finish_work(self, streams: list[Stream], work: Path) -> None:
+    async def finish_work(self, streams: list[Stream], work: Path) -> None:
         if self.opts.keep_segments or not self.opts.delete_segments:
-            write_kept_playlists(streams)
+            await keep_segments(streams)
+            for leftover in (work / "source.txt", *(work / f"{s.role}{s.concat_ext}" for s in streams)):
+                leftover.unlink(missing_ok=True)
             self.ctx.log(f"segments kept in {work}")
         else:
-            remove_tree(work)
+            for stream in streams:
+                stream.store.close()
+            await asyncio.to_thread(remove_tree, work)
 
     def apply_mtime(self, out: Path) -> None:
         if self.opts.use_server_file_time and self.fetcher.newest_mtime and out.exists():

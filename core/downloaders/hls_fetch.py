@@ -26,6 +26,16 @@ from core.downloaders.base import (
 from core.downloaders.hls_playlist import ByteRange
 from core.errors import DownloadError, HttpStatusError
 
+PLAYLIST_MAX_BYTES = 64 * 1024 * 1024
+
+
+class NotAPlaylist(DownloadError):
+    """The body does not start with #EXTM3U (checked before reading all of it)."""
+
+
+def _looks_like_playlist(head: bytes) -> bool:
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"#EXTM3U")
+
 
 def short_name(url: str, byterange: ByteRange | None = None) -> str:
     """The last path component, for messages a user can match to the playlist."""
@@ -46,36 +56,44 @@ class Fetcher:
 
     async def get_text(self, url: str, what: str, retries: int | None = None) -> tuple[str, str]:
         """A playlist: (text, final URL after redirects)."""
-        body, final_url = await self._get(url, None, what, count=False, retries=retries)
+        body, final_url = await self._get(url, None, what, count=False, retries=retries, playlist=True)
         return body.decode("utf-8-sig", "replace"), final_url
 
     async def get_key(self, url: str) -> bytes:
         return (await self._get(url, None, f"key {short_name(url)}", count=False))[0]
 
-    async def get_segment(self, url: str, byterange: ByteRange | None, what: str) -> bytes:
-        return (await self._get(url, byterange, what, count=True))[0]
+    async def get_segment(self, url: str, byterange: ByteRange | None, what: str, count: bool = True) -> bytes:
+        """count=False: not reported as progress (init sections, which no tally counts)."""
+        return (await self._get(url, byterange, what, count=count))[0]
 
     async def _get(
-        self, url: str, byterange: ByteRange | None, what: str, count: bool, retries: int | None = None
+        self, url: str, byterange: ByteRange | None, what: str, count: bool, retries: int | None = None,
+        playlist: bool = False,
     ) -> tuple[bytes, str]:
         settings = self.ctx.settings
         retries = settings.retries if retries is None else retries
         attempt = 0
         while True:
             try:
-                return await self._attempt(url, byterange, what, count)
+                return await self._attempt(url, byterange, what, count, playlist)
             except Exception as exc:
                 if not is_retryable(exc) or attempt >= retries:
-                    raise named_error(exc, what) from exc
+                    named = named_error(exc, what)
+                    if named is exc:
+                        raise
+                    raise named from exc
                 delay = backoff_delay(attempt, settings, getattr(exc, "retry_after", None))
                 attempt += 1
                 self.ctx.log(f"{what}: {describe_error(exc)}; retry {attempt}/{retries} in {delay:.1f}s")
                 await asyncio.sleep(delay)
 
-    async def _attempt(self, url: str, byterange: ByteRange | None, what: str, count: bool) -> tuple[bytes, str]:
+    async def _attempt(
+        self, url: str, byterange: ByteRange | None, what: str, count: bool, playlist: bool = False
+    ) -> tuple[bytes, str]:
         ctx = self.ctx
         headers = ctx.request_headers({"Range": byterange.header} if byterange else None)
         received = 0
+        checked = not playlist
         async with ctx.client().stream("GET", url, headers=headers) as response:
             if response.status_code >= 400:
                 error = HttpStatusError(response.status_code, response.reason_phrase, str(response.url))
@@ -89,6 +107,15 @@ class Fetcher:
                     if count:
                         ctx.progress.add(len(chunk))
                         await ctx.limiter.acquire(len(chunk))
+                    elif playlist:
+                        if received > PLAYLIST_MAX_BYTES:
+                            raise DownloadError(f"{what}: over {PLAYLIST_MAX_BYTES >> 20} MiB, not a playlist")
+                        if not checked and received >= 64:
+                            checked = True  # give up early on a body that is no playlist (the video itself?)
+                            if not _looks_like_playlist(b"".join(chunks)[:64]):
+                                raise NotAPlaylist(f"{what}: not an HLS playlist (no #EXTM3U header)")
+                if not checked and not _looks_like_playlist(b"".join(chunks)):
+                    raise NotAPlaylist(f"{what}: not an HLS playlist (no #EXTM3U header)")
                 expected = response.headers.get("content-length")
                 if expected and "content-encoding" not in response.headers and int(expected) != received:
                     raise httpx.RemoteProtocolError(f"body truncated: {received} of {expected} bytes")
@@ -128,7 +155,7 @@ def named_error(exc: Exception, what: str) -> Exception:
         named.args = (f"{what}: {exc}",)
         return named
     if isinstance(exc, DownloadError) and str(exc).startswith(what):
-        return exc
+        return exc  # already named (the chain keeps the original)
     error = DownloadError(f"{what}: {describe_error(exc)}")
     error.retryable = is_retryable(exc)
     return error

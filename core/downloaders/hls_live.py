@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.downloaders.base import backoff_delay, describe_error
-from core.downloaders.ffmpeg import FfmpegError, remux
-from core.downloaders.hls_merge import Stream, remove_tree, write_kept_playlists
+from core.downloaders.ffmpeg import FfmpegError, Input, file_url, remux
+from core.downloaders.hls_merge import Stream, keep_segments, remove_tree
 from core.downloaders.hls_playlist import MediaPlaylist, MediaSegment, parse_media
 from core.downloaders.hls_pool import Arrivals, SegmentPool, Tally, cancel_all, supervise
-from core.downloaders.hls_segments import init_key, write_file
+from core.downloaders.hls_store import init_key, write_file
 from core.errors import DownloadError, UnsupportedMedia
 from core.naming import unique_path
 
@@ -128,12 +128,15 @@ class LiveRecorder:
         out = await self._finalize(done=True)
         if out is None:
             raise DownloadError("the live stream ended before any segment was recorded")
+        for rec in self.recs:
+            rec.remove()
         if self.keep:
-            write_kept_playlists(self.streams)
-            for rec in self.recs:
-                rec.remove()
+            await keep_segments(self.streams)
+            (self.work / "source.txt").unlink(missing_ok=True)
         else:
-            remove_tree(self.work)
+            for stream in self.streams:
+                stream.store.close()
+            await asyncio.to_thread(remove_tree, self.work)
         self.job.apply_mtime(out)
         self.ctx.progress.set_total(self.tally.done_bytes)
         return out
@@ -253,7 +256,7 @@ class LiveRecorder:
             return final
         if self.job.ffmpeg:
             try:
-                await remux([r.path for _, r in recorded], part, self.job.ffmpeg)
+                await remux([Input(file_url(r.path)) for _, r in recorded], part, self.job.ffmpeg)
                 os.replace(part, final)
                 return final
             except FfmpegError as exc:

@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.downloaders.ffmpeg import FfmpegError, remux
+from core.downloaders.ffmpeg import FfmpegError, Input, remux
 from core.downloaders.hls_playlist import InitSection, MediaSegment
-from core.downloaders.hls_segments import SegmentStore
+from core.downloaders.hls_store import SegmentStore
 from core.errors import NoSpaceLeft
 from core.naming import unique_path
 
@@ -38,7 +38,7 @@ class Stream:
         return ".mp4" if self.fmp4 else ".ts"
 
 
-def copy_into(out_fd: int, path: Path) -> int:
+def copy_file_into(out_fd: int, path: Path) -> int:
     """Append a whole file to out_fd with as few copies through user space as possible."""
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -72,9 +72,9 @@ def _concat(stream: Stream, out: Path) -> None:
             if seg.init is not None and seg.init != current:
                 init_file = stream.store.init_path(seg.init)
                 if init_file is not None:
-                    copy_into(fd, init_file)
+                    copy_file_into(fd, init_file)
                 current = seg.init
-            copy_into(fd, stream.store.path(seg.seq))
+            stream.store.copy_into(fd, seg.seq)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise NoSpaceLeft(str(out)) from exc
@@ -87,42 +87,77 @@ async def concat(stream: Stream, out: Path) -> None:
     await asyncio.to_thread(_concat, stream, out)
 
 
+def concat_list(stream: Stream) -> str:
+    """An ffmpeg `concatf:` list: each init section and segment, as byte ranges of its file.
+
+    ffmpeg's concat protocol then reads the binary concatenation straight
+    from the pack, so no concatenated copy is ever written. Paths are relative
+    to the work folder, where ffmpeg runs: no user-chosen name appears in them.
+    """
+    lines = []
+    current: InitSection | None = None
+    store = stream.store
+    folder = store.folder.name
+    for _, seg in stream.segments:
+        if seg.init is not None and seg.init != current:
+            init_file = store.init_path(seg.init)
+            if init_file is not None:
+                lines.append(f"file:{folder}/{init_file.name}")
+            current = seg.init
+        start, size = store.span(seg.seq)
+        lines.append(f"subfile,,start,{start},end,{start + size},,:{folder}/{store.pack_path.name}")
+    return "\n".join(lines) + "\n"
+
+
+async def remux_streams(streams: Sequence[Stream], part: Path, ffmpeg: str) -> None:
+    """Binary-concatenate each stream (inside ffmpeg) and remux them all into `part`."""
+    inputs = []
+    work = streams[0].store.folder.parent
+    for stream in streams:
+        listing = stream.store.folder / "concat.txt"
+        listing.write_text(concat_list(stream))
+        inputs.append(Input(f"concatf:{stream.store.folder.name}/concat.txt", None if stream.fmp4 else "mpegts"))
+    try:
+        await remux(inputs, part, ffmpeg, cwd=work)
+    finally:
+        for stream in streams:
+            (stream.store.folder / "concat.txt").unlink(missing_ok=True)
+
+
 async def merge(
     streams: Sequence[Stream], work: Path, final: Path, ffmpeg: str | None, log: Callable[[str], None]
 ) -> Path:
-    """Concatenate each stream, then remux into `final` (or move the single concatenation there).
+    """Remux the streams into `final`; or, for a .ts output, concatenate into it.
 
     If ffmpeg is missing or fails, the concatenation itself is kept (as .ts, or
     .mp4 for fMP4) next to where the output would be, and the log says so.
     """
     part = final.with_name(final.name + ".part")
-    concats = [work / f"{s.role}{s.concat_ext}" for s in streams]
-    for stream, out in zip(streams, concats, strict=True):
-        await concat(stream, out)
     if len(streams) == 1 and final.suffix.lower() == streams[0].concat_ext:
-        os.replace(concats[0], final)
+        await concat(streams[0], part)
+        os.replace(part, final)
         return final
     if ffmpeg:
         try:
-            await remux(concats, part, ffmpeg)
+            await remux_streams(streams, part, ffmpeg)
         except FfmpegError as exc:
             log(f"remux failed ({exc}); keeping the concatenated segments instead")
         else:
             os.replace(part, final)
-            for path in concats:
-                path.unlink(missing_ok=True)
             return final
     else:
-        log("ffmpeg not found: keeping the concatenated segments without remuxing")
+        log("not remuxing (no ffmpeg): keeping the concatenated segments")
     part.unlink(missing_ok=True)
     first = final.with_suffix(streams[0].concat_ext)
     if first != final:
         first = unique_path(final.parent, first.name)
-    os.replace(concats[0], first)
-    for stream, path in zip(streams[1:], concats[1:], strict=True):
-        extra = unique_path(final.parent, f"{final.stem}.{stream.role}{stream.concat_ext}")
-        os.replace(path, extra)
-        log(f"{stream.role} kept separately as {extra.name}")
+    for stream in streams:
+        target = first if stream is streams[0] else unique_path(
+            final.parent, f"{final.stem}.{stream.role}{stream.concat_ext}")
+        await concat(stream, part)
+        os.replace(part, target)
+        if stream is not streams[0]:
+            log(f"{stream.role} kept separately as {target.name}")
     return first
 
 
@@ -158,8 +193,9 @@ def _segment_folder(streams: Sequence[Stream], target: Path) -> None:
                     init_names[seg.init] = f"init{len(init_names) + 1}.mp4"
                     os.replace(src, folder / init_names[seg.init])
             names[seg.seq] = f"{ordinal:05d}{stream.store.ext}"
-            os.replace(stream.store.path(seg.seq), folder / names[seg.seq])
+            stream.store.export(seg.seq, folder / names[seg.seq])
         (folder / "index.m3u8").write_text(local_playlist(stream, names, init_names))
+        stream.store.remove_pack()
 
 
 async def segment_folder(streams: Sequence[Stream], work: Path, final: Path) -> Path:
@@ -172,15 +208,27 @@ async def segment_folder(streams: Sequence[Stream], work: Path, final: Path) -> 
     return final
 
 
-def write_kept_playlists(streams: Sequence[Stream]) -> None:
-    """keep_segments: an index.m3u8 beside the kept segments makes them playable."""
+def _keep_segments(streams: Sequence[Stream]) -> None:
     for stream in streams:
-        names = {seg.seq: stream.store.path(seg.seq).name for _, seg in stream.segments}
+        store = stream.store
+        names = {}
+        for ordinal, seg in stream.segments:
+            if seg.seq in store.done:
+                names[seg.seq] = f"{ordinal:05d}{store.ext}"
+                store.export(seg.seq, store.folder / names[seg.seq])
         init_names: dict[InitSection, str] = {}
         for _, seg in stream.segments:
-            if seg.init is not None and (p := stream.store.init_path(seg.init)) is not None:
+            if seg.init is not None and (p := store.init_path(seg.init)) is not None:
                 init_names[seg.init] = p.name
-        (stream.store.folder / "index.m3u8").write_text(local_playlist(stream, names, init_names))
+        kept = Stream(stream.role, stream.url, [(o, s) for o, s in stream.segments if s.seq in names], store,
+                      stream.fmp4)
+        (store.folder / "index.m3u8").write_text(local_playlist(kept, names, init_names))
+        store.remove_pack()
+
+
+async def keep_segments(streams: Sequence[Stream]) -> None:
+    """keep_segments: each segment as a file beside an index.m3u8 that plays them."""
+    await asyncio.to_thread(_keep_segments, streams)
 
 
 def remove_tree(path: Path) -> None:

@@ -191,7 +191,9 @@ def parse_media(text: str, url: str) -> MediaPlaylist:
             )
         )
     target = float(pl.target_duration or 0) or max((s.duration for s in segments), default=6.0) or 6.0
-    return MediaPlaylist(tuple(segments), target, bool(pl.is_endlist), first_seq)
+    # A VOD playlist type means the list is final even if a server forgot EXT-X-ENDLIST.
+    ended = bool(pl.is_endlist) or (pl.playlist_type or "").upper() == "VOD"
+    return MediaPlaylist(tuple(segments), target, ended, first_seq)
 
 
 def parse_master(text: str, url: str) -> MasterPlaylist:

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from core.downloaders.base import ProgressSink
 from core.downloaders.hls_crypto import KeyStore
+from core.downloaders.hls_fetch import Fetcher, short_name
 from core.downloaders.hls_merge import Stream
 from core.downloaders.hls_playlist import MediaSegment
-from core.downloaders.hls_segments import Fetcher, short_name
 
-MEMORY_BUDGET = 64 * 1024 * 1024  # bytes of finished segments held for the assembler
+MEMORY_BUDGET = 32 * 1024 * 1024  # finished segments held for the in-order consumer; beyond, re-read
 
 
 @dataclass(slots=True)
@@ -82,7 +82,7 @@ class Arrivals:
             await self._changed.wait()
         data = self._mem.pop((stream.role, seq), None)
         if data is None:
-            return await asyncio.to_thread(stream.store.read, seq)
+            return stream.store.read(seq)  # a pread from the page cache: cheaper than a thread hop
         self._mem_bytes -= len(data)
         return data
 

@@ -251,6 +251,14 @@ def probe(path: Path) -> Probe:
     return Probe(duration, [s for s in streams if "Video:" in s], [s for s in streams if "Audio:" in s], text)
 
 
+def video_frames(path: Path) -> int:
+    """How many video frames the file holds (a remux to nowhere, counted by ffmpeg)."""
+    result = subprocess.run([FFMPEG, "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"],
+                            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    counts = re.findall(r"frame=\s*(\d+)", result.stderr)
+    return int(counts[-1]) if counts else 0
+
+
 def decode_errors(path: Path) -> str:
     """Fully decode the file; whatever ffmpeg complains about (empty = clean)."""
     result = subprocess.run([FFMPEG, "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"],
