@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -12,6 +14,9 @@ from core.config import Config, ensure_config_file, load_config
 from core.errors import FetchdeckError, InvalidInput
 from core.locations import DataDirBusy, DataDirLock, Locations
 from core.models import parse_header_lines, parse_kind
+
+if TYPE_CHECKING:
+    from tui.remote_commands import Remote
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -34,18 +39,69 @@ def load_profile(data_dir: str | None, download_dir: str | None) -> tuple[Locati
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="fetchdeck")
+@click.option("--download-dir", "-d", type=click.Path(file_okay=False), help="Where files land.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the task database (and config) live.")
+@click.option("--port", "-p", type=click.IntRange(1, 65535), help="API port (default 39719).")
+@click.option("--no-server", is_flag=True, help="Do not serve the HTTP API.")
+@click.option("--server", "server_url", metavar="URL", help="Attach the TUI to a running fetchdeck's API.")
+@click.option("--token", help="API token for --server.")
 @click.pass_context
-def main(ctx: click.Context) -> None:
-    """fetchdeck: a terminal download manager (HTTP, HLS, yt-dlp)."""
-    if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+def main(ctx: click.Context, download_dir: str | None, data_dir: str | None, port: int | None, no_server: bool,
+         server_url: str | None, token: str | None) -> None:
+    """fetchdeck: a terminal download manager (HTTP, HLS, yt-dlp).
+
+    Without a command: the TUI, with the engine and the HTTP API in this
+    process (or attached to another fetchdeck with --server URL).
+    """
+    if ctx.invoked_subcommand is not None:
+        if server_url or token:  # `fetchdeck --server URL ls` means what it says
+            ctx.default_map = {name: {k: v for k, v in (("server", server_url), ("token", token)) if v}
+                               for name in ("add", "ls", "start", "stop", "rm", "watch")}
+        return
+    launch_tui(download_dir, data_dir, port, no_server, server_url, token)
+
+
+def launch_tui(download_dir: str | None, data_dir: str | None, port: int | None, no_server: bool,
+               server_url: str | None, token: str | None) -> None:
+    from tui.launch import run_local, run_remote
+
+    locations, config = load_profile(data_dir, download_dir)
+    if server_url:
+        if not server_url.startswith(("http://", "https://")):
+            server_url = "http://" + server_url
+        asyncio.run(run_remote(locations, config, server_url, token))
+        return
+    config = config.override("server", port=port)
+    api_factory, note = None, "API off (--no-server)" if no_server else "API off (server.enable = false)"
+    notices: tuple[str, ...] = ()
+    if not no_server and config.server.enable:
+        try:
+            from tui.embedded_api import ServerApi
+
+            api_factory, note = ServerApi.for_profile, ""
+        except ImportError as exc:  # an installation without the server: the TUI still works
+            note = "API unavailable"
+            notices = (f"The HTTP API is not available in this installation ({exc}).",)
+    try:
+        lock = DataDirLock(locations.data_dir).acquire()
+    except DataDirBusy as exc:
+        _fail(str(exc))
+    try:
+        asyncio.run(run_local(locations, config, api_factory, note, notices))
+    except FetchdeckError as exc:
+        _fail(str(exc), 1)
+    finally:
+        lock.release()
 
 
 @main.command()
 @click.argument("urls", nargs=-1, required=True)
 @click.option("--download-dir", "-d", type=click.Path(file_okay=False), help="Where files land.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Where the task database lives.")
-@click.option("--connections", "-x", type=click.IntRange(1, 64), help="Connections per HTTP download (1-64).")
+@click.option(
+    "--connections", "-x", type=click.IntRange(1, 64),
+    help="Connections per HTTP download, or HLS segments in flight (1-64).",
+)
 @click.option("--name", "-o", help="File name (one URL only).")
 @click.option("--type", "kind", help="http, hls/m3u8 or ytdlp (default: detected).")
 @click.option("-H", "--header", "headers", multiple=True, help="Extra request header 'Name: value'.")
@@ -75,8 +131,9 @@ def get(
     if speed_limit is not None:
         config = config.override("download", speed_limit=speed_limit)
     options: dict[str, object] = {"insecure": insecure}
-    if connections:
+    if connections:  # HTTP connections, or HLS segments in flight
         options["connections"] = connections
+        options["segment_threads"] = connections
     if proxy:
         options["proxy"] = proxy
     if quality:
@@ -96,6 +153,114 @@ def get(
     finally:
         lock.release()
     sys.exit(code)
+
+
+# ---- headless server -------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", help="Address to listen on (default 127.0.0.1; others need a token).")
+@click.option("--port", "-p", type=click.IntRange(0, 65535), help="Port (default 39719).")
+@click.option("--token", help="API token clients must send (env FETCHDECK_SERVER_TOKEN).")
+@click.option("--download-dir", "-d", type=click.Path(file_okay=False), help="Where files land.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the task database lives.")
+def serve(host: str | None, port: int | None, token: str | None, download_dir: str | None,
+          data_dir: str | None) -> None:
+    """Run the engine and the HTTP API without the TUI (Ctrl-C stops)."""
+    from tui.serve_command import refusal, run_serve, setup_logging
+
+    locations, config = load_profile(data_dir, download_dir)
+    config = config.override("server", host=host, port=port, token=token)
+    why = refusal(config.server.host, config.server.token)
+    if why:
+        _fail(why)
+    try:
+        lock = DataDirLock(locations.data_dir).acquire()
+    except DataDirBusy as exc:
+        _fail(str(exc))
+    setup_logging()
+    try:
+        code = asyncio.run(run_serve(locations, config))
+    except FetchdeckError as exc:
+        _fail(str(exc), 1)
+    finally:
+        lock.release()
+    sys.exit(code)
+
+
+# ---- remote commands (talk to a running fetchdeck over HTTP) -----------------
+
+
+def remote_options(func: Callable[..., None]) -> Callable[..., None]:
+    func = click.option("--token", envvar="FETCHDECK_TOKEN", help="API token (env FETCHDECK_TOKEN).")(func)
+    return click.option(
+        "--server", envvar="FETCHDECK_SERVER", default="http://127.0.0.1:39719", show_default=True,
+        help="fetchdeck API URL (env FETCHDECK_SERVER).",
+    )(func)
+
+
+def _remote(server: str, token: str | None) -> Remote:
+    from tui.remote_commands import Remote
+
+    return Remote(server=server, token=token or None)
+
+
+@main.command()
+@click.argument("urls", nargs=-1, required=True)
+@click.option("--type", "kind", help="direct, m3u8, youtube, bilibili, mediago (default: detected).")
+@click.option("--name", "-o", help="Task name / file name (one URL only).")
+@click.option("--folder", help="Subfolder of the download dir.")
+@click.option("-H", "--header", "headers", multiple=True, help="Extra request header 'Name: value'.")
+@click.option("--no-start", is_flag=True, help="Add the tasks stopped, without starting them.")
+@remote_options
+def add(urls: tuple[str, ...], kind: str | None, name: str | None, folder: str | None, headers: tuple[str, ...],
+        no_start: bool, server: str, token: str | None) -> None:
+    """Add downloads to a running fetchdeck; prints id, status and name per task."""
+    from tui import remote_commands
+
+    if name and len(urls) > 1:
+        _fail("--name works with a single URL")
+    sys.exit(remote_commands.add(_remote(server, token), urls, kind=kind, name=name, folder=folder,
+                                 headers=headers, start=not no_start))
+
+
+@main.command(name="ls")
+@click.option("--status", help="waiting, downloading, success, failed, stopped, list, done or active.")
+@click.option("--json", "as_json", is_flag=True, help="Print the tasks as JSON.")
+@remote_options
+def ls_command(status: str | None, as_json: bool, server: str, token: str | None) -> None:
+    """List the tasks of a running fetchdeck."""
+    from tui import remote_commands
+
+    sys.exit(remote_commands.ls(_remote(server, token), status=status, as_json=as_json))
+
+
+def _id_command(action: str, help_text: str) -> None:
+    @main.command(name=action, help=help_text)
+    @click.argument("ids", nargs=-1, required=True, type=click.IntRange(1))
+    @remote_options
+    def command(ids: tuple[int, ...], server: str, token: str | None, **extra: bool) -> None:
+        from tui import remote_commands
+
+        sys.exit(remote_commands.each(_remote(server, token), ids, action, **extra))
+
+    if action == "rm":
+        click.option("--delete-file", is_flag=True, help="Also delete the downloaded file.")(command)
+
+
+_id_command("start", "Start (or resume) tasks by id.")
+_id_command("stop", "Stop tasks by id; a later start resumes them.")
+_id_command("rm", "Remove tasks by id (stopping them first).")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per event.")
+@remote_options
+def watch(as_json: bool, server: str, token: str | None) -> None:
+    """Print the events of a running fetchdeck as they happen (Ctrl-C stops)."""
+    from tui import remote_commands
+
+    sys.exit(remote_commands.watch(_remote(server, token), as_json=as_json))
 
 
 if __name__ == "__main__":

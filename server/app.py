@@ -1,0 +1,108 @@
+"""create_app(engine, config): the Quart app serving fetchdeck's HTTP API.
+
+The native API is the MediaGo Download API (server/routes/native.py). Other
+dialects (m3u8 task API, Downie, SaveAny-Bot) are blueprints in server/routes/
+registered here when they exist. Every answer, errors included, is the
+`{success, code, message, data}` envelope, except the SSE stream, the plain
+text export and the documentation pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from quart import Quart, Response, current_app, request
+from quart_schema import QuartSchema
+from quart_schema.openapi import OpenAPIProvider
+
+from core.config import Config
+from core.engine import Engine
+from server.auth import AccessPolicy
+from server.errors import register_error_handlers
+from server.sse import HEARTBEAT_SECONDS, EventStreams
+
+API_TITLE = "fetchdeck API"
+API_VERSION = "1.0.0"
+
+
+@dataclass(slots=True)
+class ServerState:
+    engine: Engine
+    config: Config
+    streams: EventStreams
+    policy: AccessPolicy
+
+
+def server_state() -> ServerState:
+    return current_app.extensions["fetchdeck"]  # type: ignore[no-any-return]
+
+
+class _Provider(OpenAPIProvider):
+    """quart-schema's document, plus what it cannot express: the SSE and text bodies, security."""
+
+    def schema(self) -> dict[str, Any]:
+        document = super().schema()
+        paths = document.get("paths", {})
+        events = paths.get("/api/events", {}).get("get")
+        if events is not None:
+            events["responses"][200] = {
+                "description": "An endless text/event-stream (see docs/api.md for events and payloads)",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            }
+        export = paths.get("/api/downloads/export", {}).get("get")
+        if export is not None:
+            export["responses"][200] = {
+                "description": "One URL per line",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        return document
+
+
+def create_app(engine: Engine, config: Config, *, heartbeat: float = HEARTBEAT_SECONDS) -> Quart:
+    server = config.server
+    app = Quart("fetchdeck")
+    app.config["MAX_CONTENT_LENGTH"] = server.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    policy = AccessPolicy.build(server.token, server.host, server.allowed_hosts, server.cors_origins)
+    app.extensions["fetchdeck"] = ServerState(
+        engine=engine, config=config, streams=EventStreams(engine, heartbeat=heartbeat), policy=policy
+    )
+    schema = QuartSchema(
+        openapi_path="/api/openapi.json",
+        swagger_ui_path="/api/docs",
+        redoc_ui_path="/api/redoc",
+        scalar_ui_path=None,
+        info={"title": API_TITLE, "version": API_VERSION,
+              "description": "The MediaGo Download API as served by fetchdeck. Errors: see docs/api.md."},
+        security_schemes={
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "apiKey": {"type": "apiKey", "in_": "header", "name": "X-API-Key"},
+            "queryToken": {"type": "apiKey", "in_": "query", "name": "token"},
+        },
+        security=[{"bearer": []}, {"apiKey": []}, {"queryToken": []}, {}],
+        openapi_provider_class=_Provider,
+    )
+    schema.init_app(app)
+
+    from server.routes.native import native
+
+    app.register_blueprint(native)
+    register_error_handlers(app)
+
+    @app.before_request
+    async def _guard() -> Response | None:
+        policy = server_state().policy
+        policy.check_host(request)
+        preflight = policy.preflight(request)
+        if preflight is not None:
+            return preflight
+        policy.check_token(request)
+        return None
+
+    @app.after_request
+    async def _cors(response: Response) -> Response:
+        server_state().policy.add_cors_headers(request, response)
+        return response
+
+    return app

@@ -1,0 +1,125 @@
+"""Who may call the API: token, Host header and browser origins (CORS).
+
+- Token: one shared secret, sent as `Authorization: Bearer <t>`, `X-API-Key: <t>`
+  or `?token=<t>` (browser EventSource cannot set headers); compared in
+  constant time. No token configured: no check (loopback only, see runner).
+- Host: without a token, only loopback host names are served, so a web page
+  cannot reach the API through DNS rebinding. `server.allowed_hosts` adds more.
+- CORS: origins in `server.cors_origins` (exact, `*`, or shell patterns such
+  as `chrome-extension://*`) get CORS headers and preflight answers.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hmac
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from quart import Request, Response
+
+from server.errors import ApiError, ErrorCode
+
+PUBLIC_PATHS = frozenset({"/api/openapi.json", "/api/docs", "/api/redoc"})
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+CORS_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
+CORS_HEADERS = "Authorization, X-API-Key, Content-Type, Last-Event-ID"
+
+
+def is_loopback(host: str) -> bool:
+    name = host.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def presented_token(req: Request) -> str | None:
+    header = req.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    key = req.headers.get("X-API-Key")
+    if key:
+        return key.strip()
+    return req.args.get("token")
+
+
+def token_matches(expected: str, given: str | None) -> bool:
+    if given is None:
+        return False
+    return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8", "surrogatepass"))
+
+
+def host_name(host_header: str) -> str:
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+@dataclass(frozen=True, slots=True)
+class AccessPolicy:
+    token: str
+    allowed_hosts: frozenset[str]
+    cors_origins: tuple[str, ...]
+
+    @classmethod
+    def build(
+        cls, token: str, bind_host: str, allowed_hosts: Iterable[str], cors_origins: Iterable[str]
+    ) -> AccessPolicy:
+        hosts = {h.strip().lower() for h in allowed_hosts if h.strip()}
+        if hosts or not token:
+            hosts |= LOOPBACK_NAMES
+            if bind_host and bind_host not in ("0.0.0.0", "::"):
+                hosts.add(bind_host.lower())
+        return cls(token=token, allowed_hosts=frozenset(hosts), cors_origins=tuple(cors_origins))
+
+    # -- checks run before every request ----------------------------------
+    def check_host(self, req: Request) -> None:
+        if not self.allowed_hosts or "*" in self.allowed_hosts:
+            return
+        name = host_name(req.headers.get("Host", ""))
+        if name in self.allowed_hosts or is_loopback(name):
+            return
+        raise ApiError(403, ErrorCode.FORBIDDEN_HOST,
+                       f"host {name!r} is not allowed; add it to server.allowed_hosts or set a token")
+
+    def check_token(self, req: Request) -> None:
+        if not self.token or req.path in PUBLIC_PATHS:
+            return
+        if not token_matches(self.token, presented_token(req)):
+            raise ApiError(401, ErrorCode.UNAUTHORIZED,
+                           "missing or wrong token (send Authorization: Bearer <token>, X-API-Key or ?token=)",
+                           headers={"WWW-Authenticate": 'Bearer realm="fetchdeck"'})
+
+    # -- CORS ---------------------------------------------------------------
+    def origin_allowed(self, origin: str | None) -> bool:
+        if not origin:
+            return False
+        return any(pattern == "*" or fnmatch.fnmatchcase(origin, pattern) for pattern in self.cors_origins)
+
+    def preflight(self, req: Request) -> Response | None:
+        """The answer to a CORS preflight, or None if this is not one."""
+        if req.method != "OPTIONS" or "Access-Control-Request-Method" not in req.headers:
+            return None
+        response = Response("", status=204)
+        origin = req.headers.get("Origin")
+        if self.origin_allowed(origin):
+            response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
+            response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
+            response.headers["Access-Control-Max-Age"] = "600"
+            if req.headers.get("Access-Control-Request-Private-Network") == "true":
+                response.headers["Access-Control-Allow-Private-Network"] = "true"
+        return response
+
+    def add_cors_headers(self, req: Request, response: Response) -> None:
+        origin = req.headers.get("Origin")
+        if self.origin_allowed(origin):
+            response.headers["Access-Control-Allow-Origin"] = origin or ""
+            response.headers["Access-Control-Expose-Headers"] = "Content-Type"
+        if self.cors_origins:
+            response.vary.add("Origin")

@@ -1,0 +1,116 @@
+"""API error codes, the error envelope and the handlers that produce it.
+
+Every failure answers `{success: false, code, message, data: null}` with a
+4xx/5xx status. Client mistakes are always 4xx; a 500 means a fetchdeck bug
+and never carries a traceback (it goes to the server log file).
+The table is documented in docs/api.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import IntEnum
+from typing import Any
+
+from quart import Quart, Response
+from werkzeug.exceptions import HTTPException
+
+from core.errors import FetchdeckError, IllegalTransition, InvalidInput, TaskNotFound
+from server.respond import envelope_response
+
+log = logging.getLogger("fetchdeck.server")
+
+
+class ErrorCode(IntEnum):
+    OK = 0
+    BAD_REQUEST = 40000  # a malformed request that fits no finer code
+    MALFORMED_JSON = 40001  # the body is not JSON (or not UTF-8)
+    VALIDATION_FAILED = 40002  # body or query fields missing, of the wrong type or out of range
+    UNKNOWN_TYPE = 40003  # `type` is not a download type fetchdeck knows
+    INVALID_URL = 40004  # not an http(s) URL with a host
+    INVALID_HEADERS = 40005  # a header line is not `Name: value`
+    INVALID_FOLDER = 40006  # folder/localPath outside the allowed download roots
+    INVALID_STATUS = 40007  # an unknown status, or one a client cannot set
+    UNAUTHORIZED = 40100  # token missing or wrong
+    FORBIDDEN_HOST = 40300  # Host header not allowed (DNS-rebinding guard)
+    ROUTE_NOT_FOUND = 40400  # no such endpoint
+    TASK_NOT_FOUND = 40401  # no task with that id
+    METHOD_NOT_ALLOWED = 40500
+    ILLEGAL_TRANSITION = 40900  # the status machine forbids it (e.g. stop a finished task)
+    PAYLOAD_TOO_LARGE = 41300
+    INTERNAL_ERROR = 50000  # a fetchdeck bug; details are in the server log
+
+
+class ApiError(Exception):
+    """Raise from a route to answer with this status, code and message."""
+
+    def __init__(self, status: int, code: ErrorCode, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def bad_request(code: ErrorCode, message: str) -> ApiError:
+    return ApiError(400, code, message)
+
+
+def error_response(status: int, code: ErrorCode, message: str, headers: dict[str, str] | None = None) -> Response:
+    return envelope_response(None, status=status, code=int(code), message=message, success=False, headers=headers)
+
+
+_HTTP_CODES: dict[int, ErrorCode] = {
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN_HOST,
+    404: ErrorCode.ROUTE_NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+}
+
+_HTTP_MESSAGES: dict[int, str] = {
+    404: "no such endpoint",
+    405: "method not allowed for this endpoint",
+    413: "request body too large",
+}
+
+
+def _from_fetchdeck(exc: FetchdeckError) -> tuple[int, ErrorCode]:
+    if isinstance(exc, TaskNotFound):
+        return 404, ErrorCode.TASK_NOT_FOUND
+    if isinstance(exc, IllegalTransition):
+        return 409, ErrorCode.ILLEGAL_TRANSITION
+    if isinstance(exc, InvalidInput):
+        return 400, ErrorCode.VALIDATION_FAILED
+    return 500, ErrorCode.INTERNAL_ERROR
+
+
+def register_error_handlers(app: Quart) -> None:
+    @app.errorhandler(ApiError)
+    async def _api_error(exc: ApiError) -> Response:
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.errorhandler(FetchdeckError)
+    async def _core_error(exc: FetchdeckError) -> Response:
+        status, code = _from_fetchdeck(exc)
+        if status >= 500:
+            log.error("unexpected engine error: %s", exc, exc_info=exc)
+            return error_response(status, code, "internal error; see the server log")
+        return error_response(status, code, str(exc))
+
+    @app.errorhandler(HTTPException)
+    async def _http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        code = _HTTP_CODES.get(status, ErrorCode.INTERNAL_ERROR if status >= 500 else ErrorCode.BAD_REQUEST)
+        message = _HTTP_MESSAGES.get(status) or (exc.description or exc.name or "error")
+        headers: dict[str, Any] = {}
+        allow = [value for key, value in exc.get_headers() if key.lower() == "allow"]
+        if allow:
+            headers["Allow"] = allow[0]
+        return error_response(status, code, message, headers)
+
+    @app.errorhandler(Exception)
+    async def _crash(exc: Exception) -> Response:
+        log.error("unhandled error in request", exc_info=exc)
+        return error_response(500, ErrorCode.INTERNAL_ERROR, "internal error; see the server log")

@@ -1,0 +1,342 @@
+"""The native API: the MediaGo Download API (shared/seeds/mediago-download-api.en.txt).
+
+Routes are thin: validate (server/bodies.py), call the engine, serialize
+(server/schemas.py). Engine errors become envelopes in server/errors.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from quart import Blueprint, Response, request
+from quart_schema import document_querystring, document_request, document_response
+
+from core.engine import Engine, validate_url
+from core.errors import IllegalTransition, InvalidInput, TaskNotFound
+from core.models import TaskOptions, TaskSpec, TaskStatus, parse_header_lines
+from core.naming import resolve_folder
+from core.store.repo import TaskFilter
+from server.app import server_state
+from server.bodies import parse_body, parse_query
+from server.errors import ApiError, ErrorCode
+from server.respond import ok
+from server.schemas import (
+    ACCEPTED_TYPES,
+    FILTER_STATUSES,
+    MAX_ID,
+    CreateRequest,
+    DeleteQuery,
+    DownloadTask,
+    Empty,
+    Envelope,
+    ErrorEnvelope,
+    EventsQuery,
+    ExportQuery,
+    ListQuery,
+    LiveRequest,
+    LogsData,
+    StartRequest,
+    StatusRequest,
+    TaskPageData,
+    UpdateRequest,
+    canonical_type,
+    iso_time,
+    task_to_api,
+)
+
+native = Blueprint("native", __name__, url_prefix="/api")
+ID = "<int:task_id>"
+F = TypeVar("F", bound=Callable[..., Any])
+EXPORT_PAGE = 5000
+
+
+def documented(model: Any, *errors: int) -> Callable[[F], F]:
+    """Document the success envelope and the error envelopes a route can answer."""
+
+    def wrap(func: F) -> F:
+        func = document_response(model, 200)(func)
+        for status in sorted({400, 401, 403, 500, *errors}):
+            func = document_response(ErrorEnvelope, status)(func)
+        return func
+
+    return wrap
+
+
+def engine() -> Engine:
+    return server_state().engine
+
+
+@native.before_request
+async def _ids_in_range() -> None:
+    """Ids beyond SQLite's integer range cannot exist (and must not reach the database)."""
+    task_id = (request.view_args or {}).get("task_id")
+    if isinstance(task_id, int) and task_id > MAX_ID:
+        raise TaskNotFound(task_id)
+
+
+# ------------------------------------------------------------ input checks
+
+
+def _checked(code: ErrorCode, where: str, func: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return func(*args)
+    except InvalidInput as exc:
+        raise ApiError(400, code, f"{where}: {exc}") from None
+
+
+def _headers(value: str | list[str] | None, where: str) -> tuple[tuple[str, str], ...] | None:
+    if value is None:
+        return None
+    return _checked(ErrorCode.INVALID_HEADERS, where, parse_header_lines, value)  # type: ignore[no-any-return]
+
+
+def _folder(value: str | None, where: str) -> str | None:
+    """Reject folders outside the download roots (relative ones are sanitized by the engine)."""
+    if not value:
+        return value
+    if "\x00" in value:
+        raise ApiError(400, ErrorCode.INVALID_FOLDER, f"{where}: contains a NUL character")
+    eng = engine()
+    if Path(value).is_absolute():
+        _checked(ErrorCode.INVALID_FOLDER, where, resolve_folder, eng.download_root, value, eng.allowed_roots)
+    return value
+
+
+def _where_dir(folder: str) -> Path:
+    eng = engine()
+    return Path(folder).resolve() if Path(folder).is_absolute() else (eng.download_root / folder).resolve()
+
+
+async def _task_filter(filter_name: str | None, local_path: str | None) -> TaskFilter | None:
+    """The engine filter for ?filter= and ?localPath=; None when nothing can match."""
+    statuses = FILTER_STATUSES[filter_name] if filter_name else frozenset()
+    folders: frozenset[str] = frozenset()
+    if local_path:
+        if "\x00" in local_path:
+            raise ApiError(400, ErrorCode.INVALID_FOLDER, "localPath: contains a NUL character")
+        target = _where_dir(local_path)
+        folders = frozenset(f for f in await engine().folders() if _where_dir(f) == target)
+        if not folders:
+            return None
+    return TaskFilter(statuses=statuses, folders=folders)
+
+
+# ------------------------------------------------------------ list / query
+
+
+@native.get("/downloads")
+@document_querystring(ListQuery)
+@documented(Envelope[TaskPageData])
+async def list_downloads() -> Response:
+    """List tasks, newest first, one page at a time."""
+    query = parse_query(ListQuery)
+    flt = await _task_filter(query.filter, query.local_path)
+    if flt is None:
+        return ok({"total": 0, "list": []})
+    page = await engine().list(query.current, query.page_size, flt)
+    return ok({"total": page.total, "list": [task_to_api(t) for t in page.items]})
+
+
+@native.get("/downloads/active")
+@documented(Envelope[list[DownloadTask]])
+async def active_downloads() -> Response:
+    """Tasks that are waiting or downloading, in queue order."""
+    return ok([task_to_api(t) for t in await engine().active()])
+
+
+@native.get("/downloads/folders")
+@documented(Envelope[list[str]])
+async def download_folders() -> Response:
+    """The distinct directories tasks save into (absolute paths)."""
+    seen: dict[str, None] = {}
+    for folder in await engine().folders():
+        seen[str(_where_dir(folder))] = None
+    return ok(sorted(seen))
+
+
+@native.get("/downloads/export")
+@document_querystring(ExportQuery)
+@documented(Envelope[str])
+async def export_urls() -> Response:
+    """Every task's URL, one per line, oldest first (text/plain). Honors filter and localPath."""
+    query = parse_query(ExportQuery)
+    flt = await _task_filter(query.filter, query.local_path)
+    lines: list[str] = []
+    if flt is not None:
+        flt = TaskFilter(statuses=flt.statuses, folders=flt.folders, newest_first=False)
+        page_no = 1
+        while True:
+            page = await engine().list(page_no, EXPORT_PAGE, flt)
+            lines.extend(t.url for t in page.items)
+            if len(page.items) < EXPORT_PAGE:
+                break
+            page_no += 1
+    body = "".join(f"{url}\n" for url in lines)
+    return Response(body, content_type="text/plain; charset=utf-8")
+
+
+@native.get(f"/downloads/{ID}")
+@documented(Envelope[DownloadTask], 404)
+async def get_download(task_id: int) -> Response:
+    """One task."""
+    return ok(task_to_api(await engine().get(task_id)))
+
+
+@native.get(f"/downloads/{ID}/logs")
+@documented(Envelope[LogsData], 404)
+async def download_logs(task_id: int) -> Response:
+    """The task's log, one line per entry, oldest first."""
+    lines = await engine().logs(task_id)
+    return ok({"id": task_id, "log": "\n".join(f"{iso_time(line.ts)} {line.text}" for line in lines)})
+
+
+# ------------------------------------------------------------ create / delete
+
+
+@native.post("/downloads")
+@document_request(CreateRequest)
+@documented(Envelope[list[DownloadTask]], 413)
+async def create_downloads() -> Response:
+    """Create tasks in one batch; start them at once with startDownload."""
+    body = await parse_body(CreateRequest)
+    specs: list[TaskSpec] = []
+    options_for: dict[str | None, TaskOptions] = {}  # one (never mutated) options object per type name
+    for i, item in enumerate(body.tasks):
+        where = f"tasks[{i}]"
+        url = _checked(ErrorCode.INVALID_URL, f"{where}.url", validate_url, item.url)
+        options = options_for.get(item.type)
+        if options is None:
+            options = options_for[item.type] = (
+                TaskOptions(api_type=canonical_type(item.type)) if item.type else TaskOptions()
+            )
+        specs.append(
+            TaskSpec(
+                url=url,
+                kind=ACCEPTED_TYPES[item.type] if item.type else None,
+                name=item.name,
+                folder=_folder(item.folder, f"{where}.folder"),
+                headers=_headers(item.headers, f"{where}.headers") or (),
+                is_live=item.is_live,
+                options=options,
+            )
+        )
+    tasks = await engine().create(specs, start=body.start_download)
+    return ok([task_to_api(t) for t in tasks])
+
+
+@native.delete(f"/downloads/{ID}")
+@document_querystring(DeleteQuery)
+@documented(Envelope[Empty], 404)
+async def delete_download(task_id: int) -> Response:
+    """Delete a task (stopping it first). deleteFile=true also removes the downloaded file."""
+    query = parse_query(DeleteQuery)
+    await engine().delete(task_id, files=query.delete_file)
+    return ok({})
+
+
+# ------------------------------------------------------------ edit / status
+
+
+@native.put(f"/downloads/{ID}")
+@document_request(UpdateRequest)
+@documented(Envelope[DownloadTask], 404, 409, 413)
+async def update_download(task_id: int) -> Response:
+    """Edit name, url, headers, folder (url and folder only while not downloading)."""
+    body = await parse_body(UpdateRequest)
+    changes: dict[str, Any] = {
+        "name": body.name,
+        "url": _checked(ErrorCode.INVALID_URL, "url", validate_url, body.url) if body.url is not None else None,
+        "headers": _headers(body.headers, "headers"),
+        "folder": _folder(body.folder, "folder"),
+        "is_live": body.is_live,
+    }
+    return ok(task_to_api(await engine().update(task_id, **changes)))
+
+
+@native.put(f"/downloads/{ID}/live")
+@document_request(LiveRequest)
+@documented(Envelope[DownloadTask], 404, 413)
+async def set_live(task_id: int) -> Response:
+    """Mark or unmark a task as a live stream."""
+    body = await parse_body(LiveRequest)
+    return ok(task_to_api(await engine().update(task_id, is_live=body.is_live)))
+
+
+@native.put("/downloads/status")
+@document_request(StatusRequest)
+@documented(Envelope[list[DownloadTask]], 404, 409, 413)
+async def set_status() -> Response:
+    """Bulk start (waiting/downloading) or stop (stopped); all ids are checked before any changes."""
+    body = await parse_body(StatusRequest)
+    if body.status in (TaskStatus.SUCCESS, TaskStatus.FAILED):
+        raise ApiError(400, ErrorCode.INVALID_STATUS,
+                       f"status {body.status.value} cannot be set; use waiting or downloading (start) "
+                       "or stopped (stop)")
+    start = body.status is not TaskStatus.STOPPED
+    eng = engine()
+    ids = list(dict.fromkeys(body.ids))
+    tasks = [await eng.get(i) for i in ids]  # TaskNotFound → 404 before anything changes
+    if not start:
+        finished = [t.id for t in tasks if t.status is TaskStatus.SUCCESS]
+        if finished:
+            raise IllegalTransition(f"task {finished[0]} has finished; only active tasks can be stopped")
+    out = []
+    for task in tasks:
+        try:
+            if start and task.status is not TaskStatus.DOWNLOADING:
+                await eng.start(task.id)
+            elif not start:
+                await eng.stop(task.id)
+        except IllegalTransition:
+            pass  # changed state meanwhile (started or finished on its own): report it as it is
+        out.append(task_to_api(await eng.get(task.id)))
+    return ok(out)
+
+
+# ------------------------------------------------------------ start / stop
+
+
+@native.post(f"/downloads/{ID}/start")
+@document_request(StartRequest)
+@documented(Envelope[DownloadTask], 404, 409, 413)
+async def start_download(task_id: int) -> Response:
+    """Queue a task to download (again). localPath saves elsewhere; deleteSegments is for m3u8."""
+    body = await parse_body(StartRequest, optional=True)
+    folder = _folder(body.local_path, "localPath")
+    task = await engine().start(task_id, folder=folder or None, delete_segments=body.delete_segments)
+    return ok(task_to_api(task))
+
+
+@native.post(f"/downloads/{ID}/stop")
+@documented(Envelope[Empty], 404, 409)
+async def stop_download(task_id: int) -> Response:
+    """Stop a task; what was downloaded stays and a later start resumes."""
+    await engine().stop(task_id)
+    return ok({})
+
+
+# ------------------------------------------------------------ events
+
+
+@native.get("/events")
+@document_querystring(EventsQuery)
+@documented(Envelope[Empty])
+async def events() -> Response:
+    """Server-Sent Events: download-create/-start/-progress/-success/-failed/-stop/-delete/-update."""
+    query = parse_query(EventsQuery)
+    last = query.last_event_id
+    header = request.headers.get("Last-Event-ID", "").strip()
+    if header.isdigit() and len(header) < 19:
+        last = int(header)
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    if request.method == "HEAD":
+        return Response("", content_type="text/event-stream; charset=utf-8", headers=headers)
+    response = Response(
+        server_state().streams.stream(last),
+        content_type="text/event-stream; charset=utf-8",
+        headers=headers,
+    )
+    response.timeout = None  # an endless stream
+    return response

@@ -1,0 +1,264 @@
+"""Request and response shapes of the native (MediaGo) API, and Task ↔ JSON.
+
+Request models validate what clients send (strict JSON types, unknown fields
+ignored). Response models document the envelope for OpenAPI; the routes
+serialize with `task_to_api` (plain dicts, fast for 10,000-task answers) and
+the schemathesis run in tests/api checks the two agree.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Generic, Literal, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.engine import MAX_BATCH
+from core.models import KIND_ALIASES, Task, TaskKind, TaskStatus
+
+# ---------------------------------------------------------------- type names
+
+# The MediaGo type names. "mediago" means "work it out from the URL".
+SPEC_TYPES: dict[str, TaskKind | None] = {
+    "m3u8": TaskKind.HLS,
+    "bilibili": TaskKind.YTDLP,
+    "direct": TaskKind.HTTP,
+    "youtube": TaskKind.YTDLP,
+    "mediago": None,
+}
+# Also accepted on input: every name the engine knows (http, hls, ytdlp, ...).
+ACCEPTED_TYPES: dict[str, TaskKind | None] = {**KIND_ALIASES, **SPEC_TYPES}
+_DEFAULT_TYPE = {TaskKind.HTTP: "direct", TaskKind.HLS: "m3u8", TaskKind.YTDLP: "youtube"}
+_BILIBILI_HOSTS = ("bilibili.com", "b23.tv")
+
+ApiType = Literal["m3u8", "bilibili", "direct", "youtube", "mediago"]
+InputType = Literal[
+    "m3u8", "bilibili", "direct", "youtube", "mediago",
+    "http", "directlinks", "file", "hls", "ytdlp", "yt-dlp",
+]
+assert set(InputType.__args__) == set(ACCEPTED_TYPES), "InputType must list every accepted type name"  # type: ignore[attr-defined]
+
+
+def canonical_type(name: str) -> str:
+    """The MediaGo name to store for an input type name ('http' → 'direct', 'ytdlp' → 'youtube')."""
+    if name in SPEC_TYPES:
+        return name
+    return _DEFAULT_TYPE[ACCEPTED_TYPES[name]]  # type: ignore[index]
+
+
+def api_type_of(task: Task) -> str:
+    """The type a client sees: the name it used if that still fits the task's kind."""
+    label = task.options.api_type
+    if label == "mediago" or (label in SPEC_TYPES and SPEC_TYPES[label] == task.kind):
+        return label  # type: ignore[return-value]
+    if task.kind is TaskKind.YTDLP:
+        host = (urlsplit(task.url).hostname or "").lower()
+        if any(host == h or host.endswith("." + h) for h in _BILIBILI_HOSTS):
+            return "bilibili"
+    return _DEFAULT_TYPE[task.kind]
+
+
+# ---------------------------------------------------------------- Task → JSON
+
+
+def iso_time(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def headers_text(headers: tuple[tuple[str, str], ...]) -> str:
+    return "\n".join(f"{k}: {v}" for k, v in headers)
+
+
+def task_to_api(task: Task) -> dict[str, Any]:
+    """A DownloadTask as the API documents it (plus progress fields)."""
+    return {
+        "id": task.id,
+        "name": task.name,
+        "type": api_type_of(task),
+        "url": task.url,
+        "folder": task.folder,
+        "headers": headers_text(task.headers),
+        "isLive": task.is_live,
+        "status": task.status.value,
+        "file": task.file,
+        "createdDate": iso_time(task.created_at),
+        "updatedDate": iso_time(task.updated_at),
+        "downloaded": task.downloaded,
+        "total": task.total,
+        "speed": round(task.speed, 1),
+        "eta": None if task.eta is None else round(task.eta, 1),
+        "percent": round(task.percent, 2),
+        "error": task.error,
+    }
+
+
+# ---------------------------------------------------------------- requests
+
+MAX_ID = 2**63 - 1
+TaskId = Annotated[int, Field(ge=1, le=MAX_ID)]
+URL_PATTERN = r"^[hH][tT][tT][pP][sS]?://"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True, populate_by_name=True)
+
+
+class TaskInput(_Body):
+    """One task to create."""
+
+    type: InputType | None = Field(
+        default=None, description="m3u8, bilibili, direct, youtube or mediago (also http, hls, ytdlp); "
+        "omitted or mediago: detected from the URL"
+    )
+    url: str = Field(pattern=URL_PATTERN, max_length=8192, description="http:// or https:// URL")
+    name: str | None = Field(default=None, max_length=1024, description="Task name, used as the file name")
+    folder: str | None = Field(default=None, max_length=4096, description="Subfolder of the download dir")
+    headers: str | list[str] | None = Field(
+        default=None, description="Extra request headers, 'Name: value' lines (one string or a list)"
+    )
+    is_live: bool = Field(default=False, alias="isLive")
+
+
+class CreateRequest(_Body):
+    tasks: list[TaskInput] = Field(min_length=1, max_length=MAX_BATCH)
+    start_download: bool = Field(default=False, alias="startDownload")
+
+
+class UpdateRequest(_Body):
+    """Fields to change; all optional."""
+
+    name: str | None = Field(default=None, max_length=1024)
+    url: str | None = Field(default=None, pattern=URL_PATTERN, max_length=8192)
+    headers: str | list[str] | None = None
+    folder: str | None = Field(default=None, max_length=4096)
+    is_live: bool | None = Field(default=None, alias="isLive")
+
+
+class LiveRequest(_Body):
+    is_live: bool = Field(alias="isLive")
+
+
+class StatusRequest(_Body):
+    ids: list[TaskId] = Field(min_length=1, max_length=MAX_BATCH)
+    status: TaskStatus
+
+
+class StartRequest(_Body):
+    local_path: str | None = Field(default=None, alias="localPath", max_length=4096)
+    delete_segments: bool | None = Field(default=None, alias="deleteSegments")
+
+
+ListFilter = Literal["waiting", "downloading", "success", "failed", "stopped", "list", "done", "active", ""]
+
+
+def _optional_param(schema: dict[str, Any]) -> None:
+    """A query parameter that may be absent but is never null (query strings have no null)."""
+    schema.pop("default", None)
+
+
+class _Query(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class ExportQuery(_Query):
+    """Query of GET /api/downloads/export."""
+
+    filter: ListFilter = Field(  # type: ignore[assignment]
+        default=None,
+        description="A status, or list (everything not finished successfully), done (= success), "
+        "active (waiting + downloading); empty: no filter",
+        json_schema_extra=_optional_param,
+    )
+    local_path: str = Field(  # type: ignore[assignment]
+        default=None, alias="localPath", max_length=4096, description="Only tasks saved in this directory",
+        json_schema_extra=_optional_param,
+    )
+
+
+class ListQuery(ExportQuery):
+    """Query of GET /api/downloads."""
+
+    current: int = Field(default=1, ge=1, le=1_000_000_000, description="Page number, from 1")
+    page_size: int = Field(default=20, ge=1, le=10_000, alias="pageSize", description="Tasks per page")
+
+
+class DeleteQuery(_Query):
+    delete_file: bool = Field(default=False, alias="deleteFile",
+                              description="Also delete the downloaded file (fetchdeck extension)")
+
+
+class EventsQuery(_Query):
+    last_event_id: int = Field(  # type: ignore[assignment]
+        default=None, ge=0, le=MAX_ID, alias="lastEventId",
+        description="Replay events after this id (same as the Last-Event-ID header)",
+        json_schema_extra=_optional_param,
+    )
+
+
+FILTER_STATUSES: dict[str, frozenset[TaskStatus]] = {
+    **{s.value: frozenset({s}) for s in TaskStatus},
+    "list": frozenset(TaskStatus) - {TaskStatus.SUCCESS},
+    "done": frozenset({TaskStatus.SUCCESS}),
+    "active": frozenset({TaskStatus.WAITING, TaskStatus.DOWNLOADING}),
+}
+
+
+# ---------------------------------------------------------------- responses (OpenAPI)
+
+
+class DownloadTask(BaseModel):
+    """A download task."""
+
+    id: int
+    name: str
+    type: ApiType
+    url: str
+    folder: str
+    headers: str = Field(description="'Name: value' lines separated by newlines")
+    isLive: bool
+    status: TaskStatus
+    file: str | None = Field(description="Where the file is (or will be) saved")
+    createdDate: str = Field(json_schema_extra={"format": "date-time"})
+    updatedDate: str = Field(json_schema_extra={"format": "date-time"})
+    downloaded: int = Field(description="Bytes downloaded")
+    total: int | None = Field(description="Total bytes, if known")
+    speed: float = Field(description="Bytes per second")
+    eta: float | None = Field(description="Seconds left, if known")
+    percent: float
+    error: str | None = Field(description="Why the last run failed")
+
+
+class TaskPageData(BaseModel):
+    total: int
+    list: list[DownloadTask]
+
+
+class LogsData(BaseModel):
+    id: int
+    log: str
+
+
+class Empty(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+T = TypeVar("T")
+
+
+class Envelope(BaseModel, Generic[T]):
+    """Success: the payload is in data."""
+
+    success: Literal[True]
+    code: Literal[0]
+    message: str
+    data: T
+
+
+class ErrorEnvelope(BaseModel):
+    """Failure: code is from the documented table (docs/api.md), message says why."""
+
+    success: Literal[False]
+    code: int = Field(ge=40000, le=59999)
+    message: str
+    data: None

@@ -1,0 +1,188 @@
+"""`fetchdeck add | ls | start | stop | rm | watch`: drive a running fetchdeck over its API.
+
+Each command talks to --server (env FETCHDECK_SERVER, default the local
+http://127.0.0.1:39719) with --token (env FETCHDECK_TOKEN). Exit codes:
+0 success; 1 the server refused something (one line per failure on stderr);
+3 the server could not be reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from tui.api_client import ApiClient, ApiError, ServerUnreachable
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_UNREACHABLE = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Remote:
+    server: str
+    token: str | None
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"fetchdeck: {message}\n")
+
+
+def _explain(exc: ApiError) -> str:
+    if exc.status == 401:
+        return f"{exc.message} (pass --token or set FETCHDECK_TOKEN)"
+    return exc.message
+
+
+def run(remote: Remote, body: Callable[[ApiClient], Awaitable[int]], *, interrupted: int = 130) -> int:
+    """Run one command body against the server; map connection and API errors to exit codes."""
+
+    async def main() -> int:
+        async with ApiClient(remote.server, remote.token) as api:
+            return await body(api)
+
+    try:
+        return asyncio.run(main())
+    except ServerUnreachable as exc:
+        _fail(str(exc))
+        return EXIT_UNREACHABLE
+    except ApiError as exc:
+        _fail(_explain(exc))
+        return EXIT_REFUSED
+    except KeyboardInterrupt:
+        return interrupted
+
+
+# ---- add ------------------------------------------------------------------
+
+
+def add(
+    remote: Remote, urls: tuple[str, ...], *, kind: str | None, name: str | None, folder: str | None,
+    headers: tuple[str, ...], start: bool, out: TextIO | None = None,
+) -> int:
+    stream = out or sys.stdout
+    tasks: list[dict[str, Any]] = []
+    for url in urls:
+        item: dict[str, Any] = {"url": url}
+        if kind:
+            item["type"] = kind
+        if name:
+            item["name"] = name
+        if folder:
+            item["folder"] = folder
+        if headers:
+            item["headers"] = "\n".join(headers)
+        tasks.append(item)
+
+    async def body(api: ApiClient) -> int:
+        for task in await api.create(tasks, start=start):
+            stream.write(f"{task['id']}\t{task['status']}\t{task['name']}\n")
+        return EXIT_OK
+
+    return run(remote, body)
+
+
+# ---- ls -------------------------------------------------------------------
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def format_row(task: dict[str, Any]) -> str:
+    size = human_bytes(task.get("total")) if task.get("total") else human_bytes(task.get("downloaded"))
+    speed = f"{human_bytes(task.get('speed') or 0)}/s" if task.get("status") == "downloading" else ""
+    return (f"{task['id']:>6}  {task['status']:<11}  {task.get('percent', 0):>5.1f}%  {size:>10}  "
+            f"{speed:>12}  {task['type']:<8}  {task['name']}")
+
+
+def ls(remote: Remote, *, status: str | None, as_json: bool, out: TextIO | None = None) -> int:
+    stream = out or sys.stdout
+
+    async def body(api: ApiClient) -> int:
+        tasks = await api.list_all(status)
+        if as_json:
+            json.dump(tasks, stream, ensure_ascii=False, indent=2)
+            stream.write("\n")
+            return EXIT_OK
+        stream.write(f"{'ID':>6}  {'STATUS':<11}  {'DONE':>6}  {'SIZE':>10}  {'SPEED':>12}  {'TYPE':<8}  NAME\n")
+        for task in tasks:
+            stream.write(format_row(task) + "\n")
+        return EXIT_OK
+
+    return run(remote, body)
+
+
+# ---- start / stop / rm -------------------------------------------------------
+
+
+def each(remote: Remote, ids: tuple[int, ...], action: str, *, delete_file: bool = False) -> int:
+    """Apply start/stop/rm to every id; report each failure and go on."""
+
+    async def body(api: ApiClient) -> int:
+        failed = 0
+        for task_id in ids:
+            try:
+                if action == "start":
+                    await api.start(task_id)
+                elif action == "stop":
+                    await api.stop(task_id)
+                else:
+                    await api.delete(task_id, delete_file=delete_file)
+            except ApiError as exc:
+                if exc.status == 401:
+                    raise
+                failed += 1
+                _fail(f"task {task_id}: {_explain(exc)}")
+        return EXIT_REFUSED if failed else EXIT_OK
+
+    return run(remote, body)
+
+
+# ---- watch ------------------------------------------------------------------
+
+
+def describe_event(event: str, data: Any) -> str:
+    if not isinstance(data, dict):
+        return f"{event} {data}"
+    if event == "download-create":
+        ids = ",".join(str(i) for i in data.get("ids", []))
+        return f"{event} count={data.get('count')} ids={ids}"
+    if event == "download-progress":
+        return (f"{event} id={data.get('id')} {data.get('percent', 0):.1f}% "
+                f"{human_bytes(data.get('downloaded'))}/{human_bytes(data.get('total'))} "
+                f"{human_bytes(data.get('speed') or 0)}/s")
+    if event == "download-failed":
+        return f"{event} id={data.get('id')} error={data.get('error')}"
+    extra = " ".join(f"{k}={v}" for k, v in data.items())
+    return f"{event} {extra}".rstrip()
+
+
+def watch(remote: Remote, *, as_json: bool, out: TextIO | None = None) -> int:
+    stream = out or sys.stdout
+
+    async def body(api: ApiClient) -> int:
+        async for event in api.events():
+            if event.event in ("ready",):
+                continue
+            if as_json:
+                stream.write(json.dumps({"id": event.id, "event": event.event, "data": event.data},
+                                     ensure_ascii=False) + "\n")
+            else:
+                stamp = time.strftime("%H:%M:%S")
+                stream.write(f"{stamp} {describe_event(event.event, event.data)}\n")
+            stream.flush()
+        return EXIT_OK
+
+    return run(remote, body, interrupted=EXIT_OK)
