@@ -42,6 +42,10 @@ def setup_logging() -> None:
         handler._fetchdeck_stderr = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(logging.INFO)
+    # One line per HTTP request (600 for an HLS download) is noise, and request
+    # URLs may carry credentials: library chatter only from warnings up.
+    for noisy in ("httpx", "httpcore", "hpack", "aiosqlite"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 async def run_serve(locations: Locations, config: Config) -> int:
