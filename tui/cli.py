@@ -44,7 +44,7 @@ def load_profile(data_dir: str | None, download_dir: str | None) -> tuple[Locati
 @click.option("--port", "-p", type=click.IntRange(1, 65535), help="API port (default 39719).")
 @click.option("--no-server", is_flag=True, help="Do not serve the HTTP API.")
 @click.option("--server", "server_url", metavar="URL", help="Attach the TUI to a running fetchdeck's API.")
-@click.option("--token", help="API token for --server.")
+@click.option("--token", envvar="FETCHDECK_TOKEN", help="API token for --server (env FETCHDECK_TOKEN).")
 @click.pass_context
 def main(ctx: click.Context, download_dir: str | None, data_dir: str | None, port: int | None, no_server: bool,
          server_url: str | None, token: str | None) -> None:

@@ -1,0 +1,203 @@
+"""What the TUI talks to: the `Client` protocol and the in-process `LocalClient`.
+
+The screens never touch an Engine or HTTP directly. `LocalClient` wraps the
+engine running in this process; `RemoteClient` (tui/remote.py) speaks the
+native API + SSE of another fetchdeck. Both raise `ClientError` with a message
+a person can read, and both deliver engine events as `ClientEvent`s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from core.config import Config
+from core.engine import Engine
+from core.errors import FetchdeckError, TaskNotFound
+from core.events import EventType
+from core.models import Task, TaskSpec
+
+T = TypeVar("T")
+
+
+class ClientError(Exception):
+    """A request failed; str() is what the user reads."""
+
+
+class TaskGone(ClientError):
+    """The task does not exist (any more)."""
+
+
+class ConnectionState(StrEnum):
+    LOCAL = "local"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientEvent:
+    """An engine event, or (type None) a change of the connection state.
+
+    `resync` asks the consumer to reload every task: the client may have
+    missed events (first connection, reconnection, subscriber overflow).
+    """
+
+    type: EventType | None
+    task_id: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    connection: ConnectionState | None = None
+    resync: bool = False
+    detail: str = ""
+
+
+@runtime_checkable
+class Client(Protocol):
+    """The operations the TUI needs, local or remote."""
+
+    @property
+    def address(self) -> str:
+        """Where the engine lives, for the status line ('local', 'http://host:port')."""
+        ...
+
+    @property
+    def is_remote(self) -> bool: ...
+
+    async def all_tasks(self) -> list[Task]: ...
+
+    async def get(self, task_id: int) -> Task: ...
+
+    async def create(self, specs: Sequence[TaskSpec], start: bool) -> list[Task]: ...
+
+    async def start(self, task_id: int) -> None: ...
+
+    async def stop(self, task_id: int) -> None: ...
+
+    async def delete(self, task_id: int, files: bool) -> None: ...
+
+    async def logs(self, task_id: int) -> list[str]: ...
+
+    async def folders(self) -> list[str]: ...
+
+    def folder_of(self, task: Task) -> str:
+        """The directory a task's file is (or will be) in."""
+        ...
+
+    def events(self) -> AsyncIterator[ClientEvent]:
+        """Engine events until close(); starts with a resync event."""
+        ...
+
+    async def apply_settings(self, config: Config) -> list[str]:
+        """Apply what can change at run time; return the settings that need a restart."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def log_line_text(ts: float, text: str) -> str:
+    import time
+
+    return f"{time.strftime('%H:%M:%S', time.localtime(ts))} {text}"
+
+
+class LocalClient:
+    """The engine in this process. Errors become ClientError; events come from the bus."""
+
+    PAGE = 10_000
+
+    def __init__(self, engine: Engine, api_address: str = "") -> None:
+        self.engine = engine
+        self.api_address = api_address
+        self._closed = asyncio.Event()
+
+    @property
+    def address(self) -> str:
+        return self.api_address or "local"
+
+    @property
+    def is_remote(self) -> bool:
+        return False
+
+    async def all_tasks(self) -> list[Task]:
+        from core.store.repo import TaskFilter
+
+        out: list[Task] = []
+        page = 1
+        while True:
+            chunk = await self._call(self.engine.list(page, self.PAGE, TaskFilter(newest_first=False)))
+            out.extend(chunk.items)
+            if len(out) >= chunk.total or not chunk.items:
+                return out
+            page += 1
+
+    async def get(self, task_id: int) -> Task:
+        return await self._call(self.engine.get(task_id))
+
+    async def create(self, specs: Sequence[TaskSpec], start: bool) -> list[Task]:
+        return await self._call(self.engine.create(list(specs), start=start))
+
+    async def start(self, task_id: int) -> None:
+        await self._call(self.engine.start(task_id))
+
+    async def stop(self, task_id: int) -> None:
+        await self._call(self.engine.stop(task_id))
+
+    async def delete(self, task_id: int, files: bool) -> None:
+        await self._call(self.engine.delete(task_id, files=files))
+
+    async def logs(self, task_id: int) -> list[str]:
+        lines = await self._call(self.engine.logs(task_id))
+        return [log_line_text(line.ts, line.text) for line in lines]
+
+    async def folders(self) -> list[str]:
+        return await self._call(self.engine.folders())
+
+    def folder_of(self, task: Task) -> str:
+        if task.file:
+            return str(Path(task.file).parent)
+        root = self.engine.download_root
+        return str(Path(task.folder) if Path(task.folder).is_absolute() else root / task.folder)
+
+    async def events(self) -> AsyncIterator[ClientEvent]:
+        sub = self.engine.subscribe()
+        try:
+            yield ClientEvent(None, connection=ConnectionState.LOCAL, resync=True)
+            while not self._closed.is_set():
+                event = await sub.get(timeout=0.5)
+                if event is None:
+                    if sub.overflowed:  # we fell behind: start over from a full reload
+                        sub = self.engine.subscribe()
+                        yield ClientEvent(None, connection=ConnectionState.LOCAL, resync=True)
+                    elif sub.closed:
+                        return
+                    continue
+                yield ClientEvent(event.type, event.task_id, event.data)
+        finally:
+            sub.close()
+
+    async def apply_settings(self, config: Config) -> list[str]:
+        current = self.engine.config.download
+        new = config.download
+        self.engine.set_max_concurrent(new.max_concurrent)
+        self.engine.set_speed_limit(new.speed_limit_bytes)
+        for name in ("max_concurrent", "connections", "segment_threads", "retries", "speed_limit", "proxy"):
+            setattr(current, name, getattr(new, name))
+        restart = []
+        if new.download_dir.expanduser().resolve() != self.engine.download_root:
+            restart.append("download dir")
+        return restart
+
+    async def close(self) -> None:
+        self._closed.set()
+
+    async def _call(self, coro: Awaitable[T]) -> T:
+        try:
+            return await coro
+        except TaskNotFound as exc:
+            raise TaskGone(str(exc)) from None
+        except FetchdeckError as exc:
+            raise ClientError(str(exc)) from None

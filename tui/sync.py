@@ -1,0 +1,125 @@
+"""Feeds a Client's events into a TaskIndex.
+
+Progress events are applied in place; lifecycle events set the status at once
+and queue a fetch of the full task (coalesced, so a burst of 500 starts is 500
+cheap updates and one fetch loop, not 500 redraws). A resync reloads all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from core.events import EventType
+from core.models import TaskStatus
+from tui.client import Client, ClientError, ClientEvent, ConnectionState, TaskGone
+from tui.state import TaskIndex
+
+log = logging.getLogger("fetchdeck.tui.sync")
+
+_STATUS_OF = {
+    EventType.START: TaskStatus.DOWNLOADING,
+    EventType.SUCCESS: TaskStatus.SUCCESS,
+    EventType.FAILED: TaskStatus.FAILED,
+    EventType.STOP: TaskStatus.STOPPED,
+}
+BULK_CREATE = 200  # more new tasks than this in one event: reload the list instead
+
+
+class TaskSync:
+    def __init__(
+        self,
+        client: Client,
+        index: TaskIndex,
+        on_connection: Callable[[ConnectionState, str], None],
+        on_error: Callable[[str], None],
+    ) -> None:
+        self.client = client
+        self.index = index
+        self.on_connection = on_connection
+        self.on_error = on_error
+        self.state = ConnectionState.CONNECTING
+        self.loaded = asyncio.Event()
+        self._to_fetch: set[int] = set()
+        self._fetch_wakeup = asyncio.Event()
+        self._resync_wanted = False
+
+    async def run(self) -> None:
+        """Consume events until the client closes; never raises for a bad event."""
+        fetcher = asyncio.create_task(self._fetch_loop(), name="fetchdeck-tui-fetch")
+        try:
+            async for event in self.client.events():
+                try:
+                    await self.handle(event)
+                except ClientError as exc:
+                    self.on_error(str(exc))
+                except Exception:  # a bug must not kill the event stream
+                    log.exception("could not apply event %r", event)
+        finally:
+            fetcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await fetcher
+
+    async def handle(self, event: ClientEvent) -> None:
+        if event.type is None:
+            if event.connection is not None:
+                self.state = event.connection
+                self.on_connection(event.connection, event.detail)
+            if event.resync:
+                await self.resync()
+            return
+        task_id = event.task_id
+        if event.type is EventType.PROGRESS:
+            if task_id is not None:
+                self.index.progress(task_id, event.data)
+        elif event.type is EventType.CREATE:
+            ids = [int(i) for i in event.data.get("ids") or [] if str(i).isdigit() or isinstance(i, int)]
+            if len(ids) > BULK_CREATE:
+                self._resync_wanted = True
+            self._queue(*ids)
+        elif event.type is EventType.DELETE:
+            if task_id is not None:
+                self._to_fetch.discard(task_id)
+                self.index.remove(task_id)
+        elif task_id is not None:
+            status = _STATUS_OF.get(event.type)
+            if status is not None:
+                self.index.set_status(task_id, status, event.data.get("error"))
+            self._queue(task_id)
+
+    async def resync(self) -> None:
+        tasks = await self.client.all_tasks()
+        self._to_fetch.clear()
+        self.index.replace_all(tasks)
+        self.loaded.set()
+
+    def _queue(self, *ids: int) -> None:
+        self._to_fetch.update(ids)
+        self._fetch_wakeup.set()
+
+    async def _fetch_loop(self) -> None:
+        while True:
+            await self._fetch_wakeup.wait()
+            self._fetch_wakeup.clear()
+            if self._resync_wanted:
+                self._resync_wanted = False
+                try:
+                    await self.resync()
+                except ClientError as exc:
+                    self.on_error(str(exc))
+                continue
+            while self._to_fetch:
+                task_id = self._to_fetch.pop()
+                try:
+                    task = await self.client.get(task_id)
+                except TaskGone:
+                    self.index.remove(task_id)  # deleted meanwhile
+                    continue
+                except ClientError:
+                    continue  # unreachable: the next resync brings it
+                except Exception:
+                    log.exception("fetching task %s failed", task_id)
+                    continue
+                self.index.upsert(task)
