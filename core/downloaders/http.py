@@ -151,6 +151,10 @@ class HttpDownloader:
                         ctx.log("server sends no ranges or no length: single stream, no resume")
                         return await self._single_stream(resp, final, probe, ctx)
                     await resp.aread()
+                if probe.identity is None:
+                    # 416 to bytes=0-0 (an empty file) or a 206 without a total: plain GET.
+                    ctx.log("size unknown from the range probe: single stream, no resume")
+                    return await self._single_stream(None, final, probe, ctx)
                 break
             except Exception as exc:
                 if not is_retryable(exc) or attempt >= ctx.settings.retries:
@@ -160,7 +164,6 @@ class HttpDownloader:
                 ctx.log(f"probe failed ({describe_error(exc)}); retry {attempt} in {delay:.1f}s")
                 await asyncio.sleep(delay)
 
-        assert probe.identity is not None
         identity = probe.identity
         if final.exists() and not part_path(final).exists() and final.stat().st_size == identity.size:
             ctx.log("already complete on disk")  # e.g. killed between rename and store update
@@ -170,7 +173,7 @@ class HttpDownloader:
         return await self._segmented(task, ctx, final, identity)
 
     def _read_probe(self, task: Task, resp: httpx.Response) -> Probe:
-        if resp.status_code >= 400:
+        if resp.status_code >= 400 and resp.status_code != 416:
             raise HttpStatusError(resp.status_code, resp.reason_phrase, task.url, retry_after_seconds(resp))
         content_type = resp.headers.get("content-type")
         if task.options.auto_kind and task.kind == TaskKind.HTTP and is_hls_content_type(content_type):

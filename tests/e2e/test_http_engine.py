@@ -216,3 +216,9 @@ async def test_hls_content_type_switches_kind(engine: Engine, server: FileServer
     )
     task = await download(engine, url)
     assert task.kind.value == "hls"
+
+
+async def test_empty_file_downloads(engine: Engine, server: FileServer) -> None:
+    url = server.add("/empty.txt", b"")
+    task = await download(engine, url)
+    assert_identical(task, b"")
