@@ -68,6 +68,27 @@ class ServerConfig:
 
 
 @dataclass(slots=True)
+class ApiConfig:
+    """The compat dialects (m3u8 task API, Downie, SaveAny-Bot) served next to the native API."""
+
+    enable: bool = True
+    # SaveAny-Bot storages: "name=dir" entries; a relative dir is under the download dir, an
+    # absolute one must be inside it or in download.allowed_roots. None given: local = the download dir.
+    storages: list[str] = field(default_factory=list)
+    webhook_timeout: float = 30.0
+    webhook_retry_delays: str = "1,2,3"  # seconds before each retry (3 retries)
+
+
+@dataclass(slots=True)
+class Aria2Config:
+    """An aria2 JSON-RPC endpoint that SaveAny-Bot `aria2` tasks are handed to."""
+
+    rpc_url: str = ""  # e.g. http://127.0.0.1:6800/jsonrpc; empty: aria2 tasks are refused
+    secret: str = ""
+    poll_interval: float = 0.5
+
+
+@dataclass(slots=True)
 class UiConfig:
     theme: str = "fetchdeck-dark"
     keys: dict[str, str] = field(default_factory=dict)
@@ -77,6 +98,8 @@ class UiConfig:
 class Config:
     download: DownloadConfig = field(default_factory=DownloadConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    aria2: Aria2Config = field(default_factory=Aria2Config)
     ui: UiConfig = field(default_factory=UiConfig)
 
     def override(self, section: str, **values: Any) -> Config:

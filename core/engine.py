@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.config import Config
 from core.detect import guess_kind
-from core.downloaders import get_downloader
+from core.downloaders import backend_url, get_downloader
 from core.downloaders.base import DownloadContext, DownloadSettings, describe_error
 from core.downloaders.http_clients import HttpClients, normalize_proxy
 from core.downloaders.paths import temp_paths
@@ -219,7 +219,8 @@ class Engine:
         now = time.time()
         tasks: list[Task] = []
         for spec in specs:
-            url = validate_url(spec.url)
+            backend = spec.options.backend
+            url = backend_url(backend, spec.url) if backend else validate_url(spec.url)
             kind = spec.kind or guess_kind(url)
             options = spec.options
             if kind is TaskKind.YTDLP:
@@ -458,12 +459,12 @@ class Engine:
             await self._launch(task)
 
     async def _launch(self, task: Task) -> None:
+        # The handle exists before anything awaits, so a stop that comes in while the
+        # run is being marked `downloading` always has something to cancel.
         run = TaskRun(task=task)
         task.error = None
         task.speed, task.eta = 0.0, None
         self.scheduler.runs[task.id] = run
-        await self._set_status(task, TaskStatus.DOWNLOADING, error=None)
-        self.bus.publish(EventType.START, {"id": task.id}, task.id)
         run.handle = asyncio.create_task(self._execute(run), name=f"fetchdeck-task-{task.id}")
 
     async def _cancel_run(self, run: TaskRun, reason: StopReason) -> None:
@@ -472,6 +473,9 @@ class Engine:
             run.handle.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await run.handle
+        if self.scheduler.runs.get(run.task.id) is run:
+            # Cancelled before its coroutine ran a line: nothing else will settle it.
+            await self._finish_cancelled(run)
 
     def _context(self, run: TaskRun, folder: Path) -> DownloadContext:
         task = run.task
@@ -510,12 +514,20 @@ class Engine:
     async def _execute(self, run: TaskRun) -> None:
         task = run.task
         try:
+            async with self._db_lock:
+                started = await self.repo.transition(task.id, TaskStatus.WAITING, TaskStatus.DOWNLOADING)
+            if not started:  # stopped or deleted since the scheduler picked it
+                self.scheduler.runs.pop(task.id, None)
+                self.scheduler.poke()
+                return
+            task.status, task.error = TaskStatus.DOWNLOADING, None
+            self.bus.publish(EventType.START, {"id": task.id}, task.id)
             for _attempt in range(3):  # a WrongKind correction may switch downloaders
                 try:
                     folder = resolve_folder(self.download_root, task.folder or None, self.allowed_roots)
                     folder.mkdir(parents=True, exist_ok=True)
                     self.task_log(task.id, f"start {task.kind.value} download: {task.url}")
-                    path = await get_downloader(task.kind).run(task, self._context(run, folder))
+                    path = await get_downloader(task.kind, task.options.backend).run(task, self._context(run, folder))
                     break
                 except WrongKind as exc:
                     if not task.options.auto_kind or exc.kind == task.kind:

@@ -6,7 +6,9 @@ types, never a loose dict.
 
 from __future__ import annotations
 
+import re
 import time
+import unicodedata
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Literal
@@ -109,6 +111,16 @@ class TaskOptions(BaseModel):
     # The type name an API client used when creating the task (e.g. "bilibili", "mediago");
     # API dialects echo it back. None: derive the name from the kind.
     api_type: str | None = None
+    # Compat dialects (server/routes/saveany.py ...): fields the engine stores but does not act on.
+    webhook: str | None = None  # SaveAny: POSTed to when the task (group) reaches a terminal state
+    storage: str | None = None  # SaveAny: the storage name the client chose
+    storage_path: str | None = None  # SaveAny: the sub-path inside that storage, as given
+    group: int | None = None  # id of the task leading the group this one belongs to (multi-URL tasks)
+    members: list[int] = Field(default_factory=list)  # on a group leader: the other tasks of the group
+    # A downloader registered by name (core.downloaders.register_backend) instead of the kind's own,
+    # with its own options (e.g. "aria2" and its aria2 options).
+    backend: str | None = None
+    backend_options: dict[str, str] = Field(default_factory=dict)
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_defaults=True)
@@ -121,10 +133,14 @@ class TaskOptions(BaseModel):
 Headers = tuple[tuple[str, str], ...]
 
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
 def parse_header_lines(lines: list[str] | str) -> Headers:
     """Parse 'Key: Value' lines (a list, or one string with newlines) into ordered pairs."""
     if isinstance(lines, str):
-        lines = lines.splitlines()
+        lines = _LINE_BREAK.split(lines)  # not str.splitlines: that also splits at \x1c-\x1e, \x85, \u2028...
     pairs: list[tuple[str, str]] = []
     for raw in lines:
         line = raw.strip()
@@ -132,10 +148,10 @@ def parse_header_lines(lines: list[str] | str) -> Headers:
             continue
         key, sep, value = line.partition(":")
         key = key.strip()
-        if not sep or not key or any(c in key for c in " \t\r\n") or not key.isprintable():
+        if not sep or not _TOKEN.fullmatch(key):  # a header name is an RFC 9110 token
             raise InvalidInput(f"bad header line {raw!r}: expected 'Name: value'")
         value = value.strip()
-        if any(c in value for c in "\r\n\x00"):
+        if any(c != "\t" and unicodedata.category(c) in ("Cc", "Zl", "Zp", "Cs") for c in value):
             raise InvalidInput(f"bad header value for {key!r}: control characters")
         pairs.append((key, value))
     return tuple(pairs)

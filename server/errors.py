@@ -9,10 +9,11 @@ The table is documented in docs/api.md; keep the two in step.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from enum import IntEnum
 from typing import Any
 
-from quart import Quart, Response
+from quart import Quart, Response, has_request_context, has_websocket_context, request, websocket
 from werkzeug.exceptions import HTTPException
 
 from core.errors import FetchdeckError, IllegalTransition, InvalidInput, TaskNotFound
@@ -33,11 +34,13 @@ class ErrorCode(IntEnum):
     INVALID_STATUS = 40007  # an unknown status, or one a client cannot set
     UNAUTHORIZED = 40100  # token missing or wrong
     FORBIDDEN_HOST = 40300  # Host header not allowed (DNS-rebinding guard)
+    FORBIDDEN_ORIGIN = 40301  # a browser page from an origin not on server.cors_origins
     ROUTE_NOT_FOUND = 40400  # no such endpoint
     TASK_NOT_FOUND = 40401  # no task with that id
     METHOD_NOT_ALLOWED = 40500
     ILLEGAL_TRANSITION = 40900  # the status machine forbids it (e.g. stop a finished task)
     PAYLOAD_TOO_LARGE = 41300
+    UNSUPPORTED_MEDIA_TYPE = 41500  # a request body that is not Content-Type: application/json
     INTERNAL_ERROR = 50000  # a fetchdeck bug; details are in the server log
 
 
@@ -52,11 +55,47 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+class CompatError(ApiError):
+    """An error in a compat dialect's own terms: `dialect_code` is its error code (e.g. "task_not_found")."""
+
+    def __init__(self, status: int, dialect_code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        fallback = _HTTP_CODES.get(status, ErrorCode.INTERNAL_ERROR if status >= 500 else ErrorCode.BAD_REQUEST)
+        super().__init__(status, fallback, message, headers)
+        self.dialect_code = dialect_code
+
+
 def bad_request(code: ErrorCode, message: str) -> ApiError:
     return ApiError(400, code, message)
 
 
-def error_response(status: int, code: ErrorCode, message: str, headers: dict[str, str] | None = None) -> Response:
+# A compat dialect answers errors in its own format on its own paths:
+# (path matcher, renderer(status, native code, dialect code or None, message, headers)).
+ErrorRenderer = Callable[[int, ErrorCode, "str | None", str, dict[str, str]], Response]
+_DIALECTS: list[tuple[Callable[[str], bool], ErrorRenderer]] = []
+
+
+def register_dialect_errors(matches: Callable[[str], bool], render: ErrorRenderer) -> None:
+    if all(existing is not render for _, existing in _DIALECTS):
+        _DIALECTS.append((matches, render))
+
+
+def _current_path() -> str | None:
+    if has_request_context():
+        return request.path
+    if has_websocket_context():
+        return websocket.path
+    return None
+
+
+def error_response(
+    status: int, code: ErrorCode, message: str, headers: dict[str, str] | None = None,
+    dialect_code: str | None = None,
+) -> Response:
+    path = _current_path()
+    if path is not None:
+        for matches, render in _DIALECTS:
+            if matches(path):
+                return render(status, code, dialect_code, message, dict(headers or {}))
     return envelope_response(None, status=status, code=int(code), message=message, success=False, headers=headers)
 
 
@@ -67,6 +106,7 @@ _HTTP_CODES: dict[int, ErrorCode] = {
     404: ErrorCode.ROUTE_NOT_FOUND,
     405: ErrorCode.METHOD_NOT_ALLOWED,
     413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
 }
 
 _HTTP_MESSAGES: dict[int, str] = {
@@ -89,7 +129,7 @@ def _from_fetchdeck(exc: FetchdeckError) -> tuple[int, ErrorCode]:
 def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(ApiError)
     async def _api_error(exc: ApiError) -> Response:
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+        return error_response(exc.status, exc.code, exc.message, exc.headers, getattr(exc, "dialect_code", None))
 
     @app.errorhandler(FetchdeckError)
     async def _core_error(exc: FetchdeckError) -> Response:

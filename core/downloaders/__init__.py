@@ -1,10 +1,18 @@
-"""Registry from task kind to downloader (imported lazily: yt-dlp is heavy)."""
+"""Registry from task kind to downloader (imported lazily: yt-dlp is heavy).
+
+Named backends (`register_backend`) are downloaders a host process plugs in
+(the API server registers aria2 and storage transfers); a task selects one
+with `options.backend`, and the backend decides which URL schemes it accepts.
+"""
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from core.downloaders.base import Downloader
+from core.errors import DownloadError, InvalidInput
 from core.models import TaskKind
 
 _MODULES: dict[TaskKind, str] = {
@@ -14,7 +22,33 @@ _MODULES: dict[TaskKind, str] = {
 }
 
 
-def get_downloader(kind: TaskKind) -> Downloader:
+@dataclass(frozen=True, slots=True)
+class Backend:
+    downloader: Downloader
+    check_url: Callable[[str], str]  # returns the URL to store, or raises InvalidInput
+
+
+_BACKENDS: dict[str, Backend] = {}
+
+
+def register_backend(name: str, downloader: Downloader, check_url: Callable[[str], str]) -> None:
+    _BACKENDS[name] = Backend(downloader, check_url)
+
+
+def backend_url(name: str, url: str) -> str:
+    """Validate url for the named backend (InvalidInput if it is unknown or refuses the URL)."""
+    backend = _BACKENDS.get(name)
+    if backend is None:
+        raise InvalidInput(f"no downloader named {name!r} is available")
+    return backend.check_url(url)
+
+
+def get_downloader(kind: TaskKind, backend: str | None = None) -> Downloader:
     """Each module exposes a `DOWNLOADER` object with `async run(task, ctx) -> Path`."""
+    if backend:
+        found = _BACKENDS.get(backend)
+        if found is None:
+            raise DownloadError(f"no downloader named {backend!r} in this process (is the API server running?)")
+        return found.downloader
     module = importlib.import_module(_MODULES[kind])
     return module.DOWNLOADER  # type: ignore[no-any-return]

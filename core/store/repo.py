@@ -190,6 +190,14 @@ class TaskRepo:
             await self.conn.execute("ROLLBACK")
             raise
 
+    async def transition(self, task_id: int, old: TaskStatus, new: TaskStatus) -> bool:
+        """Set new status only if the row still has `old` (atomic check-and-set)."""
+        cur = await self.conn.execute(
+            "UPDATE tasks SET status=?, error=NULL, updated_at=? WHERE id=? AND status=?",
+            (str(new), time.time(), task_id, str(old)),
+        )
+        return cur.rowcount == 1
+
     async def set_status_where(self, old: TaskStatus, new: TaskStatus) -> int:
         cur = await self.conn.execute(
             "UPDATE tasks SET status=?, updated_at=? WHERE status=?", (str(new), time.time(), str(old))

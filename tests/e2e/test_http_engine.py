@@ -222,3 +222,17 @@ async def test_empty_file_downloads(engine: Engine, server: FileServer) -> None:
     url = server.add("/empty.txt", b"")
     task = await download(engine, url)
     assert_identical(task, b"")
+
+
+async def test_stop_right_after_start_always_sticks(engine: Engine, server: FileServer) -> None:
+    """A stop landing while the scheduler launches the task must not be lost."""
+    url = server.add("/race.bin", random_bytes(2 * MB, seed=30))
+    server.faults.throttle("/race.bin", 64 * 1024)
+    for delay in (0, 0, 0.001, 0.005, 0.01, 0.02, 0.05):
+        (task,) = await engine.create([TaskSpec(url=url, options=TaskOptions(connections=2))])
+        await asyncio.sleep(delay)
+        stopped = await engine.stop(task.id)
+        assert stopped.status == TaskStatus.STOPPED, (delay, stopped.status)
+        await asyncio.sleep(0.3)
+        assert (await engine.get(task.id)).status == TaskStatus.STOPPED, delay
+        assert task.id not in engine.scheduler.runs

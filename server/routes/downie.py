@@ -1,0 +1,463 @@
+"""The Downie Enhanced API (shared/seeds/downie-enhanced-api.zh.txt), base `/api`.
+
+Video tasks run through the yt-dlp downloader (quality, post_processing,
+cookies, custom_filename). `add` creates a task without starting it;
+`start/{id}` queues it. Statuses: pending (never started, or queued),
+downloading, completed, failed, cancelled (stopped after it had started).
+Errors are `{detail, error_code, timestamp}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, RootModel, ValidationError
+from quart import Blueprint, Response, request, websocket
+from quart_schema import hide
+
+from core.engine import Engine, validate_url
+from core.errors import DownloadError, IllegalTransition, InvalidInput, UnsupportedUrl
+from core.events import EventType
+from core.models import Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
+from server.app import server_state
+from server.compat import all_tasks, dumps, human_bytes, iso_z, parse_id
+from server.errors import CompatError, ErrorCode, register_dialect_errors
+
+downie = Blueprint("downie", __name__, url_prefix="/api")
+VERSION = "1.0.0"
+QUALITIES = ["auto", "best", "1080p", "720p", "480p", "360p", "worst"]
+POST_PROCESSING = ["none", "audio", "mp4"]
+_SECTIONS = frozenset({"extract", "supported-sites", "add", "start", "tasks", "cancel", "batch", "stats", "cleanup",
+                       "qualities", "ws"})
+
+
+def is_downie_path(path: str) -> bool:
+    if path in ("/api/health", "/api/stats"):
+        return True
+    if not path.startswith("/api/downloads/"):
+        return False
+    return path[len("/api/downloads/"):].split("/", 1)[0] in _SECTIONS
+
+
+_CODES = {
+    ErrorCode.TASK_NOT_FOUND: "TASK_NOT_FOUND",
+    ErrorCode.INVALID_URL: "INVALID_URL",
+    ErrorCode.UNAUTHORIZED: "UNAUTHORIZED",
+    ErrorCode.FORBIDDEN_HOST: "FORBIDDEN",
+    ErrorCode.ROUTE_NOT_FOUND: "NOT_FOUND",
+    ErrorCode.METHOD_NOT_ALLOWED: "METHOD_NOT_ALLOWED",
+    ErrorCode.PAYLOAD_TOO_LARGE: "PAYLOAD_TOO_LARGE",
+    ErrorCode.ILLEGAL_TRANSITION: "INVALID_STATE",
+    ErrorCode.INTERNAL_ERROR: "INTERNAL_ERROR",
+}
+
+
+def render_error(status: int, code: ErrorCode, dialect_code: str | None, message: str,
+                 headers: dict[str, str]) -> Response:
+    if dialect_code is None:
+        if code in (ErrorCode.VALIDATION_FAILED, ErrorCode.MALFORMED_JSON, ErrorCode.BAD_REQUEST):
+            status, dialect_code = 422, "VALIDATION_ERROR"
+        else:
+            dialect_code = _CODES.get(code, "INTERNAL_ERROR" if status >= 500 else "BAD_REQUEST")
+    body = {"detail": message, "error_code": dialect_code, "timestamp": iso_z(time.time())}
+    return Response(dumps(body), status=status, content_type="application/json", headers=headers)
+
+
+register_dialect_errors(is_downie_path, render_error)
+
+
+def fail(status: int, code: str, detail: str) -> CompatError:
+    return CompatError(status, code, detail)
+
+
+def engine() -> Engine:
+    return server_state().engine
+
+
+def reply(data: Any, status: int = 200) -> Response:
+    return Response(dumps(data), status=status, content_type="application/json")
+
+
+# ------------------------------------------------------------------ bodies
+
+
+class VideoBody(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    url: str
+    quality: Literal["auto", "best", "1080p", "720p", "480p", "360p", "worst"] = "best"
+    post_processing: Literal["none", "audio", "mp4"] = "none"
+    cookies: str = ""
+    custom_filename: str | None = None
+
+
+class _BatchAdd(RootModel[list[Any]]):
+    pass
+
+
+class _IdList(RootModel[list[str]]):
+    pass
+
+
+def _validation(exc: ValidationError) -> CompatError:
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+    return fail(422, "VALIDATION_ERROR", f"{where}: {first.get('msg', 'invalid value')}")
+
+
+async def body_json(model: Any) -> Any:
+    raw = await request.get_data(cache=False)
+    try:
+        return model.model_validate_json(raw or b"")
+    except ValidationError as exc:
+        raise _validation(exc) from None
+
+
+def checked_url(url: str) -> str:
+    try:
+        return validate_url(url)
+    except InvalidInput as exc:
+        raise fail(400, "INVALID_URL", str(exc)) from None
+
+
+def spec_from(body: VideoBody) -> TaskSpec:
+    options = TaskOptions(
+        api_type="youtube", quality=None if body.quality == "auto" else body.quality,
+        postprocess=body.post_processing, cookies=body.cookies or None,
+    )
+    return TaskSpec(url=checked_url(body.url), kind=TaskKind.YTDLP, name=body.custom_filename or None,
+                    options=options)
+
+
+async def create(specs: list[TaskSpec]) -> list[Task]:
+    try:
+        return await engine().create(specs, start=False)
+    except InvalidInput as exc:
+        raise fail(422, "VALIDATION_ERROR", str(exc)) from None
+
+
+# ------------------------------------------------------------------ shapes
+
+
+def downie_status(task: Task) -> str:
+    if task.status is TaskStatus.DOWNLOADING:
+        return "downloading"
+    if task.status is TaskStatus.SUCCESS:
+        return "completed"
+    if task.status is TaskStatus.FAILED:
+        return "failed"
+    if task.status is TaskStatus.STOPPED and (task.downloaded > 0 or task.id in server_state_started()):
+        return "cancelled"
+    return "pending"
+
+
+def server_state_started() -> dict[int, float]:
+    return server_state().compat.started_at  # type: ignore[attr-defined, no-any-return]
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    status = downie_status(task)
+    started = server_state_started().get(task.id)
+    total = task.total or 0
+    downloaded = task.downloaded if status != "completed" else max(task.downloaded, total)
+    return {
+        "id": str(task.id),
+        "url": task.url,
+        "title": task.name,
+        "status": status,
+        "progress_percentage": round(task.percent, 1),
+        "downloaded_bytes": downloaded,
+        "total_bytes": total,
+        "speed": round(task.speed) if status == "downloading" else 0,
+        "eta": round(task.eta) if task.eta is not None and status == "downloading" else 0,
+        "created_at": round(task.created_at, 3),
+        "started_at": round(started, 3) if started else None,
+        "completed_at": round(task.updated_at, 3) if status in ("completed", "failed") else None,
+        "error_message": task.error or "",
+        "file_path": task.file,
+    }
+
+
+def progress_json(task: Task) -> dict[str, Any]:
+    data = task_json(task)
+    total = data["total_bytes"]
+    text = f"{task.percent:.1f}% ({human_bytes(task.downloaded)}" + (f"/{human_bytes(total)})" if total else ")")
+    return {
+        "status": data["status"], "percentage": data["progress_percentage"],
+        "downloaded_bytes": data["downloaded_bytes"], "total_bytes": total, "speed": data["speed"],
+        "eta": data["eta"], "progress_text": text, "speed_text": f"{human_bytes(data['speed'])}/s",
+    }
+
+
+async def get_task(raw: str) -> Task:
+    task_id = parse_id(raw)
+    if task_id is None:
+        raise fail(404, "TASK_NOT_FOUND", f"no task with id {raw!r}")
+    try:
+        return await engine().get(task_id)
+    except LookupError:
+        raise fail(404, "TASK_NOT_FOUND", f"no task with id {raw!r}") from None
+
+
+async def start_task(task: Task) -> None:
+    if task.status in (TaskStatus.WAITING, TaskStatus.DOWNLOADING):
+        raise fail(409, "TASK_ALREADY_RUNNING", f"task {task.id} is already {downie_status(task)}")
+    try:
+        await engine().start(task.id)
+    except IllegalTransition as exc:
+        raise fail(409, "TASK_ALREADY_RUNNING", str(exc)) from None
+    except Exception as exc:
+        raise fail(500, "DOWNLOAD_FAILED", f"could not start task {task.id}: {exc}") from exc
+
+
+# ------------------------------------------------------------------ info
+
+
+@downie.post("/downloads/extract")
+@hide
+async def extract() -> Response:
+    body: VideoBody = await body_json(VideoBody)
+    url = checked_url(body.url)
+    try:
+        info = await engine().extract(url, quality=None if body.quality == "auto" else body.quality,
+                                      cookies=body.cookies or None)
+    except UnsupportedUrl as exc:
+        raise fail(400, "UNSUPPORTED_SITE", str(exc)) from None
+    except InvalidInput as exc:
+        raise fail(422, "VALIDATION_ERROR", str(exc)) from None
+    except DownloadError as exc:
+        raise fail(500, "EXTRACTION_FAILED", str(exc)) from None
+    formats = [{"format_id": f.format_id, "url": f.url, "ext": f.ext, "quality": f.quality,
+                "filesize": f.filesize, "width": f.width, "height": f.height, "fps": f.fps} for f in info.formats]
+    return reply({
+        "url": info.webpage_url or url, "title": info.title,
+        "duration": round(info.duration) if info.duration is not None else None,
+        "thumbnail": info.thumbnail, "description": info.description, "uploader": info.uploader,
+        "formats": formats,
+    })
+
+
+@downie.get("/downloads/supported-sites")
+@hide
+async def supported_sites() -> Response:
+    sites = await engine().supported_sites()
+    return reply({"supported_sites": sites, "total_sites": len(sites)})
+
+
+@downie.get("/downloads/qualities")
+@hide
+async def qualities() -> Response:
+    return reply({"qualities": QUALITIES, "post_processing": POST_PROCESSING})
+
+
+@downie.get("/health")
+@hide
+async def health() -> Response:
+    return reply({"status": "healthy", "message": "fetchdeck (Downie Enhanced API) is running", "version": VERSION})
+
+
+@downie.get("/stats")
+@hide
+async def stats() -> Response:
+    eng = engine()
+    counts = await eng.stats()
+    sites = await eng.supported_sites()
+    return reply({"active_downloads": counts.downloading, "total_downloads": counts.total,
+                  "supported_sites": len(sites)})
+
+
+# ------------------------------------------------------------------ tasks
+
+
+@downie.post("/downloads/add")
+@hide
+async def add() -> Response:
+    body: VideoBody = await body_json(VideoBody)
+    (task,) = await create([spec_from(body)])
+    return reply({"task_id": str(task.id), "message": "Download task created successfully", "status": "created"})
+
+
+@downie.post("/downloads/batch/add")
+@hide
+async def batch_add() -> Response:
+    raw = await request.get_data(cache=False)
+    try:
+        items = _BatchAdd.model_validate_json(raw or b"").root
+    except ValidationError as exc:
+        raise _validation(exc) from None
+    results = []
+    for item in items:
+        url = str(item.get("url", "")) if isinstance(item, dict) else ""
+        try:
+            body = VideoBody.model_validate(item)
+            (task,) = await create([spec_from(body)])
+            results.append({"task_id": str(task.id), "url": body.url, "status": "created"})
+        except ValidationError as exc:
+            results.append({"task_id": None, "url": url, "status": "failed", "error": str(_validation(exc))})
+        except CompatError as exc:
+            results.append({"task_id": None, "url": url, "status": "failed", "error": exc.message})
+    return reply({"results": results})
+
+
+@downie.post("/downloads/batch/start")
+@hide
+async def batch_start() -> Response:
+    raw = await request.get_data(cache=False)
+    try:
+        ids = _IdList.model_validate_json(raw or b"").root
+    except ValidationError as exc:
+        raise _validation(exc) from None
+    results = []
+    for raw_id in ids:
+        try:
+            await start_task(await get_task(raw_id))
+            results.append({"task_id": raw_id, "status": "started"})
+        except CompatError as exc:
+            results.append({"task_id": raw_id, "status": "failed", "error_code": exc.dialect_code,
+                            "error": exc.message})
+    return reply({"results": results})
+
+
+@downie.post("/downloads/start/<task_id>")
+@hide
+async def start(task_id: str) -> Response:
+    await start_task(await get_task(task_id))
+    return reply({"message": "Download started", "task_id": task_id})
+
+
+@downie.post("/downloads/cancel/<task_id>")
+@hide
+async def cancel(task_id: str) -> Response:
+    task = await get_task(task_id)
+    try:
+        await engine().stop(task.id)
+    except IllegalTransition as exc:
+        raise fail(409, "TASK_NOT_RUNNING", str(exc)) from None
+    return reply({"message": "Download cancelled", "task_id": task_id})
+
+
+@downie.get("/downloads/tasks/active")
+@hide
+async def active_tasks() -> Response:
+    return reply([task_json(t) for t in await engine().active() if t.status is TaskStatus.DOWNLOADING])
+
+
+@downie.get("/downloads/tasks/<task_id>")
+@hide
+async def one_task(task_id: str) -> Response:
+    return reply(task_json(await get_task(task_id)))
+
+
+@downie.delete("/downloads/tasks/<task_id>")
+@hide
+async def delete_task(task_id: str) -> Response:
+    task = await get_task(task_id)
+    await engine().delete(task.id)
+    return reply({"message": "Task deleted", "task_id": task_id})
+
+
+class _ListQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    limit: int = 50
+    offset: int = 0
+    status: Literal["pending", "downloading", "completed", "failed", "cancelled"] | None = None
+
+
+@downie.get("/downloads/tasks")
+@hide
+async def list_tasks() -> Response:
+    try:
+        query = _ListQuery.model_validate(dict(request.args))
+    except ValidationError as exc:
+        raise _validation(exc) from None
+    if query.limit < 0 or query.offset < 0:
+        raise fail(422, "VALIDATION_ERROR", "limit and offset must be ≥ 0")
+    items = [task_json(t) for t in await all_tasks(engine())]
+    if query.status:
+        items = [t for t in items if t["status"] == query.status]
+    return reply(items[query.offset: query.offset + query.limit])
+
+
+@downie.get("/downloads/stats")
+@hide
+async def download_stats() -> Response:
+    tasks = await all_tasks(engine())
+    statuses = [downie_status(t) for t in tasks]
+    return reply({
+        "total_tasks": len(tasks),
+        "active_tasks": statuses.count("downloading"),
+        "completed_tasks": statuses.count("completed"),
+        "failed_tasks": statuses.count("failed"),
+        "pending_tasks": statuses.count("pending"),
+        "total_downloaded_bytes": sum(t.downloaded for t in tasks),
+        "current_speed": round(sum(t.speed for t in tasks if t.status is TaskStatus.DOWNLOADING)),
+    })
+
+
+@downie.post("/downloads/cleanup")
+@hide
+async def cleanup() -> Response:
+    raw = request.args.get("max_age_hours", "24")
+    try:
+        hours = float(raw)
+        if hours < 0 or hours != hours:
+            raise ValueError(raw)
+    except ValueError:
+        raise fail(422, "VALIDATION_ERROR", f"max_age_hours: {raw!r} is not a number of hours ≥ 0") from None
+    cutoff = time.time() - hours * 3600
+    removed = 0
+    for task in await all_tasks(engine()):
+        if downie_status(task) in ("completed", "failed", "cancelled") and task.updated_at <= cutoff:
+            await engine().delete(task.id)
+            removed += 1
+    shown = int(hours) if hours == int(hours) else hours
+    return reply({"message": f"Cleaned up tasks older than {shown} hours", "removed": removed})
+
+
+# ------------------------------------------------------------------ websocket
+
+
+@downie.websocket("/downloads/ws")
+async def progress_ws() -> None:
+    """initial (all tasks), then progress per task change, heartbeat when idle; ping → pong."""
+    await websocket.accept()
+    eng = engine()
+    sub = eng.subscribe()
+    heartbeat = server_state().streams.heartbeat
+
+    async def receive() -> None:
+        while True:
+            text = await websocket.receive()
+            try:
+                message = json.loads(text)
+            except (ValueError, TypeError):
+                continue
+            if isinstance(message, dict) and message.get("type") == "ping":
+                await websocket.send(dumps({"type": "pong"}))
+
+    reader = asyncio.create_task(receive())
+    try:
+        await websocket.send(dumps({"type": "initial", "tasks": [task_json(t) for t in await all_tasks(eng)]}))
+        while True:
+            event = await sub.get(timeout=heartbeat)
+            if reader.done():
+                return
+            if event is None:
+                if sub.closed:
+                    return
+                await websocket.send(dumps({"type": "heartbeat"}))
+                continue
+            if event.task_id is None or event.type in (EventType.CREATE, EventType.DELETE):
+                continue
+            try:
+                task = await eng.get(event.task_id)
+            except LookupError:
+                continue
+            await websocket.send(dumps({"type": "progress", "task_id": str(task.id), "progress": progress_json(task)}))
+    finally:
+        sub.close()
+        reader.cancel()

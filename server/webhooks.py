@@ -1,0 +1,125 @@
+"""SaveAny-Bot webhooks: one POST per terminal state of a task that asked for one.
+
+`poke(task_id)` is called for every start/success/failure/stop event (and by
+the cancel route): it works out the state of the task's group, and when that
+is terminal and not yet reported, delivers in a background task, so the
+engine and the event consumer never wait on a slow receiver. A group that
+becomes active again (restart) is reported again when it ends.
+
+Delivery: `Content-Type: application/json`, `User-Agent: SaveAny-Bot/1.0`,
+30 s per attempt, up to 3 retries 1 s, 2 s, 3 s apart on a network error or
+a non-2xx answer. Every attempt's outcome goes to the task's log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import httpx
+
+from core.config import ApiConfig
+from core.engine import Engine
+from core.models import Task
+from server.compat import TERMINAL, group_status, group_tasks, iso_z
+from server.saveany_shapes import storage_and_path, type_of
+
+log = logging.getLogger("fetchdeck.server")
+USER_AGENT = "SaveAny-Bot/1.0"
+
+
+def webhook_payload(leader: Task, tasks: list[Task], status: str) -> dict[str, Any]:
+    storage, path = storage_and_path(leader)
+    body: dict[str, Any] = {"task_id": str(leader.id), "type": type_of(leader), "status": status,
+                            "storage": storage, "path": path}
+    if status in ("completed", "failed"):
+        body["completed_at"] = iso_z(max(t.updated_at for t in tasks))
+    error = next((t.error for t in tasks if t.error), None)
+    if error:
+        body["error"] = error
+    return body
+
+
+def parse_delays(text: str) -> list[float]:
+    out = []
+    for part in text.split(","):
+        with contextlib.suppress(ValueError):
+            out.append(max(0.0, float(part)))
+    return out
+
+
+class WebhookNotifier:
+    def __init__(self, engine: Engine, config: ApiConfig) -> None:
+        self.engine = engine
+        self.timeout = config.webhook_timeout
+        self.delays = parse_delays(config.webhook_retry_delays)
+        self._reported: dict[int, str] = {}  # leader id → terminal status already delivered
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self._client: httpx.AsyncClient | None = None
+
+    async def poke(self, task_id: int) -> None:
+        try:
+            task = await self.engine.get(task_id)
+        except LookupError:
+            return
+        leader = task
+        if task.options.group is not None:
+            try:
+                leader = await self.engine.get(task.options.group)
+            except LookupError:
+                return
+        if not leader.options.webhook:
+            return
+        tasks = await group_tasks(self.engine, leader)
+        status = group_status(tasks)
+        if status not in TERMINAL:
+            self._reported.pop(leader.id, None)
+            return
+        if self._reported.get(leader.id) == status:
+            return
+        self._reported[leader.id] = status
+        payload = webhook_payload(leader, tasks, status)
+        delivery = asyncio.create_task(self._deliver(leader.id, leader.options.webhook, payload),
+                                       name=f"fetchdeck-webhook-{leader.id}")
+        self._deliveries.add(delivery)
+        delivery.add_done_callback(self._deliveries.discard)
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout, trust_env=False, follow_redirects=False)
+        return self._client
+
+    async def _deliver(self, task_id: int, url: str, payload: dict[str, Any]) -> None:
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+        attempts = len(self.delays) + 1
+        for attempt in range(attempts):
+            try:
+                response = await self._http().post(url, json=payload, headers=headers)
+                outcome = f"HTTP {response.status_code}"
+                ok = 200 <= response.status_code < 300
+            except httpx.HTTPError as exc:
+                outcome, ok = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, False
+            except Exception as exc:  # never let a delivery crash silently
+                log.exception("webhook delivery crashed")
+                outcome, ok = f"error: {exc}", False
+            where = f"webhook {payload['status']} to {url} (attempt {attempt + 1}/{attempts})"
+            if ok:
+                self.engine.task_log(task_id, f"{where}: delivered, {outcome}")
+                return
+            if attempt < len(self.delays):
+                self.engine.task_log(task_id, f"{where}: {outcome}; retrying in {self.delays[attempt]:g} s")
+                await asyncio.sleep(self.delays[attempt])
+            else:
+                self.engine.task_log(task_id, f"{where}: {outcome}; giving up")
+
+    async def close(self) -> None:
+        for delivery in list(self._deliveries):
+            delivery.cancel()
+        for delivery in list(self._deliveries):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await delivery
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

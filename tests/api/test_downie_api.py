@@ -1,0 +1,202 @@
+"""The Downie Enhanced API (shared/seeds/downie-enhanced-api.zh.txt) against the real server, yt-dlp on 127.0.0.1."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.api.compat_support import CompatFactory, Ws, make_compat, wait_for
+from tests.api.conftest import Api
+from tests.support.fileserver import FileServer
+from tests.support.media_fixtures import MediaSet, get_media, probe
+
+__all__ = ["make_compat"]
+TASK_FIELDS = {"id", "url", "title", "status", "progress_percentage", "downloaded_bytes", "total_bytes", "speed",
+               "eta", "created_at", "started_at", "completed_at", "error_message", "file_path"}
+TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+@pytest.fixture(scope="module")
+def media() -> MediaSet:
+    return get_media()
+
+
+@pytest.fixture
+def site(media: MediaSet) -> Any:
+    with FileServer() as srv:
+        srv.add_dir("/m", media.dir)
+        yield srv
+
+
+async def ok(api: Api, method: str, path: str, **kw: Any) -> Any:
+    response = await api.client.request(method, path, **kw)
+    assert response.status_code == 200, (response.status_code, response.text)
+    return response.json()
+
+
+async def error(api: Api, method: str, path: str, status: int, code: str, **kw: Any) -> dict[str, Any]:
+    response = await api.client.request(method, path, **kw)
+    body = response.json()
+    assert (response.status_code, body.get("error_code")) == (status, code), (response.status_code, body)
+    assert set(body) == {"detail", "error_code", "timestamp"} and body["detail"] and TS.match(body["timestamp"])
+    return body  # type: ignore[no-any-return]
+
+
+async def until(api: Api, task_id: str, *statuses: str, timeout: float = 60) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        task = await ok(api, "GET", f"/api/downloads/tasks/{task_id}")
+        assert task["status"] not in ("failed",) or "failed" in statuses, task
+        return task if task["status"] in statuses else None
+
+    return await wait_for(check, timeout)  # type: ignore[no-any-return]
+
+
+async def test_add_start_progress_complete_list_cancel_delete(
+    make_compat: CompatFactory, site: FileServer, media: MediaSet
+) -> None:
+    api = await make_compat(heartbeat=0.3)
+    ws = await Ws.connect(f"{api.url}/api/downloads/ws")
+    try:
+        initial = await ws.recv()
+        assert initial == {"type": "initial", "tasks": []}
+        added = await ok(api, "POST", "/api/downloads/add", json={
+            "url": site.url("/m/v360.mp4"), "quality": "720p", "post_processing": "none", "cookies": "",
+            "custom_filename": "my_video.mp4"})
+        assert added["message"] == "Download task created successfully" and added["status"] == "created"
+        task_id = added["task_id"]
+        assert isinstance(task_id, str)
+        pending = await ok(api, "GET", f"/api/downloads/tasks/{task_id}")
+        assert set(pending) == TASK_FIELDS and pending["status"] == "pending" and pending["started_at"] is None
+        assert pending["title"] == "my_video.mp4" and pending["url"] == site.url("/m/v360.mp4")
+        site.faults.throttle(None, 400_000)
+        started = await ok(api, "POST", f"/api/downloads/start/{task_id}")
+        assert started == {"message": "Download started", "task_id": task_id}
+        await error(api, "POST", f"/api/downloads/start/{task_id}", 409, "TASK_ALREADY_RUNNING")
+        seen = await ws.until(lambda m: m["type"] == "progress" and m["progress"]["status"] == "completed", 60)
+        await ws.send({"type": "ping"})
+        assert (await ws.until(lambda m: m["type"] == "pong"))[-1] == {"type": "pong"}
+        beat = await ws.until(lambda m: m["type"] == "heartbeat", 5)
+        assert beat[-1] == {"type": "heartbeat"}
+    finally:
+        await ws.close()
+    moving = [m for m in seen if m["type"] == "progress" and m["progress"]["status"] == "downloading"]
+    assert moving, seen
+    progress = moving[-1]["progress"]
+    assert set(progress) == {"status", "percentage", "downloaded_bytes", "total_bytes", "speed", "eta",
+                             "progress_text", "speed_text"}
+    assert re.match(r"^\d+\.\d% \(", progress["progress_text"]) and progress["speed_text"].endswith("/s")
+    done = await ok(api, "GET", f"/api/downloads/tasks/{task_id}")
+    assert done["status"] == "completed" and done["progress_percentage"] == 100.0 and done["error_message"] == ""
+    assert done["started_at"] and done["completed_at"] >= done["started_at"] >= done["created_at"]
+    saved = Path(done["file_path"])
+    assert saved.name == "my_video.mp4" and saved.read_bytes() == media.bytes("v360.mp4")
+    assert done["downloaded_bytes"] == done["total_bytes"] == saved.stat().st_size
+    # Listing, filters, paging, stats.
+    second = (await ok(api, "POST", "/api/downloads/add", json={"url": site.url("/m/v720.mp4")}))["task_id"]
+    everything = await ok(api, "GET", "/api/downloads/tasks")
+    assert [t["id"] for t in everything] == [second, task_id]
+    assert [t["id"] for t in await ok(api, "GET", "/api/downloads/tasks", params={"status": "completed"})] == [task_id]
+    assert [t["id"] for t in await ok(api, "GET", "/api/downloads/tasks", params={"status": "pending"})] == [second]
+    assert await ok(api, "GET", "/api/downloads/tasks", params={"limit": 1, "offset": 1}) == [everything[1]]
+    assert await ok(api, "GET", "/api/downloads/tasks", params={"status": "failed"}) == []
+    assert await ok(api, "GET", "/api/downloads/tasks/active") == []
+    stats = await ok(api, "GET", "/api/downloads/stats")
+    assert stats == {"total_tasks": 2, "active_tasks": 0, "completed_tasks": 1, "failed_tasks": 0,
+                     "pending_tasks": 1, "total_downloaded_bytes": saved.stat().st_size, "current_speed": 0}
+    # Cancel a running download, then delete it.
+    site.faults.throttle(None, 100_000)
+    await ok(api, "POST", f"/api/downloads/start/{second}")
+    running = await until(api, second, "downloading")
+    assert [t["id"] for t in await ok(api, "GET", "/api/downloads/tasks/active")] == [running["id"]]
+    assert await ok(api, "POST", f"/api/downloads/cancel/{second}") == {"message": "Download cancelled",
+                                                                       "task_id": second}
+    cancelled = await until(api, second, "cancelled")
+    assert cancelled["speed"] == 0
+    assert await ok(api, "DELETE", f"/api/downloads/tasks/{second}") == {"message": "Task deleted", "task_id": second}
+    await error(api, "GET", f"/api/downloads/tasks/{second}", 404, "TASK_NOT_FOUND")
+    # cleanup removes finished tasks older than max_age_hours.
+    kept = await ok(api, "POST", "/api/downloads/cleanup", params={"max_age_hours": 1})
+    assert kept["message"] == "Cleaned up tasks older than 1 hours" and kept["removed"] == 0
+    gone = await ok(api, "POST", "/api/downloads/cleanup", params={"max_age_hours": 0})
+    assert gone["message"] == "Cleaned up tasks older than 0 hours" and gone["removed"] == 1
+    assert await ok(api, "GET", "/api/downloads/tasks") == []
+
+
+async def test_quality_audio_postprocessing_and_cookies(
+    make_compat: CompatFactory, site: FileServer, media: MediaSet
+) -> None:
+    api = await make_compat()
+    batch = await ok(api, "POST", "/api/downloads/batch/add", json=[
+        {"url": site.url("/m/master.m3u8"), "quality": "360p", "post_processing": "none",
+         "cookies": "session=abc123"},
+        {"url": site.url("/m/v360.mp4"), "quality": "best", "post_processing": "audio"},
+        {"url": "ftp://nope/x", "quality": "best"},
+        {"url": site.url("/m/v360.mp4"), "quality": "8k"},
+    ])
+    results = batch["results"]
+    assert [r["status"] for r in results] == ["created", "created", "failed", "failed"]
+    assert results[0]["url"] == site.url("/m/master.m3u8") and results[2]["task_id"] is None
+    ids = [r["task_id"] for r in results[:2]]
+    started = await ok(api, "POST", "/api/downloads/batch/start", json=[*ids, "424242"])
+    assert [r["status"] for r in started["results"]] == ["started", "started", "failed"]
+    assert started["results"][2]["error_code"] == "TASK_NOT_FOUND"
+    video = await until(api, ids[0], "completed")
+    audio = await until(api, ids[1], "completed")
+    streams = probe(Path(video["file_path"]))
+    assert [s.height for s in streams if s.kind == "Video"] == [360]
+    assert [s.kind for s in probe(Path(audio["file_path"]))] == ["Audio"]
+    cookie_headers = [h.get("Cookie", "") for p in site.stats.paths() if p.startswith("/m/hls360/")
+                      for h in site.stats.get(p).headers]
+    assert cookie_headers and all("session=abc123" in c for c in cookie_headers)
+
+
+async def test_extract_sites_qualities_health_and_stats(make_compat: CompatFactory, site: FileServer) -> None:
+    api = await make_compat()
+    info = await ok(api, "POST", "/api/downloads/extract", json={"url": site.url("/m/page.html"), "quality": "best",
+                                                                 "post_processing": "none", "cookies": ""})
+    assert set(info) == {"url", "title", "duration", "thumbnail", "description", "uploader", "formats"}
+    assert info["title"] and len(info["formats"]) == 2  # an HTML5 page: no duration to report
+    assert {f["height"] for f in info["formats"]} == {360, 720}
+    assert set(info["formats"][0]) == {"format_id", "url", "ext", "quality", "filesize", "width", "height", "fps"}
+    sites = await ok(api, "GET", "/api/downloads/supported-sites")
+    assert sites["total_sites"] == len(sites["supported_sites"]) > 1000 and "youtube" in sites["supported_sites"]
+    assert await ok(api, "GET", "/api/downloads/qualities") == {
+        "qualities": ["auto", "best", "1080p", "720p", "480p", "360p", "worst"],
+        "post_processing": ["none", "audio", "mp4"]}
+    health = await ok(api, "GET", "/api/health")
+    assert health["status"] == "healthy" and health["version"] == "1.0.0"
+    assert await ok(api, "GET", "/api/stats") == {"active_downloads": 0, "total_downloads": 0,
+                                                  "supported_sites": sites["total_sites"]}
+
+
+async def test_every_documented_error(make_compat: CompatFactory, site: FileServer) -> None:
+    api = await make_compat(token="tok")
+    await error(api, "GET", "/api/downloads/tasks", 401, "UNAUTHORIZED")
+    assert (await api.client.get("/api/health")).status_code == 200  # health needs no token
+    api.client.headers["X-API-Key"] = "tok"
+    await error(api, "POST", "/api/downloads/extract", 400, "INVALID_URL", json={"url": "notaurl"})
+    await error(api, "POST", "/api/downloads/add", 400, "INVALID_URL", json={"url": "file:///etc/passwd"})
+    await error(api, "POST", "/api/downloads/extract", 400, "UNSUPPORTED_SITE",
+                json={"url": site.url("/m/empty.html")})
+    await error(api, "POST", "/api/downloads/extract", 500, "EXTRACTION_FAILED",
+                json={"url": site.url("/m/missing.mp4")})
+    await error(api, "POST", "/api/downloads/add", 422, "VALIDATION_ERROR", json={"quality": "best"})
+    await error(api, "POST", "/api/downloads/add", 422, "VALIDATION_ERROR",
+                json={"url": site.url("/m/v360.mp4"), "post_processing": "permute"})
+    await error(api, "POST", "/api/downloads/add", 422, "VALIDATION_ERROR", content=b"[1,",
+                headers={"Content-Type": "application/json"})
+    await error(api, "POST", "/api/downloads/cleanup", 422, "VALIDATION_ERROR", params={"max_age_hours": "x"})
+    await error(api, "GET", "/api/downloads/tasks", 422, "VALIDATION_ERROR", params={"status": "weird"})
+    for method, path in (("GET", "/api/downloads/tasks/77"), ("POST", "/api/downloads/start/77"),
+                         ("POST", "/api/downloads/cancel/abc"), ("DELETE", "/api/downloads/tasks/77")):
+        await error(api, method, path, 404, "TASK_NOT_FOUND")
+    await error(api, "PUT", "/api/downloads/add", 405, "METHOD_NOT_ALLOWED", json={})
+    # A download that fails: the task says why.
+    task_id = (await ok(api, "POST", "/api/downloads/add", json={"url": site.url("/m/missing.mp4")}))["task_id"]
+    await ok(api, "POST", f"/api/downloads/start/{task_id}")
+    failed = await until(api, task_id, "failed")
+    assert "404" in failed["error_message"] and failed["completed_at"] <= time.time()

@@ -1,0 +1,283 @@
+"""The SaveAny-Bot HTTP API (shared/seeds/saveany-bot-http-api.zh.txt) against the real server.
+
+Real downloads from 127.0.0.1, a real webhook receiver (answers 500 first), a
+real aria2c JSON-RPC daemon when installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.api.compat_support import CompatFactory, Receiver, aria2_daemon, make_compat, receiver, wait_for
+from tests.api.conftest import Api
+from tests.support.fileserver import FileServer, random_bytes
+from tests.support.media_fixtures import get_media, probe
+
+__all__ = ["make_compat", "receiver"]
+TOKEN = "sa-token"
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+async def start(make_compat: CompatFactory, **kw: Any) -> Api:
+    api = await make_compat(token=TOKEN, api={"storages": ["local=", "media=media", "backup=backup"]}, **kw)
+    api.client.headers.update(AUTH)
+    return api
+
+
+async def ok(api: Api, method: str, path: str, status: int = 200, **kw: Any) -> Any:
+    response = await api.client.request(method, path, **kw)
+    assert response.status_code == status, (response.status_code, response.text)
+    return response.json()
+
+
+async def error(api: Api, method: str, path: str, status: int, code: str, **kw: Any) -> str:
+    response = await api.client.request(method, path, **kw)
+    body = response.json()
+    assert (response.status_code, body) == (status, {"error": code, "message": body.get("message")}), body
+    assert body["message"]
+    return body["message"]  # type: ignore[no-any-return]
+
+
+async def create(api: Api, **body: Any) -> dict[str, Any]:
+    created = await ok(api, "POST", "/api/v1/tasks", 201, json=body)
+    assert set(created) == {"task_id", "type", "status", "created_at"} and created["status"] == "queued"
+    assert created["type"] == body["type"] and ISO.match(created["created_at"])
+    return created  # type: ignore[no-any-return]
+
+
+async def until(api: Api, task_id: str, *statuses: str, timeout: float = 60) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        task = await ok(api, "GET", f"/api/v1/tasks/{task_id}")
+        assert task["status"] != "failed" or "failed" in statuses, task
+        return task if task["status"] in statuses else None
+
+    return await wait_for(check, timeout)  # type: ignore[no-any-return]
+
+
+async def test_directlinks_group_progress_and_webhook_with_retry(
+    make_compat: CompatFactory, files: FileServer, receiver: Receiver
+) -> None:
+    api = await start(make_compat)
+    one, two = random_bytes(300_000, seed=5), random_bytes(200_000, seed=6)
+    urls = [files.add("/d/one.bin", one), files.add("/d/two.bin", two)]
+    files.faults.throttle(None, 400_000)
+    created = await create(api, type="directlinks", storage="media", path="downloads", webhook=receiver.url,
+                           params={"urls": urls})
+    task_id = created["task_id"]
+    running = await until(api, task_id, "running")
+    assert running["storage"] == "media" and running["path"] == "downloads" and running["title"] == "one.bin"
+    done = await until(api, task_id, "completed")
+    assert done["progress"] == {"total_bytes": 500_000, "downloaded_bytes": 500_000, "percent": 100.0}
+    assert "error" not in done and ISO.match(done["updated_at"])
+    folder = api.download_dir / "media" / "downloads"
+    assert (folder / "one.bin").read_bytes() == one and (folder / "two.bin").read_bytes() == two
+    listed = await ok(api, "GET", "/api/v1/tasks")
+    assert listed == {"tasks": [done], "total": 1}  # the group is one task
+    # The receiver answered 500 first: one retry ~1 s later, then exactly one delivery.
+    await wait_for(lambda: asyncio.sleep(0, receiver.delivered), timeout=10)
+    await asyncio.sleep(0.5)
+    assert [status for *_, status in receiver.requests] == [500, 200]
+    headers, body, _ = receiver.requests[-1]
+    assert headers["User-Agent"] == "SaveAny-Bot/1.0" and headers["Content-Type"] == "application/json"
+    assert body == {"task_id": task_id, "type": "directlinks", "status": "completed", "storage": "media",
+                    "path": "downloads", "completed_at": body["completed_at"]}
+    assert ISO.match(body["completed_at"])
+    log = (await api.call("GET", f"/api/downloads/{task_id}/logs"))["log"]
+    assert "HTTP 500; retrying in 1 s" in log and "delivered, HTTP 200" in log
+
+
+async def test_cancel_sends_one_cancelled_webhook(make_compat: CompatFactory, files: FileServer,
+                                                  receiver: Receiver) -> None:
+    api = await start(make_compat)
+    receiver.fail_first = 0
+    url = files.add("/slow.bin", random_bytes(2_000_000, seed=7))
+    files.faults.throttle(None, 50_000)
+    task_id = (await create(api, type="directlinks", storage="local", path="", webhook=receiver.url,
+                            params={"urls": [url]}))["task_id"]
+    await wait_for(lambda: _progressing(api, task_id), timeout=20)
+    assert await ok(api, "DELETE", f"/api/v1/tasks/{task_id}") == {"message": "task cancelled successfully"}
+    cancelled = await until(api, task_id, "cancelled")
+    assert cancelled["progress"]["total_bytes"] == 2_000_000
+    await wait_for(lambda: asyncio.sleep(0, receiver.delivered), timeout=5)
+    await error(api, "DELETE", f"/api/v1/tasks/{task_id}", 500, "cancel_failed")
+    await asyncio.sleep(0.3)
+    assert [b["status"] for b in receiver.delivered] == ["cancelled"]
+    assert "completed_at" not in receiver.delivered[0]
+
+
+async def test_failure_webhook_carries_the_error(make_compat: CompatFactory, files: FileServer,
+                                                 receiver: Receiver) -> None:
+    api = await start(make_compat)
+    receiver.fail_first = 0
+    task_id = (await create(api, type="directlinks", storage="local", webhook=receiver.url,
+                            params={"urls": [files.url("/nothing-here.bin")]}))["task_id"]
+    failed = await until(api, task_id, "failed")
+    assert "404" in failed["error"] and "progress" not in failed
+    await wait_for(lambda: asyncio.sleep(0, receiver.delivered), timeout=5)
+    body = receiver.delivered[0]
+    assert body["status"] == "failed" and "404" in body["error"] and ISO.match(body["completed_at"])
+
+
+async def test_ytdlp_parseditem_tphpics_transfer_and_tgfiles(make_compat: CompatFactory, files: FileServer) -> None:
+    api = await start(make_compat)
+    media = get_media()
+    files.add_dir("/m", media.dir)
+    # ytdlp with allow-listed flags; a dangerous flag is refused before anything runs.
+    yt = await create(api, type="ytdlp", storage="media", path="videos",
+                      params={"urls": [files.url("/m/v360.mp4")], "flags": ["--no-mtime"]})
+    msg = await error(api, "POST", "/api/v1/tasks", 400, "task_creation_failed",
+                      json={"type": "ytdlp", "storage": "local", "params": {"urls": [files.url("/m/v360.mp4")],
+                                                                             "flags": ["--exec", "id"]}})
+    assert "--exec" in msg
+    # parseditem: yt-dlp must be able to parse the page.
+    parsed = await create(api, type="parseditem", storage="local", path="parsed",
+                          params={"url": files.url("/m/page.html")})
+    await error(api, "POST", "/api/v1/tasks", 400, "task_creation_failed",
+                json={"type": "parseditem", "storage": "local", "params": {"url": files.url("/m/empty.html")}})
+    # tphpics: every image of an article page.
+    img1, img2 = random_bytes(5_000, seed=1), random_bytes(6_000, seed=2)
+    files.add("/file/a.jpg", img1)
+    files.add("/file/b.png", img2)
+    files.add("/Some-Article-01-01", b'<html><body><h1>T</h1><figure><img src="/file/a.jpg"></figure>'
+              b'<p>x</p><img src="/file/b.png"><img src="/file/a.jpg"></body></html>',
+              content_type="text/html")
+    tph = await create(api, type="tphpics", storage="local", path="telegraph",
+                       params={"telegraph_url": files.url("/Some-Article-01-01")})
+    # transfer: a folder from one storage into another.
+    source = api.download_dir / "backup" / "set"
+    (source / "sub").mkdir(parents=True)
+    (source / "a.txt").write_bytes(b"alpha" * 1000)
+    (source / "sub" / "b.bin").write_bytes(random_bytes(70_000, seed=3))
+    moved = await create(api, type="transfer", storage="local", params={
+        "source_storage": "backup", "source_path": "set", "target_storage": "media", "target_path": "restored"})
+    await error(api, "POST", "/api/v1/tasks", 400, "task_creation_failed", json={
+        "type": "transfer", "storage": "local", "params": {"source_storage": "backup", "source_path": "nope",
+                                                          "target_storage": "media", "target_path": "x"}})
+    msg = await error(api, "POST", "/api/v1/tasks", 400, "task_creation_failed", json={
+        "type": "tgfiles", "storage": "local", "params": {"message_links": ["https://t.me/username/123"]}})
+    assert "Telegram" in msg and "session" in msg
+    for created in (yt, parsed, tph, moved):
+        await until(api, created["task_id"], "completed")
+    assert (api.download_dir / "media" / "videos" / "v360.mp4").read_bytes() == media.bytes("v360.mp4")
+    parsed_file = next((api.download_dir / "parsed").iterdir())
+    assert [s.kind for s in probe(parsed_file)] == ["Video", "Audio"]
+    assert (api.download_dir / "telegraph" / "a.jpg").read_bytes() == img1
+    assert (api.download_dir / "telegraph" / "b.png").read_bytes() == img2
+    target = api.download_dir / "media" / "restored" / "set"
+    assert (target / "a.txt").read_bytes() == b"alpha" * 1000
+    assert (target / "sub" / "b.bin").read_bytes() == (source / "sub" / "b.bin").read_bytes()
+    listed = await ok(api, "GET", "/api/v1/tasks")
+    assert [t["type"] for t in listed["tasks"]] == ["ytdlp", "parseditem", "tphpics", "transfer"]
+    assert listed["tasks"][3]["storage"] == "media" and listed["tasks"][3]["path"] == "restored"
+
+
+async def test_aria2_delegation(make_compat: CompatFactory, files: FileServer, tmp_path: Path,
+                                receiver: Receiver) -> None:
+    data = random_bytes(1_500_000, seed=9)
+    url = files.add("/big.iso", data)
+    with aria2_daemon("rpc-secret", tmp_path / "aria2") as rpc:
+        api = await start(make_compat, aria2={"rpc_url": rpc, "secret": "rpc-secret", "poll_interval": 0.1})
+        receiver.fail_first = 0
+        task_id = (await create(api, type="aria2", storage="media", path="iso", webhook=receiver.url,
+                                params={"urls": [url], "options": {"split": "2", "max-connection-per-server": "2"}}))[
+            "task_id"]
+        done = await until(api, task_id, "completed")
+        assert (api.download_dir / "media" / "iso" / "big.iso").read_bytes() == data
+        assert done["progress"]["downloaded_bytes"] == len(data) and done["type"] == "aria2"
+        await wait_for(lambda: asyncio.sleep(0, receiver.delivered), timeout=5)
+        assert receiver.delivered[0]["type"] == "aria2"
+        await error(api, "POST", "/api/v1/tasks", 400, "invalid_request", json={
+            "type": "aria2", "storage": "local", "params": {"urls": [url], "options": {"dir": "/etc"}}})
+        # Cancel a slow one: aria2 lets go of it.
+        files.faults.throttle(None, 50_000)
+        slow = (await create(api, type="aria2", storage="local", params={"urls": [files.add("/slow.iso", data)]}))[
+            "task_id"]
+        await wait_for(lambda: _progressing(api, slow), timeout=20)
+        await ok(api, "DELETE", f"/api/v1/tasks/{slow}")
+        await until(api, slow, "cancelled")
+    plain = await start(make_compat)
+    msg = await error(plain, "POST", "/api/v1/tasks", 400, "task_creation_failed",
+                      json={"type": "aria2", "storage": "local", "params": {"urls": [url]}})
+    assert "aria2" in msg
+
+
+async def _progressing(api: Api, task_id: str) -> bool:
+    task = await ok(api, "GET", f"/api/v1/tasks/{task_id}")
+    return bool(task["status"] == "running" and task.get("progress", {}).get("downloaded_bytes"))
+
+
+async def test_health_storages_types_auth_and_errors(make_compat: CompatFactory) -> None:
+    api = await start(make_compat)
+    anonymous = api.new_client()
+    assert (await anonymous.get("/health")).json() == {"status": "ok"}
+    response = await anonymous.get("/api/v1/tasks")
+    assert response.status_code == 401 and response.json() == {"error": "unauthorized", "message": "invalid token"}
+    response = await anonymous.get("/api/v1/tasks", headers={"Authorization": "Bearer wrong"})
+    assert response.status_code == 401 and response.json()["error"] == "unauthorized"
+    assert await ok(api, "GET", "/api/v1/storages") == {"storages": [
+        {"name": "local", "type": "local"}, {"name": "media", "type": "local"}, {"name": "backup", "type": "local"}]}
+    assert await ok(api, "GET", "/api/v1/task-types") == {"types": [
+        "directlinks", "ytdlp", "aria2", "parseditem", "tgfiles", "tphpics", "transfer"]}
+    assert await ok(api, "GET", "/api/v1/tasks") == {"tasks": [], "total": 0}
+    await error(api, "PUT", "/api/v1/tasks", 405, "method_not_allowed", json={})
+    await error(api, "POST", "/api/v1/health", 404, "not_found", json={})
+    await error(api, "POST", "/api/v1/tasks", 400, "invalid_request", content=b"{",
+                headers={"Content-Type": "application/json"})
+    await error(api, "POST", "/api/v1/tasks", 400, "invalid_request", json={"type": "directlinks"})
+    await error(api, "POST", "/api/v1/tasks", 400, "invalid_request",
+                json={"type": "bogus", "storage": "local", "params": {}})
+    await error(api, "POST", "/api/v1/tasks", 400, "invalid_request",
+                json={"type": "directlinks", "storage": "nowhere", "params": {"urls": ["http://x.invalid/a"]}})
+    await error(api, "POST", "/api/v1/tasks", 400, "invalid_request",
+                json={"type": "directlinks", "storage": "local", "params": {"urls": []}})
+    await error(api, "POST", "/api/v1/tasks", 400, "invalid_request",
+                json={"type": "directlinks", "storage": "local", "params": {"urls": ["ftp://x/a"]}})
+    await error(api, "POST", "/api/v1/tasks", 400, "invalid_request", json={
+        "type": "directlinks", "storage": "local", "webhook": "javascript:x", "params": {"urls": ["http://x.invalid/"]}})
+    await error(api, "GET", "/api/v1/tasks/", 400, "invalid_request")
+    await error(api, "DELETE", "/api/v1/tasks/", 400, "invalid_request")
+    await error(api, "GET", "/api/v1/tasks/12345", 404, "task_not_found")
+    await error(api, "GET", "/api/v1/tasks/abc", 404, "task_not_found")
+    await error(api, "DELETE", "/api/v1/tasks/12345", 404, "task_not_found")
+
+
+async def test_one_engine_behind_every_dialect(make_compat: CompatFactory, files: FileServer) -> None:
+    """A task made through any dialect is visible through all of them (and the native API the TUI uses)."""
+    api = await start(make_compat)
+    data = random_bytes(100_000, seed=11)
+    url = files.add("/shared.bin", data)
+    sa = (await create(api, type="directlinks", storage="local", params={"urls": [url]}))["task_id"]
+    m3 = (await ok(api, "POST", "/api/tasks", json={"url": files.url("/x.m3u8"), "filename": "clip"}))["id"]
+    dn = (await ok(api, "POST", "/api/downloads/add", json={"url": files.url("/v.mp4")}))["task_id"]
+    native = await api.call("POST", "/api/downloads", json={"tasks": [{"type": "direct", "url": url}]})
+    nv = str(native[0]["id"])
+    await until(api, sa, "completed")
+    ids = {sa, m3, dn, nv}
+    assert {t["task_id"] for t in (await ok(api, "GET", "/api/v1/tasks"))["tasks"]} == ids
+    assert {t["id"] for t in await ok(api, "GET", "/api/tasks")} == ids
+    assert {t["id"] for t in await ok(api, "GET", "/api/downloads/tasks")} == ids
+    assert {str(t["id"]) for t in (await api.call("GET", "/api/downloads"))["list"]} == ids
+    m3u8_view = {t["id"]: t for t in await ok(api, "GET", "/api/tasks")}
+    assert m3u8_view[sa]["status"] == "已完成" and m3u8_view[dn]["status"] == "已暂停"
+    downie_view = await ok(api, "GET", f"/api/downloads/tasks/{sa}")
+    assert downie_view["status"] == "completed" and downie_view["total_bytes"] == len(data)
+    assert (await ok(api, "GET", f"/api/v1/tasks/{dn}"))["type"] == "ytdlp"
+    assert (await api.call("GET", f"/api/downloads/{m3}"))["type"] == "m3u8"
+    # Cancel through one dialect, delete through another.
+    await ok(api, "DELETE", "/api/tasks", params={"id": sa})
+    await error(api, "GET", f"/api/v1/tasks/{sa}", 404, "task_not_found")
+
+
+@pytest.mark.parametrize("env", [{"FETCHDECK_API_STORAGES": "local=,cold=/srv/cold", "FETCHDECK_ARIA2_SECRET": "s"}])
+def test_config_sections_take_env_overrides(env: dict[str, str], tmp_path: Path) -> None:
+    from core.config import load_config
+
+    config = load_config(tmp_path / "none.toml", env)
+    assert config.api.storages == ["local=", "cold=/srv/cold"] and config.aria2.secret == "s"
+    assert config.api.enable is True and config.aria2.rpc_url == ""
