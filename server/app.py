@@ -20,6 +20,7 @@ from core.config import Config
 from core.engine import Engine
 from server.auth import AccessPolicy
 from server.errors import register_error_handlers
+from server.guards import install_guards
 from server.sse import HEARTBEAT_SECONDS, EventStreams
 
 API_TITLE = "fetchdeck API"
@@ -32,6 +33,7 @@ class ServerState:
     config: Config
     streams: EventStreams
     policy: AccessPolicy
+    compat: Any = None  # server.compat.CompatServices when the compat dialects are on
 
 
 def server_state() -> ServerState:
@@ -88,6 +90,8 @@ def create_app(engine: Engine, config: Config, *, heartbeat: float = HEARTBEAT_S
     from server.routes.native import native
 
     app.register_blueprint(native)
+    if config.api.enable:
+        _register_compat(app, engine, config)
     register_error_handlers(app)
 
     @app.before_request
@@ -105,4 +109,35 @@ def create_app(engine: Engine, config: Config, *, heartbeat: float = HEARTBEAT_S
         server_state().policy.add_cors_headers(request, response)
         return response
 
+    install_guards(app)  # Origin, Content-Type, WebSocket and log guards: server/guards.py
     return app
+
+
+def _register_compat(app: Quart, engine: Engine, config: Config) -> None:
+    """The m3u8 task API, Downie Enhanced and SaveAny-Bot dialects, their backends and event consumer."""
+    from core.downloaders import register_backend
+    from server.aria2 import Aria2Downloader
+    from server.aria2 import check_url as aria2_url
+    from server.compat import CompatServices
+    from server.routes.downie import downie
+    from server.routes.m3u8 import m3u8
+    from server.routes.saveany import saveany
+    from server.storages import TRANSFER, check_transfer_url, parse_storages
+    from server.webhooks import WebhookNotifier
+
+    services = CompatServices(engine)
+    services.notifier = WebhookNotifier(engine, config.api)
+    services.storages = parse_storages(config.api.storages, engine.download_root)
+    app.extensions["fetchdeck"].compat = services
+    register_backend("transfer", TRANSFER, check_transfer_url)
+    register_backend("aria2", Aria2Downloader(config.aria2), aria2_url)
+    for blueprint in (m3u8, downie, saveany):
+        app.register_blueprint(blueprint)
+
+    @app.before_serving
+    async def _start_compat() -> None:
+        services.start()
+
+    @app.after_serving
+    async def _stop_compat() -> None:
+        await services.stop()

@@ -21,7 +21,8 @@ from quart import Request, Response
 
 from server.errors import ApiError, ErrorCode
 
-PUBLIC_PATHS = frozenset({"/api/openapi.json", "/api/docs", "/api/redoc"})
+# Health checks (SaveAny-Bot's /health, Downie's /api/health) answer without a token.
+PUBLIC_PATHS = frozenset({"/api/openapi.json", "/api/docs", "/api/redoc", "/health", "/api/health"})
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 CORS_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 CORS_HEADERS = "Authorization, X-API-Key, Content-Type, Last-Event-ID"
