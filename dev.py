@@ -28,7 +28,7 @@ def _wanted_stamp() -> str:
 
 
 def ensure_venv() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs under any python3 the user has
         sys.exit(f"fetchdeck needs Python 3.11 or newer, this is {sys.version.split()[0]}")
     if STAMP.exists() and STAMP.read_text() == _wanted_stamp():
         return

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import shutil
 import time
-from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +38,7 @@ from core.models import (
     can_transition,
 )
 from core.naming import name_from_url, resolve_folder, sanitize_folder, sanitize_name, unique_path
+from core.progress import ProgressPump
 from core.ratelimit import RateLimiter
 from core.scheduler import Scheduler, StopReason, TaskRun
 from core.store.db import open_database
@@ -49,9 +49,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fetchdeck.engine")
 
-PROGRESS_INTERVAL = 0.25  # ≤ 4 progress events per task per second
-FLUSH_EVERY_TICKS = 4  # progress to the store about once a second
-LOG_LINES_IN_MEMORY = 500
 MAX_BATCH = 100_000
 
 
@@ -90,21 +87,21 @@ class Engine:
         self.clients = HttpClients(read_timeout=config.download.read_timeout)
         self.limiter = RateLimiter(config.download.speed_limit_bytes)
         self.scheduler = Scheduler(config.download.max_concurrent)
+        self._db_lock = asyncio.Lock()
         self._run_queued = run_queued
         self._claimed: set[int] = set()
         self._shutdown_status = shutdown_status
         self._repo: TaskRepo | None = None
         self._loops: list[asyncio.Task[None]] = []
-        self._pending_logs: list[tuple[int, float, str]] = []
-        self._recent_logs: dict[int, deque[LogLine]] = defaultdict(lambda: deque(maxlen=LOG_LINES_IN_MEMORY))
+        self.progress = ProgressPump(self.scheduler.runs, self.bus, self._db_lock)
         self._closing = False
-        self._db_lock = asyncio.Lock()
 
     # ---- lifecycle -------------------------------------------------------
     async def open(self) -> Engine:
         self.download_root.mkdir(parents=True, exist_ok=True)
         conn = await open_database(self.database)
         self._repo = TaskRepo(conn)
+        self.progress.repo = self._repo
         # Start-up recovery: whatever was downloading when the last process died is
         # queued again (callers hold the data dir lock, so nothing else runs it).
         recovered = await self.repo.set_status_where(TaskStatus.DOWNLOADING, TaskStatus.WAITING)
@@ -112,7 +109,7 @@ class Engine:
             log.info("recovered %d interrupted task(s)", recovered)
         self._loops = [
             asyncio.create_task(self._schedule_loop(), name="fetchdeck-scheduler"),
-            asyncio.create_task(self._tick_loop(), name="fetchdeck-ticker"),
+            asyncio.create_task(self.progress.run(), name="fetchdeck-ticker"),
         ]
         self.scheduler.poke()
         return self
@@ -130,7 +127,7 @@ class Engine:
         runs = list(self.scheduler.runs.values())
         for run in runs:
             await self._cancel_run(run, StopReason.SHUTDOWN)
-        await self._flush()
+        await self.progress.flush()
         await self.clients.aclose()
         self.bus.close_all()
         if self._repo is not None:
@@ -190,7 +187,7 @@ class Engine:
 
     async def logs(self, task_id: int) -> list[LogLine]:
         await self.get(task_id)  # raises TaskNotFound
-        await self._flush_logs()
+        await self.progress.flush_logs()
         return await self.repo.logs(task_id)
 
     async def stats(self) -> EngineStats:
@@ -305,7 +302,6 @@ class Engine:
             task = run.task
         async with self._db_lock:
             await self.repo.delete(task_id)
-        self._recent_logs.pop(task_id, None)
         self._claimed.discard(task_id)
         if task.file:
             final = Path(task.file)
@@ -403,10 +399,8 @@ class Engine:
 
     # ---- logging ---------------------------------------------------------
     def task_log(self, task_id: int, text: str) -> None:
-        now = time.time()
-        self._pending_logs.append((task_id, now, text))
-        self._recent_logs[task_id].append(LogLine(ts=now, text=text))
-        log.debug("task %s: %s", task_id, text)
+        """A line in the task's log (stored with the next flush, about once a second)."""
+        self.progress.log(task_id, text)
 
     # ---- internals -------------------------------------------------------
     async def _write(self, task_id: int, values: dict[str, Any]) -> None:
@@ -577,62 +571,4 @@ class Engine:
         finally:
             self.scheduler.runs.pop(task.id, None)
             self.scheduler.poke()
-        await self._flush_logs()
-
-    async def _tick_loop(self) -> None:
-        tick = 0
-        while True:
-            await asyncio.sleep(PROGRESS_INTERVAL)
-            tick += 1
-            try:
-                self._publish_progress()
-                if tick % FLUSH_EVERY_TICKS == 0:
-                    await self._flush()
-            except Exception:
-                log.exception("progress ticker error")
-
-    def _publish_progress(self) -> None:
-        for run in list(self.scheduler.runs.values()):
-            task = run.task
-            run.sample()
-            if task.downloaded == run.emitted_downloaded and task.segments_done == run.emitted_segments:
-                continue
-            run.emitted_downloaded = task.downloaded
-            run.emitted_segments = task.segments_done
-            self.bus.publish(EventType.PROGRESS, progress_payload(task), task.id)
-
-    async def _flush(self) -> None:
-        """Write progress of all running tasks (and pending logs) in one transaction."""
-        changes = []
-        for run in list(self.scheduler.runs.values()):
-            t = run.task
-            if t.downloaded != run.flushed_downloaded:
-                run.flushed_downloaded = t.downloaded
-                changes.append((t.id, {"downloaded": t.downloaded, "total": t.total,
-                                       "segments_done": t.segments_done,
-                                       "segments_total": t.segments_total}))
-        if changes and self._repo is not None:
-            async with self._db_lock:
-                await self.repo.update_many(changes)
-        await self._flush_logs()
-
-    async def _flush_logs(self) -> None:
-        if self._pending_logs and self._repo is not None:
-            lines, self._pending_logs = self._pending_logs, []
-            async with self._db_lock:
-                await self.repo.append_logs(lines)
-
-
-def progress_payload(task: Task) -> dict[str, Any]:
-    return {
-        "id": task.id,
-        "downloaded": task.downloaded,
-        "total": task.total,
-        "speed": round(task.speed, 1),
-        "eta": None if task.eta is None else round(task.eta, 1),
-        "percent": round(task.percent, 2),
-        "segmentsDone": task.segments_done,
-        "segmentsTotal": task.segments_total,
-    }
-
-
+        await self.progress.flush_logs()

@@ -19,6 +19,7 @@ MAX_NAME_BYTES = 255
 _RESERVED_WINDOWS = {
     "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
     *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10)),
+    "COM¹", "COM²", "COM³", "LPT¹", "LPT²", "LPT³",  # Windows reserves these too
 }
 _BAD_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 _SPACES = re.compile(r"\s+")
@@ -42,7 +43,8 @@ def sanitize_name(name: str, fallback: str = "download") -> str:
     stem, dot, ext = text.rpartition(".")
     if not dot:
         stem, ext = text, ""
-    if stem.split(".")[0].upper() in _RESERVED_WINDOWS or text.upper() in _RESERVED_WINDOWS:
+    # Windows opens a device for 'CON', 'con.txt', 'CON .tar.gz': the part before the first dot, spaces ignored.
+    if text.split(".")[0].rstrip(" ").upper() in _RESERVED_WINDOWS:
         text = "_" + text
         stem = "_" + stem if dot else text
     if len(text.encode("utf-8")) > MAX_NAME_BYTES:
@@ -76,7 +78,10 @@ def resolve_folder(download_root: Path, folder: str | None, allowed_roots: Itera
     accepted only inside one of the allowed roots (default: the download root).
     """
     if folder and Path(folder).is_absolute():
-        candidate = Path(folder).resolve()
+        try:
+            candidate = Path(folder).resolve()
+        except (OSError, ValueError) as exc:  # e.g. an embedded NUL, a symlink loop
+            raise InvalidInput(f"folder {folder[:100]!r} is not a usable path: {exc}") from None
         for root in (download_root, *allowed_roots):
             r = root.resolve()
             if candidate == r or r in candidate.parents:

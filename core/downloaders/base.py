@@ -9,6 +9,7 @@ file or work folder resumable and re-raises.
 from __future__ import annotations
 
 import asyncio
+import errno
 import random
 import ssl
 import time
@@ -22,7 +23,7 @@ import aiohttp
 import httpx
 
 from core.downloaders.http_clients import HttpClients
-from core.errors import DownloadError, HttpStatusError
+from core.errors import DownloadError, HttpStatusError, NoSpaceLeft
 from core.models import Task
 from core.ratelimit import RateLimiter
 
@@ -172,6 +173,9 @@ def _describe(exc: BaseException) -> str:
         return f"timed out ({type(exc).__name__})"
     if isinstance(exc, httpx.TransportError):
         return f"connection error: {exc or type(exc).__name__}"
+    for link in _chain(exc):
+        if isinstance(link, OSError) and link.errno == errno.ENOSPC:  # raised past a NoSpaceLeft wrapper
+            return str(NoSpaceLeft(str(link.filename or "")))
     if isinstance(exc, OSError):
         return f"{exc.strerror or type(exc).__name__}{f': {exc.filename}' if exc.filename else ''}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -306,7 +306,7 @@ def parse_skip(expr: str | None) -> SkipRule:
     for raw in re.split(r"[,;\s]+", expr.strip()):
         if not raw:
             continue
-        m = re.fullmatch(r"(\d+)(?:-(\d+))?", raw)
+        m = re.fullmatch(r"([0-9]{1,12})(?:-([0-9]{1,12}))?", raw)  # ASCII digits, bounded: int() stays cheap
         if not m:
             raise InvalidInput(f"skip expression {expr!r}: {raw!r} is not a number or a range like 92-100")
         lo = int(m.group(1))

@@ -167,6 +167,7 @@ class HttpDownloader:
         identity = probe.identity
         if final.exists() and not part_path(final).exists() and final.stat().st_size == identity.size:
             ctx.log("already complete on disk")  # e.g. killed between rename and store update
+            discard_state(state_path(final))  # the kill may have come before the state file went
             ctx.progress.set_total(identity.size)
             ctx.progress.set_downloaded(identity.size)
             return final

@@ -193,7 +193,9 @@ async def test_cors_and_docs(make_api) -> None:  # type: ignore[no-untyped-def]
     got = await api.client.get("/api/downloads", headers={"Origin": "http://allowed.example"})
     assert got.headers["access-control-allow-origin"] == "http://allowed.example"
     denied = await api.client.get("/api/downloads", headers={"Origin": "http://evil.example"})
-    assert denied.status_code == 200 and "access-control-allow-origin" not in denied.headers
+    # Not on the allow-list: refused outright (server/guards.py), not just left without CORS headers.
+    assert denied.status_code == 403 and denied.json()["code"] == 40301
+    assert "access-control-allow-origin" not in denied.headers
     no_preflight = await api.client.options("/api/downloads", headers={
         "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
     assert "access-control-allow-origin" not in no_preflight.headers

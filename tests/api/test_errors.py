@@ -9,14 +9,16 @@ import pytest
 from tests.api.conftest import Api, ApiFactory
 
 OK_TASK = {"type": "direct", "url": "http://example.invalid/ok.bin"}
+JSON_TYPE = {"Content-Type": "application/json"}  # bodies must say JSON (server/guards.py)
 
 # (method, path, request kwargs, status, code)
 BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int, int]] = [
     # malformed bodies
-    ("POST", "/api/downloads", {"content": b"{not json"}, 400, 40001),
+    ("POST", "/api/downloads", {"content": b"{not json", "headers": JSON_TYPE}, 400, 40001),
     ("POST", "/api/downloads", {"content": b""}, 400, 40001),
-    ("POST", "/api/downloads", {"content": b"\xff\xfe garbage"}, 400, 40001),
-    ("POST", "/api/downloads", {"content": b'{"tasks": [{"url": "http://a/\\ud800"}]}'}, 400, 40001),
+    ("POST", "/api/downloads", {"content": b"\xff\xfe garbage", "headers": JSON_TYPE}, 400, 40001),
+    ("POST", "/api/downloads", {"content": b'{"tasks": [{"url": "http://a/\\ud800"}]}', "headers": JSON_TYPE},
+     400, 40001),
     ("POST", "/api/downloads", {"json": [OK_TASK]}, 400, 40002),
     ("POST", "/api/downloads", {"json": {}}, 400, 40002),
     ("POST", "/api/downloads", {"json": {"tasks": []}}, 400, 40002),
@@ -65,7 +67,7 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int, int]] = [
     ("PUT", "/api/downloads/1", {"json": {"url": "ftp://x/"}}, 400, 40004),
     ("PUT", "/api/downloads/1", {"json": {"headers": "bad"}}, 400, 40005),
     ("PUT", "/api/downloads/1", {"json": {"folder": "/root"}}, 400, 40006),
-    ("PUT", "/api/downloads/1", {"content": b"[1,2"}, 400, 40001),
+    ("PUT", "/api/downloads/1", {"content": b"[1,2", "headers": JSON_TYPE}, 400, 40001),
     ("PUT", "/api/downloads/1/live", {"json": {}}, 400, 40002),
     ("PUT", "/api/downloads/1/live", {"json": {"isLive": "true"}}, 400, 40002),
     ("POST", "/api/downloads/1/start", {"json": {"localPath": "/etc"}}, 400, 40006),

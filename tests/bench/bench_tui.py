@@ -66,9 +66,10 @@ async def populate(database: Path, config: object, tasks: int, active: int) -> l
 
 async def child(args: argparse.Namespace) -> None:
     from core.config import Config, DownloadConfig
-    from core.engine import Engine, progress_payload
+    from core.engine import Engine
     from core.events import EventType
     from core.models import TaskStatus
+    from core.progress import progress_payload
     from tui.app import FetchdeckApp
     from tui.client import LocalClient
 

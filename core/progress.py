@@ -1,0 +1,94 @@
+"""Progress reporting and persistence for running tasks.
+
+Reads each running task's counters at ≤ 4 Hz and publishes a progress event
+when they moved; about once a second writes progress of all running tasks and
+the pending task-log lines to the store in one transaction each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from core.events import EventBus, EventType
+from core.models import Task
+from core.scheduler import TaskRun
+from core.store.repo import TaskRepo
+
+log = logging.getLogger("fetchdeck.engine")
+
+PROGRESS_INTERVAL = 0.25  # ≤ 4 progress events per task per second
+FLUSH_EVERY_TICKS = 4  # progress to the store about once a second
+
+
+class ProgressPump:
+    def __init__(self, runs: dict[int, TaskRun], bus: EventBus, db_lock: asyncio.Lock) -> None:
+        self.runs = runs
+        self.bus = bus
+        self.db_lock = db_lock
+        self.repo: TaskRepo | None = None  # set when the engine opens its store
+        self._pending_logs: list[tuple[int, float, str]] = []
+
+    def log(self, task_id: int, text: str) -> None:
+        self._pending_logs.append((task_id, time.time(), text))
+        log.debug("task %s: %s", task_id, text)
+
+    async def run(self) -> None:
+        tick = 0
+        while True:
+            await asyncio.sleep(PROGRESS_INTERVAL)
+            tick += 1
+            try:
+                self.publish_progress()
+                if tick % FLUSH_EVERY_TICKS == 0:
+                    await self.flush()
+            except Exception:
+                log.exception("progress ticker error")
+
+    def publish_progress(self) -> None:
+        for run in list(self.runs.values()):
+            task = run.task
+            run.sample()
+            if task.downloaded == run.emitted_downloaded and task.segments_done == run.emitted_segments:
+                continue
+            run.emitted_downloaded = task.downloaded
+            run.emitted_segments = task.segments_done
+            self.bus.publish(EventType.PROGRESS, progress_payload(task), task.id)
+
+    async def flush(self) -> None:
+        """Write progress of all running tasks (and pending logs) in one transaction."""
+        changes = []
+        for run in list(self.runs.values()):
+            t = run.task
+            if t.downloaded != run.flushed_downloaded:
+                run.flushed_downloaded = t.downloaded
+                changes.append((t.id, {"downloaded": t.downloaded, "total": t.total,
+                                       "segments_done": t.segments_done,
+                                       "segments_total": t.segments_total}))
+        if changes and self.repo is not None:
+            async with self.db_lock:
+                await self.repo.update_many(changes)
+        await self.flush_logs()
+
+    async def flush_logs(self) -> None:
+        if self._pending_logs and self.repo is not None:
+            lines, self._pending_logs = self._pending_logs, []
+            async with self.db_lock:
+                await self.repo.append_logs(lines)
+
+
+def progress_payload(task: Task) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "downloaded": task.downloaded,
+        "total": task.total,
+        "speed": round(task.speed, 1),
+        "eta": None if task.eta is None else round(task.eta, 1),
+        "percent": round(task.percent, 2),
+        "segmentsDone": task.segments_done,
+        "segmentsTotal": task.segments_total,
+    }
+
+
