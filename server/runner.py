@@ -51,7 +51,10 @@ def configure_error_log(error_log: Path | None, *, propagate: bool = False) -> l
     return logging.getLogger("hypercorn.error")
 
 
-def bind_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
+LISTEN_BACKLOG = 1024
+
+
+def bind_socket(host: str, port: int, backlog: int = LISTEN_BACKLOG) -> socket.socket:
     """A listening TCP socket (port 0 picks a free one); raises OSError if the address is taken."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     family, _, _, _, address = infos[0]
@@ -110,6 +113,9 @@ async def start_server(
     actual_port = sock.getsockname()[1]
     config = HypercornConfig()
     config.bind = [f"fd://{sock.detach()}"]
+    # Hypercorn listen()s again with its own backlog (default 100): with hundreds of
+    # clients the accept queue overflowed and they waited out SYN retransmits (1, 3, 7, 15 s).
+    config.backlog = LISTEN_BACKLOG
     config.accesslog = None
     config.errorlog = configure_error_log(error_log, propagate=propagate_errors)
     config.graceful_timeout = GRACEFUL_TIMEOUT
