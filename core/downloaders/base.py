@@ -188,5 +188,13 @@ def raise_for_status(response: httpx.Response) -> None:
         )
 
 
-async def sleep_backoff(attempt: int, settings: DownloadSettings, retry_after: float | None = None) -> None:
-    await asyncio.sleep(backoff_delay(attempt, settings, retry_after))
+async def wait_before_retry(exc: Exception, attempt: int, ctx: DownloadContext, doing: str) -> None:
+    """Re-raise exc if it is final (not retryable, or retries used up); else log and back off.
+
+    `attempt` counts the failures so far (0 for the first); Retry-After wins over backoff.
+    """
+    if not is_retryable(exc) or attempt >= ctx.settings.retries:
+        raise exc
+    delay = backoff_delay(attempt, ctx.settings, getattr(exc, "retry_after", None))
+    ctx.log(f"{doing}: {describe_error(exc)}; retry {attempt + 1}/{ctx.settings.retries} in {delay:.1f}s")
+    await asyncio.sleep(delay)

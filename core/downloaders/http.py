@@ -24,11 +24,9 @@ import httpx
 from core.detect import is_hls_content_type
 from core.downloaders.base import (
     DownloadContext,
-    backoff_delay,
-    describe_error,
-    is_retryable,
     raise_for_status,
     retry_after_seconds,
+    wait_before_retry,
 )
 from core.downloaders.http_state import (
     RemoteIdentity,
@@ -157,12 +155,8 @@ class HttpDownloader:
                     return await self._single_stream(None, final, probe, ctx)
                 break
             except Exception as exc:
-                if not is_retryable(exc) or attempt >= ctx.settings.retries:
-                    raise
-                delay = backoff_delay(attempt, ctx.settings, getattr(exc, "retry_after", None))
+                await wait_before_retry(exc, attempt, ctx, "probe failed")
                 attempt += 1
-                ctx.log(f"probe failed ({describe_error(exc)}); retry {attempt} in {delay:.1f}s")
-                await asyncio.sleep(delay)
 
         identity = probe.identity
         if final.exists() and not part_path(final).exists() and final.stat().st_size == identity.size:
@@ -220,12 +214,8 @@ class HttpDownloader:
                 break
             except Exception as exc:
                 response = None
-                if not is_retryable(exc) or attempt >= ctx.settings.retries:
-                    raise
-                delay = backoff_delay(attempt, ctx.settings, getattr(exc, "retry_after", None))
+                await wait_before_retry(exc, attempt, ctx, "single stream (restarts from byte 0)")
                 attempt += 1
-                ctx.log(f"{describe_error(exc)}; retry {attempt} from the start in {delay:.1f}s")
-                await asyncio.sleep(delay)
         ctx.progress.set_total(written)
         os.replace(part, final)
         return final
@@ -330,15 +320,8 @@ class HttpDownloader:
                     except Exception as exc:
                         if seg.pos > before:
                             failures = 0  # it made progress: only count consecutive failures
-                        if not is_retryable(exc) or failures >= ctx.settings.retries:
-                            raise
-                        delay = backoff_delay(failures, ctx.settings, getattr(exc, "retry_after", None))
+                        await wait_before_retry(exc, failures, ctx, f"bytes {seg.pos}-{seg.end - 1}")
                         failures += 1
-                        ctx.log(
-                            f"bytes {seg.pos}-{seg.end - 1}: {describe_error(exc)}; "
-                            f"retry {failures}/{ctx.settings.retries} in {delay:.1f}s"
-                        )
-                        await asyncio.sleep(delay)
                     else:
                         failures = 0
             finally:
