@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from core.models import Headers, LogLine, Task, TaskKind, TaskOptions, TaskStatus
+
+T = TypeVar("T")
 
 _COLUMNS = (
     "id, kind, url, name, folder, headers, status, is_live, file, downloaded, total, "
@@ -70,28 +73,51 @@ def row_to_task(row: aiosqlite.Row | Sequence[Any]) -> Task:
 class TaskRepo:
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self.conn = conn
+        self._write_lock = asyncio.Lock()
+
+    async def _write(self, body: Callable[[], Awaitable[T]], transaction: bool = True) -> T:
+        """Run one write (optionally BEGIN IMMEDIATE … COMMIT) to completion.
+
+        Shielded and serialized: there is one connection, and a caller cancelled
+        between BEGIN and COMMIT would otherwise leave it inside an open
+        transaction, so every later BEGIN fails.
+        """
+
+        async def run() -> T:
+            async with self._write_lock:
+                if not transaction:
+                    return await body()
+                await self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = await body()
+                except BaseException:
+                    await self.conn.execute("ROLLBACK")
+                    raise
+                await self.conn.execute("COMMIT")
+                return result
+
+        return await asyncio.shield(run())
 
     async def insert_many(self, tasks: list[Task]) -> list[Task]:
         """Insert in one transaction; assigns ids (ascending, never reused)."""
-        await self.conn.execute("BEGIN IMMEDIATE")
-        try:
+
+        async def body() -> list[Task]:
             async with self.conn.execute(
                 "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name='tasks'), 0),"
                 " COALESCE((SELECT MAX(id) FROM tasks), 0))"
             ) as cur:
                 row = await cur.fetchone()
             next_id = int(row[0] if row else 0) + 1
+            fields = _task_fields()
             rows = []
             for offset, task in enumerate(tasks):
                 task.id = next_id + offset
-                rows.append(tuple(_encode(f, getattr(task, f)) for f in _task_fields()))
-            placeholders = ", ".join("?" * len(_task_fields()))
+                rows.append(tuple(_encode(f, getattr(task, f)) for f in fields))
+            placeholders = ", ".join("?" * len(fields))
             await self.conn.executemany(f"INSERT INTO tasks ({_COLUMNS}) VALUES ({placeholders})", rows)
-            await self.conn.execute("COMMIT")
-        except BaseException:
-            await self.conn.execute("ROLLBACK")
-            raise
-        return tasks
+            return tasks
+
+        return await self._write(body)
 
     async def get(self, task_id: int) -> Task | None:
         async with self.conn.execute(f"SELECT {_COLUMNS} FROM tasks WHERE id=?", (task_id,)) as cur:
@@ -173,50 +199,56 @@ class TaskRepo:
         """Apply several row updates in one transaction."""
         if not changes:
             return
+        for _, values in changes:
+            bad = set(values) - UPDATABLE
+            if bad:
+                raise ValueError(f"not updatable: {sorted(bad)}")
         now = time.time()
-        await self.conn.execute("BEGIN IMMEDIATE")
-        try:
+
+        async def body() -> None:
             for task_id, values in changes:
-                bad = set(values) - UPDATABLE
-                if bad:
-                    raise ValueError(f"not updatable: {sorted(bad)}")
                 sets = ", ".join(f"{k}=?" for k in values)
                 args = [_encode(k, v) for k, v in values.items()]
-                await self.conn.execute(
-                    f"UPDATE tasks SET {sets}, updated_at=? WHERE id=?", [*args, now, task_id]
-                )
-            await self.conn.execute("COMMIT")
-        except BaseException:
-            await self.conn.execute("ROLLBACK")
-            raise
+                await self.conn.execute(f"UPDATE tasks SET {sets}, updated_at=? WHERE id=?", [*args, now, task_id])
+
+        await self._write(body)
 
     async def transition(self, task_id: int, old: TaskStatus, new: TaskStatus) -> bool:
         """Set new status only if the row still has `old` (atomic check-and-set)."""
-        cur = await self.conn.execute(
-            "UPDATE tasks SET status=?, error=NULL, updated_at=? WHERE id=? AND status=?",
-            (str(new), time.time(), task_id, str(old)),
-        )
-        return cur.rowcount == 1
+
+        async def body() -> bool:
+            cur = await self.conn.execute(
+                "UPDATE tasks SET status=?, error=NULL, updated_at=? WHERE id=? AND status=?",
+                (str(new), time.time(), task_id, str(old)),
+            )
+            return cur.rowcount == 1
+
+        return await self._write(body, transaction=False)
 
     async def set_status_where(self, old: TaskStatus, new: TaskStatus) -> int:
-        cur = await self.conn.execute(
-            "UPDATE tasks SET status=?, updated_at=? WHERE status=?", (str(new), time.time(), str(old))
-        )
-        return cur.rowcount
+        async def body() -> int:
+            cur = await self.conn.execute(
+                "UPDATE tasks SET status=?, updated_at=? WHERE status=?", (str(new), time.time(), str(old))
+            )
+            return cur.rowcount
+
+        return await self._write(body, transaction=False)
 
     async def delete(self, task_id: int) -> None:
-        await self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        async def body() -> None:
             await self.conn.execute("DELETE FROM task_logs WHERE task_id=?", (task_id,))
             await self.conn.execute("DELETE FROM tasks WHERE id=?", (task_id,))
-            await self.conn.execute("COMMIT")
-        except BaseException:
-            await self.conn.execute("ROLLBACK")
-            raise
+
+        await self._write(body)
 
     async def append_logs(self, lines: list[tuple[int, float, str]]) -> None:
-        if lines:
+        if not lines:
+            return
+
+        async def body() -> None:
             await self.conn.executemany("INSERT INTO task_logs (task_id, ts, text) VALUES (?, ?, ?)", lines)
+
+        await self._write(body)
 
     async def logs(self, task_id: int, limit: int = 5000) -> list[LogLine]:
         async with self.conn.execute(
