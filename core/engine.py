@@ -87,13 +87,12 @@ class Engine:
         self.clients = HttpClients(read_timeout=config.download.read_timeout)
         self.limiter = RateLimiter(config.download.speed_limit_bytes)
         self.scheduler = Scheduler(config.download.max_concurrent)
-        self._db_lock = asyncio.Lock()
         self._run_queued = run_queued
         self._claimed: set[int] = set()
         self._shutdown_status = shutdown_status
         self._repo: TaskRepo | None = None
         self._loops: list[asyncio.Task[None]] = []
-        self.progress = ProgressPump(self.scheduler.runs, self.bus, self._db_lock)
+        self.progress = ProgressPump(self.scheduler.runs, self.bus)
         self._closing = False
 
     # ---- lifecycle -------------------------------------------------------
@@ -243,8 +242,7 @@ class Engine:
                     updated_at=now,
                 )
             )
-        async with self._db_lock:
-            await self.repo.insert_many(tasks)
+        await self.repo.insert_many(tasks)
         ids = [t.id for t in tasks]
         if start:
             self._claimed.update(ids)
@@ -300,8 +298,7 @@ class Engine:
         if run is not None:
             await self._cancel_run(run, StopReason.DELETE)
             task = run.task
-        async with self._db_lock:
-            await self.repo.delete(task_id)
+        await self.repo.delete(task_id)
         self._claimed.discard(task_id)
         if task.file:
             final = Path(task.file)
@@ -404,8 +401,7 @@ class Engine:
 
     # ---- internals -------------------------------------------------------
     async def _write(self, task_id: int, values: dict[str, Any]) -> None:
-        async with self._db_lock:
-            await self.repo.update_fields(task_id, **values)
+        await self.repo.update_fields(task_id, **values)
         run = self.scheduler.runs.get(task_id)
         if run:
             for key, value in values.items():
@@ -508,8 +504,7 @@ class Engine:
     async def _execute(self, run: TaskRun) -> None:
         task = run.task
         try:
-            async with self._db_lock:
-                started = await self.repo.transition(task.id, TaskStatus.WAITING, TaskStatus.DOWNLOADING)
+            started = await self.repo.transition(task.id, TaskStatus.WAITING, TaskStatus.DOWNLOADING)
             if not started:  # stopped or deleted since the scheduler picked it
                 self.scheduler.runs.pop(task.id, None)
                 self.scheduler.poke()
@@ -557,8 +552,6 @@ class Engine:
             self.task_log(task.id, "stopped")
             await self._finish(run, TaskStatus.STOPPED)
             self.bus.publish(EventType.STOP, {"id": task.id}, task.id)
-        elif reason is StopReason.RESTART:
-            await self._finish(run, TaskStatus.WAITING)
         else:
             self.task_log(task.id, "interrupted by shutdown; will resume")
             await self._finish(run, self._shutdown_status)

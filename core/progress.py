@@ -24,10 +24,9 @@ FLUSH_EVERY_TICKS = 4  # progress to the store about once a second
 
 
 class ProgressPump:
-    def __init__(self, runs: dict[int, TaskRun], bus: EventBus, db_lock: asyncio.Lock) -> None:
+    def __init__(self, runs: dict[int, TaskRun], bus: EventBus) -> None:
         self.runs = runs
         self.bus = bus
-        self.db_lock = db_lock
         self.repo: TaskRepo | None = None  # set when the engine opens its store
         self._pending_logs: list[tuple[int, float, str]] = []
 
@@ -68,15 +67,13 @@ class ProgressPump:
                                        "segments_done": t.segments_done,
                                        "segments_total": t.segments_total}))
         if changes and self.repo is not None:
-            async with self.db_lock:
-                await self.repo.update_many(changes)
+            await self.repo.update_many(changes)
         await self.flush_logs()
 
     async def flush_logs(self) -> None:
         if self._pending_logs and self.repo is not None:
             lines, self._pending_logs = self._pending_logs, []
-            async with self.db_lock:
-                await self.repo.append_logs(lines)
+            await self.repo.append_logs(lines)
 
 
 def progress_payload(task: Task) -> dict[str, Any]:

@@ -21,7 +21,6 @@ class StopReason(Enum):
     STOP = "stop"  # the user stopped it → stopped
     DELETE = "delete"  # the task is being deleted
     SHUTDOWN = "shutdown"  # the engine is closing → left resumable
-    RESTART = "restart"  # stop and queue again (e.g. options changed)
 
 
 @dataclass(eq=False)

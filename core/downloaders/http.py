@@ -94,10 +94,6 @@ def _identity(response: httpx.Response, url: str, size: int) -> RemoteIdentity:
     )
 
 
-def _write_at(fd: int, data: bytes | memoryview, offset: int, path: Path) -> None:
-    _write_all(fd, [data], offset, path)
-
-
 def _write_all(fd: int, buffers: list[bytes | memoryview], offset: int, path: Path) -> None:
     """pwritev every buffer at offset (retrying partial writes); ENOSPC → NoSpaceLeft."""
     try:
@@ -226,7 +222,7 @@ class HttpDownloader:
         try:
             async for chunk in resp.aiter_raw():
                 await ctx.limiter.acquire(len(chunk))
-                _write_at(fd, chunk, written, part)
+                _write_all(fd, [chunk], written, part)
                 written += len(chunk)
                 ctx.progress.add(len(chunk))
         finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -123,20 +123,6 @@ class TaskRepo:
         async with self.conn.execute(f"SELECT {_COLUMNS} FROM tasks WHERE id=?", (task_id,)) as cur:
             row = await cur.fetchone()
         return row_to_task(row) if row else None
-
-    async def get_many(self, ids: Iterable[int]) -> list[Task]:
-        id_list = list(ids)
-        if not id_list:
-            return []
-        out: list[Task] = []
-        for start in range(0, len(id_list), 500):
-            chunk = id_list[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            async with self.conn.execute(
-                f"SELECT {_COLUMNS} FROM tasks WHERE id IN ({marks}) ORDER BY id", chunk
-            ) as cur:
-                out.extend(row_to_task(r) for r in await cur.fetchall())
-        return out
 
     @staticmethod
     def _where(flt: TaskFilter) -> tuple[str, list[Any]]:
