@@ -18,14 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import httpx
 import pytest
 from aiohttp import web
 
-from core.config import Config
-from core.engine import Engine
-from server.app import create_app
-from server.runner import start_server
 from tests.api.conftest import Api
 from tests.support.hls_fixtures import make_vod
 
@@ -33,36 +28,10 @@ CompatFactory = Callable[..., Awaitable[Api]]
 
 
 @pytest.fixture
-async def make_compat(tmp_path: Path) -> AsyncIterator[CompatFactory]:
-    """`await make_compat(token="t", api={"storages": [...]}, aria2={...})`: a started server."""
-    started: list[Api] = []
-
-    async def factory(*, heartbeat: float = 15.0, api: dict[str, Any] | None = None,
-                      aria2: dict[str, Any] | None = None, **server: Any) -> Api:
-        root = tmp_path / f"compat{len(started)}"
-        config = Config()
-        config.download.dir = str(root / "downloads")
-        config.download.connections = 2
-        config = config.override("server", **server).override("api", **(api or {})).override("aria2", **(aria2 or {}))
-        engine = Engine(root / "fetchdeck.db", config)
-        await engine.open()
-        app = create_app(engine, config, heartbeat=heartbeat)
-        handle = await start_server(app, "127.0.0.1", 0, error_log=root / "logs" / "server.log")
-        client = httpx.AsyncClient(base_url=handle.url, timeout=30, trust_env=False)
-        item = Api(engine=engine, config=config, handle=handle, client=client, tmp=root)
-        started.append(item)
-        return item
-
-    yield factory
-    for item in started:
-        for client in [item.client, *item._extra]:
-            await client.aclose()
-        await item.handle.stop()
-        await item.engine.close()
-        log = item.tmp / "logs" / "server.log"
-        if log.exists():
-            text = log.read_text()
-            assert "Traceback" not in text and "ERROR" not in text, text
+def make_compat(make_api: CompatFactory) -> CompatFactory:
+    """`await make_compat(token="t", api={"storages": [...]}, aria2={...})`: a started server
+    (the same fixture as make_api, named for the dialect tests)."""
+    return make_api
 
 
 async def wait_for(check: Callable[[], Awaitable[Any]], timeout: float = 30, step: float = 0.05) -> Any:

@@ -86,16 +86,18 @@ ApiFactory = Callable[..., Awaitable[Api]]
 
 @pytest.fixture
 async def make_api(tmp_path: Path) -> AsyncIterator[ApiFactory]:
-    """Start an API with server/download settings overridden: `await make_api(token="t")`."""
+    """Start an API with server/download settings overridden: `await make_api(token="t")`;
+    `api={...}` and `aria2={...}` override those sections (the compat dialects)."""
     started: list[Api] = []
 
-    async def factory(*, heartbeat: float = 15.0, max_concurrent: int = 3, **server: Any) -> Api:
+    async def factory(*, heartbeat: float = 15.0, max_concurrent: int = 3, api: dict[str, Any] | None = None,
+                      aria2: dict[str, Any] | None = None, **server: Any) -> Api:
         root = tmp_path / f"api{len(started)}"
         config = Config()
         config.download.dir = str(root / "downloads")
         config.download.max_concurrent = max_concurrent
         config.download.connections = 2
-        config = config.override("server", **server)
+        config = config.override("server", **server).override("api", **(api or {})).override("aria2", **(aria2 or {}))
         engine = Engine(root / "fetchdeck.db", config)
         await engine.open()
         app = create_app(engine, config, heartbeat=heartbeat)
