@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -15,16 +14,6 @@ import pytest
 
 from tests.support.fileserver import FileServer
 from tests.support.hls_fixtures import HlsMedia, LiveWindow, build_media, decode_errors, probe, segments_of
-
-
-def _has_get_command() -> bool:
-    spec = importlib.util.find_spec("tui.cli")
-    if spec is None or spec.origin is None:
-        return False
-    return "def get(" in Path(spec.origin).read_text(encoding="utf-8")
-
-
-pytestmark = pytest.mark.skipif(not _has_get_command(), reason="tui.cli has no `get` command yet")
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from core.config import Config
 from core.engine import Engine
 from core.models import Task, TaskOptions, TaskSpec, TaskStatus
+from tests.support.engine import engine_config
 from tests.support.fileserver import FileServer, random_bytes
 
 MB = 1 << 20
@@ -26,14 +27,7 @@ def server() -> AsyncIterator[FileServer]:
         yield srv
 
 
-def make_config(tmp_path: Path, **download: object) -> Config:
-    config = Config()
-    config.download.dir = str(tmp_path / "dl")
-    config.download.retries = 6
-    for key, value in download.items():
-        setattr(config.download, key, value)
-    return config
-
+make_config = partial(engine_config, retries=6)
 
 async def download(engine: Engine, url: str, timeout: float = 60, **options: object) -> Task:
     (task,) = await engine.create([TaskSpec(url=url, options=TaskOptions(**options))])  # type: ignore[arg-type]

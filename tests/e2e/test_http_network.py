@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from core.config import Config
 from core.downloaders.http_clients import normalize_proxy
 from core.engine import Engine
 from core.errors import InvalidInput
 from core.models import TaskOptions, TaskSpec, TaskStatus
+from tests.support.engine import engine_config
 from tests.support.fileserver import FileServer, random_bytes
 from tests.support.proxies import HttpProxy, Socks5Proxy
 from tests.support.tls import self_signed_context
@@ -19,12 +20,7 @@ from tests.support.tls import self_signed_context
 USER, PASSWORD = "me@home", "p:ss/w%rd"  # characters that must be percent-encoded in a URL
 
 
-def config_for(tmp_path: Path) -> Config:
-    config = Config()
-    config.download.dir = str(tmp_path / "dl")
-    config.download.retries = 1
-    return config
-
+config_for = partial(engine_config, retries=1)
 
 async def fetch(tmp_path: Path, url: str, **options: object):
     async with Engine(tmp_path / "db.sqlite", config_for(tmp_path)) as engine:

@@ -7,15 +7,16 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from core.config import Config
 from core.downloaders.paths import work_dir
 from core.engine import Engine
 from core.errors import DownloadError, InvalidInput, UnsupportedUrl
 from core.models import ACTIVE_STATUSES, Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
+from tests.support.engine import engine_config
 from tests.support.fileserver import FileServer, random_bytes
 from tests.support.media_fixtures import MediaSet, get_media, probe
 
@@ -32,14 +33,7 @@ def server(media: MediaSet) -> Iterator[FileServer]:
         yield srv
 
 
-def make_config(tmp_path: Path, **download: object) -> Config:
-    config = Config()
-    config.download.dir = str(tmp_path / "dl")
-    config.download.retries = 2
-    for key, value in download.items():
-        setattr(config.download, key, value)
-    return config
-
+make_config = partial(engine_config, retries=2)
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[Engine]:

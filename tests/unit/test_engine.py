@@ -5,19 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from core.config import Config
 from core.engine import Engine
 from core.errors import IllegalTransition, InvalidInput, TaskNotFound
 from core.events import EventType
 from core.models import TaskKind, TaskSpec, TaskStatus
 from core.store.repo import TaskFilter
+from tests.support.engine import engine_config
 
-
-def make_config(tmp_path: Path) -> Config:
-    config = Config()
-    config.download.dir = str(tmp_path / "dl")
-    return config
-
+make_config = engine_config
 
 @pytest.fixture
 async def engine(tmp_path: Path):
