@@ -7,7 +7,6 @@ SOCKS proxies need httpx's own transport (socksio), so those clients use it.
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -105,12 +104,11 @@ class HttpClients:
         return client
 
     def _make(self, key: ClientKey) -> httpx.AsyncClient:
-        verify: ssl.SSLContext | bool = not key.insecure
-        limits = httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30)
         proxy = httpx.Proxy(key.proxy) if key.proxy else None
         transport: httpx.AsyncBaseTransport
         if key.proxy and key.proxy.startswith("socks"):
-            transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits, proxy=proxy, trust_env=False)
+            limits = httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30)
+            transport = httpx.AsyncHTTPTransport(verify=not key.insecure, limits=limits, proxy=proxy, trust_env=False)
         else:
             transport = _AiohttpTransport(lambda: _aiohttp_session(key.insecure), proxy)
         return httpx.AsyncClient(

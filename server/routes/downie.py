@@ -280,14 +280,19 @@ async def add() -> Response:
     return reply({"task_id": str(task.id), "message": "Download task created successfully", "status": "created"})
 
 
+async def _root_body(model: Any) -> Any:
+    """A JSON array body validated by a pydantic RootModel; Downie's 422 when it does not fit."""
+    raw = await request.get_data(cache=False)
+    try:
+        return model.model_validate_json(raw or b"").root
+    except ValidationError as exc:
+        raise _validation(exc) from None
+
+
 @downie.post("/downloads/batch/add")
 @hide
 async def batch_add() -> Response:
-    raw = await request.get_data(cache=False)
-    try:
-        items = _BatchAdd.model_validate_json(raw or b"").root
-    except ValidationError as exc:
-        raise _validation(exc) from None
+    items = await _root_body(_BatchAdd)
     results = []
     for item in items:
         url = str(item.get("url", "")) if isinstance(item, dict) else ""
@@ -305,11 +310,7 @@ async def batch_add() -> Response:
 @downie.post("/downloads/batch/start")
 @hide
 async def batch_start() -> Response:
-    raw = await request.get_data(cache=False)
-    try:
-        ids = _IdList.model_validate_json(raw or b"").root
-    except ValidationError as exc:
-        raise _validation(exc) from None
+    ids = await _root_body(_IdList)
     results = []
     for raw_id in ids:
         try:
