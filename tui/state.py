@@ -181,6 +181,11 @@ class TaskIndex:
             self._changes.dirty.discard(task_id)
             self._changes.removed.add(task_id)
 
+    @property
+    def has_changes(self) -> bool:
+        """Whether the next frame has anything to apply."""
+        return bool(self._changes)
+
     def take_changes(self) -> Changes:
         changes, self._changes = self._changes, Changes()
         return changes

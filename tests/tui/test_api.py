@@ -65,9 +65,8 @@ async def test_task_created_through_the_api_appears_live(
                 task_id = response.json()["data"][0]["id"]
             await wait_for(pilot, lambda: app.query_one(TaskTable).has_task(task_id), what="the row")
             await wait_for(pilot, lambda: app.index.tasks[task_id].status == TaskStatus.SUCCESS, what="done")
-            await pilot.pause(0.3)
+            await wait_for(pilot, lambda: "from-the-api.bin" in screen_text(app), what="the name on screen")
             text = screen_text(app)
-            assert "from-the-api.bin" in text
             assert f"127.0.0.1:{port}" in text  # the status line shows the API address
     finally:
         await api.stop()
@@ -144,8 +143,7 @@ async def test_remote_mode_and_connection_lost(
                 (task_id,) = app.index.tasks
                 await wait_for(pilot, lambda: app.index.tasks[task_id].status == TaskStatus.SUCCESS,
                                what="remote success via SSE")
-                await pilot.pause(0.3)
-                assert "connected" in screen_text(app)
+                await wait_for(pilot, lambda: "connected" in screen_text(app), what="the connection shown")
                 assert (server_dir / "downloads" / "remote.bin").read_bytes() == data
 
                 proc.terminate()  # the server goes away: the TUI says so and keeps trying

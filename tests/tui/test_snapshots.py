@@ -17,6 +17,7 @@ import pytest
 from textual.pilot import Pilot
 
 from core.config import Config, DownloadConfig, ensure_config_file
+from tests.tui.conftest import screen_text, wait_for
 from tests.tui.fakes import MemoryClient, sample_tasks
 from tui.app import FetchdeckApp
 from tui.screens.add import AddTaskScreen
@@ -44,9 +45,9 @@ def settled(then: Callable[[Pilot[Any]], Awaitable[None]] | None = None) -> Call
     async def run_before(pilot: Pilot[Any]) -> None:
         app = pilot.app
         assert isinstance(app, FetchdeckApp)
-        while not app.sync.loaded.is_set():
+        while not app.sync.loaded.is_set() or app.index.has_changes:  # loaded, and drawn by a frame
             await pilot.pause(0.02)
-        await pilot.pause(0.35)  # one frame of the 4 Hz timer
+        await pilot.pause(0.1)
         if then is not None:
             await then(pilot)
         await pilot.pause(0.1)
@@ -63,7 +64,11 @@ def test_main_empty(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
 def test_main_every_status(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
     async def select_failed(pilot: Pilot[Any]) -> None:
         await pilot.press("down", "down", "down", "down")
-        await pilot.pause(0.3)
+        app = pilot.app
+        assert isinstance(app, FetchdeckApp) and app.main_screen is not None
+        log = app.main_screen.task_log
+        await wait_for(pilot, lambda: log.task_id == 5 and log.line_count > 0, what="its log")
+        await wait_for(pilot, lambda: "404 Not Found" in screen_text(app), what="its details")
 
     assert snap_compare(make_app(tasks=True), terminal_size=size, run_before=settled(select_failed))
 

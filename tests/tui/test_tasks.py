@@ -28,7 +28,9 @@ def main_screen(app: FetchdeckApp) -> MainScreen:
 
 
 def status_cell(app: FetchdeckApp, task_id: int) -> str:
-    return str(table(app).get_cell(str(task_id), "status"))
+    """The row's status text ("" while the row is not drawn yet)."""
+    grid = table(app)
+    return str(grid.get_cell(str(task_id), "status")) if grid.has_task(task_id) else ""
 
 
 async def test_add_a_download_by_keyboard(local_app: FetchdeckApp, engine: Engine, fileserver: FileServer) -> None:
@@ -44,8 +46,7 @@ async def test_add_a_download_by_keyboard(local_app: FetchdeckApp, engine: Engin
         await wait_for(pilot, lambda: len(local_app.index) == 1, what="the task in the index")
         (task_id,) = local_app.index.tasks
         await wait_for(pilot, lambda: local_app.index.tasks[task_id].status == TaskStatus.SUCCESS, what="success")
-        await pilot.pause(0.3)  # one frame
-        assert "done" in status_cell(local_app, task_id)
+        await wait_for(pilot, lambda: "done" in status_cell(local_app, task_id), what="the row to say done")
         assert table(local_app).selected_id == task_id
         task = await engine.get(task_id)
         assert task.file is not None and Path(task.file).read_bytes() == data
@@ -94,8 +95,8 @@ async def test_start_stop_retry_delete_keys(local_app: FetchdeckApp, engine: Eng
         await wait_for(pilot, lambda: local_app.index.tasks[task.id].status == TaskStatus.DOWNLOADING,
                        what="downloading")
         await wait_for(pilot, lambda: local_app.index.tasks[task.id].downloaded > 0, what="progress")
-        await pilot.pause(0.3)
-        assert "%" in str(table(local_app).get_cell(str(task.id), "progress"))
+        await wait_for(pilot, lambda: "%" in str(table(local_app).get_cell(str(task.id), "progress")),
+                       what="a percentage in the row")
         await pilot.press("x")
         await wait_for(pilot, lambda: local_app.index.tasks[task.id].status == TaskStatus.STOPPED, what="stopped")
         assert (await engine.get(task.id)).status == TaskStatus.STOPPED
@@ -127,10 +128,9 @@ async def test_failed_task_shows_its_error(local_app: FetchdeckApp, engine: Engi
         (task,) = await engine.create([TaskSpec(url=url)])
         await wait_for(pilot, lambda: task.id in local_app.index
                        and local_app.index.tasks[task.id].status == TaskStatus.FAILED, what="failure")
-        await pilot.pause(0.5)
-        text = screen_text(local_app)
-        assert "failed" in status_cell(local_app, task.id)
-        assert "404" in text  # in the detail pane (and the notification)
+        await wait_for(pilot, lambda: "failed" in status_cell(local_app, task.id), what="the row to say failed")
+        await wait_for(pilot, lambda: "404" in screen_text(local_app), what="the reason on screen")
+        text = screen_text(local_app)  # in the detail pane (and the notification)
         assert "Traceback" not in text
 
 
@@ -142,7 +142,7 @@ async def test_engine_events_update_only_changed_cells(engine: Engine, make_app:
         grid = table(app)
         before = {key.value: dict(zip(grid.columns, grid.get_row(key), strict=True)) for key in grid.rows}
         app.index.progress(7, {"downloaded": 500, "total": 1000, "speed": 100.0, "eta": 5})
-        await pilot.pause(0.4)
+        await wait_for(pilot, lambda: "50%" in str(grid.get_cell("7", "progress")), what="row 7 updated")
         after = {key.value: dict(zip(grid.columns, grid.get_row(key), strict=True)) for key in grid.rows}
         changed = {k for k in before if before[k] != after[k]}
         assert changed == {"7"}

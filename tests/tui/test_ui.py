@@ -28,20 +28,17 @@ async def test_filter_by_text_and_status(make_app: Callable[..., FetchdeckApp]) 
         await pilot.press("slash")
         assert app.query_one(FilterBar).display
         await pilot.press(*".ISO")  # case-insensitive, name or URL
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: "filter “.ISO”" in screen_text(app), what="the text filter")
         assert rows(app) == [1]
-        assert "filter “.ISO”" in screen_text(app)
         await pilot.press("enter")  # back to the table, filter kept
         assert isinstance(app.focused, TaskTable)
         assert rows(app) == [1]
         bar = app.query_one(FilterBar)
         bar.text_input.value = ""
         bar.set_status(TaskStatus.SUCCESS)
-        await pilot.pause(0.3)
-        assert rows(app) == [4, 7]
+        await wait_for(pilot, lambda: rows(app) == [4, 7], what="the status filter")
         await pilot.press("slash", "escape")  # escape in the filter clears it
-        await pilot.pause(0.3)
-        assert rows(app) == list(range(1, 8))
+        await wait_for(pilot, lambda: rows(app) == list(range(1, 8)), what="the filter cleared")
         assert not bar.display
 
 
@@ -55,8 +52,7 @@ async def test_filter_keeps_following_status_changes(make_app: Callable[..., Fet
         main = app.main_screen
         assert main is not None
         main.show_status(TaskStatus.FAILED)
-        await pilot.pause(0.3)
-        assert rows(app) == [5]
+        await wait_for(pilot, lambda: rows(app) == [5], what="the failed filter")
         client.tasks[6].status = TaskStatus.FAILED
         client.tasks[6].error = "disk full"
         client.push(EventType.FAILED, 6, error="disk full")
@@ -159,7 +155,7 @@ async def test_details_and_log_follow_the_selection(make_app: Callable[..., Fetc
     async with app.run_test(size=(120, 30)) as pilot:
         await wait_for(pilot, lambda: len(rows(app)) == 7, what="rows")
         await pilot.press("down", "down", "down", "down")  # the failed task
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: "HEAD 404 Not Found" in screen_text(app), what="its log")
         text = screen_text(app)
         assert "HTTP 404 Not Found" in text
         assert "HEAD 404 Not Found" in text  # its log
@@ -205,12 +201,10 @@ async def test_off_screen_rows_update_when_scrolled_into_view(make_app: Callable
         grid = app.query_one(TaskTable)
         for task_id in (1, 1500):
             app.index.progress(task_id, {"downloaded": 500, "total": 1000, "speed": 10.0, "eta": 50})
-        await pilot.pause(0.4)
-        assert "50%" in str(grid.get_cell("1", "progress"))  # on screen: written now
+        await wait_for(pilot, lambda: "50%" in str(grid.get_cell("1", "progress")), what="on screen: written")
         assert "50%" not in str(grid.get_cell("1500", "progress"))  # off screen: waits
         grid.move_cursor(row=1499, animate=False)
-        await pilot.pause(0.2)
-        assert "50%" in str(grid.get_cell("1500", "progress"))
+        await wait_for(pilot, lambda: "50%" in str(grid.get_cell("1500", "progress")), what="scrolled into view")
         app.theme = "fetchdeck-light"  # new colors: only what is visible is redrawn at once
         await pilot.pause(0.2)
         assert len(grid._stale) > 1900
