@@ -10,20 +10,23 @@ text export and the documentation pages.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from quart import Quart, Response, current_app, request
-from quart_schema import QuartSchema
+from quart_schema import QuartSchema, hide
 from quart_schema.openapi import OpenAPIProvider
 
 from core.config import Config
 from core.engine import Engine
 from server.auth import AccessPolicy
-from server.errors import register_error_handlers
+from server.errors import ApiError, ErrorCode, register_error_handlers
 from server.guards import install_guards
 from server.sse import HEARTBEAT_SECONDS, EventStreams
 
 API_TITLE = "fetchdeck API"
+OPENAPI_DIR = Path(__file__).parent / "openapi"
+COMPAT_DIALECTS = ("m3u8", "downie", "saveany")
 API_VERSION = "1.0.0"
 
 
@@ -133,6 +136,16 @@ def _register_compat(app: Quart, engine: Engine, config: Config) -> None:
     register_backend("aria2", Aria2Downloader(config.aria2), aria2_url)
     for blueprint in (m3u8, downie, saveany):
         app.register_blueprint(blueprint)
+
+    @app.get("/api/openapi/<dialect>.json")
+    @hide
+    async def _dialect_openapi(dialect: str) -> Response:
+        """Each compat dialect's routes as OpenAPI 3.1, hand-written from its seed document
+        (their clients predate fetchdeck; quart-schema only documents the native API)."""
+        if dialect not in COMPAT_DIALECTS:
+            raise ApiError(404, ErrorCode.ROUTE_NOT_FOUND, f"no OpenAPI document for {dialect!r}")
+        text = (OPENAPI_DIR / f"{dialect}.json").read_text(encoding="utf-8")
+        return Response(text, content_type="application/json")
 
     @app.before_serving
     async def _start_compat() -> None:

@@ -22,7 +22,9 @@ from quart import Request, Response
 from server.errors import ApiError, ErrorCode
 
 # Health checks (SaveAny-Bot's /health, Downie's /api/health) answer without a token.
-PUBLIC_PATHS = frozenset({"/api/openapi.json", "/api/docs", "/api/redoc", "/health", "/api/health"})
+# The compat dialects' OpenAPI documents (server/openapi/) are public like the native one.
+PUBLIC_PATHS = frozenset({"/api/openapi.json", "/api/docs", "/api/redoc", "/health", "/api/health",
+                          "/api/openapi/m3u8.json", "/api/openapi/downie.json", "/api/openapi/saveany.json"})
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 CORS_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 CORS_HEADERS = "Authorization, X-API-Key, Content-Type, Last-Event-ID"
