@@ -14,7 +14,7 @@ import shutil
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from core.config import Config
 from core.detect import guess_kind
@@ -23,7 +23,7 @@ from core.downloaders.base import DownloadContext, DownloadSettings, describe_er
 from core.downloaders.http_clients import HttpClients, normalize_proxy
 from core.downloaders.paths import temp_paths
 from core.downloaders.ytdlp_options import validate_ytdlp_options
-from core.errors import DownloadError, IllegalTransition, InvalidInput, TaskNotFound, WrongKind
+from core.errors import DownloadError, IllegalTransition, InvalidInput, StoreUnavailable, TaskNotFound, WrongKind
 from core.events import EventBus, EventType, Subscription
 from core.models import (
     ACTIVE_STATUSES,
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("fetchdeck.engine")
 
 MAX_BATCH = 100_000
+SAVE_RETRY_SECONDS = 2.0  # how often a final status the store refused is offered again
 
 
 def validate_url(url: str) -> str:
@@ -66,6 +67,11 @@ def validate_url(url: str) -> str:
     if any(c in text for c in "\r\n\x00 "):
         raise InvalidInput(f"invalid URL {url!r}: contains spaces or control characters")
     return text
+
+
+class UnsavedFinish(NamedTuple):
+    task: Task  # as the run left it: the status and outcome to save
+    stored: TaskStatus  # what the store still says
 
 
 class Engine:
@@ -93,6 +99,9 @@ class Engine:
         self._repo: TaskRepo | None = None
         self._loops: list[asyncio.Task[None]] = []
         self.progress = ProgressPump(self.scheduler.runs, self.bus)
+        # Tasks whose run ended but whose final state the store refused (disk full):
+        # readers see them from here until a retry saves them.
+        self._unsaved: dict[int, UnsavedFinish] = {}
         self._closing = False
 
     # ---- lifecycle -------------------------------------------------------
@@ -109,6 +118,7 @@ class Engine:
         self._loops = [
             asyncio.create_task(self._schedule_loop(), name="fetchdeck-scheduler"),
             asyncio.create_task(self.progress.run(), name="fetchdeck-ticker"),
+            asyncio.create_task(self._save_unsaved_loop(), name="fetchdeck-unsaved"),
         ]
         self.scheduler.poke()
         return self
@@ -127,6 +137,9 @@ class Engine:
         for run in runs:
             await self._cancel_run(run, StopReason.SHUTDOWN)
         await self.progress.flush()
+        if not await self._save_unsaved():
+            log.error("could not save the final status of %d task(s): %s; they are resumed at the next start",
+                      len(self._unsaved), ", ".join(map(str, sorted(self._unsaved))))
         await self.clients.aclose()
         self.bus.close_all()
         if self._repo is not None:
@@ -148,12 +161,17 @@ class Engine:
     # ---- queries ---------------------------------------------------------
     def _live(self, task: Task) -> Task:
         run = self.scheduler.runs.get(task.id)
-        return run.task.copy() if run else task
+        if run:
+            return run.task.copy()
+        unsaved = self._unsaved.get(task.id)
+        return unsaved.task.copy() if unsaved else task
 
     async def get(self, task_id: int) -> Task:
         run = self.scheduler.runs.get(task_id)
         if run:
             return run.task.copy()
+        if task_id in self._unsaved:
+            return self._unsaved[task_id].task.copy()
         task = await self.repo.get(task_id)
         if task is None:
             raise TaskNotFound(task_id)
@@ -186,11 +204,17 @@ class Engine:
 
     async def logs(self, task_id: int) -> list[LogLine]:
         await self.get(task_id)  # raises TaskNotFound
-        await self.progress.flush_logs()
+        try:
+            await self.progress.flush_logs()
+        except StoreUnavailable:  # the disk is full: the lines not stored yet are still in memory
+            return await self.repo.logs(task_id) + self.progress.pending_logs(task_id)
         return await self.repo.logs(task_id)
 
     async def stats(self) -> EngineStats:
         counts = await self.repo.count_by_status()
+        for unsaved in self._unsaved.values():
+            counts[unsaved.stored] -= 1
+            counts[unsaved.task.status] += 1
         speed = sum(r.task.speed for r in self.scheduler.runs.values())
         return EngineStats(
             total=sum(counts.values()),
@@ -259,6 +283,7 @@ class Engine:
         return sanitize_folder(folder)
 
     async def start(self, task_id: int, folder: str | None = None, delete_segments: bool | None = None) -> Task:
+        await self._save_unsaved(task_id)
         task = await self.get(task_id)
         if task.status == TaskStatus.DOWNLOADING:
             raise IllegalTransition(f"task {task_id} is already downloading")
@@ -281,6 +306,7 @@ class Engine:
         return await self.get(task_id)
 
     async def stop(self, task_id: int) -> Task:
+        await self._save_unsaved(task_id)
         task = await self.get(task_id)
         run = self.scheduler.runs.get(task_id)
         if run is not None:
@@ -299,6 +325,7 @@ class Engine:
             await self._cancel_run(run, StopReason.DELETE)
             task = run.task
         await self.repo.delete(task_id)
+        self._unsaved.pop(task_id, None)
         self._claimed.discard(task_id)
         if task.file:
             final = Path(task.file)
@@ -319,6 +346,7 @@ class Engine:
         unknown = set(changes) - allowed
         if unknown:
             raise InvalidInput(f"cannot update {', '.join(sorted(unknown))}")
+        await self._save_unsaved(task_id)
         task = await self.get(task_id)
         values = {k: v for k, v in changes.items() if v is not None}
         if not values:
@@ -410,9 +438,6 @@ class Engine:
     async def _set_status(self, task: Task, status: TaskStatus, **extra: Any) -> None:
         if not can_transition(task.status, status):
             raise IllegalTransition(f"task {task.id}: {task.status.value} → {status.value} is not allowed")
-        task.status = status
-        for key, value in extra.items():  # with the status, so no reader sees one without the other
-            setattr(task, key, value)
         values: dict[str, Any] = {"status": status, **extra}
         if task.id in self.scheduler.runs:
             t = self.scheduler.runs[task.id].task
@@ -421,6 +446,8 @@ class Engine:
                 segments_total=t.segments_total,
             )
         await self._write(task.id, values)
+        for key, value in values.items():  # once stored, all at once: no reader sees one without the other
+            setattr(task, key, value)
 
     async def _schedule_loop(self) -> None:
         while True:
@@ -441,7 +468,9 @@ class Engine:
         for task_id in candidates:
             if self.scheduler.free_slots <= 0:
                 break
-            if task_id in self.scheduler.runs or (not self._run_queued and task_id not in self._claimed):
+            if task_id in self.scheduler.runs or task_id in self._unsaved:
+                continue
+            if not self._run_queued and task_id not in self._claimed:
                 continue
             task = await self.repo.get(task_id)
             if task is None or task.status != TaskStatus.WAITING:
@@ -530,7 +559,7 @@ class Engine:
             return
         except Exception as exc:
             reason = describe_error(exc)
-            if not isinstance(exc, DownloadError | OSError):
+            if not isinstance(exc, DownloadError | OSError | StoreUnavailable):
                 log.exception("task %s crashed", task.id)
             self.task_log(task.id, f"failed: {reason}")
             await self._finish(run, TaskStatus.FAILED, error=reason)
@@ -559,9 +588,56 @@ class Engine:
     async def _finish(self, run: TaskRun, status: TaskStatus, **extra: Any) -> None:
         task = run.task
         task.speed, task.eta = 0.0, None
+        stored = task.status
         try:
             await self._set_status(task, status, **extra)
+        except StoreUnavailable as exc:
+            # The run is over either way; keep its outcome until the store takes it.
+            task.status = status
+            for key, value in extra.items():
+                setattr(task, key, value)
+            self._unsaved[task.id] = UnsavedFinish(task, stored)
+            log.warning("task %s is %s but %s; retrying every %.0f s",
+                        task.id, status.value, exc, SAVE_RETRY_SECONDS)
         finally:
             self.scheduler.runs.pop(task.id, None)
             self.scheduler.poke()
-        await self.progress.flush_logs()
+        with contextlib.suppress(StoreUnavailable):  # the pump keeps the lines for its next flush
+            await self.progress.flush_logs()
+
+    @staticmethod
+    def _final_values(task: Task) -> dict[str, Any]:
+        return {"status": task.status, "error": task.error, "file": task.file, "downloaded": task.downloaded,
+                "total": task.total, "segments_done": task.segments_done, "segments_total": task.segments_total}
+
+    async def _save_unsaved(self, task_id: int | None = None) -> bool:
+        """Offer final states the store refused again (all, or just `task_id`).
+
+        With `task_id`, a refusal raises StoreUnavailable: a command must not act
+        on a task whose stored status is not its real one.
+        """
+        ids = list(self._unsaved) if task_id is None else [task_id] if task_id in self._unsaved else []
+        for unsaved_id in ids:
+            unsaved = self._unsaved[unsaved_id]
+            task = unsaved.task
+            try:
+                await self.repo.update_fields(unsaved_id, **self._final_values(task))
+            except StoreUnavailable:
+                if task_id is not None:
+                    raise
+                return False
+            if self._unsaved.get(unsaved_id) is unsaved:
+                del self._unsaved[unsaved_id]
+                log.info("task %s: its %s status is saved now", unsaved_id, task.status.value)
+        if ids:
+            self.scheduler.poke()
+        return True
+
+    async def _save_unsaved_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SAVE_RETRY_SECONDS)
+            if self._unsaved:
+                try:
+                    await self._save_unsaved()
+                except Exception:
+                    log.exception("saving unsaved task states failed")

@@ -4,6 +4,7 @@ FetchdeckError
 ├── InvalidInput          a client asked for something malformed (→ 4xx)
 ├── TaskNotFound          no task with that id (→ 404)
 ├── IllegalTransition     the status machine forbids it (→ 409)
+├── StoreUnavailable      the task store cannot be written, e.g. its disk is full (→ 503)
 └── DownloadError         a download failed; str() is the readable reason
     ├── HttpStatusError   the server answered an error status
     ├── RemoteChanged     the remote file changed under a resume
@@ -37,6 +38,14 @@ class TaskNotFound(FetchdeckError, LookupError):
 
 class IllegalTransition(FetchdeckError):
     pass
+
+
+class StoreUnavailable(FetchdeckError):
+    """SQLite refused a write (disk full, I/O error, locked); nothing was changed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the task store could not be written: {reason}")
+        self.reason = reason
 
 
 class DownloadError(FetchdeckError):

@@ -12,8 +12,9 @@ import logging
 import time
 from typing import Any
 
+from core.errors import StoreUnavailable
 from core.events import EventBus, EventType
-from core.models import Task
+from core.models import LogLine, Task
 from core.scheduler import TaskRun
 from core.store.repo import TaskRepo
 
@@ -21,6 +22,7 @@ log = logging.getLogger("fetchdeck.engine")
 
 PROGRESS_INTERVAL = 0.25  # ≤ 4 progress events per task per second
 FLUSH_EVERY_TICKS = 4  # progress to the store about once a second
+MAX_PENDING_LOGS = 20_000  # while the store refuses writes, keep at most this many log lines
 
 
 class ProgressPump:
@@ -29,6 +31,7 @@ class ProgressPump:
         self.bus = bus
         self.repo: TaskRepo | None = None  # set when the engine opens its store
         self._pending_logs: list[tuple[int, float, str]] = []
+        self._store_down: str | None = None  # why the last flush failed (logged once per outage)
 
     def log(self, task_id: int, text: str) -> None:
         self._pending_logs.append((task_id, time.time(), text))
@@ -43,6 +46,13 @@ class ProgressPump:
                 self.publish_progress()
                 if tick % FLUSH_EVERY_TICKS == 0:
                     await self.flush()
+                    if self._store_down is not None:
+                        log.warning("the task store takes writes again")
+                        self._store_down = None
+            except StoreUnavailable as exc:
+                if self._store_down is None:
+                    log.warning("progress and task logs are not being saved: %s", exc)
+                self._store_down = str(exc)
             except Exception:
                 log.exception("progress ticker error")
 
@@ -59,21 +69,32 @@ class ProgressPump:
     async def flush(self) -> None:
         """Write progress of all running tasks (and pending logs) in one transaction."""
         changes = []
+        flushed = []
         for run in list(self.runs.values()):
             t = run.task
             if t.downloaded != run.flushed_downloaded:
-                run.flushed_downloaded = t.downloaded
+                flushed.append((run, t.downloaded))
                 changes.append((t.id, {"downloaded": t.downloaded, "total": t.total,
                                        "segments_done": t.segments_done,
                                        "segments_total": t.segments_total}))
         if changes and self.repo is not None:
             await self.repo.update_many(changes)
+            for run, downloaded in flushed:
+                run.flushed_downloaded = downloaded
         await self.flush_logs()
 
+    def pending_logs(self, task_id: int) -> list[LogLine]:
+        return [LogLine(ts=ts, text=text) for line_task, ts, text in self._pending_logs if line_task == task_id]
+
     async def flush_logs(self) -> None:
+        """Store the pending log lines; if the store refuses, keep them (the newest) for next time."""
         if self._pending_logs and self.repo is not None:
             lines, self._pending_logs = self._pending_logs, []
-            await self.repo.append_logs(lines)
+            try:
+                await self.repo.append_logs(lines)
+            except StoreUnavailable:
+                self._pending_logs = (lines + self._pending_logs)[-MAX_PENDING_LOGS:]
+                raise
 
 
 def progress_payload(task: Task) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 from quart import Quart, Response, has_request_context, has_websocket_context, request, websocket
 from werkzeug.exceptions import HTTPException
 
-from core.errors import FetchdeckError, IllegalTransition, InvalidInput, TaskNotFound
+from core.errors import FetchdeckError, IllegalTransition, InvalidInput, StoreUnavailable, TaskNotFound
 from server.respond import envelope_response
 
 log = logging.getLogger("fetchdeck.server")
@@ -42,6 +42,7 @@ class ErrorCode(IntEnum):
     PAYLOAD_TOO_LARGE = 41300
     UNSUPPORTED_MEDIA_TYPE = 41500  # a request body that is not Content-Type: application/json
     INTERNAL_ERROR = 50000  # a fetchdeck bug; details are in the server log
+    STORE_UNAVAILABLE = 50300  # the task store refused a write (e.g. its disk is full); nothing changed
 
 
 class ApiError(Exception):
@@ -123,6 +124,8 @@ def _from_fetchdeck(exc: FetchdeckError) -> tuple[int, ErrorCode]:
         return 409, ErrorCode.ILLEGAL_TRANSITION
     if isinstance(exc, InvalidInput):
         return 400, ErrorCode.VALIDATION_FAILED
+    if isinstance(exc, StoreUnavailable):
+        return 503, ErrorCode.STORE_UNAVAILABLE
     return 500, ErrorCode.INTERNAL_ERROR
 
 
@@ -134,6 +137,9 @@ def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(FetchdeckError)
     async def _core_error(exc: FetchdeckError) -> Response:
         status, code = _from_fetchdeck(exc)
+        if code is ErrorCode.STORE_UNAVAILABLE:
+            log.warning("%s", exc)
+            return error_response(status, code, f"{exc}; try again later", {"Retry-After": "5"})
         if status >= 500:
             log.error("unexpected engine error: %s", exc, exc_info=exc)
             return error_response(status, code, "internal error; see the server log")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from core.errors import StoreUnavailable
 from core.models import Headers, LogLine, Task, TaskKind, TaskOptions, TaskStatus
 
 T = TypeVar("T")
@@ -90,13 +93,20 @@ class TaskRepo:
                 await self.conn.execute("BEGIN IMMEDIATE")
                 try:
                     result = await body()
+                    await self.conn.execute("COMMIT")
                 except BaseException:
-                    await self.conn.execute("ROLLBACK")
+                    if self.conn.in_transaction:  # a failed COMMIT (disk full) leaves it open
+                        with contextlib.suppress(sqlite3.Error):
+                            await self.conn.execute("ROLLBACK")
                     raise
-                await self.conn.execute("COMMIT")
                 return result
 
-        return await asyncio.shield(run())
+        try:
+            return await asyncio.shield(run())
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorname", "") == "SQLITE_ERROR":
+                raise  # bad SQL: a bug, not the disk
+            raise StoreUnavailable(str(exc)) from exc
 
     async def insert_many(self, tasks: list[Task]) -> list[Task]:
         """Insert in one transaction; assigns ids (ascending, never reused)."""

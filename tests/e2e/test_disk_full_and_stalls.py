@@ -150,3 +150,75 @@ async def test_a_server_that_never_answers_fails_the_task_instead_of_hanging(tmp
         assert "timed out" in (done.error or ""), done.error
         assert elapsed < 30, elapsed
         assert not any(p.name.endswith(".part") and p.stat().st_size == 0 for p in (tmp_path / "dl").rglob("*"))
+
+
+def fill(disk: Path) -> Path:
+    """Write until the filesystem has not one byte left; returns the filler to delete later."""
+    filler = disk / "filler.bin"
+    with filler.open("wb", buffering=0) as out:
+        for chunk in (b"\1" * MB, b"\1" * 4096, b"\1"):
+            with contextlib.suppress(OSError):
+                while True:
+                    out.write(chunk)
+    return filler
+
+
+def stored_status(database: Path, task_id: int) -> str:
+    with contextlib.closing(sqlite3.connect(database, timeout=10)) as db:
+        return str(db.execute("SELECT status FROM tasks WHERE id=?", (task_id,)).fetchone()[0])
+
+
+async def test_full_data_disk_keeps_the_outcome_and_saves_it_when_space_returns(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    """The store's own disk fills while a download runs: the task still ends `success` (readers see it),
+    commands answer "store unavailable" instead of acting on a stale status, nothing hangs in
+    `downloading`, and once space is back the outcome and the log reach the store by themselves."""
+    from quart import Quart
+
+    from core.errors import StoreUnavailable
+    from server.app import create_app
+
+    data = random_bytes(3 * MB, seed=66)
+    database = small_disk / "data" / "fetchdeck.db"
+    with FileServer() as files:
+        url = files.add("/slow.bin", data)
+        files.faults.throttle("/slow.bin", 1.5 * MB)  # about 2 s: time to fill the disk under it
+        config = config_for(tmp_path / "dl")  # downloads on another disk
+        async with Engine(database, config) as engine:
+            (task,) = await engine.create([TaskSpec(url=url, name="slow.bin")])
+            deadline = time.monotonic() + 10
+            while (await engine.get(task.id)).downloaded == 0:
+                assert time.monotonic() < deadline, "the download never started"
+                await asyncio.sleep(0.05)
+            # Empty the WAL (so the next write must grow it), then take every free byte.
+            with contextlib.closing(sqlite3.connect(database, timeout=10)) as db:
+                assert db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+            filler = fill(small_disk)
+
+            done = await finished(engine, task.id, 30)
+            assert done.status is TaskStatus.SUCCESS, done.error
+            assert sha(Path(done.file or "")) == hashlib.sha256(data).hexdigest()
+            assert stored_status(database, task.id) == "downloading"  # the store refused the outcome
+            assert (await engine.stats()).success == 1
+            assert any("done:" in line.text for line in await engine.logs(task.id))  # from memory
+            with pytest.raises(StoreUnavailable, match="disk is full"):
+                await engine.start(task.id)  # not on a status the store does not have
+            app: Quart = create_app(engine, config)
+            response = await app.test_client().post("/api/downloads", json={"tasks": [{"type": "direct",
+                                                                                      "url": url}]})
+            assert response.status_code == 503
+            body = await response.get_json()
+            assert body["code"] == 50300 and "disk is full" in body["message"], body
+            assert response.headers["Retry-After"] == "5"
+
+            filler.unlink()
+            deadline = time.monotonic() + 15
+            while stored_status(database, task.id) != "success":
+                assert time.monotonic() < deadline, "the outcome was never saved"
+                await asyncio.sleep(0.2)
+            assert any("done:" in line.text for line in await engine.repo.logs(task.id))
+            again = await engine.start(task.id)  # commands work again
+            assert again.status is TaskStatus.WAITING
+    with sqlite3.connect(database) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
