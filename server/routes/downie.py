@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from typing import Any, Literal
 
@@ -47,9 +48,11 @@ _CODES = {
     ErrorCode.INVALID_URL: "INVALID_URL",
     ErrorCode.UNAUTHORIZED: "UNAUTHORIZED",
     ErrorCode.FORBIDDEN_HOST: "FORBIDDEN",
+    ErrorCode.FORBIDDEN_ORIGIN: "FORBIDDEN",
     ErrorCode.ROUTE_NOT_FOUND: "NOT_FOUND",
     ErrorCode.METHOD_NOT_ALLOWED: "METHOD_NOT_ALLOWED",
     ErrorCode.PAYLOAD_TOO_LARGE: "PAYLOAD_TOO_LARGE",
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: "UNSUPPORTED_MEDIA_TYPE",
     ErrorCode.ILLEGAL_TRANSITION: "INVALID_STATE",
     ErrorCode.INTERNAL_ERROR: "INTERNAL_ERROR",
 }
@@ -405,7 +408,7 @@ async def cleanup() -> Response:
     raw = request.args.get("max_age_hours", "24")
     try:
         hours = float(raw)
-        if hours < 0 or hours != hours:
+        if hours < 0 or not math.isfinite(hours):  # "nan", "inf", "1e400"
             raise ValueError(raw)
     except ValueError:
         raise fail(422, "VALIDATION_ERROR", f"max_age_hours: {raw!r} is not a number of hours ≥ 0") from None

@@ -200,3 +200,53 @@ async def test_every_documented_error(make_compat: CompatFactory, site: FileServ
     await ok(api, "POST", f"/api/downloads/start/{task_id}")
     failed = await until(api, task_id, "failed")
     assert "404" in failed["error_message"] and failed["completed_at"] <= time.time()
+
+
+async def test_cleanup_refuses_hours_that_are_not_finite(make_compat: CompatFactory) -> None:
+    """float() reads "inf", "nan" and "1e400"; an infinite cutoff used to crash the message (500)."""
+    api = await make_compat()
+    for raw in ("inf", "-inf", "Infinity", "nan", "1e400"):
+        await error(api, "POST", "/api/downloads/cleanup", 422, "VALIDATION_ERROR", params={"max_age_hours": raw})
+    half = await ok(api, "POST", "/api/downloads/cleanup", params={"max_age_hours": "0.5"})
+    assert half == {"message": "Cleaned up tasks older than 0.5 hours", "removed": 0}
+
+
+async def test_task_ids_must_be_ascii_digits(make_compat: CompatFactory) -> None:
+    """"²" passed str.isdigit() and crashed int() (500); "١" (Arabic-Indic one) was read as task 1."""
+    api = await make_compat()
+    task_id = (await ok(api, "POST", "/api/downloads/add", json={"url": "http://127.0.0.1:9/v.mp4"}))["task_id"]
+    assert task_id == "1"
+    for raw in ("²", "١", "1²"):
+        for method, path in (("GET", "/api/downloads/tasks/{}"), ("POST", "/api/downloads/start/{}"),
+                             ("POST", "/api/downloads/cancel/{}"), ("DELETE", "/api/downloads/tasks/{}")):
+            await error(api, method, path.format(raw), 404, "TASK_NOT_FOUND")
+    started = await ok(api, "POST", "/api/downloads/batch/start", json=["²", "١"])
+    assert [r["error_code"] for r in started["results"]] == ["TASK_NOT_FOUND", "TASK_NOT_FOUND"]
+    assert (await ok(api, "GET", f"/api/downloads/tasks/{task_id}"))["status"] == "pending"
+
+
+async def test_guard_errors_carry_downie_codes(make_compat: CompatFactory) -> None:
+    """The app-wide guards answer in Downie's format with its own codes (415 and a refused Origin said BAD_REQUEST)."""
+    api = await make_compat(token="tok", max_body_bytes=1000)
+    await error(api, "POST", "/api/downloads/add", 401, "UNAUTHORIZED", json={"url": "http://127.0.0.1:9/a"})
+    api.client.headers["Authorization"] = "Bearer tok"
+    await error(api, "POST", "/api/downloads/add", 415, "UNSUPPORTED_MEDIA_TYPE", content=b"url=x",
+                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    await error(api, "POST", "/api/downloads/start/1", 415, "UNSUPPORTED_MEDIA_TYPE", content=b"x",
+                headers={"Content-Type": "text/plain"})
+    await error(api, "GET", "/api/downloads/tasks", 403, "FORBIDDEN", headers={"Origin": "https://evil.example"})
+    await error(api, "POST", "/api/downloads/add", 413, "PAYLOAD_TOO_LARGE",
+                json={"url": "http://127.0.0.1:9/a", "cookies": "a=" + "b" * 2000})
+
+
+async def test_openapi_document_lists_every_route(make_compat: CompatFactory) -> None:
+    """server/openapi/downie.json is public (like /api/openapi.json) and names each HTTP route of the blueprint."""
+    api = await make_compat(token="tok")
+    document = await ok(api, "GET", "/api/openapi/downie.json")
+    assert document["openapi"].startswith("3.1") and "seed" in document["info"]["description"]
+    documented = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
+    served = {(method, re.sub(r"<(\w+)>", r"{\1}", rule.rule)) for rule in api.handle.app.url_map.iter_rules()
+              if rule.endpoint.startswith("downie.") and not rule.websocket
+              for method in rule.methods or () if method not in ("HEAD", "OPTIONS")}
+    assert documented == served
+    assert document["paths"]["/api/health"]["get"]["security"] == []

@@ -48,7 +48,7 @@ def property_test(operation: schemathesis.APIOperation, mode: GenerationMode, ba
 DOCUMENTS = {
     "native": ("/api/openapi.json", 12),
     "m3u8": ("/api/openapi/m3u8.json", 4),
-    "downie": ("/api/openapi/downie.json", 14),
+    "downie": ("/api/openapi/downie.json", 16),
     "saveany": ("/api/openapi/saveany.json", 7),
 }
 
