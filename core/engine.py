@@ -41,7 +41,6 @@ from core.naming import name_from_url, resolve_folder, sanitize_folder, sanitize
 from core.progress import ProgressPump
 from core.ratelimit import RateLimiter
 from core.scheduler import Scheduler, StopReason, TaskRun
-from core.store.db import open_database
 from core.store.repo import TaskFilter, TaskRepo
 
 if TYPE_CHECKING:
@@ -107,8 +106,7 @@ class Engine:
     # ---- lifecycle -------------------------------------------------------
     async def open(self) -> Engine:
         self.download_root.mkdir(parents=True, exist_ok=True)
-        conn = await open_database(self.database)
-        self._repo = TaskRepo(conn)
+        self._repo = await TaskRepo.open(self.database)
         self.progress.repo = self._repo
         # Start-up recovery: whatever was downloading when the last process died is
         # queued again (callers hold the data dir lock, so nothing else runs it).
@@ -143,7 +141,7 @@ class Engine:
         await self.clients.aclose()
         self.bus.close_all()
         if self._repo is not None:
-            await self._repo.conn.close()
+            await self._repo.close()
             self._repo = None
 
     async def __aenter__(self) -> Engine:

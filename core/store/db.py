@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import aiosqlite
@@ -40,15 +41,26 @@ MIGRATIONS: list[str] = [
 ]
 
 
+PRAGMAS = ("PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=5000", "PRAGMA foreign_keys=ON")
+
+
 async def open_database(path: Path) -> aiosqlite.Connection:
+    """The reading connection (and the migrations)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = await aiosqlite.connect(path, isolation_level=None)
     conn.row_factory = aiosqlite.Row
     await conn.execute("PRAGMA journal_mode=WAL")
-    await conn.execute("PRAGMA synchronous=NORMAL")
-    await conn.execute("PRAGMA busy_timeout=5000")
-    await conn.execute("PRAGMA foreign_keys=ON")
+    for pragma in PRAGMAS:
+        await conn.execute(pragma)
     await migrate(conn)
+    return conn
+
+
+def open_writer(path: Path) -> sqlite3.Connection:
+    """The one writing connection; used only from the store's writer thread."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for pragma in PRAGMAS:
+        conn.execute(pragma)
     return conn
 
 

@@ -7,14 +7,17 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
 from core.errors import StoreUnavailable
 from core.models import Headers, LogLine, Task, TaskKind, TaskOptions, TaskStatus
+from core.store.db import open_database, open_writer
 
 T = TypeVar("T")
 
@@ -74,65 +77,91 @@ def row_to_task(row: aiosqlite.Row | Sequence[Any]) -> Task:
 
 
 class TaskRepo:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    """Reads go through `conn` (aiosqlite); writes through one writer connection in its own thread.
+
+    Each write is one whole transaction run in that thread: one hop between the
+    event loop and the thread per write, not one per statement. Under load the
+    loop is slow to come back to a coroutine, and reads queue on the aiosqlite
+    thread, so a write of five statements used to wait seconds between them
+    while holding the write lock (tests/bench/load_api.py). The thread runs one
+    write at a time, in order, and a caller cancelled meanwhile does not stop
+    it halfway: a transaction is always committed or rolled back in full.
+    """
+
+    def __init__(self, conn: aiosqlite.Connection, writer: sqlite3.Connection) -> None:
         self.conn = conn
-        self._write_lock = asyncio.Lock()
+        self._writer = writer
+        self._write_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetchdeck-store-writer")
 
-    async def _write(self, body: Callable[[], Awaitable[T]], transaction: bool = True) -> T:
-        """Run one write (optionally BEGIN IMMEDIATE … COMMIT) to completion.
+    @classmethod
+    async def open(cls, path: Path) -> TaskRepo:
+        conn = await open_database(path)  # migrates
+        writer = await asyncio.to_thread(open_writer, path)
+        return cls(conn, writer)
 
-        Shielded and serialized: there is one connection, and a caller cancelled
-        between BEGIN and COMMIT would otherwise leave it inside an open
-        transaction, so every later BEGIN fails.
-        """
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._write_thread, self._writer.close)
+        self._write_thread.shutdown()
+        await self.conn.close()
 
-        async def run() -> T:
-            async with self._write_lock:
-                if not transaction:
-                    return await body()
-                await self.conn.execute("BEGIN IMMEDIATE")
-                try:
-                    result = await body()
-                    await self.conn.execute("COMMIT")
-                except BaseException:
-                    if self.conn.in_transaction:  # a failed COMMIT (disk full) leaves it open
-                        with contextlib.suppress(sqlite3.Error):
-                            await self.conn.execute("ROLLBACK")
-                    raise
-                return result
-
+    async def _write(self, body: Callable[[sqlite3.Connection], T], transaction: bool = True) -> T:
+        """Run body(writer) in the writer thread, inside BEGIN IMMEDIATE … COMMIT if transaction."""
+        loop = asyncio.get_running_loop()
         try:
-            return await asyncio.shield(run())
+            return await asyncio.shield(loop.run_in_executor(self._write_thread, self._run_write, body, transaction))
         except sqlite3.OperationalError as exc:
             if getattr(exc, "sqlite_errorname", "") == "SQLITE_ERROR":
                 raise  # bad SQL: a bug, not the disk
             raise StoreUnavailable(str(exc)) from exc
 
+    def _run_write(self, body: Callable[[sqlite3.Connection], T], transaction: bool) -> T:
+        conn = self._writer
+        if not transaction:
+            return body(conn)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = body(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # a failed COMMIT (disk full) leaves it open
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
+        return result
+
     async def insert_many(self, tasks: list[Task]) -> list[Task]:
         """Insert in one transaction; assigns ids (ascending, never reused)."""
 
-        async def body() -> list[Task]:
-            async with self.conn.execute(
+        fields = _task_fields()
+        encoded = [[_encode(f, getattr(task, f)) for f in fields[1:]] for task in tasks]  # all but the id
+        placeholders = ", ".join("?" * len(fields))
+
+        def body(conn: sqlite3.Connection) -> list[Task]:
+            row = conn.execute(
                 "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name='tasks'), 0),"
                 " COALESCE((SELECT MAX(id) FROM tasks), 0))"
-            ) as cur:
-                row = await cur.fetchone()
+            ).fetchone()
             next_id = int(row[0] if row else 0) + 1
-            fields = _task_fields()
-            rows = []
+            rows = [(next_id + offset, *values) for offset, values in enumerate(encoded)]
+            conn.executemany(f"INSERT INTO tasks ({_COLUMNS}) VALUES ({placeholders})", rows)
             for offset, task in enumerate(tasks):
                 task.id = next_id + offset
-                rows.append(tuple(_encode(f, getattr(task, f)) for f in fields))
-            placeholders = ", ".join("?" * len(fields))
-            await self.conn.executemany(f"INSERT INTO tasks ({_COLUMNS}) VALUES ({placeholders})", rows)
             return tasks
 
         return await self._write(body)
 
+    async def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """All rows of one query, fetched in one hop to the reading thread.
+
+        Never a cursor left open across an await: an unfinished statement keeps
+        the reading connection's snapshot (WAL read transaction) alive, and every
+        later read would miss what the writer committed since.
+        """
+        return list(await self.conn.execute_fetchall(sql, args))
+
     async def get(self, task_id: int) -> Task | None:
-        async with self.conn.execute(f"SELECT {_COLUMNS} FROM tasks WHERE id=?", (task_id,)) as cur:
-            row = await cur.fetchone()
-        return row_to_task(row) if row else None
+        rows = await self._read(f"SELECT {_COLUMNS} FROM tasks WHERE id=?", (task_id,))
+        return row_to_task(rows[0]) if rows else None
 
     @staticmethod
     def _where(flt: TaskFilter) -> tuple[str, list[Any]]:
@@ -155,38 +184,29 @@ class TaskRepo:
     async def list(self, offset: int, limit: int, flt: TaskFilter) -> tuple[list[Task], int]:
         where, args = self._where(flt)
         order = "DESC" if flt.newest_first else "ASC"
-        async with self.conn.execute(
-            f"SELECT {_COLUMNS} FROM tasks{where} ORDER BY id {order} LIMIT ? OFFSET ?",
-            [*args, limit, offset],
-        ) as cur:
-            rows = await cur.fetchall()
-        async with self.conn.execute(f"SELECT COUNT(*) FROM tasks{where}", args) as cur:
-            count_row = await cur.fetchone()
-        return [row_to_task(r) for r in rows], int(count_row[0] if count_row else 0)
+        rows = await self._read(
+            f"SELECT {_COLUMNS} FROM tasks{where} ORDER BY id {order} LIMIT ? OFFSET ?", [*args, limit, offset]
+        )
+        count = await self._read(f"SELECT COUNT(*) FROM tasks{where}", args)
+        return [row_to_task(r) for r in rows], int(count[0][0] if count else 0)
 
     async def ids_with_status(self, status: TaskStatus, limit: int = -1) -> list[int]:
-        async with self.conn.execute(
-            "SELECT id FROM tasks WHERE status=? ORDER BY id LIMIT ?", (str(status), limit)
-        ) as cur:
-            return [r[0] for r in await cur.fetchall()]
+        rows = await self._read("SELECT id FROM tasks WHERE status=? ORDER BY id LIMIT ?", (str(status), limit))
+        return [r[0] for r in rows]
 
     async def count_by_status(self) -> dict[TaskStatus, int]:
-        async with self.conn.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status") as cur:
-            rows = await cur.fetchall()
+        rows = await self._read("SELECT status, COUNT(*) FROM tasks GROUP BY status")
         counts = {s: 0 for s in TaskStatus}
         for status, n in rows:
             counts[TaskStatus(status)] = n
         return counts
 
     async def folders(self) -> list[str]:
-        async with self.conn.execute("SELECT DISTINCT folder FROM tasks ORDER BY folder") as cur:
-            return [r[0] for r in await cur.fetchall()]
+        return [r[0] for r in await self._read("SELECT DISTINCT folder FROM tasks ORDER BY folder")]
 
     async def files_in_use(self) -> set[str]:
-        async with self.conn.execute(
-            "SELECT file FROM tasks WHERE file IS NOT NULL AND status != 'success'"
-        ) as cur:
-            return {r[0] for r in await cur.fetchall()}
+        rows = await self._read("SELECT file FROM tasks WHERE file IS NOT NULL AND status != 'success'")
+        return {r[0] for r in rows}
 
     async def update_fields(self, task_id: int, **values: Any) -> None:
         await self.update_many([(task_id, values)])
@@ -201,19 +221,23 @@ class TaskRepo:
                 raise ValueError(f"not updatable: {sorted(bad)}")
         now = time.time()
 
-        async def body() -> None:
-            for task_id, values in changes:
-                sets = ", ".join(f"{k}=?" for k in values)
-                args = [_encode(k, v) for k, v in values.items()]
-                await self.conn.execute(f"UPDATE tasks SET {sets}, updated_at=? WHERE id=?", [*args, now, task_id])
+        statements = [
+            (f"UPDATE tasks SET {', '.join(f'{k}=?' for k in values)}, updated_at=? WHERE id=?",
+             [*(_encode(k, v) for k, v in values.items()), now, task_id])
+            for task_id, values in changes
+        ]
+
+        def body(conn: sqlite3.Connection) -> None:
+            for sql, args in statements:
+                conn.execute(sql, args)
 
         await self._write(body)
 
     async def transition(self, task_id: int, old: TaskStatus, new: TaskStatus) -> bool:
         """Set new status only if the row still has `old` (atomic check-and-set)."""
 
-        async def body() -> bool:
-            cur = await self.conn.execute(
+        def body(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
                 "UPDATE tasks SET status=?, error=NULL, updated_at=? WHERE id=? AND status=?",
                 (str(new), time.time(), task_id, str(old)),
             )
@@ -222,8 +246,8 @@ class TaskRepo:
         return await self._write(body, transaction=False)
 
     async def set_status_where(self, old: TaskStatus, new: TaskStatus) -> int:
-        async def body() -> int:
-            cur = await self.conn.execute(
+        def body(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
                 "UPDATE tasks SET status=?, updated_at=? WHERE status=?", (str(new), time.time(), str(old))
             )
             return cur.rowcount
@@ -231,9 +255,9 @@ class TaskRepo:
         return await self._write(body, transaction=False)
 
     async def delete(self, task_id: int) -> None:
-        async def body() -> None:
-            await self.conn.execute("DELETE FROM task_logs WHERE task_id=?", (task_id,))
-            await self.conn.execute("DELETE FROM tasks WHERE id=?", (task_id,))
+        def body(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM task_logs WHERE task_id=?", (task_id,))
+            conn.execute("DELETE FROM tasks WHERE id=?", (task_id,))
 
         await self._write(body)
 
@@ -241,23 +265,22 @@ class TaskRepo:
         if not lines:
             return
 
-        async def body() -> None:
-            await self.conn.executemany("INSERT INTO task_logs (task_id, ts, text) VALUES (?, ?, ?)", lines)
+        def body(conn: sqlite3.Connection) -> None:
+            conn.executemany("INSERT INTO task_logs (task_id, ts, text) VALUES (?, ?, ?)", lines)
 
         await self._write(body)
 
     async def logs(self, task_id: int, limit: int = 5000) -> list[LogLine]:
-        async with self.conn.execute(
-            "SELECT ts, text FROM (SELECT id, ts, text FROM task_logs WHERE task_id=? "
-            "ORDER BY id DESC LIMIT ?) ORDER BY id",
+        rows = await self._read(
+            "SELECT ts, text FROM (SELECT id, ts, text FROM task_logs WHERE task_id=? ORDER BY id DESC LIMIT ?)"
+            " ORDER BY id",
             (task_id, limit),
-        ) as cur:
-            return [LogLine(ts=r[0], text=r[1]) for r in await cur.fetchall()]
+        )
+        return [LogLine(ts=r[0], text=r[1]) for r in rows]
 
     async def integrity_ok(self) -> bool:
-        async with self.conn.execute("PRAGMA integrity_check") as cur:
-            row = await cur.fetchone()
-        return bool(row and row[0] == "ok")
+        rows = await self._read("PRAGMA integrity_check")
+        return bool(rows and rows[0][0] == "ok")
 
 
 def _task_fields() -> tuple[str, ...]:

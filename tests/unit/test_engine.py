@@ -99,3 +99,27 @@ async def test_ten_thousand_tasks_in_one_batch(engine: Engine) -> None:
     tasks = await engine.create(specs, start=False)
     assert len({t.id for t in tasks}) == 10_000
     assert (await engine.stats()).total == 10_000
+
+
+async def test_a_write_is_visible_to_the_next_read_while_many_reads_run(engine: Engine) -> None:
+    """Reads and writes use separate connections: a read must never work from a snapshot older than
+    the last write it follows, however many reads are in flight (the API's create-then-delete did)."""
+    await engine.create([TaskSpec(url=f"http://example.invalid/{i}.bin") for i in range(200)], start=False)
+    stop = asyncio.Event()
+
+    async def reader() -> None:
+        while not stop.is_set():
+            await engine.list(1, 20)
+            await engine.get(1)
+
+    readers = [asyncio.create_task(reader()) for _ in range(30)]
+    try:
+        for i in range(60):
+            (task,) = await engine.create([TaskSpec(url=f"http://example.invalid/new-{i}.bin")], start=False)
+            assert (await engine.get(task.id)).url.endswith(f"new-{i}.bin")
+            await engine.delete(task.id)
+            with pytest.raises(TaskNotFound):
+                await engine.get(task.id)
+    finally:
+        stop.set()
+        await asyncio.gather(*readers)
