@@ -5,11 +5,15 @@ ytdlp (yt-dlp with allow-listed flags), aria2 (the aria2 backend), parseditem
 (yt-dlp must be able to parse the page, else 400), tphpics (every <img> of an
 article page, as a group of http tasks), transfer (the transfer backend
 between storages). tgfiles needs a Telegram session fetchdeck does not have.
-Errors are `{error, message}`.
+Each type's params are checked first (400 invalid_request; fields of other
+types are ignored), then what the type needs (400 task_creation_failed).
+parseditem and tphpics read the page at creation, through download.proxy.
+Errors are `{error, message}`. The routes as OpenAPI: server/openapi/saveany.json.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from html.parser import HTMLParser
 from typing import Any
@@ -19,6 +23,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from quart import Blueprint, Response, request
 from quart_schema import hide
+from werkzeug.routing import BaseConverter
 
 from core.engine import Engine, validate_url
 from core.errors import DownloadError, IllegalTransition, InvalidInput
@@ -31,6 +36,18 @@ from server.saveany_shapes import SAVEANY_TYPES, task_json
 from server.storages import SCHEME, Storage, source_path, task_folder
 
 saveany = Blueprint("saveany", __name__)
+ARTICLE_MAX_BYTES = 8 << 20  # an article page is read whole into memory: no more than this
+
+
+class TaskIdConverter(BaseConverter):
+    """Everything after /api/v1/tasks/, slashes included: any such id is a task id (unknown: 404
+    task_not_found), never a redirect or another route's 404."""
+
+    regex = r"[\s\S]+"  # newlines too
+    part_isolating = False
+
+
+saveany.record_once(lambda state: state.app.url_map.converters.setdefault("saveany_id", TaskIdConverter))
 
 
 def is_saveany_path(path: str) -> bool:
@@ -88,29 +105,37 @@ class CreateBody(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class UrlsParams(BaseModel):
+class Params(BaseModel):
+    """A type's params: the fields of other types (and unknown ones) are ignored, as the seed's bot does."""
+
     model_config = ConfigDict(extra="ignore", strict=True)
 
+
+class UrlsParams(Params):
     urls: list[str] = Field(min_length=1)
+
+
+class YtdlpParams(UrlsParams):
     flags: list[str] = Field(default_factory=list)
+
+
+class Aria2Params(UrlsParams):
     options: dict[str, str] = Field(default_factory=dict)
 
 
-class ParsedParams(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-
+class ParsedParams(Params):
     url: str
 
 
-class TphParams(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
+class TgParams(Params):
+    message_links: list[str] = Field(min_length=1)
 
+
+class TphParams(Params):
     telegraph_url: str
 
 
-class TransferParams(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-
+class TransferParams(Params):
     source_storage: str
     source_path: str
     target_storage: str
@@ -137,13 +162,18 @@ def _storage(name: str) -> Storage:
     return found
 
 
-def _urls(urls: list[str]) -> list[str]:
+def _urls(urls: list[str], field: str = "params.urls", *, http: bool = False) -> list[str]:
+    """http(s) URLs with a host; http=True: also ones fetchdeck's HTTP client can request (a host
+    that is no IDNA name or a control character would only fail later, when the download runs)."""
     out = []
     for url in urls:
         try:
-            out.append(validate_url(url))
-        except InvalidInput as exc:
-            raise fail(400, "invalid_request", f"params.urls: {exc}") from None
+            text = validate_url(url)
+            if http:
+                httpx.URL(text)
+        except (InvalidInput, httpx.InvalidURL) as exc:
+            raise fail(400, "invalid_request", f"{field}: {exc}") from None
+        out.append(text)
     return out
 
 
@@ -155,25 +185,26 @@ async def _build(body: CreateBody, base: TaskOptions, folder: str) -> list[TaskS
     params = body.params
     if kind == "directlinks":
         p = _params(UrlsParams, params)
-        return [TaskSpec(url=u, kind=TaskKind.HTTP, folder=folder, options=base) for u in _urls(p.urls)]
+        return [TaskSpec(url=u, kind=TaskKind.HTTP, folder=folder, options=base) for u in _urls(p.urls, http=True)]
     if kind == "ytdlp":
-        p = _params(UrlsParams, params)
+        p = _params(YtdlpParams, params)
         opts = base.model_copy(update={"ytdlp_flags": p.flags})
         return [TaskSpec(url=u, kind=TaskKind.YTDLP, folder=folder, options=opts) for u in _urls(p.urls)]
     if kind == "aria2":
         from server.aria2 import check_options, check_url
 
-        if not server_state().config.aria2.rpc_url:
-            raise fail(400, "task_creation_failed", "aria2 is not configured (set [aria2] rpc_url)")
-        p = _params(UrlsParams, params)
+        p = _params(Aria2Params, params)
         try:
             opts = base.model_copy(update={"backend": "aria2", "backend_options": check_options(p.options)})
-            return [TaskSpec(url=check_url(u), kind=TaskKind.HTTP, folder=folder, options=opts) for u in p.urls]
+            specs = [TaskSpec(url=check_url(u), kind=TaskKind.HTTP, folder=folder, options=opts) for u in p.urls]
         except InvalidInput as exc:
             raise fail(400, "invalid_request", str(exc)) from None
+        if not server_state().config.aria2.rpc_url:
+            raise fail(400, "task_creation_failed", "aria2 is not configured (set [aria2] rpc_url)")
+        return specs
     if kind == "parseditem":
         p = _params(ParsedParams, params)
-        url = _urls([p.url])[0]
+        url = _urls([p.url], "params.url")[0]
         try:
             info = await engine().extract(url)
         except (DownloadError, InvalidInput) as exc:
@@ -181,12 +212,13 @@ async def _build(body: CreateBody, base: TaskOptions, folder: str) -> list[TaskS
         name = sanitize_name(info.title) if info.title and not info.is_playlist else None
         return [TaskSpec(url=url, kind=TaskKind.YTDLP, name=name, folder=folder, options=base)]
     if kind == "tgfiles":
+        _params(TgParams, params)
         raise fail(400, "task_creation_failed",
                    "tgfiles needs a Telegram account session; fetchdeck has no Telegram session, "
                    "so it cannot download Telegram messages")
     if kind == "tphpics":
         p = _params(TphParams, params)
-        page = _urls([p.telegraph_url])[0]
+        page = _urls([p.telegraph_url], "params.telegraph_url", http=True)[0]
         images = await article_images(page)
         if not images:
             raise fail(400, "task_creation_failed", f"no images found at {page}")
@@ -222,20 +254,35 @@ class _Images(HTMLParser):
 
 
 async def article_images(page: str) -> list[str]:
-    """Absolute URLs of every <img> on an article page (telegra.ph style), in order, once each."""
+    """Absolute URLs of every <img> on an article page (telegra.ph style), in order, once each.
+
+    The page is read like the images will be: with the engine's HTTP client, through download.proxy;
+    at most ARTICLE_MAX_BYTES of it, within download.read_timeout seconds in all (name lookup included).
+    """
+    config = server_state().config.download
+    client = engine().clients.get(proxy=config.proxy or None)
+    body = bytearray()
     try:
-        async with httpx.AsyncClient(timeout=30, trust_env=False, follow_redirects=True) as client:
-            response = await client.get(page)
+        async with asyncio.timeout(config.read_timeout), client.stream("GET", page) as response:
             response.raise_for_status()
-    except httpx.HTTPError as exc:
-        raise fail(400, "task_creation_failed", f"cannot read {page}: {exc or type(exc).__name__}") from None
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) >= ARTICLE_MAX_BYTES:
+                    break
+            base, encoding = str(response.url), response.encoding or "utf-8"
+    except (httpx.HTTPError, OSError, ValueError) as exc:  # ValueError: e.g. a host IDNA cannot encode ("a..b")
+        why = f"not read within {config.read_timeout:g} s" if isinstance(exc, TimeoutError) else exc
+        raise fail(400, "task_creation_failed", f"cannot read {page}: {why or type(exc).__name__}") from None
     parser = _Images()
-    parser.feed(response.text)
+    parser.feed(body.decode(encoding, errors="replace"))
     out: dict[str, None] = {}
     for src in parser.sources:
-        url = urljoin(str(response.url), src)
-        if urlsplit(url).scheme in ("http", "https"):
-            out[url] = None
+        try:
+            url = urljoin(base, src.strip())
+            if urlsplit(url).scheme in ("http", "https"):
+                out[_urls([url], "img", http=True)[0]] = None
+        except (CompatError, ValueError):
+            continue  # an <img> no download could fetch (no host, a bad IPv6 address...) is skipped, not fatal
     return list(out)
 
 
@@ -284,12 +331,8 @@ async def create_task() -> Response:
     except ValidationError as exc:
         raise _invalid(exc) from None
     storage = _storage(body.storage)
-    if body.webhook:
-        try:
-            validate_url(body.webhook)
-        except InvalidInput as exc:
-            raise fail(400, "invalid_request", f"webhook: {exc}") from None
-    base = TaskOptions(api_type=body.type if body.type in SAVEANY_TYPES else None, webhook=body.webhook or None,
+    webhook = _urls([body.webhook], "webhook", http=True)[0] if body.webhook else None
+    base = TaskOptions(api_type=body.type if body.type in SAVEANY_TYPES else None, webhook=webhook,
                        storage=storage.name, storage_path=body.path)
     specs = await _build(body, base, task_folder(storage, body.path))
     try:
@@ -323,27 +366,30 @@ async def _leader(raw: str) -> Task:
         raise fail(404, "task_not_found", f"task {raw!r} not found") from None
 
 
-@saveany.route("/api/v1/tasks/", methods=["GET", "DELETE"])
+@saveany.route("/api/v1/tasks/", methods=["GET", "DELETE"], merge_slashes=False)
 @hide
 async def missing_id() -> Response:
     raise fail(400, "invalid_request", "task_id is required in the path")
 
 
-@saveany.get("/api/v1/tasks/<task_id>")
+@saveany.get("/api/v1/tasks/<saveany_id:task_id>", merge_slashes=False)
 @hide
 async def get_task(task_id: str) -> Response:
     leader = await _leader(task_id)
     return reply(task_json(leader, await group_tasks(engine(), leader)))
 
 
-@saveany.delete("/api/v1/tasks/<task_id>")
+@saveany.delete("/api/v1/tasks/<saveany_id:task_id>", merge_slashes=False)
 @hide
 async def cancel_task(task_id: str) -> Response:
     leader = await _leader(task_id)
     eng = engine()
     tasks = await group_tasks(eng, leader)
-    if group_status(tasks) in ("completed", "failed", "cancelled"):
-        raise fail(500, "cancel_failed", f"task {task_id} has already {group_status(tasks)}; nothing to cancel")
+    status = group_status(tasks)
+    if status == "cancelled":  # DELETE is idempotent: cancelling it again changes nothing and is no failure
+        return reply({"message": "task cancelled successfully"})
+    if status in ("completed", "failed"):
+        raise fail(500, "cancel_failed", f"task {task_id} has already {status}; nothing to cancel")
     try:
         for task in tasks:
             if task.status in (TaskStatus.WAITING, TaskStatus.DOWNLOADING):
