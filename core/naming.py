@@ -34,8 +34,9 @@ def _truncate_utf8(text: str, limit: int) -> str:
 
 def sanitize_name(name: str, fallback: str = "download") -> str:
     """Turn any string into one safe path component (never empty, never '..')."""
-    text = unicodedata.normalize("NFC", name)
-    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Cn"))
+    text = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Cn"))
+    # After the filter: "A\x00\u0301" must compose to "Á" now, not on a second pass.
+    text = unicodedata.normalize("NFC", text)
     text = _BAD_CHARS.sub("_", text)
     text = _SPACES.sub(" ", text).strip(" .")
     if not text or set(text) <= {".", "_"}:
