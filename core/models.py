@@ -6,6 +6,7 @@ types, never a loose dict.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 import unicodedata
@@ -127,7 +128,14 @@ class TaskOptions(BaseModel):
 
     @classmethod
     def from_json(cls, text: str | None) -> TaskOptions:
-        return cls.model_validate_json(text) if text else cls()
+        return _options_from_json(text or "")
+
+
+@functools.lru_cache(maxsize=4096)
+def _options_from_json(text: str) -> TaskOptions:
+    """Most tasks share a handful of option sets: parse each once (options are never changed in
+    place, only replaced with model_copy, so one instance can back many tasks)."""
+    return TaskOptions.model_validate_json(text) if text else TaskOptions()
 
 
 Headers = tuple[tuple[str, str], ...]

@@ -142,7 +142,8 @@ class SegmentPlan:
         self.segments = merged
 
 
-def save_state(path: Path, identity: RemoteIdentity, plan: SegmentPlan) -> None:
+def state_snapshot(identity: RemoteIdentity, plan: SegmentPlan) -> bytes:
+    """The resume state as of now (take it on the event loop, where the plan changes)."""
     data = {
         "version": 1,
         "url": identity.url,
@@ -151,9 +152,18 @@ def save_state(path: Path, identity: RemoteIdentity, plan: SegmentPlan) -> None:
         "last_modified": identity.last_modified,
         "segments": [[s.start, s.pos, s.end] for s in sorted(plan.segments, key=lambda s: s.start)],
     }
+    return json.dumps(data).encode("utf-8")
+
+
+def write_state(path: Path, snapshot: bytes) -> None:
+    """Replace the state file atomically (blocking: run it in a thread from the event loop)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
+    tmp.write_bytes(snapshot)
     os.replace(tmp, path)
+
+
+def save_state(path: Path, identity: RemoteIdentity, plan: SegmentPlan) -> None:
+    write_state(path, state_snapshot(identity, plan))
 
 
 def load_state(path: Path) -> tuple[RemoteIdentity, SegmentPlan] | None:
