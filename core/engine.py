@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import shutil
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+import httpx
 
 from core.config import Config
 from core.detect import guess_kind
@@ -65,6 +68,15 @@ def validate_url(url: str) -> str:
         raise InvalidInput(f"invalid URL {url!r}: only http:// and https:// URLs with a host are accepted")
     if any(c in text for c in "\r\n\x00 "):
         raise InvalidInput(f"invalid URL {url!r}: contains spaces or control characters")
+    host = parts.hostname
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        try:  # what the resolver will be asked for: "a..b" or a 64-byte label never resolves
+            host.encode("idna")
+            _ = httpx.URL(text).host  # httpx decodes punycode here
+        except (UnicodeError, ValueError, httpx.InvalidURL):
+            raise InvalidInput(f"invalid URL {url!r}: {host!r} is not a valid host name") from None
     return text
 
 

@@ -123,3 +123,9 @@ async def test_a_write_is_visible_to_the_next_read_while_many_reads_run(engine: 
     finally:
         stop.set()
         await asyncio.gather(*readers)
+
+
+@pytest.mark.parametrize("url", ["http://a..b/x", "http://xn--a.com/", f"http://{'a' * 64}.example/"])
+async def test_host_names_no_resolver_accepts_are_refused(engine: Engine, url: str) -> None:
+    with pytest.raises(InvalidInput, match="not a valid host name"):
+        await engine.create([TaskSpec(url=url)], start=False)
