@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import shutil
 import time
+import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -66,7 +67,8 @@ def validate_url(url: str) -> str:
         raise InvalidInput(f"invalid URL {url!r}: {exc}") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise InvalidInput(f"invalid URL {url!r}: only http:// and https:// URLs with a host are accepted")
-    if any(c in text for c in "\r\n\x00 "):
+    if " " in text or any(unicodedata.category(c) in ("Cc", "Zl", "Zp", "Cs") for c in text):
+        # urlsplit silently drops tabs and newlines; the URL would still carry them
         raise InvalidInput(f"invalid URL {url!r}: contains spaces or control characters")
     host = parts.hostname
     try:

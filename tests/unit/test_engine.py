@@ -22,7 +22,8 @@ async def engine(tmp_path: Path):
     await eng.close()
 
 
-@pytest.mark.parametrize("url", ["ftp://x/y", "not a url", "http://", "javascript:alert(1)", "http://h:99999/"])
+@pytest.mark.parametrize("url", ["ftp://x/y", "not a url", "http://", "javascript:alert(1)", "http://h:99999/",
+                                 "http://h/a\tb", "http://h/\x01", "http://h/a\u2028b", "http://h/a\x7f"])
 async def test_bad_urls_are_rejected_and_nothing_is_stored(engine: Engine, url: str) -> None:
     with pytest.raises(InvalidInput):
         await engine.create([TaskSpec(url="http://ok.example/a"), TaskSpec(url=url)], start=False)
