@@ -237,16 +237,3 @@ async def test_guard_errors_carry_downie_codes(make_compat: CompatFactory) -> No
     await error(api, "GET", "/api/downloads/tasks", 403, "FORBIDDEN", headers={"Origin": "https://evil.example"})
     await error(api, "POST", "/api/downloads/add", 413, "PAYLOAD_TOO_LARGE",
                 json={"url": "http://127.0.0.1:9/a", "cookies": "a=" + "b" * 2000})
-
-
-async def test_openapi_document_lists_every_route(make_compat: CompatFactory) -> None:
-    """server/openapi/downie.json is public (like /api/openapi.json) and names each HTTP route of the blueprint."""
-    api = await make_compat(token="tok")
-    document = await ok(api, "GET", "/api/openapi/downie.json")
-    assert document["openapi"].startswith("3.1") and "seed" in document["info"]["description"]
-    documented = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
-    served = {(method, re.sub(r"<(\w+)>", r"{\1}", rule.rule)) for rule in api.handle.app.url_map.iter_rules()
-              if rule.endpoint.startswith("downie.") and not rule.websocket
-              for method in rule.methods or () if method not in ("HEAD", "OPTIONS")}
-    assert documented == served
-    assert document["paths"]["/api/health"]["get"]["security"] == []
