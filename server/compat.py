@@ -38,7 +38,7 @@ def dumps(data: Any) -> str:
 def parse_id(text: str | None) -> int | None:
     """The engine id for a dialect's string id, or None if it cannot be one."""
     value = (text or "").strip()
-    if not value.isdigit() or len(value) > 19:
+    if not (value.isascii() and value.isdigit()) or len(value) > 19:  # not "²" (int() fails) nor "١" (= 1)
         return None
     number = int(value)
     return number if 1 <= number <= MAX_ID else None

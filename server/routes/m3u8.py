@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any
+import re
+import unicodedata
+from typing import Annotated, Any
 from urllib.parse import quote, unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from quart import Blueprint, Response, request, websocket
 from quart_schema import hide
 
@@ -30,6 +32,8 @@ from server.errors import CompatError, ErrorCode, register_dialect_errors
 log = logging.getLogger("fetchdeck.server")
 m3u8 = Blueprint("m3u8", __name__)
 PUSH_INTERVAL = 0.1
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token, as the native API checks
+CONTROL = ("Cc", "Zl", "Zp", "Cs")  # control characters, line/paragraph separators, lone surrogates
 
 STATUS_TEXT = {
     TaskStatus.WAITING: "等待中",
@@ -73,6 +77,14 @@ def engine() -> Engine:
 # ------------------------------------------------------------------ bodies
 
 
+def integral(value: Any) -> Any:
+    """4.0 is the integer 4 in JSON (and JSON Schema); 4.5, "4" and true stay type errors."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Integer = Annotated[int, BeforeValidator(integral)]
+
+
 class CreateBody(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
@@ -82,7 +94,7 @@ class CreateBody(BaseModel):
     http_headers: dict[str, list[str]] = Field(default_factory=dict)
     advanced: bool = False
     save_location: str = ""
-    download_threads: int = Field(default=0, ge=0, le=64)
+    download_threads: Integer = Field(default=0, ge=0, le=64)
     skip_ts_info: str = ""
     keep_ts_files: bool = False
     no_merge_ts: bool = False
@@ -90,7 +102,7 @@ class CreateBody(BaseModel):
     allow_insecure_https: bool = False
     proxy_type: str = ""
     proxy_host: str = ""
-    proxy_port: int = Field(default=0, ge=0, le=65535)
+    proxy_port: Integer = Field(default=0, ge=0, le=65535)
     proxy_username: str = ""
     proxy_password: str = ""
     use_server_file_time: bool = False
@@ -125,6 +137,10 @@ def proxy_url(body: CreateBody) -> str | None:
     return f"{scheme}://{auth}{body.proxy_host.strip()}{port}"
 
 
+def has_control(text: str, allowed: str = "") -> bool:
+    return any(c not in allowed and unicodedata.category(c) in CONTROL for c in text)
+
+
 def spec_from(body: CreateBody) -> TaskSpec:
     try:
         url = validate_url(body.url)
@@ -135,9 +151,12 @@ def spec_from(body: CreateBody) -> TaskSpec:
     headers: list[tuple[str, str]] = []
     if body.use_http_headers:
         for key, values in body.http_headers.items():
-            if not key.strip() or any(c in key for c in " \t\r\n:"):
-                raise fail(400, f"解析请求失败: 无效的HTTP头 {key!r}")
-            headers.extend((key.strip(), value) for value in values)
+            if not HEADER_NAME.fullmatch(key):
+                raise fail(400, f"解析请求失败: 无效的HTTP头 {key[:100]!r}")
+            for value in values:
+                if has_control(value, allowed="\t"):
+                    raise fail(400, f"解析请求失败: 无效的HTTP头 {key!r} 的值: control characters")
+                headers.append((key, value))
     options: dict[str, Any] = {"api_type": "m3u8"}
     folder = None
     if body.advanced:
