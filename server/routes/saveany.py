@@ -162,18 +162,15 @@ def _storage(name: str) -> Storage:
     return found
 
 
-def _urls(urls: list[str], field: str = "params.urls", *, http: bool = False) -> list[str]:
-    """http(s) URLs with a host; http=True: also ones fetchdeck's HTTP client can request (a host
-    that is no IDNA name or a control character would only fail later, when the download runs)."""
+def _urls(urls: list[str], field: str = "params.urls") -> list[str]:
+    """http(s) URLs fetchdeck's HTTP client can request (validate_url refuses control characters
+    and host names no resolver takes, which would otherwise fail only when the download runs)."""
     out = []
     for url in urls:
         try:
-            text = validate_url(url)
-            if http:
-                httpx.URL(text)
-        except (InvalidInput, httpx.InvalidURL) as exc:
+            out.append(validate_url(url))
+        except InvalidInput as exc:
             raise fail(400, "invalid_request", f"{field}: {exc}") from None
-        out.append(text)
     return out
 
 
@@ -185,7 +182,7 @@ async def _build(body: CreateBody, base: TaskOptions, folder: str) -> list[TaskS
     params = body.params
     if kind == "directlinks":
         p = _params(UrlsParams, params)
-        return [TaskSpec(url=u, kind=TaskKind.HTTP, folder=folder, options=base) for u in _urls(p.urls, http=True)]
+        return [TaskSpec(url=u, kind=TaskKind.HTTP, folder=folder, options=base) for u in _urls(p.urls)]
     if kind == "ytdlp":
         p = _params(YtdlpParams, params)
         opts = base.model_copy(update={"ytdlp_flags": p.flags})
@@ -218,7 +215,7 @@ async def _build(body: CreateBody, base: TaskOptions, folder: str) -> list[TaskS
                    "so it cannot download Telegram messages")
     if kind == "tphpics":
         p = _params(TphParams, params)
-        page = _urls([p.telegraph_url], "params.telegraph_url", http=True)[0]
+        page = _urls([p.telegraph_url], "params.telegraph_url")[0]
         images = await article_images(page)
         if not images:
             raise fail(400, "task_creation_failed", f"no images found at {page}")
@@ -280,7 +277,7 @@ async def article_images(page: str) -> list[str]:
         try:
             url = urljoin(base, src.strip())
             if urlsplit(url).scheme in ("http", "https"):
-                out[_urls([url], "img", http=True)[0]] = None
+                out[_urls([url], "img")[0]] = None
         except (CompatError, ValueError):
             continue  # an <img> no download could fetch (no host, a bad IPv6 address...) is skipped, not fatal
     return list(out)
@@ -331,7 +328,7 @@ async def create_task() -> Response:
     except ValidationError as exc:
         raise _invalid(exc) from None
     storage = _storage(body.storage)
-    webhook = _urls([body.webhook], "webhook", http=True)[0] if body.webhook else None
+    webhook = _urls([body.webhook], "webhook")[0] if body.webhook else None
     base = TaskOptions(api_type=body.type if body.type in SAVEANY_TYPES else None, webhook=webhook,
                        storage=storage.name, storage_path=body.path)
     specs = await _build(body, base, task_folder(storage, body.path))
