@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import settings
 
 from tests.support.fileserver import FileServer
 from tests.support.fileserver import random_bytes as _random_bytes
+
+# Property tests draw the same examples on every run, so a green suite stays green on a clean
+# clone (CI). `HYPOTHESIS_PROFILE=explore pytest tests/unit` draws new ones to hunt for bugs.
+settings.register_profile("repeatable", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture
