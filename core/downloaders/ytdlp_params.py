@@ -102,11 +102,30 @@ class YtdlpLogger:
 
 
 class ToMp4PP(FFmpegVideoConvertorPP):
-    """Post-processing "mp4": remux into MP4, re-encode only when remuxing fails."""
+    """Post-processing "mp4": remux into MP4, re-encode only when remuxing fails.
+
+    `build_plan` makes it before its YoutubeDL exists. yt-dlp's ffmpeg
+    post-processors look for ffmpeg once, in `__init__`, in the downloader's
+    `ffmpeg_location` (else the `--ffmpeg-location` context variable, which
+    only yt-dlp's CLI sets, and in its own thread): without a downloader that
+    is bare `ffmpeg` on PATH, which a machine with only the bundled ffmpeg
+    lacks. So attaching it to a YoutubeDL (`add_post_processor`) looks again.
+    """
+
+    # What FFmpegPostProcessor caches from the paths it found (functools.cached_property).
+    _FOUND = ("basename", "probe_basename", "_version", "_probe_version")
 
     def __init__(self, downloader: Any = None) -> None:
         super().__init__(downloader, preferedformat="mp4")
         self._copy = True
+
+    def set_downloader(self, downloader: Any) -> None:
+        super().set_downloader(downloader)
+        if not hasattr(self, "_paths"):
+            return  # called from __init__: it determines the executables next
+        for name in self._FOUND:
+            self.__dict__.pop(name, None)
+        self._paths = self._determine_executables()
 
     @property
     def _ACTION(self) -> str:  # type: ignore[override]
