@@ -56,6 +56,113 @@ class DownloadConfig:
         return parse_size(self.speed_limit)
 
 
+# The API dialects a listener can serve (server/listeners.py): the main listener
+# (server.host:server.port) serves mediago plus the non-colliding downie and saveany routes.
+DIALECTS = ("mediago", "m3u8", "downie", "saveany")
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """One extra listener: `dialect` served on host:port. host "" = the main listener's host.
+
+    token=False: this listener asks no token even when server.token is set (for
+    clients that cannot send one, like Downie's); allowed on loopback only.
+    """
+
+    dialect: str
+    host: str
+    port: int
+    token: bool = True
+
+    def bind_host(self, main_host: str) -> str:
+        return self.host or main_host
+
+    def address(self, main_host: str) -> str:
+        host = self.bind_host(main_host)
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+
+    def to_toml(self) -> str | dict[str, Any]:
+        address = (f"[{self.host}]" if ":" in self.host else self.host) + f":{self.port}"
+        return address if self.token else {"address": address, "token": False}
+
+
+def parse_address(text: str, where: str) -> tuple[str, int]:
+    """'127.0.0.1:8000', 'localhost:8000', '[::1]:8000', ':8000' or '8000' → (host, port); host '' if omitted."""
+    value = text.strip()
+    host, port_text = "", value
+    if value.startswith("["):
+        close = value.find("]")
+        if close < 0 or not value[close + 1:].startswith(":"):
+            raise InvalidInput(f"{where}: {text!r} is not [HOST:]PORT (an IPv6 host is written [::1]:8000)")
+        host, port_text = value[1:close], value[close + 2:]
+    elif ":" in value:
+        host, _, port_text = value.rpartition(":")
+        if ":" in host:
+            raise InvalidInput(f"{where}: {text!r} is not [HOST:]PORT (an IPv6 host is written [::1]:8000)")
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 <= int(port_text) <= 65535:
+        raise InvalidInput(f"{where}: {text!r} is not [HOST:]PORT with a port from 0 to 65535")
+    if any(c.isspace() or c in "/?#@" for c in host):
+        raise InvalidInput(f"{where}: {host!r} is not a host name or address")
+    return host, int(port_text)
+
+
+def _dialect(name: Any, where: str) -> str:
+    dialect = str(name).strip().lower()
+    if dialect not in DIALECTS:
+        raise InvalidInput(f"{where}: unknown dialect {name!r} (known: {', '.join(DIALECTS)})")
+    return dialect
+
+
+def parse_listener(dialect: Any, value: Any, where: str) -> Listener:
+    """One `[server.listen]` entry: `downie = "127.0.0.1:8000"` or `downie = { address = "...", token = false }`."""
+    name = _dialect(dialect, where)
+    token = True
+    if isinstance(value, dict):
+        unknown = set(value) - {"address", "token"}
+        if unknown:
+            raise InvalidInput(f"{where}.{name}: unknown key {sorted(unknown)[0]!r} (known: address, token)")
+        if "address" not in value:
+            raise InvalidInput(f"{where}.{name}: address is required, e.g. \"127.0.0.1:8000\"")
+        token = _coerce(value.get("token", True), bool, f"{where}.{name}.token")
+        value = value["address"]
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise InvalidInput(f"{where}.{name}: {value!r} is not an address like \"127.0.0.1:8000\"")
+    host, port = parse_address(value, f"{where}.{name}")
+    return Listener(dialect=name, host=host, port=port, token=token)
+
+
+def parse_listen_flag(text: str, where: str = "--listen") -> Listener:
+    """`DIALECT=[HOST:]PORT[,token=false]` (the --listen flag and FETCHDECK_SERVER_LISTEN entries)."""
+    dialect, sep, rest = text.partition("=")
+    if not sep:
+        raise InvalidInput(f"{where}: {text!r} is not DIALECT=[HOST:]PORT (e.g. downie=127.0.0.1:8000)")
+    address, *extras = rest.split(",")
+    table: dict[str, Any] = {"address": address}
+    for extra in extras:
+        key, eq, val = extra.partition("=")
+        if key.strip() != "token" or not eq:
+            raise InvalidInput(f"{where}: {extra!r} is not an option (only token=false)")
+        table["token"] = val.strip()
+    return parse_listener(dialect, table, where)
+
+
+def parse_listen_table(value: Any, where: str) -> dict[str, Listener]:
+    """The whole `[server.listen]` table, or the env form 'downie=127.0.0.1:8000 m3u8=8080' (also ';'-separated)."""
+    if isinstance(value, str):
+        entries = [e for e in re.split(r"[\s;]+", value) if e]
+        listeners = [parse_listen_flag(e, where) for e in entries]
+        return {listener.dialect: listener for listener in listeners}
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{where}: must be a table, e.g. [server.listen] downie = \"127.0.0.1:8000\"")
+    out: dict[str, Listener] = {}
+    for dialect, entry in value.items():
+        listener = parse_listener(dialect, entry, where)
+        out[listener.dialect] = listener
+    return out
+
+
 @dataclass(slots=True)
 class ServerConfig:
     enable: bool = True
@@ -63,8 +170,13 @@ class ServerConfig:
     port: int = 39719
     token: str = ""
     cors_origins: list[str] = field(default_factory=list)
+    # Browser extensions (chrome-extension://, moz-extension://, safari-web-extension://) are the
+    # user's own software: allowed like cors_origins unless this is false.
+    allow_extensions: bool = True
     allowed_hosts: list[str] = field(default_factory=list)
     max_body_bytes: int = 16 * 1024 * 1024
+    # Extra listeners, one per dialect ([server.listen], --listen DIALECT=[HOST:]PORT).
+    listen: dict[str, Listener] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -143,12 +255,17 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
-def _apply(section_obj: Any, values: dict[str, Any], where: str) -> None:
+_SPECIAL: dict[tuple[str, str], Any] = {("server", "listen"): parse_listen_table}
+
+
+def _apply(section_obj: Any, values: dict[str, Any], where: str, section: str) -> None:
     hints = get_type_hints(type(section_obj))
     for key, value in values.items():
         if key not in hints:
             continue  # unknown keys are kept in the file, ignored here
-        setattr(section_obj, key, _coerce(value, hints[key], f"{where}.{key}"))
+        parse = _SPECIAL.get((section, key))
+        parsed = parse(value, f"{where}.{key}") if parse else _coerce(value, hints[key], f"{where}.{key}")
+        setattr(section_obj, key, parsed)
 
 
 def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
@@ -162,13 +279,13 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
         for name in SECTIONS:
             table = document.get(name)
             if isinstance(table, dict):
-                _apply(getattr(config, name), table.unwrap() if hasattr(table, "unwrap") else table, name)
+                _apply(getattr(config, name), table.unwrap() if hasattr(table, "unwrap") else table, name, name)
     env = os.environ if environ is None else environ
     for name in SECTIONS:
         section_obj = getattr(config, name)
         prefix = f"FETCHDECK_{name.upper()}_"
         values = {k[len(prefix):].lower(): v for k, v in env.items() if k.startswith(prefix)}
-        _apply(section_obj, values, f"${prefix}*")
+        _apply(section_obj, values, f"${prefix}*", name)
     return config
 
 
@@ -198,12 +315,37 @@ host = "127.0.0.1"
 port = 39719
 # API token. Required when host is not a loopback address.
 token = ""
-# Origins allowed to call the API from a browser (e.g. an extension's origin).
+# Web pages allowed to call the API from a browser (exact origins or patterns).
+# Browser extensions (chrome-extension://...) are allowed unless allow_extensions = false.
 cors_origins = []
+
+# One listener per dialect, for clients that expect their own server's port
+# (dialects: mediago, m3u8, downie, saveany; token = false only on loopback):
+# [server.listen]
+# downie = { address = "127.0.0.1:8000", token = false }
+# m3u8 = "127.0.0.1:8080"
 
 [ui]
 theme = "fetchdeck-dark"
 """
+
+
+def _unwrap(item: Any) -> Any:
+    return item.unwrap() if hasattr(item, "unwrap") else item
+
+
+def _to_toml(value: Any) -> Any:
+    if isinstance(value, dict) and any(isinstance(v, Listener) for v in value.values()):
+        table = tomlkit.table()
+        for key, listener in value.items():
+            form = listener.to_toml()
+            if isinstance(form, dict):
+                inline = tomlkit.inline_table()
+                inline.update(form)
+                form = inline
+            table[key] = form
+        return table
+    return value
 
 
 def save_config(path: Path, config: Config) -> None:
@@ -223,9 +365,11 @@ def save_config(path: Path, config: Config) -> None:
             default = getattr(type(section_obj)(), f.name)
             if f.name not in table and value == default:
                 continue  # don't litter the file with defaults
-            if f.name in table and table[f.name] == value:
+            parse = _SPECIAL.get((name, f.name))
+            if f.name in table and (table[f.name] == value or (
+                    parse is not None and parse(_unwrap(table[f.name]), f.name) == value)):
                 continue  # unchanged: keep the item (and its comment) as it is
-            table[f.name] = value
+            table[f.name] = _to_toml(value)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(tomlkit.dumps(document), encoding="utf-8")

@@ -20,7 +20,8 @@ from quart_schema.openapi import OpenAPIProvider
 from core.config import Config
 from core.engine import Engine
 from server.auth import AccessPolicy
-from server.errors import ApiError, ErrorCode, register_error_handlers
+from server.compat import CompatServices
+from server.errors import ApiError, ErrorCode, every_path, register_error_handlers, use_dialect_errors
 from server.guards import install_guards
 from server.sse import HEARTBEAT_SECONDS, EventStreams
 
@@ -28,6 +29,16 @@ API_TITLE = "fetchdeck API"
 OPENAPI_DIR = Path(__file__).parent / "openapi"
 COMPAT_DIALECTS = ("m3u8", "downie", "saveany")
 API_VERSION = "1.0.0"
+# What each listener serves. "main" is server.host:server.port: the whole MediaGo surface plus the
+# Downie and SaveAny routes whose paths do not collide with it. The others serve one dialect each,
+# at the paths its real server uses (m3u8's /api/tasks is only there: on main it is MediaGo's).
+SURFACES: dict[str, tuple[str, ...]] = {
+    "main": ("mediago", "downie", "saveany"),
+    "mediago": ("mediago",),
+    "m3u8": ("m3u8",),
+    "downie": ("downie",),
+    "saveany": ("saveany",),
+}
 
 
 @dataclass(slots=True)
@@ -36,7 +47,8 @@ class ServerState:
     config: Config
     streams: EventStreams
     policy: AccessPolicy
-    compat: Any = None  # server.compat.CompatServices when the compat dialects are on
+    services: CompatServices
+    surface: str = "main"
 
 
 def server_state() -> ServerState:
@@ -64,37 +76,54 @@ class _Provider(OpenAPIProvider):
         return document
 
 
-def create_app(engine: Engine, config: Config, *, heartbeat: float = HEARTBEAT_SECONDS) -> Quart:
+def build_services(engine: Engine, config: Config) -> CompatServices:
+    """What every listener of one server shares: the engine-event consumer, webhooks, storages, backends."""
+    services = CompatServices(engine)
+    if config.api.enable:
+        from core.downloaders import register_backend
+        from server.aria2 import Aria2Downloader
+        from server.aria2 import check_url as aria2_url
+        from server.storages import TRANSFER, check_transfer_url, parse_storages
+        from server.webhooks import WebhookNotifier
+
+        services.notifier = WebhookNotifier(engine, config.api)
+        services.storages = parse_storages(config.api.storages, engine.download_root)
+        register_backend("transfer", TRANSFER, check_transfer_url)
+        register_backend("aria2", Aria2Downloader(config.aria2), aria2_url)
+    return services
+
+
+def create_app(
+    engine: Engine, config: Config, *, heartbeat: float = HEARTBEAT_SECONDS, surface: str = "main",
+    token_required: bool = True, services: CompatServices | None = None, bind_host: str | None = None,
+) -> Quart:
+    """The app for one listener. `services` shared by a server's listeners (server/listeners.py);
+    None: this app makes its own and starts/stops it with itself."""
+    if surface not in SURFACES:
+        raise ValueError(f"unknown surface {surface!r}")
     server = config.server
     app = Quart("fetchdeck")
     app.config["MAX_CONTENT_LENGTH"] = server.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    policy = AccessPolicy.build(server.token, server.host, server.allowed_hosts, server.cors_origins)
+    policy = AccessPolicy.build(
+        server.token if token_required else "", bind_host or server.host, server.allowed_hosts, server.cors_origins,
+        allow_extensions=server.allow_extensions, basic_realm="m3u8dweb" if surface == "m3u8" else None,
+    )
+    own_services = services is None
+    shared = services if services is not None else build_services(engine, config)
+    dialects = [d for d in SURFACES[surface] if d == "mediago" or config.api.enable]
+    config_payload = None
+    if "mediago" in dialects:
+        from server.routes.mediago import mediago_config_event as config_payload
     app.extensions["fetchdeck"] = ServerState(
-        engine=engine, config=config, streams=EventStreams(engine, heartbeat=heartbeat), policy=policy
+        engine=engine, config=config, policy=policy, services=shared, surface=surface,
+        streams=EventStreams(engine, heartbeat=heartbeat, config_payload=config_payload),
     )
-    schema = QuartSchema(
-        openapi_path="/api/openapi.json",
-        swagger_ui_path="/api/docs",
-        redoc_ui_path="/api/redoc",
-        scalar_ui_path=None,
-        info={"title": API_TITLE, "version": API_VERSION,
-              "description": "The MediaGo Download API as served by fetchdeck. Errors: see docs/api.md."},
-        security_schemes={
-            "bearer": {"type": "http", "scheme": "bearer"},
-            "apiKey": {"type": "apiKey", "in_": "header", "name": "X-API-Key"},
-            "queryToken": {"type": "apiKey", "in_": "query", "name": "token"},
-        },
-        security=[{"bearer": []}, {"apiKey": []}, {"queryToken": []}, {}],
-        openapi_provider_class=_Provider,
-    )
-    schema.init_app(app)
-
-    from server.routes.native import native
-
-    app.register_blueprint(native)
-    if config.api.enable:
-        _register_compat(app, engine, config)
+    if "mediago" in dialects:
+        _register_mediago(app)
+    for dialect in dialects:
+        if dialect != "mediago":
+            _register_compat(app, dialect, single=len(SURFACES[surface]) == 1)
     register_error_handlers(app)
 
     @app.before_request
@@ -113,44 +142,67 @@ def create_app(engine: Engine, config: Config, *, heartbeat: float = HEARTBEAT_S
         return response
 
     install_guards(app)  # Origin, Content-Type, WebSocket and log guards: server/guards.py
+
+    if own_services:
+        @app.before_serving
+        async def _start_services() -> None:
+            shared.start()
+
+        @app.after_serving
+        async def _stop_services() -> None:
+            await shared.stop()
+
     return app
 
 
-def _register_compat(app: Quart, engine: Engine, config: Config) -> None:
-    """The m3u8 task API, Downie Enhanced and SaveAny-Bot dialects, their backends and event consumer."""
-    from core.downloaders import register_backend
-    from server.aria2 import Aria2Downloader
-    from server.aria2 import check_url as aria2_url
-    from server.compat import CompatServices
-    from server.routes.downie import downie
-    from server.routes.m3u8 import m3u8
-    from server.routes.saveany import saveany
-    from server.storages import TRANSFER, check_transfer_url, parse_storages
-    from server.webhooks import WebhookNotifier
+def _register_mediago(app: Quart) -> None:
+    """The native API (MediaGo's Download API), MediaGo core's own routes, and the OpenAPI document."""
+    schema = QuartSchema(
+        openapi_path="/api/openapi.json",
+        swagger_ui_path="/api/docs",
+        redoc_ui_path="/api/redoc",
+        scalar_ui_path=None,
+        info={"title": API_TITLE, "version": API_VERSION,
+              "description": "The MediaGo Download API as served by fetchdeck. Errors: see docs/api.md."},
+        security_schemes={
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "apiKey": {"type": "apiKey", "in_": "header", "name": "X-API-Key"},
+            "queryToken": {"type": "apiKey", "in_": "query", "name": "token"},
+        },
+        security=[{"bearer": []}, {"apiKey": []}, {"queryToken": []}, {}],
+        openapi_provider_class=_Provider,
+    )
+    schema.init_app(app)
 
-    services = CompatServices(engine)
-    services.notifier = WebhookNotifier(engine, config.api)
-    services.storages = parse_storages(config.api.storages, engine.download_root)
-    app.extensions["fetchdeck"].compat = services
-    register_backend("transfer", TRANSFER, check_transfer_url)
-    register_backend("aria2", Aria2Downloader(config.aria2), aria2_url)
-    for blueprint in (m3u8, downie, saveany):
-        app.register_blueprint(blueprint)
+    from server.routes.mediago import mediago
+    from server.routes.native import native
 
-    @app.get("/api/openapi/<dialect>.json")
+    app.register_blueprint(native)
+    app.register_blueprint(mediago)
+
+
+def _register_compat(app: Quart, dialect: str, *, single: bool) -> None:
+    """One compat dialect's blueprint, its error format (on every path when it is the listener's only
+    dialect, else on its own paths) and its OpenAPI document."""
+    if dialect == "m3u8":
+        from server.routes import m3u8 as module
+    elif dialect == "downie":
+        from server.routes import downie as module  # type: ignore[no-redef]
+    else:
+        from server.routes import saveany as module  # type: ignore[no-redef]
+    app.register_blueprint(module.blueprint)
+    use_dialect_errors(app, every_path if single else module.owns_path, module.render_error)
+    documents: dict[str, str] = app.extensions.setdefault("fetchdeck.openapi", {})
+    documents[dialect] = (OPENAPI_DIR / f"{dialect}.json").read_text(encoding="utf-8")
+    if len(documents) > 1:
+        return  # the route below is registered once per app
+
+    @app.get("/api/openapi/<dialect_name>.json")
     @hide
-    async def _dialect_openapi(dialect: str) -> Response:
+    async def _dialect_openapi(dialect_name: str) -> Response:
         """Each compat dialect's routes as OpenAPI 3.1, hand-written from its seed document
         (their clients predate fetchdeck; quart-schema only documents the native API)."""
-        if dialect not in COMPAT_DIALECTS:
-            raise ApiError(404, ErrorCode.ROUTE_NOT_FOUND, f"no OpenAPI document for {dialect!r}")
-        text = (OPENAPI_DIR / f"{dialect}.json").read_text(encoding="utf-8")
+        text = app.extensions["fetchdeck.openapi"].get(dialect_name)
+        if text is None:
+            raise ApiError(404, ErrorCode.ROUTE_NOT_FOUND, f"no OpenAPI document for {dialect_name!r} here")
         return Response(text, content_type="application/json")
-
-    @app.before_serving
-    async def _start_compat() -> None:
-        services.start()
-
-    @app.after_serving
-    async def _stop_compat() -> None:
-        await services.stop()

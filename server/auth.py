@@ -1,16 +1,23 @@
 """Who may call the API: token, Host header and browser origins (CORS).
 
-- Token: one shared secret, sent as `Authorization: Bearer <t>`, `X-API-Key: <t>`
-  or `?token=<t>` (browser EventSource cannot set headers); compared in
-  constant time. No token configured: no check (loopback only, see runner).
+- Token: one shared secret, sent as `Authorization: Bearer <t>`, `X-API-Key: <t>`,
+  `?token=<t>` (browser EventSource cannot set headers) or as the password of
+  HTTP Basic auth (m3u8dweb's pages; any user name); compared in constant time.
+  No token configured, or a listener with `token = false`: no check (loopback
+  only, see server/listeners.py).
 - Host: without a token, only loopback host names are served, so a web page
   cannot reach the API through DNS rebinding. `server.allowed_hosts` adds more.
 - CORS: origins in `server.cors_origins` (exact, `*`, or shell patterns such
-  as `chrome-extension://*`) get CORS headers and preflight answers.
+  as `http://nas.local:*`) get CORS headers and preflight answers. Browser
+  extensions (`chrome-extension://`, `moz-extension://`, `safari-web-extension://`)
+  are the user's own software and are allowed too, unless
+  `server.allow_extensions = false`.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import fnmatch
 import hmac
 import ipaddress
@@ -23,11 +30,13 @@ from server.errors import ApiError, ErrorCode
 
 # Health checks (SaveAny-Bot's /health, Downie's /api/health) answer without a token.
 # The compat dialects' OpenAPI documents (server/openapi/) are public like the native one.
-PUBLIC_PATHS = frozenset({"/api/openapi.json", "/api/docs", "/api/redoc", "/health", "/api/health",
+# MediaGo's /healthy (its extension's badge and its SDK's health()) likewise.
+PUBLIC_PATHS = frozenset({"/api/openapi.json", "/api/docs", "/api/redoc", "/health", "/api/health", "/healthy",
                           "/api/openapi/m3u8.json", "/api/openapi/downie.json", "/api/openapi/saveany.json"})
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 CORS_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
-CORS_HEADERS = "Authorization, X-API-Key, Content-Type, Last-Event-ID"
+CORS_HEADERS = "Authorization, X-API-Key, Content-Type, Accept, Last-Event-ID"
+EXTENSION_ORIGINS = ("chrome-extension://*", "moz-extension://*", "safari-web-extension://*")
 
 
 def is_loopback(host: str) -> bool:
@@ -45,6 +54,12 @@ def presented_token(req: Request) -> str | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
+    if scheme.lower() == "basic" and value.strip():
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[2]
     key = req.headers.get("X-API-Key")
     if key:
         return key.strip()
@@ -69,17 +84,20 @@ class AccessPolicy:
     token: str
     allowed_hosts: frozenset[str]
     cors_origins: tuple[str, ...]
+    basic_realm: str | None = None  # 401s ask for Basic auth in this realm (a browser shows its login box)
 
     @classmethod
     def build(
-        cls, token: str, bind_host: str, allowed_hosts: Iterable[str], cors_origins: Iterable[str]
+        cls, token: str, bind_host: str, allowed_hosts: Iterable[str], cors_origins: Iterable[str], *,
+        allow_extensions: bool = True, basic_realm: str | None = None,
     ) -> AccessPolicy:
         hosts = {h.strip().lower() for h in allowed_hosts if h.strip()}
         if hosts or not token:
             hosts |= LOOPBACK_NAMES
             if bind_host and bind_host not in ("0.0.0.0", "::"):
                 hosts.add(bind_host.lower())
-        return cls(token=token, allowed_hosts=frozenset(hosts), cors_origins=tuple(cors_origins))
+        origins = (*cors_origins, *(EXTENSION_ORIGINS if allow_extensions else ()))
+        return cls(token=token, allowed_hosts=frozenset(hosts), cors_origins=origins, basic_realm=basic_realm)
 
     # -- checks run before every request ----------------------------------
     def check_host(self, req: Request) -> None:
@@ -95,9 +113,10 @@ class AccessPolicy:
         if not self.token or req.path in PUBLIC_PATHS:
             return
         if not token_matches(self.token, presented_token(req)):
+            challenge = f'Basic realm="{self.basic_realm}"' if self.basic_realm else 'Bearer realm="fetchdeck"'
             raise ApiError(401, ErrorCode.UNAUTHORIZED,
                            "missing or wrong token (send Authorization: Bearer <token>, X-API-Key or ?token=)",
-                           headers={"WWW-Authenticate": 'Bearer realm="fetchdeck"'})
+                           headers={"WWW-Authenticate": challenge})
 
     # -- CORS ---------------------------------------------------------------
     def origin_allowed(self, origin: str | None) -> bool:

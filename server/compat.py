@@ -121,6 +121,8 @@ class CompatServices:
     started_at: dict[int, float] = field(default_factory=dict)
     notifier: Any = None  # server.webhooks.WebhookNotifier (set by create_app)
     storages: dict[str, Any] = field(default_factory=dict)  # name → server.storages.Storage
+    # MediaGo UI settings a client set this run (server/routes/mediago.py: fetchdeck has no use for them).
+    mediago_settings: dict[str, Any] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
     _sub: Subscription | None = None
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from enum import IntEnum
 from typing import Any
 
-from quart import Quart, Response, has_request_context, has_websocket_context, request, websocket
+from quart import Quart, Response, current_app, has_request_context, has_websocket_context, request, websocket
 from werkzeug.exceptions import HTTPException
 
 from core.errors import FetchdeckError, IllegalTransition, InvalidInput, StoreUnavailable, TaskNotFound
@@ -69,15 +69,22 @@ def bad_request(code: ErrorCode, message: str) -> ApiError:
     return ApiError(400, code, message)
 
 
-# A compat dialect answers errors in its own format on its own paths:
-# (path matcher, renderer(status, native code, dialect code or None, message, headers)).
+# A compat dialect answers errors in its own format on its own paths. Each app keeps its own
+# list (a path matcher and a renderer per dialect it serves): on the main listener /api/tasks is
+# MediaGo's, on the m3u8 listener it is the m3u8 dialect's. Unmatched paths get the envelope.
 ErrorRenderer = Callable[[int, ErrorCode, "str | None", str, dict[str, str]], Response]
-_DIALECTS: list[tuple[Callable[[str], bool], ErrorRenderer]] = []
+PathMatcher = Callable[[str], bool]
+_RENDERERS_KEY = "fetchdeck.error_renderers"
 
 
-def register_dialect_errors(matches: Callable[[str], bool], render: ErrorRenderer) -> None:
-    if all(existing is not render for _, existing in _DIALECTS):
-        _DIALECTS.append((matches, render))
+def every_path(path: str) -> bool:
+    """The matcher of a listener that serves one dialect only."""
+    return True
+
+
+def use_dialect_errors(app: Quart, matches: PathMatcher, render: ErrorRenderer) -> None:
+    """Answer errors on the paths `matches` accepts with `render` (first registered wins)."""
+    app.extensions.setdefault(_RENDERERS_KEY, []).append((matches, render))
 
 
 def _current_path() -> str | None:
@@ -94,7 +101,8 @@ def error_response(
 ) -> Response:
     path = _current_path()
     if path is not None:
-        for matches, render in _DIALECTS:
+        renderers: list[tuple[PathMatcher, ErrorRenderer]] = current_app.extensions.get(_RENDERERS_KEY, [])
+        for matches, render in renderers:
             if matches(path):
                 return render(status, code, dialect_code, message, dict(headers or {}))
     return envelope_response(None, status=status, code=int(code), message=message, success=False, headers=headers)

@@ -5,13 +5,17 @@ guard in server/app.py), so every route of every dialect gets them:
 
 - Origin: a request carrying an `Origin` (every cross-origin fetch/XHR/form
   POST, EventSource, WebSocket) is served only if that origin is the API's own
-  (same scheme-less host:port as the Host header) or on `server.cors_origins`.
+  (same scheme-less host:port as the Host header), on `server.cors_origins`, or
+  a browser extension's (server/auth.py).
   Without an Origin, `Sec-Fetch-Site: cross-site|same-site` (an <img>/<script>
   /<form> from another site; `same-site` covers other ports on localhost) is
   refused too, except for a plain top-level GET navigation. → 403, code 40301.
-- Content-Type: a request with a body must say `application/json` (or
-  `application/*+json`): the three types a browser sends without a CORS
-  preflight (text/plain, form-urlencoded, multipart) never reach a route. → 415.
+- Content-Type: a request with a body from a browser (it carries `Origin` or
+  `Sec-Fetch-Site`) must say `application/json` (or `application/*+json`): the
+  three types a browser sends without a CORS preflight (text/plain,
+  form-urlencoded, multipart) never reach a route. → 415. A request from no
+  browser (curl -d, requests.post(data=...)) is parsed as JSON whatever its
+  Content-Type says, as the real servers of every dialect do.
 - WebSockets get the Host, token and Origin checks too (browsers let any page
   open a WebSocket to any host; CORS does not apply to them).
 - Logging: the configured token, `token=` query values, Bearer and X-API-Key
@@ -87,8 +91,14 @@ def is_json_type(value: str | None) -> bool:
     return bool(value) and bool(_JSON_TYPE.match((value or "").split(";", 1)[0].strip()))
 
 
+def from_browser(req: Request | Websocket) -> bool:
+    """Browsers send Origin on every cross-origin and every non-GET request, and Sec-Fetch-Site on all
+    (Chrome 76+, Firefox 90+, Safari 16.4+); other clients send neither."""
+    return "Origin" in req.headers or "Sec-Fetch-Site" in req.headers
+
+
 def check_content_type(req: Request) -> None:
-    if req.method not in BODY_METHODS:
+    if req.method not in BODY_METHODS or not from_browser(req):
         return
     content_type = req.headers.get("Content-Type")
     if has_body(req) or content_type is not None:
@@ -181,4 +191,4 @@ def install_guards(app: Quart) -> None:
         check_origin(websocket, policy)
 
 
-__all__ = ["install_guards", "install_log_redaction", "redact", "same_origin"]
+__all__ = ["from_browser", "install_guards", "install_log_redaction", "redact", "same_origin"]

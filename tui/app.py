@@ -44,6 +44,16 @@ class EmbeddedApi(Protocol):
     @property
     def address(self) -> str: ...
 
+    @property
+    def listeners(self) -> list[str]:
+        """One line per running listener ('downie on http://127.0.0.1:8000')."""
+        ...
+
+    @property
+    def problems(self) -> list[str]:
+        """Listeners that could not start (a taken port), one line each; the others serve."""
+        ...
+
     async def start(self) -> None:
         """Start serving; raise with a readable message when it cannot (e.g. a busy port)."""
         ...
@@ -173,6 +183,10 @@ class FetchdeckApp(App[None]):
                         severity="warning", timeout=10, markup=False)
             return
         self.api_label = f"API {api.address}"
+        for problem in api.problems:
+            self.notify(problem, title="A listener did not start", severity="warning", timeout=10, markup=False)
+        if len(api.listeners) > 1:
+            self.notify("\n".join(api.listeners), title="Listening", timeout=6, markup=False)
 
     def _connection_changed(self, state: ConnectionState, detail: str) -> None:
         if state == ConnectionState.DISCONNECTED:

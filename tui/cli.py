@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from core.config import Config, ensure_config_file, load_config
+from core.config import Config, ensure_config_file, load_config, parse_listen_flag
 from core.errors import FetchdeckError, InvalidInput
 from core.locations import DataDirBusy, DataDirLock, Locations
 from core.models import parse_header_lines, parse_kind
@@ -37,17 +37,40 @@ def load_profile(data_dir: str | None, download_dir: str | None) -> tuple[Locati
     return locations, config
 
 
+def listen_option(func: Callable[..., None]) -> Callable[..., None]:
+    return click.option(
+        "--listen", multiple=True, metavar="DIALECT=[HOST:]PORT[,token=false]",
+        help="Also serve one dialect (mediago, m3u8, downie, saveany) on its own port, e.g. "
+             "downie=127.0.0.1:8000,token=false for Downie's extension. Repeatable; adds to [server.listen].",
+    )(func)
+
+
+def with_listeners(config: Config, flags: tuple[str, ...]) -> Config:
+    """config with each --listen flag added to (or replacing the same dialect in) server.listen."""
+    if not flags:
+        return config
+    listen = dict(config.server.listen)
+    try:
+        for flag in flags:
+            listener = parse_listen_flag(flag)
+            listen[listener.dialect] = listener
+    except InvalidInput as exc:
+        _fail(str(exc))
+    return config.override("server", listen=listen)
+
+
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="fetchdeck")
 @click.option("--download-dir", "-d", type=click.Path(file_okay=False), help="Where files land.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Where the task database (and config) live.")
 @click.option("--port", "-p", type=click.IntRange(1, 65535), help="API port (default 39719).")
 @click.option("--no-server", is_flag=True, help="Do not serve the HTTP API.")
+@listen_option
 @click.option("--server", "server_url", metavar="URL", help="Attach the TUI to a running fetchdeck's API.")
 @click.option("--token", envvar="FETCHDECK_TOKEN", help="API token for --server (env FETCHDECK_TOKEN).")
 @click.pass_context
 def main(ctx: click.Context, download_dir: str | None, data_dir: str | None, port: int | None, no_server: bool,
-         server_url: str | None, token: str | None) -> None:
+         listen: tuple[str, ...], server_url: str | None, token: str | None) -> None:
     """fetchdeck: a terminal download manager (HTTP, HLS, yt-dlp).
 
     Without a command: the TUI, with the engine and the HTTP API in this
@@ -58,11 +81,11 @@ def main(ctx: click.Context, download_dir: str | None, data_dir: str | None, por
             ctx.default_map = {name: {k: v for k, v in (("server", server_url), ("token", token)) if v}
                                for name in ("add", "ls", "start", "stop", "rm", "watch")}
         return
-    launch_tui(download_dir, data_dir, port, no_server, server_url, token)
+    launch_tui(download_dir, data_dir, port, no_server, server_url, token, listen)
 
 
 def launch_tui(download_dir: str | None, data_dir: str | None, port: int | None, no_server: bool,
-               server_url: str | None, token: str | None) -> None:
+               server_url: str | None, token: str | None, listen: tuple[str, ...] = ()) -> None:
     from tui.launch import run_local, run_remote
 
     locations, config = load_profile(data_dir, download_dir)
@@ -71,7 +94,7 @@ def launch_tui(download_dir: str | None, data_dir: str | None, port: int | None,
             server_url = "http://" + server_url
         asyncio.run(run_remote(locations, config, server_url, token))
         return
-    config = config.override("server", port=port)
+    config = with_listeners(config.override("server", port=port), listen)
     api_factory, note = None, "API off (--no-server)" if no_server else "API off (server.enable = false)"
     notices: tuple[str, ...] = ()
     if not no_server and config.server.enable:
@@ -162,18 +185,20 @@ def get(
 @click.option("--host", help="Address to listen on (default 127.0.0.1; others need a token).")
 @click.option("--port", "-p", type=click.IntRange(0, 65535), help="Port (default 39719).")
 @click.option("--token", help="API token clients must send (env FETCHDECK_SERVER_TOKEN).")
+@listen_option
 @click.option("--download-dir", "-d", type=click.Path(file_okay=False), help="Where files land.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Where the task database lives.")
-def serve(host: str | None, port: int | None, token: str | None, download_dir: str | None,
+def serve(host: str | None, port: int | None, token: str | None, listen: tuple[str, ...], download_dir: str | None,
           data_dir: str | None) -> None:
     """Run the engine and the HTTP API without the TUI (Ctrl-C stops)."""
-    from tui.serve_command import refusal, run_serve, setup_logging
+    from server.listeners import listener_refusals
+    from tui.serve_command import run_serve, setup_logging
 
     locations, config = load_profile(data_dir, download_dir)
-    config = config.override("server", host=host, port=port, token=token)
-    why = refusal(config.server.host, config.server.token)
-    if why:
-        _fail(why)
+    config = with_listeners(config.override("server", host=host, port=port, token=token), listen)
+    refusals = listener_refusals(config)
+    if refusals:
+        _fail("\n".join(refusals))
     try:
         lock = DataDirLock(locations.data_dir).acquire()
     except DataDirBusy as exc:

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 from core.config import Config
 from core.engine import Engine
 from core.locations import Locations
-from server.app import create_app
-from server.runner import ServerHandle, start_server
-from tui.serve_command import refusal
+from server.listeners import ListenerGroup, start_listeners
 
 
 class ServerApi:
-    """The native API on host:port, served by Hypercorn in this loop. `start` raises a readable error."""
+    """Every listener (main API on host:port, plus [server.listen]) served by Hypercorn in this loop.
+
+    `start` raises a readable error when the main listener cannot start; a dialect listener that
+    cannot is one line in `problems`, and the others still serve."""
 
     def __init__(self, engine: Engine, config: Config, error_log: Path | None = None) -> None:
         self.engine = engine
         self.config = config
         self.error_log = error_log
-        self.handle: ServerHandle | None = None
+        self.group: ListenerGroup | None = None
+        self.problems: list[str] = []
 
     @classmethod
     def for_profile(cls, engine: Engine, config: Config, locations: Locations) -> ServerApi:
@@ -30,26 +31,28 @@ class ServerApi:
     def address(self) -> str:
         server = self.config.server
         host = f"[{server.host}]" if ":" in server.host else server.host
-        port = self.handle.port if self.handle is not None else server.port
+        main = self.group.main if self.group is not None else None
+        port = main.port if main is not None else server.port
         return f"{host}:{port}"
 
+    @property
+    def listeners(self) -> list[str]:
+        """'downie on http://127.0.0.1:8000 (no token)', one line per running listener."""
+        return self.group.lines() if self.group is not None else []
+
     async def start(self) -> None:
-        server = self.config.server
-        why = refusal(server.host, server.token)
-        if why:
-            raise RuntimeError(why)
-        app = create_app(self.engine, self.config)
-        try:
-            self.handle = await start_server(app, server.host, server.port, error_log=self.error_log)
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise RuntimeError(
-                f"Cannot listen on {server.host}:{server.port}: {reason}. Downloads work, the API is off. "
-                "Start with --port P to use another port, or --no-server."
-            ) from None
+        self.group = await start_listeners(self.engine, self.config, error_log=self.error_log)
+        self.problems = list(self.group.problems)
+        if self.group.main is None:
+            first, *rest = self.problems or ["the API did not start"]
+            await self.group.stop()
+            self.group = None
+            self.problems = []
+            raise RuntimeError("\n".join([
+                f"{first[:1].upper()}{first[1:]}. Downloads work, the API is off. "
+                "Start with --port P to use another port, or --no-server.", *rest]))
 
     async def stop(self) -> None:
-        if self.handle is not None:
-            with contextlib.suppress(Exception):
-                await self.handle.stop()
-            self.handle = None
+        if self.group is not None:
+            await self.group.stop()
+            self.group = None

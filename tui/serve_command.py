@@ -16,22 +16,9 @@ import sys
 from core.config import Config
 from core.engine import Engine
 from core.locations import Locations
-from server.app import create_app
-from server.auth import is_loopback
-from server.runner import start_server
+from server.listeners import ListenerGroup, start_listeners
 
 log = logging.getLogger("fetchdeck.serve")
-
-
-def refusal(host: str, token: str) -> str | None:
-    """Why serving on host without a token is refused, or None if it is fine."""
-    if token or is_loopback(host):
-        return None
-    return (
-        f"refusing to listen on {host} without a token: anyone who can reach it could download "
-        "files onto this machine. Pass --token T, set FETCHDECK_SERVER_TOKEN, or set token in the "
-        "[server] section of config.toml (or use --host 127.0.0.1)"
-    )
 
 
 def setup_logging() -> None:
@@ -69,30 +56,35 @@ async def _serve(locations: Locations, config: Config, stop: asyncio.Event) -> i
     server = config.server
     engine = Engine(locations.database, config)
     await engine.open()
+    group: ListenerGroup | None = None
     try:
-        app = create_app(engine, config)
-        try:
-            handle = await start_server(
-                app, server.host, server.port, error_log=locations.log_dir / "server.log", propagate_errors=True
-            )
-        except OSError as exc:
-            sys.stderr.write(f"fetchdeck: cannot listen on {server.host}:{server.port}: {exc.strerror or exc}\n")
+        group = await start_listeners(engine, config, error_log=locations.log_dir / "server.log",
+                                      propagate_errors=True)
+        for problem in group.problems:
+            sys.stderr.write(f"fetchdeck: {problem}\n")
+        main = group.main
+        if main is None:
             return 1
         auth = "token required" if server.token else "no token"
-        log.info("serving the API on %s (%s); downloads go to %s", handle.url, auth, engine.download_root)
+        log.info("serving the API on %s (%s); downloads go to %s", main.url, auth, engine.download_root)
+        for line in group.lines():
+            log.info("listening: %s", line)
         log.info("data dir %s; server errors also logged to %s", locations.data_dir,
                  locations.log_dir / "server.log")
         stopper = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({stopper, handle.task}, return_when=asyncio.FIRST_COMPLETED)
+        tasks = {handle.task for handle in group.handles.values()}
+        done, _ = await asyncio.wait({stopper, *tasks}, return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
         code = 0
-        if handle.task in done and not stop.is_set():
-            exc = handle.task.exception() if not handle.task.cancelled() else None
-            sys.stderr.write(f"fetchdeck: the API server stopped unexpectedly: {exc}\n")
-            code = 1
+        for task in done & tasks:
+            if not stop.is_set():
+                exc = task.exception() if not task.cancelled() else None
+                sys.stderr.write(f"fetchdeck: the API server stopped unexpectedly: {exc}\n")
+                code = 1
         log.info("stopping: downloads in progress are left resumable")
-        await handle.stop()
         return code
     finally:
+        if group is not None:
+            await group.stop()
         await engine.close()
         log.info("stopped")

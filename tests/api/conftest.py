@@ -28,6 +28,8 @@ class Api:
     client: httpx.AsyncClient
     tmp: Path
     _extra: list[httpx.AsyncClient] = field(default_factory=list)
+    main: Api | None = None  # on a dialect listener from listener(): the main listener it sits beside
+    _listeners: list[Api] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -75,6 +77,17 @@ class Api:
     async def wait_status(self, task_id: int, *statuses: str, timeout: float = 20) -> dict[str, Any]:
         return await self.wait_until(task_id, lambda t: t["status"] in statuses, timeout)
 
+    async def listener(self, surface: str, *, token_required: bool = True) -> Api:
+        """Another listener on this API's engine, serving `surface` (as --listen SURFACE=127.0.0.1:0 does)."""
+        state = self.handle.app.extensions["fetchdeck"]
+        app = create_app(self.engine, self.config, surface=surface, token_required=token_required,
+                         services=state.services, heartbeat=state.streams.heartbeat)
+        handle = await start_server(app, "127.0.0.1", 0, error_log=self.tmp / "logs" / "server.log")
+        client = httpx.AsyncClient(base_url=handle.url, timeout=30, trust_env=False)
+        other = Api(engine=self.engine, config=self.config, handle=handle, client=client, tmp=self.tmp, main=self)
+        self._listeners.append(other)
+        return other
+
     def new_client(self, **kwargs: Any) -> httpx.AsyncClient:
         client = httpx.AsyncClient(base_url=self.url, timeout=30, trust_env=False, **kwargs)
         self._extra.append(client)
@@ -87,11 +100,13 @@ ApiFactory = Callable[..., Awaitable[Api]]
 @pytest.fixture
 async def make_api(tmp_path: Path) -> AsyncIterator[ApiFactory]:
     """Start an API with server/download settings overridden: `await make_api(token="t")`;
-    `api={...}` and `aria2={...}` override those sections (the compat dialects)."""
+    `api={...}` and `aria2={...}` override those sections (the compat dialects); `surface="m3u8"`
+    serves what a `--listen m3u8=...` listener serves (server/app.py SURFACES)."""
     started: list[Api] = []
 
     async def factory(*, heartbeat: float = 15.0, max_concurrent: int = 3, api: dict[str, Any] | None = None,
-                      aria2: dict[str, Any] | None = None, **server: Any) -> Api:
+                      aria2: dict[str, Any] | None = None, surface: str = "main", token_required: bool = True,
+                      **server: Any) -> Api:
         root = tmp_path / f"api{len(started)}"
         config = Config()
         config.download.dir = str(root / "downloads")
@@ -100,7 +115,7 @@ async def make_api(tmp_path: Path) -> AsyncIterator[ApiFactory]:
         config = config.override("server", **server).override("api", **(api or {})).override("aria2", **(aria2 or {}))
         engine = Engine(root / "fetchdeck.db", config)
         await engine.open()
-        app = create_app(engine, config, heartbeat=heartbeat)
+        app = create_app(engine, config, heartbeat=heartbeat, surface=surface, token_required=token_required)
         handle = await start_server(app, "127.0.0.1", 0, error_log=root / "logs" / "server.log")
         client = httpx.AsyncClient(base_url=handle.url, timeout=30, trust_env=False)
         api = Api(engine=engine, config=config, handle=handle, client=client, tmp=root)
@@ -109,6 +124,10 @@ async def make_api(tmp_path: Path) -> AsyncIterator[ApiFactory]:
 
     yield factory
     for api in started:
+        for other in api._listeners:
+            for client in [other.client, *other._extra]:
+                await client.aclose()
+            await other.handle.stop()
         for client in [api.client, *api._extra]:
             await client.aclose()
         await api.handle.stop()

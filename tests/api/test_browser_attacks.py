@@ -25,7 +25,8 @@ async def total(api: Api) -> int:
     return (await api.call("GET", "/api/downloads"))["total"]  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("origin", [EVIL, "null", "http://localhost:3000", "http://127.0.0.1:1", "chrome-extension://x"])
+@pytest.mark.parametrize("origin", [EVIL, "null", "http://localhost:3000", "http://127.0.0.1:1",
+                                    "chrome-extension-evil://x", "http://chrome-extension.example"])
 async def test_cross_origin_requests_off_the_allow_list_are_refused(api: Api, origin: str) -> None:
     body = {"tasks": [TASK], "startDownload": False}
     await api.fail("POST", "/api/downloads", 403, 40301, json=body, headers={"Origin": origin})
@@ -33,6 +34,25 @@ async def test_cross_origin_requests_off_the_allow_list_are_refused(api: Api, or
     await api.fail("DELETE", "/api/downloads/1", 403, 40301, headers={"Origin": origin})
     await api.fail("GET", "/api/events", 403, 40301, headers={"Origin": origin})  # EventSource
     assert await total(api) == 0
+
+
+@pytest.mark.parametrize("origin", ["chrome-extension://abcdefghijklmnopabcdefghijklmnop", "moz-extension://0f1e2d3c-4b5a",
+                                    "safari-web-extension://ABCD-1234"])
+async def test_browser_extensions_are_the_users_own_software(make_api: ApiFactory, origin: str) -> None:
+    """Extensions (MediaGo's, Downie's) are allowed by default, preflight included; a setting turns that off."""
+    api = await make_api()
+    body = {"tasks": [TASK], "startDownload": False}
+    headers = {"Origin": origin, "Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"}
+    response = await api.client.post("/api/downloads", json=body, headers=headers)
+    assert response.status_code == 200 and response.headers["access-control-allow-origin"] == origin
+    preflight = await api.client.options("/api/downloads", headers={
+        "Origin": origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"})
+    assert preflight.status_code == 204 and "POST" in preflight.headers["access-control-allow-methods"]
+    assert "content-type" in preflight.headers["access-control-allow-headers"].lower()
+    assert await total(api) == 1
+    strict = await make_api(allow_extensions=False)
+    await strict.fail("POST", "/api/downloads", 403, 40301, json=body, headers=headers)
+    assert await total(strict) == 0
 
 
 async def test_allowed_and_same_origin_pages_still_work(make_api: ApiFactory) -> None:
@@ -56,12 +76,29 @@ async def test_allowed_and_same_origin_pages_still_work(make_api: ApiFactory) ->
     ],
 )
 async def test_no_preflight_bodies_are_refused(api: Api, content_type: str | None, content: bytes) -> None:
-    """What a page can POST without a CORS preflight never reaches a route, even without an Origin."""
+    """What a page can POST without a CORS preflight never reaches a route: from another site the
+    Origin (or Sec-Fetch-Site) gives it away (403); from an allowed origin it still must be JSON (415)."""
     headers = {"Content-Type": content_type} if content_type else {}
-    body = await api.fail("POST", "/api/downloads", 415, 41500, content=content, headers=headers)
+    await api.fail("POST", "/api/downloads", 403, 40301, content=content, headers={**headers, "Origin": EVIL})
+    await api.fail("POST", "/api/downloads", 403, 40301, content=content,
+                   headers={**headers, "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"})
+    own = {**headers, "Origin": api.url, "Sec-Fetch-Site": "same-origin"}
+    body = await api.fail("POST", "/api/downloads", 415, 41500, content=content, headers=own)
     assert "application/json" in body["message"]
-    await api.fail("POST", "/api/downloads/1/start", 415, 41500, content=b"{}", headers={"Content-Type": "text/plain"})
+    await api.fail("POST", "/api/downloads/1/start", 415, 41500, content=b"{}",
+                   headers={"Content-Type": "text/plain", "Origin": "chrome-extension://abc", "Sec-Fetch-Site": "none"})
     assert await total(api) == 0
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+async def test_bodies_from_no_browser_are_json_whatever_their_type(api: Api, content_type: str | None) -> None:
+    """curl -d and requests.post(data=...) send form encoding; the real servers parse the body as JSON."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    data = b'{"tasks": [{"type": "direct", "url": "http://example.invalid/a.bin"}]}'
+    response = await api.client.post("/api/downloads", content=data, headers=headers)
+    assert response.status_code == 200, response.text
+    await api.fail("POST", "/api/downloads", 400, 40001, content=b"tasks=x", headers=headers)
+    assert await total(api) == 1
 
 
 async def test_json_content_types_are_accepted(api: Api) -> None:

@@ -7,11 +7,13 @@ import json
 import os
 import re
 import signal
+import socket
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner, Result
 
@@ -216,3 +218,57 @@ async def test_serve_refuses_public_address_without_token(serve_dirs: tuple[Path
     assert code == 0, err
     log = (data_dir / "logs" / "server.log").read_text()
     assert "Running on" in log and "Traceback" not in log
+
+
+LISTENING = re.compile(r"listening: (\S+) on (http://\S+)( \(no token\))?")
+
+
+async def test_serve_runs_one_listener_per_dialect(serve_dirs: tuple[Path, Path]) -> None:
+    """--listen: each dialect on its own port beside the main one; a taken port is one clear line and the
+    others still serve; token=false lets Downie's clients in without the token, on loopback only."""
+    data_dir, downloads = serve_dirs
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy_port = taken.getsockname()[1]
+        proc = await spawn("serve", "--port", "0", "--token", "tok", "--data-dir", str(data_dir),
+                           "--download-dir", str(downloads), "--listen", "downie=127.0.0.1:0,token=false",
+                           "--listen", "m3u8=127.0.0.1:0", "--listen", f"saveany=127.0.0.1:{busy_port}")
+        assert proc.stderr is not None
+        lines: list[str] = []
+        listeners: dict[str, tuple[str, bool]] = {}
+        while len(listeners) < 3:
+            line = (await asyncio.wait_for(proc.stderr.readline(), 20)).decode()
+            assert line, f"serve exited early with {await proc.wait()}: {lines}"
+            lines.append(line)
+            match = LISTENING.search(line)
+            if match:
+                listeners[match.group(1)] = (match.group(2), match.group(3) is None)
+    try:
+        assert set(listeners) == {"mediago+downie+saveany", "downie", "m3u8"}, lines
+        assert listeners["downie"][1] is False and listeners["m3u8"][1] is True
+        problem = [line for line in lines if f"127.0.0.1:{busy_port}" in line]
+        assert len(problem) == 1 and "saveany" in problem[0] and "fetchdeck:" in problem[0], lines
+        main, downie, m3u8 = (listeners[n][0] for n in ("mediago+downie+saveany", "downie", "m3u8"))
+        async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
+            assert (await http.get(f"{main}/healthy")).json()["data"] == {"status": "ok"}
+            queue = await http.get(f"{main}/api/tasks", headers={"X-API-Key": "tok"})
+            assert queue.json()["data"] == {"tasks": [], "total": 0}  # MediaGo's /api/tasks on the main port
+            assert (await http.get(f"{main}/api/tasks")).status_code == 401
+            added = await http.post(f"{downie}/api/downloads/add", json={"url": "http://127.0.0.1:9/v.mp4"},
+                                    headers={"Origin": "chrome-extension://abc", "Sec-Fetch-Site": "none"})
+            assert added.status_code == 200 and added.json()["task_id"]
+            refused = await http.get(f"{m3u8}/api/tasks")
+            assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Basic")
+            tasks = await http.get(f"{m3u8}/api/tasks", auth=("admin", "tok"))
+            assert [t["id"] for t in tasks.json()] == [added.json()["task_id"]]
+    finally:
+        code, err = await stop_serve(proc)
+    assert code == 0, err
+    public = await spawn("serve", "--port", "0", "--token", "tok", "--data-dir", str(data_dir),
+                         "--listen", "downie=0.0.0.0:0,token=false")
+    _, err_bytes = await asyncio.wait_for(public.communicate(), 20)
+    assert public.returncode == 2 and b"token = false, which is allowed only on a loopback address" in err_bytes
+    bad = await spawn("serve", "--data-dir", str(data_dir), "--listen", "telnet=1234")
+    _, err_bytes = await asyncio.wait_for(bad.communicate(), 20)
+    assert bad.returncode == 2 and b"unknown dialect 'telnet'" in err_bytes
