@@ -40,6 +40,7 @@ from core.models import (
     TaskSpec,
     TaskStatus,
     can_transition,
+    forwardable_headers,
 )
 from core.naming import name_from_url, resolve_folder, sanitize_folder, sanitize_name, unique_path
 from core.progress import ProgressPump
@@ -80,6 +81,9 @@ def validate_url(url: str) -> str:
         except (UnicodeError, ValueError, httpx.InvalidURL):
             raise InvalidInput(f"invalid URL {url!r}: {host!r} is not a valid host name") from None
     return text
+
+
+MARKED_FAILED = "marked as failed by a client"
 
 
 class UnsavedFinish(NamedTuple):
@@ -270,7 +274,7 @@ class Engine:
                     url=url,
                     name=name or name_from_url(url),
                     folder=folder,
-                    headers=spec.headers,
+                    headers=forwardable_headers(spec.headers),
                     status=TaskStatus.WAITING if start else TaskStatus.STOPPED,
                     options=options if name else options.model_copy(update={"auto_name": True}),
                     is_live=spec.is_live,
@@ -367,6 +371,8 @@ class Engine:
             raise IllegalTransition("stop the task before changing its url, type or folder")
         if "url" in values:
             values["url"] = validate_url(values["url"])
+        if "headers" in values:
+            values["headers"] = forwardable_headers(values["headers"])
         if "folder" in values:
             values["folder"] = self._check_folder(values["folder"])
         if "name" in values:
@@ -382,6 +388,46 @@ class Engine:
         await self._write(task_id, values)
         self.bus.publish(EventType.UPDATE, {"id": task_id}, task_id)
         return await self.get(task_id)
+
+    async def mark(self, task_id: int, status: TaskStatus) -> Task:
+        """A client records how a task ended (MediaGo's bulk status), outside the download's own outcome.
+
+        FAILED: an active task is stopped first; the task is then failed with
+        MARKED_FAILED as its error (a finished task cannot be marked failed).
+        SUCCESS: only for a task that is not waiting or downloading and whose
+        file is complete on disk (its final path exists).
+        """
+        await self._save_unsaved(task_id)
+        task = await self.get(task_id)
+        self.check_mark(task, status)
+        if task.status is status:
+            return task
+        if status is TaskStatus.FAILED:
+            if task.status in ACTIVE_STATUSES:
+                task = await self.stop(task_id)
+            await self._write(task_id, {"status": TaskStatus.FAILED, "error": MARKED_FAILED})
+            self.task_log(task_id, MARKED_FAILED)
+            self.bus.publish(EventType.FAILED, {"id": task_id, "error": MARKED_FAILED}, task_id)
+        else:
+            await self._write(task_id, {"status": TaskStatus.SUCCESS, "error": None})
+            self.task_log(task_id, "marked as finished by a client")
+            self.bus.publish(EventType.SUCCESS, {"id": task_id}, task_id)
+        return await self.get(task_id)
+
+    @staticmethod
+    def check_mark(task: Task, status: TaskStatus) -> None:
+        """Raise IllegalTransition if `mark(task.id, status)` would be refused (InvalidInput: no such mark)."""
+        if status not in (TaskStatus.FAILED, TaskStatus.SUCCESS):
+            raise InvalidInput("only failed or success can be marked")
+        if task.status is status:
+            return
+        if status is TaskStatus.FAILED and task.status is TaskStatus.SUCCESS:
+            raise IllegalTransition(f"task {task.id} has finished successfully; it cannot be marked failed")
+        if status is TaskStatus.SUCCESS:
+            if task.status in ACTIVE_STATUSES:
+                raise IllegalTransition(f"task {task.id} is {task.status.value}; stop it before marking it success")
+            if not task.file or not Path(task.file).is_file():
+                raise IllegalTransition(f"task {task.id} has no complete file on disk; it cannot be marked success")
 
     async def set_status(self, ids: Iterable[int], status: TaskStatus) -> list[Task]:
         """Bulk start (→ waiting) or stop (→ stopped)."""
@@ -415,11 +461,27 @@ class Engine:
 
         return await asyncio.to_thread(supported_sites)
 
+    async def supported_domains(self) -> list[str]:
+        """The host names yt-dlp's extractors match (youtube.com, vimeo.com, ...), sorted."""
+        from core.downloaders.ytdlp_info import supported_domains
+
+        return await asyncio.to_thread(supported_domains)
+
     def set_max_concurrent(self, value: int) -> None:
+        if value < 1:
+            raise InvalidInput(f"max_concurrent must be at least 1, not {value}")
+        changed = value != self.config.download.max_concurrent
         self.scheduler.set_max_concurrent(value)
+        self.config.download.max_concurrent = value
+        if changed:
+            self.announce_config("download.max_concurrent", value)
 
     def set_speed_limit(self, rate: int | None) -> None:
         self.limiter.set_rate(rate)
+
+    def announce_config(self, key: str, value: Any) -> None:
+        """Tell subscribers a setting changed while running (`section.key`, e.g. "download.proxy")."""
+        self.bus.publish(EventType.CONFIG, {"key": key, "value": value})
 
     async def wait_finished(self, ids: Iterable[int], poll: float = 0.2) -> list[Task]:
         """Wait until none of these tasks is waiting or downloading."""

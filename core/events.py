@@ -26,6 +26,7 @@ class EventType(StrEnum):
     STOP = "download-stop"
     DELETE = "download-delete"
     UPDATE = "download-update"
+    CONFIG = "config-changed"  # {key, value}: a setting changed while running (key: "download.max_concurrent")
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,6 +112,8 @@ class TaskOptions(BaseModel):
     # The type name an API client used when creating the task (e.g. "bilibili", "mediago");
     # API dialects echo it back. None: derive the name from the kind.
     api_type: str | None = None
+    # An id the client chose for the task (MediaGo's POST /api/tasks `id`), when it is not the engine's.
+    client_id: str | None = None
     # Compat dialects (server/routes/saveany.py ...): fields the engine stores but does not act on.
     webhook: str | None = None  # SaveAny: POSTed to when the task (group) reaches a terminal state
     storage: str | None = None  # SaveAny: the storage name the client chose
@@ -163,6 +165,19 @@ def parse_header_lines(lines: list[str] | str) -> Headers:
             raise InvalidInput(f"bad header value for {key!r}: control characters")
         pairs.append((key, value))
     return tuple(pairs)
+
+
+# Headers the downloaders own (ranges, framing, connection management). A client's copy is dropped:
+# a browser extension sends every header the page's request had, `Range: bytes=0-` of a <video> included.
+TRANSPORT_HEADERS = frozenset({
+    "host", "content-length", "range", "if-range", "connection", "keep-alive", "transfer-encoding", "te",
+    "trailer", "upgrade", "proxy-connection", "accept-encoding", "expect",
+})
+
+
+def forwardable_headers(headers: Headers) -> Headers:
+    """The headers a task may send, in order: every pair but the TRANSPORT_HEADERS (any case)."""
+    return tuple((k, v) for k, v in headers if k.lower() not in TRANSPORT_HEADERS)
 
 
 @dataclass(frozen=True, slots=True)

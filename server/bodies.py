@@ -49,7 +49,7 @@ def _explain(error: dict[str, Any]) -> tuple[ErrorCode, str]:
         return ErrorCode.INVALID_URL, (
             f"{where}: invalid URL {_short(error.get('input'))}: only http:// and https:// URLs are accepted"
         )
-    if field == "status" and kind == "enum":
+    if field == "status" and kind in ("enum", "literal_error"):
         return ErrorCode.INVALID_STATUS, f"{where}: unknown status {_short(error.get('input'))}"
     if kind == "missing":
         return ErrorCode.VALIDATION_FAILED, f"{where}: field required"

@@ -8,14 +8,18 @@ the schemathesis run in tests/api checks the two agree.
 
 from __future__ import annotations
 
+import json
+import os
 import time
+from pathlib import Path
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.engine import MAX_BATCH
-from core.models import KIND_ALIASES, Task, TaskKind, TaskStatus
+from core.errors import InvalidInput
+from core.models import KIND_ALIASES, Headers, Task, TaskKind, TaskStatus, parse_header_lines
 
 # ---------------------------------------------------------------- type names
 
@@ -59,6 +63,45 @@ def api_type_of(task: Task) -> str:
     return _DEFAULT_TYPE[task.kind]
 
 
+# ---------------------------------------------------------------- headers
+
+
+def parse_mediago_headers(value: str | list[str]) -> Headers:
+    """The three shapes MediaGo's clients send `headers` in, as ordered pairs.
+
+    - 'Name: value' lines in one string (its web UI; 'Name:value' from its in-app sniffer),
+      or a JSON list of such lines;
+    - a string holding a JSON array of 'Name: value' strings (what MediaGo core stores);
+    - a string holding a JSON object {"Name": "value", ...} (its browser extension's sniffer;
+      a list of values gives the header once per value).
+    """
+    if isinstance(value, list):
+        return parse_header_lines(value)
+    text = value.strip()
+    if not text.startswith(("{", "[")):
+        return parse_header_lines(value)
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        raise InvalidInput("headers look like JSON but are not valid JSON; send 'Name: value' lines, "
+                           'a JSON array of them, or a JSON object {"Name": "value"}') from None
+    if isinstance(parsed, list) and all(isinstance(line, str) for line in parsed):
+        return parse_header_lines(parsed)
+    if not isinstance(parsed, dict):
+        raise InvalidInput("headers as JSON must be an array of 'Name: value' strings "
+                           'or an object {"Name": "value"}')
+    pairs: list[tuple[str, str]] = []
+    for name, values in parsed.items():
+        for item in values if isinstance(values, list) else [values]:
+            if not isinstance(item, str | int | float) or isinstance(item, bool):
+                raise InvalidInput(f"header {name[:100]!r}: the value must be a string")
+            ((key, val),) = parse_header_lines([f"{name}: {item}"])
+            if key != name:
+                raise InvalidInput(f"bad header name {name[:100]!r}")
+            pairs.append((key, val))
+    return tuple(pairs)
+
+
 # ---------------------------------------------------------------- Task → JSON
 
 
@@ -70,8 +113,24 @@ def headers_text(headers: tuple[tuple[str, str], ...]) -> str:
     return "\n".join(f"{k}: {v}" for k, v in headers)
 
 
-def task_to_api(task: Task) -> dict[str, Any]:
-    """A DownloadTask as the API documents it (plus progress fields)."""
+def file_on_disk(task: Task, root: Path | None = None) -> str | None:
+    """Where a finished task's file is, if it is there: MediaGo's `exists`/`file`.
+
+    root: the client's download root (MediaGo's `localPath`) when it is not fetchdeck's
+    own: the file is looked for as root/folder/<file name> first (files moved with their root).
+    """
+    if task.status is not TaskStatus.SUCCESS or not task.file:
+        return None
+    if root is not None and not Path(task.folder).is_absolute():
+        moved = root / task.folder / Path(task.file).name
+        if moved.exists():
+            return str(moved)
+    return task.file if os.path.exists(task.file) else None
+
+
+def task_to_api(task: Task, root: Path | None = None) -> dict[str, Any]:
+    """A DownloadTask as the API documents it (plus progress fields and MediaGo's `exists`)."""
+    found = file_on_disk(task, root)
     return {
         "id": task.id,
         "name": task.name,
@@ -90,6 +149,8 @@ def task_to_api(task: Task) -> dict[str, Any]:
         "eta": None if task.eta is None else round(task.eta, 1),
         "percent": round(task.percent, 2),
         "error": task.error,
+        "exists": found is not None,
+        **({"file": found} if found is not None and found != task.file else {}),
     }
 
 
@@ -139,9 +200,16 @@ class LiveRequest(_Body):
     is_live: bool = Field(alias="isLive")
 
 
+# Bulk status words: the seed's five, and MediaGo core's pending (queued) and ready (created, not started).
+BulkStatus = Literal["waiting", "downloading", "success", "failed", "stopped", "pending", "ready"]
+START_WORDS = frozenset({"waiting", "downloading", "pending"})
+STOP_WORDS = frozenset({"stopped", "ready"})
+
+
 class StatusRequest(_Body):
     ids: list[TaskId] = Field(min_length=1, max_length=MAX_BATCH)
-    status: TaskStatus
+    status: BulkStatus = Field(description="waiting, pending, downloading: start; stopped, ready: stop; "
+                               "failed: stop and mark failed; success: mark a task whose file is complete")
 
 
 class StartRequest(_Body):
@@ -227,6 +295,8 @@ class DownloadTask(BaseModel):
     eta: float | None = Field(description="Seconds left, if known")
     percent: float
     error: str | None = Field(description="Why the last run failed")
+    exists: bool = Field(description="The task finished and its file is on disk (under localPath when "
+                         "the list was asked with one)")
 
 
 class TaskPageData(BaseModel):

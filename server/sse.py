@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from core.engine import Engine
@@ -59,9 +59,13 @@ class EventStreams:
     """Serves SSE streams off one engine; formats each event once for all subscribers."""
 
     def __init__(
-        self, engine: Engine, heartbeat: float = HEARTBEAT_SECONDS, flush_interval: float = FLUSH_INTERVAL
+        self, engine: Engine, heartbeat: float = HEARTBEAT_SECONDS, flush_interval: float = FLUSH_INTERVAL,
+        config_payload: Callable[[str, Any], dict[str, Any] | None] | None = None,
     ) -> None:
+        """config_payload: the `config-changed` data a client gets for an engine setting (key, value),
+        None to leave that change out (no config event is streamed without it)."""
         self.engine = engine
+        self.config_payload = config_payload
         self.heartbeat = heartbeat
         self.flush_interval = flush_interval
         self.closing = False
@@ -105,7 +109,11 @@ class EventStreams:
     def _encode(self, event: Event) -> bytes:
         cached = self._cache.get(event.seq)
         if cached is None:
-            cached = format_event(event.type.value, event_payload(event), event.seq)
+            if event.type is EventType.CONFIG:
+                data = self.config_payload(event.data["key"], event.data["value"]) if self.config_payload else None
+                cached = b"" if data is None else format_event(event.type.value, data, event.seq)
+            else:
+                cached = format_event(event.type.value, event_payload(event), event.seq)
             self._cache[event.seq] = cached
             if len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)

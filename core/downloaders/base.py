@@ -69,8 +69,11 @@ class DownloadContext:
         return self.clients.get(proxy=self.proxy, insecure=self.task.options.insecure)
 
     def request_headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The task's headers with `extra` on top; names compare without case, so the downloader's wins."""
         headers = dict(self.task.headers)
         if extra:
+            lowered = {name.lower() for name in extra}
+            headers = {k: v for k, v in headers.items() if k.lower() not in lowered}
             headers.update(extra)
         return headers
 

@@ -1,4 +1,4 @@
-"""Info without download (`Engine.extract`) and the list of supported sites.
+"""Info without download (`Engine.extract`) and the lists of supported sites and domains.
 
 `MediaInfo` carries what the Downie-style `extract` answer needs (title,
 duration, thumbnail, uploader, description, formats with id, ext,
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, NoReturn
@@ -19,7 +20,8 @@ from core.downloaders.ytdlp_params import YtdlpLogger, YtdlpRequest, build_plan,
 from core.errors import DownloadError, UnsupportedUrl
 from core.models import Headers, TaskOptions
 
-__all__ = ["MediaEntry", "MediaFormat", "MediaInfo", "UnsupportedUrl", "extract_info", "supported_sites"]
+__all__ = ["MediaEntry", "MediaFormat", "MediaInfo", "UnsupportedUrl", "extract_info", "supported_domains",
+           "supported_sites"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,21 +217,165 @@ async def extract_info(
     return await asyncio.to_thread(extract_media_info, req)
 
 
-@functools.cache
-def _site_names() -> tuple[str, ...]:
+def _listed_extractors() -> list[Any]:
+    """yt-dlp's enabled, listed extractors, without the generic one."""
     from yt_dlp.extractor import gen_extractor_classes
 
-    names: set[str] = set()
-    for ie in gen_extractor_classes():
-        if not getattr(ie, "_ENABLED", True) or getattr(ie, "IE_DESC", None) is False:
-            continue
-        name = str(ie.IE_NAME)
-        if name.lower() == "generic":
-            continue
-        names.add(name)
-    return tuple(sorted(names, key=str.lower))
+    return [ie for ie in gen_extractor_classes()
+            if getattr(ie, "_ENABLED", True) and getattr(ie, "IE_DESC", None) is not False
+            and str(ie.IE_NAME).lower() != "generic"]
+
+
+@functools.cache
+def _site_names() -> tuple[str, ...]:
+    return tuple(sorted({str(ie.IE_NAME) for ie in _listed_extractors()}, key=str.lower))
 
 
 def supported_sites() -> list[str]:
     """yt-dlp's extractor names (sites), sorted; the generic extractor is left out."""
     return list(_site_names())
+
+
+# ---- domains --------------------------------------------------------------------------------------
+# The host names in the extractors' `_VALID_URL` regexes. A regex is reduced to plain text step by
+# step: char classes, lookarounds and comments go, every group becomes `(?:`, optional parts are
+# dropped (`(?:www\.)?`, `tiktokv?`), and literal alternatives are multiplied out with the labels
+# around them (`bili(?:bili\.tv|intl\.com)` → `(?:bilibili\.tv|biliintl\.com)`), until the host
+# names stand as literal runs like `youtube\.com`. Hosts written as char classes (`[yY][oO]...`)
+# are not found that way: WELL_KNOWN_DOMAINS makes sure the common ones are listed.
+
+WELL_KNOWN_DOMAINS = frozenset({
+    "youtube.com", "youtu.be", "vimeo.com", "bilibili.com", "dailymotion.com", "tiktok.com", "twitter.com",
+    "x.com", "instagram.com", "facebook.com",
+})
+_VERBOSE = re.compile(r"\(\?[a-z]*x[a-z]*[):]")
+_COMMENT = re.compile(r"(?<!\\)#[^\n]*")
+_GROUP_START = re.compile(r"\(\?p<\w+>|\(\?[a-z]*:")  # (?P<name>, (?:, (?x:
+_INLINE_FLAGS = re.compile(r"\(\?[a-z]+\)")  # (?x), (?i)
+_LIT = r"(?:[a-z0-9|-]|\\\.)*"  # the inside of a group of literal alternatives
+_RUN = r"((?:[a-z0-9-]|\\\.)+)"  # label characters and escaped dots
+_REWRITES: tuple[tuple[re.Pattern[str], Any], ...] = (
+    # tiktokv?\.com → tiktok\.com; https? → http
+    (re.compile(r"(?<!\\)[a-z0-9]\?"), ""),
+    # (?:www\.)? → nothing
+    (re.compile(r"\(\?:" + _LIT + r"\)[?*]"), ""),
+    # (?:a|(?:b|c)) → (?:a|b|c)
+    (re.compile(r"(?:(?<=\(\?:)|(?<=\|))\(\?:(" + _LIT + r")\)(?=[|)])"), lambda m: m[1]),
+    # (?:a|b)\.com → (?:a\.com|b\.com)
+    (re.compile(r"\(\?:(" + _LIT + r")\)" + _RUN + r"(?![a-z0-9\\-])"),
+     lambda m: "(?:" + "|".join(alt + m[2] for alt in m[1].split("|")) + ")"),
+    # bilibili\.(?:com|tv) → (?:bilibili\.com|bilibili\.tv)
+    (re.compile(r"(?<![a-z0-9\\-])" + _RUN + r"\(\?:(" + _LIT + r")\)"),
+     lambda m: "(?:" + "|".join(m[1] + alt for alt in m[2].split("|")) + ")"),
+    # (?:a\.|b\.)(?:com|tv) → every pair
+    (re.compile(r"\(\?:(" + _LIT + r")\)\(\?:(" + _LIT + r")\)"),
+     lambda m: "(?:" + "|".join(a + b for a in m[1].split("|") for b in m[2].split("|")) + ")"),
+)
+_HOST = re.compile(r"(?<![a-z0-9\\-])((?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\\\.)+[a-z][a-z0-9-]*[a-z0-9])(?![a-z0-9\\-])")
+# Last labels that are file extensions in a URL's path (`player\.html`), not top-level domains.
+_NOT_TLDS = frozenset({
+    "php", "php3", "php4", "php5", "html", "htm", "shtml", "ihtml", "json", "xml", "mp4", "m3u8", "mpd", "f4m",
+    "swf", "js", "aspx", "asp", "jsp", "cgi", "do", "action", "cfm", "pl", "txt", "png", "jpg", "gif", "mp3",
+    "flv", "ism", "smil", "onion",
+})
+_MAX_PASSES = 200
+
+
+def _skip_class(text: str, i: int) -> int:
+    """The index just past the char class that starts at text[i] == "["."""
+    j = i + 1
+    if text.startswith("^", j):
+        j += 1
+    if text.startswith("]", j):
+        j += 1
+    while j < len(text) and text[j] != "]":
+        j += 2 if text[j] == "\\" else 1
+    return j + 1
+
+
+def _plain_regex(pattern: str) -> str:
+    """The regex lower-cased, without comments, char classes (each a "~", which no host contains),
+    lookarounds and inline flags, every group written `(?:`."""
+    text = pattern.lower()
+    if _VERBOSE.match(text):
+        text = re.sub(r"\s+", "", _COMMENT.sub("", text))
+    out: list[str] = []
+    groups: list[bool] = []  # per open group: is it a lookaround (dropped with its content)?
+    hidden = 0  # how many lookarounds we are inside
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":
+            if not hidden:
+                out.append(text[i:i + 2])
+            i += 2
+            continue
+        if ch == "[":
+            if not hidden:
+                out.append("~")
+            i = _skip_class(text, i)
+            continue
+        if ch == "(":
+            flags = _INLINE_FLAGS.match(text, i)
+            if flags:
+                i = flags.end()
+                continue
+            lookaround = text.startswith(("(?!", "(?=", "(?<!", "(?<="), i)
+            groups.append(lookaround)
+            hidden += lookaround
+            if not hidden:
+                out.append("(?:")
+            start = _GROUP_START.match(text, i)  # None: a capturing group, a lookaround, (?P=name)
+            i = start.end() if start else i + 1
+            continue
+        if ch == ")" and groups:
+            if groups.pop():
+                hidden -= 1
+                i += 1
+                continue
+        after_label = bool(out) and (out[-1][-1:].isalnum() or out[-1][-1:] == ")")
+        if ch == "." and after_label and text[i + 1:i + 2].isalpha():
+            ch = "\\."  # a dot left unescaped between labels: (?:tvopen|ethnos).gr
+        if not hidden:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def hosts_in_regex(pattern: str) -> set[str]:
+    """The literal host names a `_VALID_URL`-style regex matches (without a leading "www.")."""
+    text = _plain_regex(pattern)
+    for _ in range(_MAX_PASSES):
+        before = text
+        for regex, replacement in _REWRITES:
+            text = regex.sub(replacement, text)
+        if text == before:
+            break
+    hosts = set()
+    for token in _HOST.findall(text):
+        host = token.replace("\\.", ".").removeprefix("www.")
+        if "." in host and host.rsplit(".", 1)[1] not in _NOT_TLDS:
+            hosts.add(host)
+    return hosts
+
+
+def _without_subdomains(hosts: set[str]) -> set[str]:
+    """player.vimeo.com goes when vimeo.com is there."""
+    return {h for h in hosts if not any(h.split(".", n)[-1] in hosts for n in range(1, h.count(".")))}
+
+
+@functools.cache
+def _domains() -> tuple[str, ...]:
+    hosts: set[str] = set(WELL_KNOWN_DOMAINS)
+    for ie in _listed_extractors():
+        patterns = getattr(ie, "_VALID_URL", None)
+        for pattern in [patterns] if isinstance(patterns, str) else patterns or ():
+            if isinstance(pattern, str):
+                hosts |= hosts_in_regex(pattern)
+    return tuple(sorted(_without_subdomains(hosts)))
+
+
+def supported_domains() -> list[str]:
+    """The domains yt-dlp's extractors handle (youtube.com, vimeo.com, ...): sorted, no duplicates,
+    a subdomain only when its parent is not listed. Computed once (about 0.3 s)."""
+    return list(_domains())

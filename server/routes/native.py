@@ -15,7 +15,7 @@ from quart_schema import document_querystring, document_request, document_respon
 
 from core.engine import Engine, validate_url
 from core.errors import IllegalTransition, InvalidInput, TaskNotFound
-from core.models import TaskOptions, TaskSpec, TaskStatus, parse_header_lines
+from core.models import TaskOptions, TaskSpec, TaskStatus
 from core.naming import resolve_folder
 from core.store.repo import TaskFilter
 from server.app import server_state
@@ -26,6 +26,8 @@ from server.schemas import (
     ACCEPTED_TYPES,
     FILTER_STATUSES,
     MAX_ID,
+    START_WORDS,
+    STOP_WORDS,
     CreateRequest,
     DeleteQuery,
     DownloadTask,
@@ -43,6 +45,7 @@ from server.schemas import (
     UpdateRequest,
     canonical_type,
     iso_time,
+    parse_mediago_headers,
     task_to_api,
 )
 
@@ -89,7 +92,7 @@ def _checked(code: ErrorCode, where: str, func: Callable[..., Any], *args: Any) 
 def _headers(value: str | list[str] | None, where: str) -> tuple[tuple[str, str], ...] | None:
     if value is None:
         return None
-    return _checked(ErrorCode.INVALID_HEADERS, where, parse_header_lines, value)  # type: ignore[no-any-return]
+    return _checked(ErrorCode.INVALID_HEADERS, where, parse_mediago_headers, value)  # type: ignore[no-any-return]
 
 
 def _folder(value: str | None, where: str) -> str | None:
@@ -109,18 +112,28 @@ def _where_dir(folder: str) -> Path:
     return Path(folder).resolve() if Path(folder).is_absolute() else (eng.download_root / folder).resolve()
 
 
-async def _task_filter(filter_name: str | None, local_path: str | None) -> TaskFilter | None:
-    """The engine filter for ?filter= and ?localPath=; None when nothing can match."""
-    statuses = FILTER_STATUSES[filter_name] if filter_name else frozenset()
-    folders: frozenset[str] = frozenset()
-    if local_path:
-        if "\x00" in local_path:
-            raise ApiError(400, ErrorCode.INVALID_FOLDER, "localPath: contains a NUL character")
-        target = _where_dir(local_path)
-        folders = frozenset(f for f in await engine().folders() if _where_dir(f) == target)
-        if not folders:
-            return None
-    return TaskFilter(statuses=statuses, folders=folders)
+def _task_filter(filter_name: str | None) -> TaskFilter:
+    """The engine filter for ?filter=."""
+    return TaskFilter(statuses=FILTER_STATUSES[filter_name] if filter_name else frozenset())
+
+
+def _client_root(local_path: str | None, *, strict: bool = True) -> Path | None:
+    """MediaGo's `localPath`: the client's download root, None when it is fetchdeck's own.
+
+    strict: outside the allowed roots is a 400 (a start would save there); otherwise such a
+    root is ignored (a list only looks for finished files, and never outside the roots)."""
+    if not local_path:
+        return None
+    if "\x00" in local_path:
+        raise ApiError(400, ErrorCode.INVALID_FOLDER, "localPath: contains a NUL character")
+    root = _where_dir(local_path)
+    try:
+        _folder(str(root), "localPath")
+    except ApiError:
+        if strict:
+            raise
+        return None
+    return None if root == engine().download_root else root
 
 
 # ------------------------------------------------------------ list / query
@@ -132,11 +145,9 @@ async def _task_filter(filter_name: str | None, local_path: str | None) -> TaskF
 async def list_downloads() -> Response:
     """List tasks, newest first, one page at a time."""
     query = parse_query(ListQuery)
-    flt = await _task_filter(query.filter, query.local_path)
-    if flt is None:
-        return ok({"total": 0, "list": []})
-    page = await engine().list(query.current, query.page_size, flt)
-    return ok({"total": page.total, "list": [task_to_api(t) for t in page.items]})
+    root = _client_root(query.local_path, strict=False)
+    page = await engine().list(query.current, query.page_size, _task_filter(query.filter))
+    return ok({"total": page.total, "list": [task_to_api(t, root) for t in page.items]})
 
 
 @native.get("/downloads/active")
@@ -160,19 +171,18 @@ async def download_folders() -> Response:
 @document_querystring(ExportQuery)
 @documented(Envelope[str])
 async def export_urls() -> Response:
-    """Every task's URL, one per line, oldest first (text/plain). Honors filter and localPath."""
+    """Every task's URL, one per line, oldest first (text/plain). Honors filter."""
     query = parse_query(ExportQuery)
-    flt = await _task_filter(query.filter, query.local_path)
+    _client_root(query.local_path, strict=False)  # as the list takes it: it selects nothing
+    flt = TaskFilter(statuses=_task_filter(query.filter).statuses, newest_first=False)
     lines: list[str] = []
-    if flt is not None:
-        flt = TaskFilter(statuses=flt.statuses, folders=flt.folders, newest_first=False)
-        page_no = 1
-        while True:
-            page = await engine().list(page_no, EXPORT_PAGE, flt)
-            lines.extend(t.url for t in page.items)
-            if len(page.items) < EXPORT_PAGE:
-                break
-            page_no += 1
+    page_no = 1
+    while True:
+        page = await engine().list(page_no, EXPORT_PAGE, flt)
+        lines.extend(t.url for t in page.items)
+        if len(page.items) < EXPORT_PAGE:
+            break
+        page_no += 1
     body = "".join(f"{url}\n" for url in lines)
     return Response(body, content_type="text/plain; charset=utf-8")
 
@@ -180,7 +190,7 @@ async def export_urls() -> Response:
 @native.get(f"/downloads/{ID}")
 @documented(Envelope[DownloadTask], 404)
 async def get_download(task_id: int) -> Response:
-    """One task."""
+    """One task (with `exists`: MediaGo's skill reads it here)."""
     return ok(task_to_api(await engine().get(task_id)))
 
 
@@ -268,27 +278,33 @@ async def set_live(task_id: int) -> Response:
 @document_request(StatusRequest)
 @documented(Envelope[list[DownloadTask]], 404, 409, 413)
 async def set_status() -> Response:
-    """Bulk start (waiting/downloading) or stop (stopped); all ids are checked before any changes."""
+    """Bulk status (all ids are checked before anything changes):
+    waiting, pending, downloading: start (queue) the tasks not already active;
+    stopped, ready: stop the active ones (a finished task: 409);
+    failed: stop and mark failed ("marked as failed by a client"; a finished task: 409);
+    success: mark tasks whose file is complete on disk (an active one, or one without its file: 409)."""
     body = await parse_body(StatusRequest)
-    if body.status in (TaskStatus.SUCCESS, TaskStatus.FAILED):
-        raise ApiError(400, ErrorCode.INVALID_STATUS,
-                       f"status {body.status.value} cannot be set; use waiting or downloading (start) "
-                       "or stopped (stop)")
-    start = body.status is not TaskStatus.STOPPED
     eng = engine()
     ids = list(dict.fromkeys(body.ids))
     tasks = [await eng.get(i) for i in ids]  # TaskNotFound → 404 before anything changes
-    if not start:
+    word = body.status
+    if word in STOP_WORDS:
         finished = [t.id for t in tasks if t.status is TaskStatus.SUCCESS]
         if finished:
             raise IllegalTransition(f"task {finished[0]} has finished; only active tasks can be stopped")
+    elif word not in START_WORDS:
+        for task in tasks:
+            Engine.check_mark(task, TaskStatus(word))
     out = []
     for task in tasks:
         try:
-            if start and task.status is not TaskStatus.DOWNLOADING:
-                await eng.start(task.id)
-            elif not start:
+            if word in START_WORDS:
+                if task.status is not TaskStatus.DOWNLOADING:
+                    await eng.start(task.id)
+            elif word in STOP_WORDS:
                 await eng.stop(task.id)
+            else:
+                await eng.mark(task.id, TaskStatus(word))
         except IllegalTransition:
             pass  # changed state meanwhile (started or finished on its own): report it as it is
         out.append(task_to_api(await eng.get(task.id)))
@@ -302,11 +318,17 @@ async def set_status() -> Response:
 @document_request(StartRequest)
 @documented(Envelope[DownloadTask], 404, 409, 413)
 async def start_download(task_id: int) -> Response:
-    """Queue a task to download (again). localPath saves elsewhere; deleteSegments is for m3u8."""
+    """Queue a task to download (again). localPath is the download root the task's folder is under
+    (MediaGo's `local`; fetchdeck's download dir when omitted); deleteSegments is for m3u8."""
     body = await parse_body(StartRequest, optional=True)
-    folder = _folder(body.local_path, "localPath")
-    task = await engine().start(task_id, folder=folder or None, delete_segments=body.delete_segments)
-    return ok(task_to_api(task))
+    root = _client_root(body.local_path)
+    folder = None
+    if root is not None:
+        task = await engine().get(task_id)
+        if not Path(task.folder).is_absolute():
+            folder = _folder(str(root / task.folder), "localPath")
+    task = await engine().start(task_id, folder=folder, delete_segments=body.delete_segments)
+    return ok(task_to_api(task, root))
 
 
 @native.post(f"/downloads/{ID}/stop")

@@ -11,7 +11,7 @@ from tests.support.fileserver import FileServer, random_bytes
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 TASK_FIELDS = {
     "id", "name", "type", "url", "folder", "headers", "isLive", "status", "file", "createdDate", "updatedDate",
-    "downloaded", "total", "speed", "eta", "percent", "error",
+    "downloaded", "total", "speed", "eta", "percent", "error", "exists",
 }
 
 
@@ -77,12 +77,11 @@ async def test_list_pagination_filter_and_local_path(api: Api) -> None:
     assert (await api.call("GET", "/api/downloads", params={"filter": "list"}))["total"] == 25
     assert (await api.call("GET", "/api/downloads", params={"filter": "downloading"}))["total"] == 0
     assert (await api.call("GET", "/api/downloads", params={"filter": ""}))["total"] == 26
-    elsewhere = str(api.download_dir / "elsewhere")
-    only = await api.call("GET", "/api/downloads", params={"localPath": elsewhere})
-    assert [t["url"] for t in only["list"]] == ["http://example.invalid/other.bin"]
-    root = await api.call("GET", "/api/downloads", params={"localPath": str(api.download_dir)})
-    assert root["total"] == 25
-    assert await api.call("GET", "/api/downloads", params={"localPath": "/nowhere"}) == {"total": 0, "list": []}
+    # localPath is MediaGo's download root (where `exists`/`file` are looked for), not a filter:
+    # tests/clients/test_mediago_clients.py checks what it finds.
+    for local_path in (str(api.download_dir / "elsewhere"), str(api.download_dir), "/nowhere"):
+        listed = await api.call("GET", "/api/downloads", params={"localPath": local_path, "pageSize": 100})
+        assert listed["total"] == 26 and not any(t["exists"] for t in listed["list"])
 
 
 async def test_active_folders_export(api: Api) -> None:

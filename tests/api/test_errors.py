@@ -60,8 +60,8 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int, int]] = [
     ("PUT", "/api/downloads/status", {"json": {"ids": ["1"], "status": "stopped"}}, 400, 40002),
     # statuses
     ("PUT", "/api/downloads/status", {"json": {"ids": [1], "status": "paused"}}, 400, 40007),
-    ("PUT", "/api/downloads/status", {"json": {"ids": [1], "status": "success"}}, 400, 40007),
-    ("PUT", "/api/downloads/status", {"json": {"ids": [1], "status": "failed"}}, 400, 40007),
+    # success marks only a task whose file is complete on disk; task 1 has none.
+    ("PUT", "/api/downloads/status", {"json": {"ids": [1], "status": "success"}}, 409, 40900),
     ("PUT", "/api/downloads/status", {"json": {"ids": [], "status": "stopped"}}, 400, 40002),
     # edits
     ("PUT", "/api/downloads/1", {"json": {"url": "ftp://x/"}}, 400, 40004),

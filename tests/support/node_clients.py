@@ -1,0 +1,58 @@
+"""Real clients published on npm, installed for the test run and run with node.
+
+`install()` runs `npm install` once per package.json change into .venv/node-clients (beside the
+venv dev.py makes, outside git) and copies the driver scripts of tests/clients/node/ next to
+node_modules (ES modules resolve packages from the script's folder). Only a machine without node
+or npm skips these tests, saying so; a registry that fails is a test failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE = ROOT / "tests" / "clients" / "node"
+TARGET = ROOT / ".venv" / "node-clients"
+STAMP = TARGET / ".installed"
+
+
+def install() -> Path:
+    """The folder holding node_modules and the driver scripts."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.skip("node and npm are not on this machine: the npm-published clients (@mediago/core-sdk) "
+                    "cannot run (apt-get install nodejs npm)")
+    manifest = (SOURCE / "package.json").read_bytes()
+    wanted = hashlib.sha256(manifest).hexdigest()
+    TARGET.mkdir(parents=True, exist_ok=True)
+    if not STAMP.exists() or STAMP.read_text() != wanted:
+        (TARGET / "package.json").write_bytes(manifest)
+        result = subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--no-package-lock", "--loglevel=error"],
+            cwd=TARGET, capture_output=True, text=True, timeout=300, check=False,
+        )
+        assert result.returncode == 0, f"npm install failed:\n{result.stdout}\n{result.stderr}"
+        STAMP.write_text(wanted)
+    for script in SOURCE.glob("*.mjs"):
+        shutil.copyfile(script, TARGET / script.name)
+    return TARGET
+
+
+def run_script(name: str, *args: str, timeout: float = 90) -> dict[str, Any]:
+    """Run a driver script with node; it prints one JSON object."""
+    folder = install()
+    node = shutil.which("node")
+    assert node is not None
+    result = subprocess.run([node, str(folder / name), *args], capture_output=True, text=True, timeout=timeout,
+                            check=False, cwd=folder)
+    assert result.returncode == 0, f"{name} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    assert lines, f"{name} printed no JSON:\n{result.stdout}\n{result.stderr}"
+    return json.loads(lines[-1])  # type: ignore[no-any-return]
