@@ -27,11 +27,12 @@ from core.errors import IllegalTransition, InvalidInput, TaskNotFound
 from core.models import Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
 from server.app import server_state
 from server.compat import all_tasks, dumps, human_bytes, iso_z, parse_id
-from server.errors import CompatError, ErrorCode, register_dialect_errors
+from server.errors import CompatError, ErrorCode
 
 log = logging.getLogger("fetchdeck.server")
 m3u8 = Blueprint("m3u8", __name__)
 PUSH_INTERVAL = 0.1
+KEEPALIVE_INTERVAL = 5.0
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token, as the native API checks
 CONTROL = ("Cc", "Zl", "Zp", "Cs")  # control characters, line/paragraph separators, lone surrogates
 
@@ -63,7 +64,6 @@ def render_error(status: int, code: ErrorCode, dialect_code: str | None, message
     return response
 
 
-register_dialect_errors(is_m3u8_path, render_error)
 
 
 def fail(status: int, message: str) -> CompatError:
@@ -94,7 +94,8 @@ class CreateBody(BaseModel):
     http_headers: dict[str, list[str]] = Field(default_factory=dict)
     advanced: bool = False
     save_location: str = ""
-    download_threads: Integer = Field(default=0, ge=0, le=64)
+    # The new-download page sends null when its threads box is empty (parseInt → NaN → null): the default.
+    download_threads: Integer | None = Field(default=None, ge=0, le=64)
     skip_ts_info: str = ""
     keep_ts_files: bool = False
     no_merge_ts: bool = False
@@ -102,7 +103,7 @@ class CreateBody(BaseModel):
     allow_insecure_https: bool = False
     proxy_type: str = ""
     proxy_host: str = ""
-    proxy_port: Integer = Field(default=0, ge=0, le=65535)
+    proxy_port: Integer | None = Field(default=None, ge=0, le=65535)
     proxy_username: str = ""
     proxy_password: str = ""
     use_server_file_time: bool = False
@@ -126,7 +127,8 @@ async def parse(model: type[BaseModel]) -> Any:
 
 
 def proxy_url(body: CreateBody) -> str | None:
-    if not body.proxy_host.strip():
+    """The proxy as a URL; none without a host or with m3u8dweb's proxy_type "none" (its form's default)."""
+    if not body.proxy_host.strip() or body.proxy_type.strip().lower() == "none":
         return None
     scheme = (body.proxy_type or "http").strip().lower()
     auth = ""
@@ -337,11 +339,16 @@ async def update_task() -> Response:
 @m3u8.delete("/api/tasks")
 @hide
 async def delete_task() -> Response:
-    task_id = required_id()
+    """Deleting a task that is not there (already deleted, or never was) succeeds, as m3u8dweb's does."""
+    raw = request.args.get("id", "")
+    if not raw.strip():
+        raise fail(400, "任务ID不能为空")
+    task_id = parse_id(raw)
     try:
-        await engine().delete(task_id)
+        if task_id is not None:
+            await engine().delete(task_id)
     except TaskNotFound:
-        raise fail(404, "任务不存在") from None
+        pass
     except Exception as exc:
         raise fail(500, "删除任务失败") from exc
     return json_response({"status": "success"})
@@ -349,11 +356,36 @@ async def delete_task() -> Response:
 
 @m3u8.websocket("/ws/progress")
 async def progress_ws() -> None:
-    """Every 100 ms, one `{id, status_bar, progress}` message per waiting or downloading task."""
+    """What m3u8dweb's task page reads: `{id, status_bar, progress}` per downloading task when it changes
+    (checked every 100 ms), and again every 5 s even when nothing changed (`{}` when nothing downloads),
+    which keeps proxies and the page's socket alive. The page sends nothing."""
     await websocket.accept()
     eng = engine()
+    sent: dict[str, str] = {}
+    loop = asyncio.get_running_loop()
+    last_push = loop.time()
     while True:
-        for task in await eng.active():
-            await websocket.send(dumps({"id": str(task.id), "status_bar": status_bar(task),
-                                        "progress": progress_of(task)}))
+        messages = {str(t.id): progress_message(t) for t in await eng.active()}
+        due = loop.time() - last_push >= KEEPALIVE_INTERVAL
+        for task_id, message in messages.items():
+            if due or sent.get(task_id) != message:
+                await websocket.send(message)
+        if due and not messages:
+            await websocket.send("{}")
+        if due:
+            last_push = loop.time()
+        sent = messages
         await asyncio.sleep(PUSH_INTERVAL)
+
+
+def progress_message(task: Task) -> str:
+    message: dict[str, Any] = {"id": str(task.id), "status_bar": status_bar(task)}
+    progress = progress_of(task)
+    if progress:
+        message["progress"] = progress
+    return dumps(message)
+
+
+# What server/app.py registers for this dialect.
+blueprint = m3u8
+owns_path = is_m3u8_path
