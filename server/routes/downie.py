@@ -1,10 +1,17 @@
-"""The Downie Enhanced API (shared/seeds/downie-enhanced-api.zh.txt), base `/api`.
+"""The Downie Enhanced API (shared/seeds/downie-enhanced-api.zh.txt), base `/api`, as the real
+Downie Enhanced backend answers it: its browser extension and its SimpleApp page work unchanged
+(docs/api.md, "Downie", lists every difference and why).
 
 Video tasks run through the yt-dlp downloader (quality, post_processing,
 cookies, custom_filename). `add` creates a task without starting it;
-`start/{id}` queues it. Statuses: pending (never started, or queued),
+`start/{id}` queues it (fetchdeck queues past the concurrency limit where the
+real server answers 400). Statuses: pending (never started, or queued),
 downloading, completed, failed, cancelled (stopped after it had started).
-Errors are `{detail, error_code, timestamp}`.
+`post_processing: "permute"` is accepted and does nothing, as in the real server.
+Errors are `{detail, error_code, timestamp}`: the real server sends `{detail}`
+only, and its clients read nothing but `response.ok`.
+WebSocket `/api/downloads/ws`: `initial` on connect, `progress` per task change,
+`pong` for a `ping`, `heartbeat` when the client has said nothing for a while.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import asyncio
 import json
 import math
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, RootModel, ValidationError
 from quart import Blueprint, Response, request, websocket
@@ -24,19 +31,24 @@ from core.errors import DownloadError, IllegalTransition, InvalidInput, Unsuppor
 from core.events import EventType
 from core.models import Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
 from server.app import server_state
-from server.compat import all_tasks, dumps, human_bytes, iso_z, parse_id
-from server.errors import CompatError, ErrorCode, register_dialect_errors
+from server.compat import all_tasks, dumps, iso_z, parse_id
+from server.downie_shapes import analysis_json, downie_status, progress_json, task_json, video_info_json
+from server.errors import CompatError, ErrorCode
+
+if TYPE_CHECKING:
+    from core.downloaders.ytdlp_info import MediaInfo
 
 downie = Blueprint("downie", __name__, url_prefix="/api")
 VERSION = "1.0.0"
 QUALITIES = ["auto", "best", "1080p", "720p", "480p", "360p", "worst"]
-POST_PROCESSING = ["none", "audio", "mp4"]
+POST_PROCESSING = ["none", "audio", "mp4", "permute"]
+_ROOT_PATHS = frozenset({"/api/health", "/api/stats", "/api/analyze", "/api/supported-sites"})
 _SECTIONS = frozenset({"extract", "supported-sites", "add", "start", "tasks", "cancel", "batch", "stats", "cleanup",
                        "qualities", "ws"})
 
 
 def is_downie_path(path: str) -> bool:
-    if path in ("/api/health", "/api/stats"):
+    if path in _ROOT_PATHS:
         return True
     if not path.startswith("/api/downloads/"):
         return False
@@ -69,9 +81,6 @@ def render_error(status: int, code: ErrorCode, dialect_code: str | None, message
     return Response(dumps(body), status=status, content_type="application/json", headers=headers)
 
 
-register_dialect_errors(is_downie_path, render_error)
-
-
 def fail(status: int, code: str, detail: str) -> CompatError:
     return CompatError(status, code, detail)
 
@@ -92,9 +101,19 @@ class VideoBody(BaseModel):
 
     url: str
     quality: Literal["auto", "best", "1080p", "720p", "480p", "360p", "worst"] = "best"
-    post_processing: Literal["none", "audio", "mp4"] = "none"
+    post_processing: Literal["none", "audio", "mp4", "permute"] = "none"  # permute: accepted, does nothing
     cookies: str = ""
     custom_filename: str | None = None
+
+
+class AnalyzeBody(BaseModel):
+    """POST /api/analyze; like the real server, only `url` is used."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    url: str
+    extract_playlist: bool = False
+    quality_preference: str = "best"
 
 
 class _BatchAdd(RootModel[list[Any]]):
@@ -129,7 +148,8 @@ def checked_url(url: str) -> str:
 def spec_from(body: VideoBody) -> TaskSpec:
     options = TaskOptions(
         api_type="youtube", quality=None if body.quality == "auto" else body.quality,
-        postprocess=body.post_processing, cookies=body.cookies or None,
+        postprocess="none" if body.post_processing == "permute" else body.post_processing,
+        cookies=body.cookies or None,
     )
     return TaskSpec(url=checked_url(body.url), kind=TaskKind.YTDLP, name=body.custom_filename or None,
                     options=options)
@@ -142,57 +162,9 @@ async def create(specs: list[TaskSpec]) -> list[Task]:
         raise fail(422, "VALIDATION_ERROR", str(exc)) from None
 
 
-# ------------------------------------------------------------------ shapes
-
-
-def downie_status(task: Task) -> str:
-    if task.status is TaskStatus.DOWNLOADING:
-        return "downloading"
-    if task.status is TaskStatus.SUCCESS:
-        return "completed"
-    if task.status is TaskStatus.FAILED:
-        return "failed"
-    if task.status is TaskStatus.STOPPED and (task.downloaded > 0 or task.id in server_state_started()):
-        return "cancelled"
-    return "pending"
-
-
-def server_state_started() -> dict[int, float]:
-    return server_state().compat.started_at  # type: ignore[attr-defined, no-any-return]
-
-
-def task_json(task: Task) -> dict[str, Any]:
-    status = downie_status(task)
-    started = server_state_started().get(task.id)
-    total = task.total or 0
-    downloaded = task.downloaded if status != "completed" else max(task.downloaded, total)
-    return {
-        "id": str(task.id),
-        "url": task.url,
-        "title": task.name,
-        "status": status,
-        "progress_percentage": round(task.percent, 1),
-        "downloaded_bytes": downloaded,
-        "total_bytes": total,
-        "speed": round(task.speed) if status == "downloading" else 0,
-        "eta": round(task.eta) if task.eta is not None and status == "downloading" else 0,
-        "created_at": round(task.created_at, 3),
-        "started_at": round(started, 3) if started else None,
-        "completed_at": round(task.updated_at, 3) if status in ("completed", "failed") else None,
-        "error_message": task.error or "",
-        "file_path": task.file,
-    }
-
-
-def progress_json(task: Task) -> dict[str, Any]:
-    data = task_json(task)
-    total = data["total_bytes"]
-    text = f"{task.percent:.1f}% ({human_bytes(task.downloaded)}" + (f"/{human_bytes(total)})" if total else ")")
-    return {
-        "status": data["status"], "percentage": data["progress_percentage"],
-        "downloaded_bytes": data["downloaded_bytes"], "total_bytes": total, "speed": data["speed"],
-        "eta": data["eta"], "progress_text": text, "speed_text": f"{human_bytes(data['speed'])}/s",
-    }
+def started() -> dict[int, float]:
+    """When each task was last started in this run (the engine keeps no start time)."""
+    return server_state().services.started_at
 
 
 async def get_task(raw: str) -> Task:
@@ -207,7 +179,7 @@ async def get_task(raw: str) -> Task:
 
 async def start_task(task: Task) -> None:
     if task.status in (TaskStatus.WAITING, TaskStatus.DOWNLOADING):
-        raise fail(409, "TASK_ALREADY_RUNNING", f"task {task.id} is already {downie_status(task)}")
+        raise fail(409, "TASK_ALREADY_RUNNING", f"task {task.id} is already {downie_status(task, started())}")
     try:
         await engine().start(task.id)
     except IllegalTransition as exc:
@@ -219,35 +191,49 @@ async def start_task(task: Task) -> None:
 # ------------------------------------------------------------------ info
 
 
-@downie.post("/downloads/extract")
-@hide
-async def extract() -> Response:
-    body: VideoBody = await body_json(VideoBody)
-    url = checked_url(body.url)
+async def media_info(url: str, *, quality: str | None = None, cookies: str | None = None,
+                     failed: str = "EXTRACTION_FAILED", prefix: str = "") -> MediaInfo:
     try:
-        info = await engine().extract(url, quality=None if body.quality == "auto" else body.quality,
-                                      cookies=body.cookies or None)
+        return await engine().extract(url, quality=quality, cookies=cookies)
     except UnsupportedUrl as exc:
         raise fail(400, "UNSUPPORTED_SITE", str(exc)) from None
     except InvalidInput as exc:
         raise fail(422, "VALIDATION_ERROR", str(exc)) from None
     except DownloadError as exc:
-        raise fail(500, "EXTRACTION_FAILED", str(exc)) from None
-    formats = [{"format_id": f.format_id, "url": f.url, "ext": f.ext, "quality": f.quality,
-                "filesize": f.filesize, "width": f.width, "height": f.height, "fps": f.fps} for f in info.formats]
-    return reply({
-        "url": info.webpage_url or url, "title": info.title,
-        "duration": round(info.duration) if info.duration is not None else None,
-        "thumbnail": info.thumbnail, "description": info.description, "uploader": info.uploader,
-        "formats": formats,
-    })
+        raise fail(500, failed, f"{prefix}{exc}") from None
+
+
+@downie.post("/downloads/extract")
+@hide
+async def extract() -> Response:
+    body: VideoBody = await body_json(VideoBody)
+    url = checked_url(body.url)
+    info = await media_info(url, quality=None if body.quality == "auto" else body.quality,
+                            cookies=body.cookies or None)
+    return reply(video_info_json(info, url))
+
+
+@downie.post("/analyze")
+@hide
+async def analyze() -> Response:
+    """The real server's main.py route: extract's information in another shape."""
+    body: AnalyzeBody = await body_json(AnalyzeBody)
+    info = await media_info(checked_url(body.url), failed="ANALYSIS_FAILED", prefix="Analysis failed: ")
+    return reply(analysis_json(info))
+
+
+@downie.get("/supported-sites")
+@hide
+async def root_supported_sites() -> Response:
+    domains = await engine().supported_domains()
+    return reply({"sites": domains, "total": len(domains)})
 
 
 @downie.get("/downloads/supported-sites")
 @hide
 async def supported_sites() -> Response:
-    sites = await engine().supported_sites()
-    return reply({"supported_sites": sites, "total_sites": len(sites)})
+    domains = await engine().supported_domains()
+    return reply({"supported_sites": domains, "total_sites": len(domains)})
 
 
 @downie.get("/downloads/qualities")
@@ -267,9 +253,9 @@ async def health() -> Response:
 async def stats() -> Response:
     eng = engine()
     counts = await eng.stats()
-    sites = await eng.supported_sites()
+    domains = await eng.supported_domains()
     return reply({"active_downloads": counts.downloading, "total_downloads": counts.total,
-                  "supported_sites": len(sites)})
+                  "supported_sites": len(domains)})
 
 
 # ------------------------------------------------------------------ tasks
@@ -303,10 +289,10 @@ async def batch_add() -> Response:
             body = VideoBody.model_validate(item)
             (task,) = await create([spec_from(body)])
             results.append({"task_id": str(task.id), "url": body.url, "status": "created"})
-        except ValidationError as exc:
-            results.append({"task_id": None, "url": url, "status": "failed", "error": str(_validation(exc))})
+        except ValidationError as exc:  # the real server refuses the whole array (422); fetchdeck this item
+            results.append({"url": url, "status": "error", "error": _validation(exc).message})
         except CompatError as exc:
-            results.append({"task_id": None, "url": url, "status": "failed", "error": exc.message})
+            results.append({"url": url, "status": "error", "error": exc.message})
     return reply({"results": results})
 
 
@@ -346,13 +332,13 @@ async def cancel(task_id: str) -> Response:
 @downie.get("/downloads/tasks/active")
 @hide
 async def active_tasks() -> Response:
-    return reply([task_json(t) for t in await engine().active() if t.status is TaskStatus.DOWNLOADING])
+    return reply([task_json(t, started()) for t in await engine().active() if t.status is TaskStatus.DOWNLOADING])
 
 
 @downie.get("/downloads/tasks/<task_id>")
 @hide
 async def one_task(task_id: str) -> Response:
-    return reply(task_json(await get_task(task_id)))
+    return reply(task_json(await get_task(task_id), started()))
 
 
 @downie.delete("/downloads/tasks/<task_id>")
@@ -380,7 +366,7 @@ async def list_tasks() -> Response:
         raise _validation(exc) from None
     if query.limit < 0 or query.offset < 0:
         raise fail(422, "VALIDATION_ERROR", "limit and offset must be ≥ 0")
-    items = [task_json(t) for t in await all_tasks(engine())]
+    items = [task_json(t, started()) for t in await all_tasks(engine())]
     if query.status:
         items = [t for t in items if t["status"] == query.status]
     return reply(items[query.offset: query.offset + query.limit])
@@ -390,7 +376,7 @@ async def list_tasks() -> Response:
 @hide
 async def download_stats() -> Response:
     tasks = await all_tasks(engine())
-    statuses = [downie_status(t) for t in tasks]
+    statuses = [downie_status(t, started()) for t in tasks]
     return reply({
         "total_tasks": len(tasks),
         "active_tasks": statuses.count("downloading"),
@@ -415,7 +401,7 @@ async def cleanup() -> Response:
     cutoff = time.time() - hours * 3600
     removed = 0
     for task in await all_tasks(engine()):
-        if downie_status(task) in ("completed", "failed", "cancelled") and task.updated_at <= cutoff:
+        if downie_status(task, started()) in ("completed", "failed", "cancelled") and task.updated_at <= cutoff:
             await engine().delete(task.id)
             removed += 1
     shown = int(hours) if hours == int(hours) else hours
@@ -427,41 +413,51 @@ async def cleanup() -> Response:
 
 @downie.websocket("/downloads/ws")
 async def progress_ws() -> None:
-    """initial (all tasks), then progress per task change, heartbeat when idle; ping → pong."""
+    """initial (all tasks) on connect, progress per task change, pong for a ping; heartbeat when the
+    client has sent nothing for `heartbeat` seconds (the real server's receive timeout, 30 s there)."""
     await websocket.accept()
     eng = engine()
     sub = eng.subscribe()
-    heartbeat = server_state().streams.heartbeat
+    idle = server_state().streams.heartbeat
+    sending = asyncio.Lock()
 
-    async def receive() -> None:
-        while True:
-            text = await websocket.receive()
-            try:
-                message = json.loads(text)
-            except (ValueError, TypeError):
-                continue
-            if isinstance(message, dict) and message.get("type") == "ping":
-                await websocket.send(dumps({"type": "pong"}))
+    async def send(frame: dict[str, Any]) -> None:
+        async with sending:
+            await websocket.send(dumps(frame))
 
-    reader = asyncio.create_task(receive())
-    try:
-        await websocket.send(dumps({"type": "initial", "tasks": [task_json(t) for t in await all_tasks(eng)]}))
-        while True:
-            event = await sub.get(timeout=heartbeat)
-            if reader.done():
-                return
-            if event is None:
-                if sub.closed:
-                    return
-                await websocket.send(dumps({"type": "heartbeat"}))
-                continue
-            if event.task_id is None or event.type in (EventType.CREATE, EventType.DELETE):
+    async def push_progress() -> None:
+        while (event := await sub.get()) is not None:
+            if event.task_id is None or event.type in (EventType.CREATE, EventType.DELETE, EventType.CONFIG):
                 continue
             try:
                 task = await eng.get(event.task_id)
             except LookupError:
                 continue
-            await websocket.send(dumps({"type": "progress", "task_id": str(task.id), "progress": progress_json(task)}))
+            await send({"type": "progress", "task_id": str(task.id), "progress": progress_json(task, started())})
+
+    pusher: asyncio.Task[None] | None = None
+    try:
+        await send({"type": "initial", "tasks": [task_json(t, started()) for t in await all_tasks(eng)]})
+        pusher = asyncio.create_task(push_progress())
+        pusher.add_done_callback(lambda t: t.cancelled() or t.exception())  # a failed send ends the loop below
+        while not pusher.done():
+            try:
+                text = await asyncio.wait_for(websocket.receive(), idle)
+            except TimeoutError:
+                await send({"type": "heartbeat"})
+                continue
+            try:
+                message = json.loads(text)
+            except (ValueError, TypeError):
+                continue  # the real server ignores frames it cannot read
+            if isinstance(message, dict) and message.get("type") == "ping":
+                await send({"type": "pong"})
     finally:
         sub.close()
-        reader.cancel()
+        if pusher is not None:
+            pusher.cancel()
+
+
+# What server/app.py registers for this dialect.
+blueprint = downie
+owns_path = is_downie_path

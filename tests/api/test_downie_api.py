@@ -136,19 +136,27 @@ async def test_quality_audio_postprocessing_and_cookies(
         {"url": site.url("/m/v360.mp4"), "quality": "best", "post_processing": "audio"},
         {"url": "ftp://nope/x", "quality": "best"},
         {"url": site.url("/m/v360.mp4"), "quality": "8k"},
+        {"url": site.url("/m/v720.mp4"), "post_processing": "permute", "custom_filename": "permuted.mp4"},
     ])
     results = batch["results"]
-    assert [r["status"] for r in results] == ["created", "created", "failed", "failed"]
-    assert results[0]["url"] == site.url("/m/master.m3u8") and results[2]["task_id"] is None
-    ids = [r["task_id"] for r in results[:2]]
+    assert [r["status"] for r in results] == ["created", "created", "error", "error", "created"]
+    assert results[0]["url"] == site.url("/m/master.m3u8")
+    # The real server's failed item: {"url", "status": "error", "error"}, no task_id.
+    assert set(results[2]) == set(results[3]) == {"url", "status", "error"} and results[2]["url"] == "ftp://nope/x"
+    assert results[2]["error"] and results[3]["error"]
+    ids = [r["task_id"] for r in (results[0], results[1], results[4])]
     started = await ok(api, "POST", "/api/downloads/batch/start", json=[*ids, "424242"])
-    assert [r["status"] for r in started["results"]] == ["started", "started", "failed"]
-    assert started["results"][2]["error_code"] == "TASK_NOT_FOUND"
+    assert [r["status"] for r in started["results"]] == ["started", "started", "started", "failed"]
+    assert started["results"][3]["error_code"] == "TASK_NOT_FOUND"
     video = await until(api, ids[0], "completed")
     audio = await until(api, ids[1], "completed")
+    permuted = await until(api, ids[2], "completed")
     streams = probe(Path(video["file_path"]))
     assert [s.height for s in streams if s.kind == "Video"] == [360]
     assert [s.kind for s in probe(Path(audio["file_path"]))] == ["Audio"]
+    # "permute" is accepted and does nothing, as in the real server: the file is the source, byte for byte.
+    assert Path(permuted["file_path"]).name == "permuted.mp4"
+    assert Path(permuted["file_path"]).read_bytes() == media.bytes("v720.mp4")
     cookie_headers = [h.get("Cookie", "") for p in site.stats.paths() if p.startswith("/m/hls360/")
                       for h in site.stats.get(p).headers]
     assert cookie_headers and all("session=abc123" in c for c in cookie_headers)
@@ -159,14 +167,37 @@ async def test_extract_sites_qualities_health_and_stats(make_compat: CompatFacto
     info = await ok(api, "POST", "/api/downloads/extract", json={"url": site.url("/m/page.html"), "quality": "best",
                                                                  "post_processing": "none", "cookies": ""})
     assert set(info) == {"url", "title", "duration", "thumbnail", "description", "uploader", "formats"}
-    assert info["title"] and len(info["formats"]) == 2  # an HTML5 page: no duration to report
+    assert info["title"] and len(info["formats"]) == 2
+    # An HTML5 page: no duration, thumbnail, ... to report; the real server's int 0 and "" (never null).
+    assert info["duration"] == 0 and info["thumbnail"] == info["description"] == info["uploader"] == ""
     assert {f["height"] for f in info["formats"]} == {360, 720}
-    assert set(info["formats"][0]) == {"format_id", "url", "ext", "quality", "filesize", "width", "height", "fps"}
+    assert set(info["formats"][0]) == {"format_id", "url", "ext", "quality", "filesize", "width", "height", "fps",
+                                       "vcodec", "acodec", "tbr"}
+    # POST /api/analyze (the real server's main.py): the same information in its own shape.
+    analysis = await ok(api, "POST", "/api/analyze", json={"url": site.url("/m/master.m3u8")})
+    assert set(analysis) == {"title", "duration", "thumbnail", "formats", "is_playlist", "playlist_count"}
+    assert analysis["duration"] == 3 and isinstance(analysis["duration"], int) and analysis["title"] == "master"
+    assert analysis["is_playlist"] is False and analysis["playlist_count"] == 0 and analysis["thumbnail"] == ""
+    assert sorted(f["height"] for f in analysis["formats"]) == [360, 720]
+    playlist = await ok(api, "POST", "/api/analyze", json={"url": site.url("/m/two.html"), "extract_playlist": True,
+                                                          "quality_preference": "720p"})
+    assert playlist["is_playlist"] is True and playlist["playlist_count"] == 2 and playlist["formats"] == []
+    await error(api, "POST", "/api/analyze", 400, "INVALID_URL", json={"url": "notaurl"})
+    await error(api, "POST", "/api/analyze", 422, "VALIDATION_ERROR", json={"url": site.url("/m/v360.mp4"),
+                                                                           "extract_playlist": "yes"})
+    failed = await error(api, "POST", "/api/analyze", 500, "ANALYSIS_FAILED", json={"url": site.url("/m/missing.mp4")})
+    assert failed["detail"].startswith("Analysis failed: ")
+    # Supported sites are domains (the real server's list is 12 of them), derived from yt-dlp's extractors.
     sites = await ok(api, "GET", "/api/downloads/supported-sites")
-    assert sites["total_sites"] == len(sites["supported_sites"]) > 1000 and "youtube" in sites["supported_sites"]
+    domains = sites["supported_sites"]
+    assert sites["total_sites"] == len(domains) > 1000 and domains == sorted(set(domains))
+    assert {"youtube.com", "youtu.be", "vimeo.com", "bilibili.com", "dailymotion.com", "tiktok.com", "twitter.com",
+            "x.com", "instagram.com", "facebook.com"} <= set(domains)
+    assert all(re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", d) for d in domains), [d for d in domains if "." not in d]
+    assert await ok(api, "GET", "/api/supported-sites") == {"sites": domains, "total": len(domains)}
     assert await ok(api, "GET", "/api/downloads/qualities") == {
         "qualities": ["auto", "best", "1080p", "720p", "480p", "360p", "worst"],
-        "post_processing": ["none", "audio", "mp4"]}
+        "post_processing": ["none", "audio", "mp4", "permute"]}
     health = await ok(api, "GET", "/api/health")
     assert health["status"] == "healthy" and health["version"] == "1.0.0"
     assert await ok(api, "GET", "/api/stats") == {"active_downloads": 0, "total_downloads": 0,
@@ -186,7 +217,7 @@ async def test_every_documented_error(make_compat: CompatFactory, site: FileServ
                 json={"url": site.url("/m/missing.mp4")})
     await error(api, "POST", "/api/downloads/add", 422, "VALIDATION_ERROR", json={"quality": "best"})
     await error(api, "POST", "/api/downloads/add", 422, "VALIDATION_ERROR",
-                json={"url": site.url("/m/v360.mp4"), "post_processing": "permute"})
+                json={"url": site.url("/m/v360.mp4"), "post_processing": "flac"})
     await error(api, "POST", "/api/downloads/add", 422, "VALIDATION_ERROR", content=b"[1,",
                 headers={"Content-Type": "application/json"})
     await error(api, "POST", "/api/downloads/cleanup", 422, "VALIDATION_ERROR", params={"max_age_hours": "x"})
@@ -226,14 +257,17 @@ async def test_task_ids_must_be_ascii_digits(make_compat: CompatFactory) -> None
 
 
 async def test_guard_errors_carry_downie_codes(make_compat: CompatFactory) -> None:
-    """The app-wide guards answer in Downie's format with its own codes (415 and a refused Origin said BAD_REQUEST)."""
+    """The app-wide guards answer in Downie's format with its own codes (415 and a refused Origin said BAD_REQUEST).
+    415 is for browsers only (a body without a JSON Content-Type from curl is read as JSON): the extension's
+    origin sends these."""
     api = await make_compat(token="tok", max_body_bytes=1000)
     await error(api, "POST", "/api/downloads/add", 401, "UNAUTHORIZED", json={"url": "http://127.0.0.1:9/a"})
     api.client.headers["Authorization"] = "Bearer tok"
+    browser = {"Origin": "chrome-extension://abcdefghijklmnop", "Sec-Fetch-Site": "none"}
     await error(api, "POST", "/api/downloads/add", 415, "UNSUPPORTED_MEDIA_TYPE", content=b"url=x",
-                headers={"Content-Type": "application/x-www-form-urlencoded"})
+                headers={**browser, "Content-Type": "application/x-www-form-urlencoded"})
     await error(api, "POST", "/api/downloads/start/1", 415, "UNSUPPORTED_MEDIA_TYPE", content=b"x",
-                headers={"Content-Type": "text/plain"})
+                headers={**browser, "Content-Type": "text/plain"})
     await error(api, "GET", "/api/downloads/tasks", 403, "FORBIDDEN", headers={"Origin": "https://evil.example"})
     await error(api, "POST", "/api/downloads/add", 413, "PAYLOAD_TOO_LARGE",
                 json={"url": "http://127.0.0.1:9/a", "cookies": "a=" + "b" * 2000})
