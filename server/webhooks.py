@@ -7,7 +7,9 @@ engine and the event consumer never wait on a slow receiver. A group that
 becomes active again (restart) is reported again when it ends.
 
 Delivery: `Content-Type: application/json`, `User-Agent: SaveAny-Bot/1.0`,
-30 s per attempt, up to 3 retries 1 s, 2 s, 3 s apart on a network error or
+the body as SaveAny-Bot's json.Marshal writes its WebhookPayload (compact, Go's
+timestamps; server/saveany_shapes.py), `api.webhook_timeout` (30 s) per
+attempt, a retry after each of `api.webhook_retry_delays` on a network error or
 a non-2xx answer. Every attempt's outcome goes to the task's log.
 """
 
@@ -23,8 +25,8 @@ import httpx
 from core.config import ApiConfig
 from core.engine import Engine
 from core.models import Task
-from server.compat import TERMINAL, group_status, group_tasks, iso_z
-from server.saveany_shapes import storage_and_path, type_of
+from server.compat import TERMINAL, group_status, group_tasks
+from server.saveany_shapes import go_json, go_time, storage_and_path, type_of
 
 log = logging.getLogger("fetchdeck.server")
 USER_AGENT = "SaveAny-Bot/1.0"
@@ -35,7 +37,7 @@ def webhook_payload(leader: Task, tasks: list[Task], status: str) -> dict[str, A
     body: dict[str, Any] = {"task_id": str(leader.id), "type": type_of(leader), "status": status,
                             "storage": storage, "path": path}
     if status in ("completed", "failed"):
-        body["completed_at"] = iso_z(max(t.updated_at for t in tasks))
+        body["completed_at"] = go_time(max(t.updated_at for t in tasks))
     error = next((t.error for t in tasks if t.error), None)
     if error:
         body["error"] = error
@@ -93,10 +95,11 @@ class WebhookNotifier:
 
     async def _deliver(self, task_id: int, url: str, payload: dict[str, Any]) -> None:
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+        content = go_json(payload).encode("utf-8")
         attempts = len(self.delays) + 1
         for attempt in range(attempts):
             try:
-                response = await self._http().post(url, json=payload, headers=headers)
+                response = await self._http().post(url, content=content, headers=headers)
                 outcome = f"HTTP {response.status_code}"
                 ok = 200 <= response.status_code < 300
             except httpx.HTTPError as exc:

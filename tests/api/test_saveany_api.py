@@ -1,7 +1,8 @@
 """The SaveAny-Bot HTTP API (shared/seeds/saveany-bot-http-api.zh.txt) against the real server.
 
 Real downloads from 127.0.0.1, a real webhook receiver (answers 500 first), a
-real aria2c JSON-RPC daemon when installed.
+real aria2c JSON-RPC daemon when installed. Codes and messages are the real server's
+(krau/SaveAny-Bot api/*.go); tests/clients/test_saveany_clients.py replays its own tests.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from tests.support.proxies import HttpProxy
 
 __all__ = ["make_compat", "receiver"]
 TOKEN = "sa-token"
-ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+# Go's time.Time in JSON: RFC 3339, fraction with trailing zeros trimmed, the server's offset (Z in UTC).
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -37,11 +39,13 @@ async def ok(api: Api, method: str, path: str, status: int = 200, **kw: Any) -> 
     return response.json()
 
 
-async def error(api: Api, method: str, path: str, status: int, code: str, **kw: Any) -> str:
+async def error(api: Api, method: str, path: str, status: int, code: str, message: str | None = None,
+                **kw: Any) -> str:
+    """A request that must fail with this status, code (and message, when given)."""
     response = await api.client.request(method, path, **kw)
     body = response.json()
     assert (response.status_code, body) == (status, {"error": code, "message": body.get("message")}), body
-    assert body["message"]
+    assert body["message"] and (message is None or body["message"] == message), body
     return body["message"]  # type: ignore[no-any-return]
 
 
@@ -72,9 +76,12 @@ async def test_directlinks_group_progress_and_webhook_with_retry(
                            params={"urls": urls})
     task_id = created["task_id"]
     running = await until(api, task_id, "running")
-    assert running["storage"] == "media" and running["path"] == "downloads" and running["title"] == "one.bin"
+    assert running["storage"] == "media" and running["path"] == "downloads"
+    assert running["title"] == "[directlinks](one.bin...->media:downloads)"  # the real Title() format
     done = await until(api, task_id, "completed")
-    assert done["progress"] == {"total_bytes": 500_000, "downloaded_bytes": 500_000, "percent": 100.0}
+    # Both files done: no speed (omitted when 0), percent by bytes.
+    assert done["progress"] == {"total_bytes": 500_000, "downloaded_bytes": 500_000, "total_files": 2,
+                                "downloaded_files": 2, "percent": 100}
     assert "error" not in done and ISO.match(done["updated_at"])
     folder = api.download_dir / "media" / "downloads"
     assert (folder / "one.bin").read_bytes() == one and (folder / "two.bin").read_bytes() == two
@@ -91,8 +98,9 @@ async def test_directlinks_group_progress_and_webhook_with_retry(
     assert ISO.match(body["completed_at"])
     log = (await api.call("GET", f"/api/downloads/{task_id}/logs"))["log"]
     assert "HTTP 500; retrying in 1 s" in log and "delivered, HTTP 200" in log
-    msg = await error(api, "DELETE", f"/api/v1/tasks/{task_id}", 500, "cancel_failed")  # the seed's answer
-    assert "completed" in msg
+    # The real server's answer: its queue has let go of a finished task.
+    await error(api, "DELETE", f"/api/v1/tasks/{task_id}", 500, "cancel_failed",
+                f"failed to cancel task: task {task_id} does not exist")
 
 
 async def test_cancel_sends_one_cancelled_webhook(make_compat: CompatFactory, files: FileServer,
@@ -196,8 +204,9 @@ async def test_aria2_delegation(make_compat: CompatFactory, files: FileServer, t
         assert done["progress"]["downloaded_bytes"] == len(data) and done["type"] == "aria2"
         await wait_for(lambda: asyncio.sleep(0, receiver.delivered), timeout=5)
         assert receiver.delivered[0]["type"] == "aria2"
-        await error(api, "POST", "/api/v1/tasks", 400, "invalid_request", json={
+        msg = await error(api, "POST", "/api/v1/tasks", 400, "task_creation_failed", json={
             "type": "aria2", "storage": "local", "params": {"urls": [url], "options": {"dir": "/etc"}}})
+        assert "'dir' is not allowed" in msg
         # Cancel a slow one: aria2 lets go of it.
         files.faults.throttle(None, 50_000)
         slow = (await create(api, type="aria2", storage="local", params={"urls": [files.add("/slow.iso", data)]}))[
@@ -208,7 +217,7 @@ async def test_aria2_delegation(make_compat: CompatFactory, files: FileServer, t
     plain = await start(make_compat)
     msg = await error(plain, "POST", "/api/v1/tasks", 400, "task_creation_failed",
                       json={"type": "aria2", "storage": "local", "params": {"urls": [url]}})
-    assert "aria2" in msg
+    assert msg.startswith("aria2 is not enabled")
 
 
 async def _progressing(api: Api, task_id: str) -> bool:
@@ -219,62 +228,76 @@ async def _progressing(api: Api, task_id: str) -> bool:
 async def test_health_storages_types_auth_and_errors(make_compat: CompatFactory) -> None:
     api = await start(make_compat)
     anonymous = api.new_client()
-    assert (await anonymous.get("/health")).json() == {"status": "ok"}
-    response = await anonymous.get("/api/v1/tasks")
-    assert response.status_code == 401 and response.json() == {"error": "unauthorized", "message": "invalid token"}
-    response = await anonymous.get("/api/v1/tasks", headers={"Authorization": "Bearer wrong"})
-    assert response.status_code == 401 and response.json()["error"] == "unauthorized"
+    assert (await anonymous.get("/health")).json() == {"status": "ok"}  # fetchdeck: /health needs no token
+    for headers, message in (({}, "missing authorization header"),
+                             ({"Authorization": "Bearer wrong"}, "invalid token"),
+                             ({"Authorization": f"Token {TOKEN}"}, "invalid authorization header format"),
+                             ({"Authorization": "Bearer"}, "invalid authorization header format"),
+                             ({"X-API-Key": "wrong"}, "invalid token")):
+        response = await anonymous.get("/api/v1/tasks", headers=headers)
+        assert response.status_code == 401, response.text
+        assert response.json() == {"error": "unauthorized", "message": message}
+    assert (await anonymous.get("/api/v1/tasks", headers={"Authorization": f"bearer {TOKEN}"})).status_code == 200
     assert await ok(api, "GET", "/api/v1/storages") == {"storages": [
         {"name": "local", "type": "local"}, {"name": "media", "type": "local"}, {"name": "backup", "type": "local"}]}
     assert await ok(api, "GET", "/api/v1/task-types") == {"types": [
         "directlinks", "ytdlp", "aria2", "parseditem", "tgfiles", "tphpics", "transfer"]}
     assert await ok(api, "GET", "/api/v1/tasks") == {"tasks": [], "total": 0}
-    await error(api, "PUT", "/api/v1/tasks", 405, "method_not_allowed", json={})
-    await error(api, "POST", "/api/v1/health", 404, "not_found", json={})
-    await error(api, "POST", "/api/v1/tasks", 400, "invalid_request", content=b"{",
-                headers={"Content-Type": "application/json"})
-    await error(api, "POST", "/api/v1/tasks", 400, "invalid_request", json={"type": "directlinks"})
-    await error(api, "POST", "/api/v1/tasks", 400, "invalid_request",
+    await error(api, "PUT", "/api/v1/tasks", 405, "method_not_allowed", "method not allowed: PUT", json={})
+    await error(api, "POST", "/api/v1/storages", 405, "method_not_allowed", "only GET method is allowed")
+    await error(api, "POST", "/api/v1/health", 404, "not_found", "endpoint not found: /api/v1/health", json={})
+    await error(api, "POST", "/api/v1/tasks", 400, "invalid_request", "failed to decode request body: unexpected EOF",
+                content=b"{", headers={"Content-Type": "application/json"})
+    await error(api, "POST", "/api/v1/tasks", 400, "invalid_request", "storage is required",
+                json={"type": "directlinks"})
+    await error(api, "POST", "/api/v1/tasks", 400, "task_creation_failed", "unsupported task type: bogus",
                 json={"type": "bogus", "storage": "local", "params": {}})
-    await error(api, "POST", "/api/v1/tasks", 400, "invalid_request",
+    await error(api, "POST", "/api/v1/tasks", 400, "task_creation_failed", "storage not found: nowhere",
                 json={"type": "directlinks", "storage": "nowhere", "params": {"urls": ["http://x.invalid/a"]}})
-    await error(api, "POST", "/api/v1/tasks", 400, "invalid_request",
+    await error(api, "POST", "/api/v1/tasks", 400, "task_creation_failed", "no URLs provided",
                 json={"type": "directlinks", "storage": "local", "params": {"urls": []}})
-    await error(api, "POST", "/api/v1/tasks", 400, "invalid_request",
-                json={"type": "directlinks", "storage": "local", "params": {"urls": ["ftp://x/a"]}})
-    await error(api, "POST", "/api/v1/tasks", 400, "invalid_request", json={
+    # fetchdeck refuses at creation what could never download (the real server fails the task later).
+    msg = await error(api, "POST", "/api/v1/tasks", 400, "task_creation_failed",
+                      json={"type": "directlinks", "storage": "local", "params": {"urls": ["ftp://x/a"]}})
+    assert msg.startswith("invalid URL 'ftp://x/a'")
+    msg = await error(api, "POST", "/api/v1/tasks", 400, "task_creation_failed", json={
         "type": "directlinks", "storage": "local", "webhook": "javascript:x", "params": {"urls": ["http://x.invalid/"]}})
-    await error(api, "GET", "/api/v1/tasks/", 400, "invalid_request")
-    await error(api, "DELETE", "/api/v1/tasks/", 400, "invalid_request")
-    await error(api, "GET", "/api/v1/tasks/12345", 404, "task_not_found")
-    await error(api, "GET", "/api/v1/tasks/abc", 404, "task_not_found")
-    await error(api, "DELETE", "/api/v1/tasks/12345", 404, "task_not_found")
+    assert msg.startswith("invalid webhook: ")
+    await error(api, "GET", "/api/v1/tasks/", 400, "invalid_request", "task ID is required")
+    await error(api, "DELETE", "/api/v1/tasks/", 400, "invalid_request", "task ID is required")
+    await error(api, "GET", "/api/v1/tasks/12345", 404, "task_not_found", "task not found: 12345")
+    await error(api, "GET", "/api/v1/tasks/abc", 404, "task_not_found", "task not found: abc")
+    await error(api, "DELETE", "/api/v1/tasks/12345", 404, "task_not_found", "task not found: 12345")
+    assert (await ok(api, "GET", "/api/v1/tasks"))["total"] == 0
 
 
 async def test_one_engine_behind_every_dialect(make_compat: CompatFactory, files: FileServer) -> None:
-    """A task made through any dialect is visible through all of them (and the native API the TUI uses)."""
+    """A task made through any dialect is visible through all of them (and the native API the TUI uses).
+    The m3u8 dialect's /api/tasks is on its own listener (on the main one it is MediaGo's queue API)."""
     api = await start(make_compat)
+    m3u8 = await api.listener("m3u8")
+    m3u8.client.headers.update(AUTH)
     data = random_bytes(100_000, seed=11)
     url = files.add("/shared.bin", data)
     sa = (await create(api, type="directlinks", storage="local", params={"urls": [url]}))["task_id"]
-    m3 = (await ok(api, "POST", "/api/tasks", json={"url": files.url("/x.m3u8"), "filename": "clip"}))["id"]
+    m3 = (await ok(m3u8, "POST", "/api/tasks", json={"url": files.url("/x.m3u8"), "filename": "clip"}))["id"]
     dn = (await ok(api, "POST", "/api/downloads/add", json={"url": files.url("/v.mp4")}))["task_id"]
     native = await api.call("POST", "/api/downloads", json={"tasks": [{"type": "direct", "url": url}]})
     nv = str(native[0]["id"])
     await until(api, sa, "completed")
     ids = {sa, m3, dn, nv}
     assert {t["task_id"] for t in (await ok(api, "GET", "/api/v1/tasks"))["tasks"]} == ids
-    assert {t["id"] for t in await ok(api, "GET", "/api/tasks")} == ids
+    assert {t["id"] for t in await ok(m3u8, "GET", "/api/tasks")} == ids
     assert {t["id"] for t in await ok(api, "GET", "/api/downloads/tasks")} == ids
     assert {str(t["id"]) for t in (await api.call("GET", "/api/downloads"))["list"]} == ids
-    m3u8_view = {t["id"]: t for t in await ok(api, "GET", "/api/tasks")}
+    m3u8_view = {t["id"]: t for t in await ok(m3u8, "GET", "/api/tasks")}
     assert m3u8_view[sa]["status"] == "已完成" and m3u8_view[dn]["status"] == "已暂停"
     downie_view = await ok(api, "GET", f"/api/downloads/tasks/{sa}")
     assert downie_view["status"] == "completed" and downie_view["total_bytes"] == len(data)
     assert (await ok(api, "GET", f"/api/v1/tasks/{dn}"))["type"] == "ytdlp"
     assert (await api.call("GET", f"/api/downloads/{m3}"))["type"] == "m3u8"
     # Cancel through one dialect, delete through another.
-    await ok(api, "DELETE", "/api/tasks", params={"id": sa})
+    await ok(m3u8, "DELETE", "/api/tasks", params={"id": sa})
     await error(api, "GET", f"/api/v1/tasks/{sa}", 404, "task_not_found")
 
 
@@ -287,26 +310,46 @@ def test_config_sections_take_env_overrides(env: dict[str, str], tmp_path: Path)
     assert config.api.enable is True and config.aria2.rpc_url == ""
 
 
-async def test_params_are_the_types_own_and_checked_before_what_the_type_needs(make_compat: CompatFactory) -> None:
+async def test_params_decode_as_the_go_structs_and_fail_in_the_real_order(make_compat: CompatFactory) -> None:
     """Found by schemathesis (server/openapi/saveany.json): directlinks refused `flags`/`options` of the wrong
-    type (they are ytdlp's and aria2's; unknown params are ignored); tgfiles and an unconfigured aria2 answered
-    task_creation_failed before looking at params."""
+    type (they are ytdlp's and aria2's: unknown params are ignored, as by the Go structs). Every params problem
+    is 400 task_creation_failed, checked in the real factory's order: decode, the type's own checks
+    (`no URLs provided`), whether aria2 is enabled, then fetchdeck's own (URLs, options)."""
     api = await start(make_compat)
     api.engine.scheduler.max_concurrent = 0
     await create(api, type="directlinks", storage="local",
                  params={"urls": ["http://127.0.0.1:9/a.bin"], "flags": 5, "options": "x", "message_links": 1})
-    await error(api, "POST", "/api/v1/tasks", 400, "invalid_request",
-                json={"type": "ytdlp", "storage": "local", "params": {"urls": ["http://127.0.0.1:9/v"], "flags": 5}})
-    await error(api, "POST", "/api/v1/tasks", 400, "invalid_request",
-                json={"type": "tgfiles", "storage": "local", "params": {"message_links": []}})
-    await error(api, "POST", "/api/v1/tasks", 400, "task_creation_failed",
-                json={"type": "tgfiles", "storage": "local", "params": {"message_links": ["https://t.me/a/1"]}})
-    await error(api, "POST", "/api/v1/tasks", 400, "invalid_request",
-                json={"type": "aria2", "storage": "local", "params": {"urls": []}})
-    await error(api, "POST", "/api/v1/tasks", 400, "invalid_request", json={
-        "type": "aria2", "storage": "local", "params": {"urls": ["magnet:?xt=x"], "options": {"dir": "/"}}})
-    await error(api, "POST", "/api/v1/tasks", 400, "task_creation_failed",
-                json={"type": "aria2", "storage": "local", "params": {"urls": ["magnet:?xt=x"]}})
+    failures = [
+        ({"type": "ytdlp", "params": {"urls": ["http://127.0.0.1:9/v"], "flags": 5}},
+         "invalid params: json: cannot unmarshal number into Go struct field YTDLPParams.flags of type []string"),
+        ({"type": "directlinks", "params": {"urls": ["http://127.0.0.1:9/v", 7]}},
+         "invalid params: json: cannot unmarshal number into Go struct field DirectLinksParams.urls of type string"),
+        ({"type": "directlinks", "params": []},
+         "invalid params: json: cannot unmarshal array into Go value of type api.DirectLinksParams"),
+        ({"type": "directlinks"}, "invalid params: unexpected end of JSON input"),
+        ({"type": "directlinks", "params": None}, "no URLs provided"),
+        ({"type": "directlinks", "params": {"URLS": ["http://127.0.0.1:9/a"], "urls": None}}, "no URLs provided"),
+        ({"type": "tgfiles", "params": {"message_links": []}}, "no message links provided"),
+        ({"type": "parseditem", "params": {"url": ""}}, "no URL provided"),
+        ({"type": "tphpics", "params": {}}, "no telegraph URL provided"),
+        ({"type": "aria2", "params": {"urls": []}}, "no URLs provided"),
+        ({"type": "aria2", "params": {"urls": ["magnet:?xt=x"], "options": {"split": 4}}},
+         "invalid params: json: cannot unmarshal number into Go struct field Aria2Params.options of type string"),
+        ({"type": "transfer", "params": {"source_storage": "nope"}}, "source storage not found: nope"),
+        ({"type": "transfer", "params": {"source_storage": "backup", "target_storage": ""}},
+         "target storage not found: "),
+    ]
+    for body, message in failures:
+        await error(api, "POST", "/api/v1/tasks", 400, "task_creation_failed", message,
+                    json={"storage": "local", **body})
+    for options in ({"dir": "/"}, {"split": "2"}):  # not enabled comes first, whatever the options
+        msg = await error(api, "POST", "/api/v1/tasks", 400, "task_creation_failed", json={
+            "type": "aria2", "storage": "local", "params": {"urls": ["magnet:?xt=x"], "options": options}})
+        assert msg.startswith("aria2 is not enabled")
+    msg = await error(api, "POST", "/api/v1/tasks", 400, "task_creation_failed",
+                      json={"type": "tgfiles", "storage": "local", "params": {"message_links": ["https://t.me/a/1"]}})
+    assert msg.startswith("no files found in provided links")
+    assert (await ok(api, "GET", "/api/v1/tasks"))["total"] == 1
 
 
 async def test_urls_no_download_could_fetch_are_refused_not_crashed(make_compat: CompatFactory) -> None:
@@ -315,14 +358,15 @@ async def test_urls_no_download_could_fetch_are_refused_not_crashed(make_compat:
     api = await start(make_compat)
     api.engine.scheduler.max_concurrent = 0
     bad = "http://x\u0085y/a"
-    msg = await error(api, "POST", "/api/v1/tasks", 400, "invalid_request",
+    msg = await error(api, "POST", "/api/v1/tasks", 400, "task_creation_failed",
                       json={"type": "tphpics", "storage": "local", "params": {"telegraph_url": bad}})
-    assert msg.startswith("params.telegraph_url: ")
-    await error(api, "POST", "/api/v1/tasks", 400, "invalid_request",
+    assert msg.startswith("failed to extract telegraph images: invalid URL ")
+    await error(api, "POST", "/api/v1/tasks", 400, "task_creation_failed",
                 json={"type": "directlinks", "storage": "local", "params": {"urls": ["http://127.0.0.1:9/", bad]}})
-    await error(api, "POST", "/api/v1/tasks", 400, "invalid_request", json={
+    msg = await error(api, "POST", "/api/v1/tasks", 400, "task_creation_failed", json={
         "type": "directlinks", "storage": "local", "webhook": bad, "params": {"urls": ["http://127.0.0.1:9/"]}})
-    msg = await error(api, "POST", "/api/v1/tasks", 400, "invalid_request",
+    assert msg.startswith("invalid webhook: ")
+    msg = await error(api, "POST", "/api/v1/tasks", 400, "task_creation_failed",
                       json={"type": "tphpics", "storage": "local", "params": {"telegraph_url": "http://a..b/x"}})
     assert "not a valid host name" in msg
     assert (await ok(api, "GET", "/api/v1/tasks"))["total"] == 0
@@ -357,18 +401,26 @@ async def test_tphpics_page_reading_has_a_deadline(make_compat: CompatFactory, f
     started = asyncio.get_running_loop().time()
     msg = await error(api, "POST", "/api/v1/tasks", 400, "task_creation_failed",
                       json={"type": "tphpics", "storage": "local", "params": {"telegraph_url": page}})
+    assert msg.startswith("failed to extract telegraph images: failed to get telegraph page: ")
     assert "not read within 0.5 s" in msg and asyncio.get_running_loop().time() - started < 5
 
 
-async def test_any_text_after_tasks_is_a_task_id(make_compat: CompatFactory) -> None:
+async def test_the_task_id_is_the_fourth_path_segment(make_compat: CompatFactory) -> None:
     """Found by schemathesis: an id with a slash was a 308 redirect with an HTML body (`/`) or the route 404
-    `not_found` (`a/b`) instead of 404 task_not_found."""
+    `not_found` (`a/b`). Everything after /api/v1/tasks/ reaches the task routes, and the id is what the real
+    server's extractTaskIDFromPath takes: the 4th segment of the (decoded) path, extra segments ignored."""
     api = await start(make_compat)
+    api.engine.scheduler.max_concurrent = 0
+    task_id = (await create(api, type="directlinks", storage="local",
+                            params={"urls": ["http://127.0.0.1:9/a.bin"]}))["task_id"]
     for method in ("GET", "DELETE"):
-        for path in ("/api/v1/tasks/%2F", "/api/v1/tasks/a%2Fb", "/api/v1/tasks/a/b", "/api/v1/tasks/1//",
-                     "/api/v1/tasks/a%0Ab", "/api/v1/tasks/%0A"):
-            await error(api, method, path, 404, "task_not_found")
-        await error(api, method, "/api/v1/tasks/", 400, "invalid_request")
+        for path, shown in (("/api/v1/tasks/a%2Fb", "a"), ("/api/v1/tasks/a/b", "a"), ("/api/v1/tasks/99//", "99"),
+                            ("/api/v1/tasks/a%0Ab", "a\nb"), ("/api/v1/tasks/%0A", "\n")):
+            await error(api, method, path, 404, "task_not_found", f"task not found: {shown}")
+        for path in ("/api/v1/tasks/", "/api/v1/tasks/%2F", "/api/v1/tasks//1"):
+            await error(api, method, path, 400, "invalid_request", "task ID is required")
+    assert (await ok(api, "GET", f"/api/v1/tasks/{task_id}/extra/x"))["task_id"] == task_id
+    assert (await ok(api, "DELETE", f"/api/v1/tasks/{task_id}/")) == {"message": "task cancelled successfully"}
 
 
 async def test_openapi_document_is_served_without_a_token(make_compat: CompatFactory) -> None:
@@ -379,4 +431,4 @@ async def test_openapi_document_is_served_without_a_token(make_compat: CompatFac
     assert sorted((path, method) for path, item in paths.items() for method in item if method != "parameters") == [
         ("/api/v1/storages", "get"), ("/api/v1/task-types", "get"), ("/api/v1/tasks", "get"),
         ("/api/v1/tasks", "post"), ("/api/v1/tasks/{task_id}", "delete"), ("/api/v1/tasks/{task_id}", "get"),
-        ("/health", "get")]
+        ("/health", "delete"), ("/health", "get"), ("/health", "patch"), ("/health", "post"), ("/health", "put")]
