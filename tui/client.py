@@ -184,8 +184,10 @@ class LocalClient:
         new = config.download
         self.engine.set_max_concurrent(new.max_concurrent)
         self.engine.set_speed_limit(new.speed_limit_bytes)
-        for name in ("max_concurrent", "connections", "segment_threads", "retries", "speed_limit", "proxy"):
-            setattr(current, name, getattr(new, name))
+        for name in ("connections", "segment_threads", "retries", "speed_limit", "proxy"):
+            if getattr(current, name) != getattr(new, name):
+                setattr(current, name, getattr(new, name))
+                self.engine.announce_config(f"download.{name}", getattr(new, name))
         restart = []
         if new.download_dir.expanduser().resolve() != self.engine.download_root:
             restart.append("download dir")
