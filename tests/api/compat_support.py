@@ -93,10 +93,12 @@ class Receiver:
 
     fail_first: int = 0
     requests: list[tuple[dict[str, str], dict[str, Any], int]] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)  # each request's body as sent
     url: str = ""
     _runner: web.AppRunner | None = None
 
     async def _handle(self, request: web.Request) -> web.Response:
+        self.raw.append(await request.read())
         body = await request.json()
         status = 500 if len(self.requests) < self.fail_first else 200
         self.requests.append((dict(request.headers), body, status))

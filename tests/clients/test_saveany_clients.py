@@ -27,9 +27,8 @@ from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 
-from tests.api.compat_support import wait_for
+from tests.api.compat_support import Receiver, wait_for
 from tests.api.conftest import Api, ApiFactory
 from tests.support.fileserver import FileServer, random_bytes
 
@@ -343,33 +342,6 @@ async def test_curl_client_per_the_seed_document(make_api: ApiFactory, files: Fi
 # ---------------------------------------------------------------- downloads, progress, webhooks
 
 
-class Hook:
-    """A webhook receiver keeping the raw bodies (json.Marshal's bytes)."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[dict[str, str], bytes]] = []
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        self.calls.append((dict(request.headers), await request.read()))
-        return web.Response(text="ok")
-
-    async def __aenter__(self) -> Hook:
-        app = web.Application()
-        app.router.add_post("/hook", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/hook"  # type: ignore[union-attr]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-
 async def test_multi_url_directlinks_download_with_live_progress(make_api: ApiFactory, files: FileServer) -> None:
     """A three-URL directlinks task: one task, its progress summed over the files while a throttled
     download runs (bytes, files, percent by bytes, the live speed in MiB/s), the files byte for byte,
@@ -380,7 +352,8 @@ async def test_multi_url_directlinks_download_with_live_progress(make_api: ApiFa
     urls = [files.add(f"/dl/{name}", data) for name, data in blobs.items()]
     total = sum(len(d) for d in blobs.values())
     files.faults.throttle(None, 150_000)
-    async with Hook() as hook:
+    hook = await Receiver().start()
+    try:
         task_id = await created(api, {"type": "directlinks", "storage": "test-storage-dir", "path": "set/one",
                                       "webhook": hook.url, "params": {"urls": urls}})
         running = await poll(api, task_id, lambda t: t["status"] == "running" and "downloaded_bytes" in t.get(
@@ -402,9 +375,11 @@ async def test_multi_url_directlinks_download_with_live_progress(make_api: ApiFa
         folder = api.download_dir / "other" / "set" / "one"
         for name, data in blobs.items():
             assert (folder / name).read_bytes() == data, name
-        await wait_for(lambda: asyncio.sleep(0, hook.calls), timeout=10)
-    headers, body = hook.calls[0]
-    assert len(hook.calls) == 1
+        await wait_for(lambda: asyncio.sleep(0, hook.raw), timeout=10)
+    finally:
+        await hook.stop()
+    (headers, _, _), body = hook.requests[0], hook.raw[0]
+    assert len(hook.raw) == 1
     assert headers["Content-Type"] == "application/json" and headers["User-Agent"] == "SaveAny-Bot/1.0"
     payload = json.loads(body)
     assert list(payload) == ["task_id", "type", "status", "storage", "path", "completed_at"]
@@ -418,13 +393,16 @@ async def test_failed_task_error_field_and_webhook(make_api: ApiFactory, files: 
     """A failed download: `error` set (omitempty elsewhere), no `progress` (nothing known), the webhook
     with `error` and `completed_at`; cancelling it is the real queue's cancel_failed."""
     api = await saveany(make_api)
-    async with Hook() as hook:
+    hook = await Receiver().start()
+    try:
         task_id = await created(api, {"type": "directlinks", "storage": "local", "webhook": hook.url,
                                       "params": {"urls": [files.url("/missing.bin")]}})
         failed = await poll(api, task_id, lambda t: t["status"] == "failed")
         assert "404" in failed["error"] and "progress" not in failed and failed["path"] == ""
-        await wait_for(lambda: asyncio.sleep(0, hook.calls), timeout=10)
-    payload = json.loads(hook.calls[0][1])
+        await wait_for(lambda: asyncio.sleep(0, hook.raw), timeout=10)
+    finally:
+        await hook.stop()
+    payload = json.loads(hook.raw[0])
     assert list(payload) == WEBHOOK_FIELDS and payload["status"] == "failed" and payload["error"] == failed["error"]
     check_time(payload["completed_at"])
     check_error(await api.client.delete(f"/api/v1/tasks/{task_id}"), 500, "cancel_failed",
