@@ -212,3 +212,13 @@ async def test_cors_and_docs(make_api) -> None:  # type: ignore[no-untyped-def]
     }.items():
         assert methods <= set(paths[path]), path
     assert "text/event-stream" in paths["/api/events"]["get"]["responses"]["200"]["content"]
+
+
+async def test_a_mediago_listener_serves_the_mediago_surface_only(api: Api) -> None:
+    """--listen mediago=... (MediaGo's Docker port): the download API and core routes, no other dialect."""
+    mediago = await api.listener("mediago")
+    assert (await mediago.call("GET", "/healthy")) == {"status": "ok"}
+    (task,) = await mediago.create({"type": "direct", "url": "http://example.invalid/m.bin"})
+    assert (await api.task(task["id"]))["id"] == task["id"]  # the same engine
+    await mediago.fail("GET", "/api/v1/tasks", 404, 40400)  # SaveAny's path: not here, in the envelope
+    await mediago.fail("GET", "/api/downloads/tasks", 404, 40400)  # Downie's

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,36 @@ def test_parse_size() -> None:
     with pytest.raises(InvalidInput):
         parse_size("fast")
     assert Config().download.speed_limit_bytes is None
+
+
+def test_listen_table_flags_and_env(tmp_path: Path) -> None:
+    from core.config import Listener, parse_listen_flag
+
+    path = tmp_path / "config.toml"
+    path.write_text('[server]\n# mine\n[server.listen]\ndownie = { address = "127.0.0.1:8000", token = false }\n'
+                    'm3u8 = "8080"\nsaveany = "[::1]:8081"\n')
+    listen = load_config(path, environ={}).server.listen
+    assert listen == {"downie": Listener("downie", "127.0.0.1", 8000, token=False),
+                      "m3u8": Listener("m3u8", "", 8080), "saveany": Listener("saveany", "::1", 8081)}
+    assert listen["m3u8"].bind_host("0.0.0.0") == "0.0.0.0" and listen["saveany"].address("x") == "[::1]:8081"
+    env = load_config(path, environ={"FETCHDECK_SERVER_LISTEN": "mediago=:9900 downie=localhost:8001,token=false"})
+    assert env.server.listen == {"mediago": Listener("mediago", "", 9900),
+                                 "downie": Listener("downie", "localhost", 8001, token=False)}
+    assert parse_listen_flag("Downie=8000,token=false") == Listener("downie", "", 8000, token=False)
+    for bad, why in (("x=1", "unknown dialect"), ("downie", "DIALECT=[HOST:]PORT"), ("downie=a:b", "port from 0"),
+                     ("downie=::1:80", "IPv6"), ("downie=70000", "port from 0"), ("downie=1,tls=yes", "only token"),
+                     ("downie=h/x:1", "not a host")):
+        with pytest.raises(InvalidInput, match=re.escape(why)):
+            parse_listen_flag(bad)
+    path.write_text('[server.listen]\ndownie = { port = 1 }\n')
+    with pytest.raises(InvalidInput, match="unknown key 'port'"):
+        load_config(path, environ={})
+    # Saved back: an unchanged table keeps its text and comments; a new entry is written in the same forms.
+    path.write_text('[server.listen]\ndownie = { address = "127.0.0.1:8000", token = false } # for the extension\n')
+    config = load_config(path, environ={})
+    config.ui.theme = "nord"
+    save_config(path, config)
+    assert "# for the extension" in path.read_text()
+    config.server.listen["m3u8"] = Listener("m3u8", "127.0.0.1", 8080)
+    save_config(path, config)
+    assert load_config(path, environ={}).server.listen == config.server.listen
