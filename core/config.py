@@ -77,10 +77,6 @@ class Listener:
     def bind_host(self, main_host: str) -> str:
         return self.host or main_host
 
-    def address(self, main_host: str) -> str:
-        host = self.bind_host(main_host)
-        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
-
     def to_toml(self) -> str | dict[str, Any]:
         address = (f"[{self.host}]" if ":" in self.host else self.host) + f":{self.port}"
         return address if self.token else {"address": address, "token": False}

@@ -1,10 +1,13 @@
-"""create_app(engine, config): the Quart app serving fetchdeck's HTTP API.
+"""create_app(engine, config, surface=...): the Quart app serving one listener of fetchdeck's HTTP API.
 
-The native API is the MediaGo Download API (server/routes/native.py). Other
-dialects (m3u8 task API, Downie, SaveAny-Bot) are blueprints in server/routes/
-registered here when they exist. Every answer, errors included, is the
-`{success, code, message, data}` envelope, except the SSE stream, the plain
-text export and the documentation pages.
+The native API is the MediaGo Download API (server/routes/native.py) with MediaGo
+core's own routes (server/routes/mediago.py); the compat dialects (m3u8 task API,
+Downie Enhanced, SaveAny-Bot) are blueprints in server/routes/. SURFACES says which
+a listener serves: the main one MediaGo's plus the Downie and SaveAny routes whose
+paths do not collide with it, every other one a single dialect at the paths of its
+real server (server/listeners.py starts them). Native answers, errors included, are
+the `{success, code, message, data}` envelope, except the SSE stream, the plain text
+export and the documentation pages; each compat dialect answers in its own format.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from server.sse import HEARTBEAT_SECONDS, EventStreams
 
 API_TITLE = "fetchdeck API"
 OPENAPI_DIR = Path(__file__).parent / "openapi"
-COMPAT_DIALECTS = ("m3u8", "downie", "saveany")
+COMPAT_DIALECTS = ("m3u8", "downie", "saveany")  # off with [api] enable = false
 API_VERSION = "1.0.0"
 # What each listener serves. "main" is server.host:server.port: the whole MediaGo surface plus the
 # Downie and SaveAny routes whose paths do not collide with it. The others serve one dialect each,
@@ -48,7 +51,6 @@ class ServerState:
     streams: EventStreams
     policy: AccessPolicy
     services: CompatServices
-    surface: str = "main"
 
 
 def server_state() -> ServerState:
@@ -111,12 +113,12 @@ def create_app(
     )
     own_services = services is None
     shared = services if services is not None else build_services(engine, config)
-    dialects = [d for d in SURFACES[surface] if d == "mediago" or config.api.enable]
+    dialects = [d for d in SURFACES[surface] if d not in COMPAT_DIALECTS or config.api.enable]
     config_payload = None
     if "mediago" in dialects:
         from server.routes.mediago import mediago_config_event as config_payload
     app.extensions["fetchdeck"] = ServerState(
-        engine=engine, config=config, policy=policy, services=shared, surface=surface,
+        engine=engine, config=config, policy=policy, services=shared,
         streams=EventStreams(engine, heartbeat=heartbeat, config_payload=config_payload),
     )
     if "mediago" in dialects:

@@ -7,7 +7,7 @@ listener that serves one dialect at the paths its real server uses, for
 clients that hard-code their server's port (Downie's extension: 8000).
 
     group = await start_listeners(engine, config, error_log=path)
-    for line in group.lines(): print(line)      # "mediago+downie+saveany on http://127.0.0.1:39719", ...
+    for line in group.lines(): print(line)  # "mediago+downie+saveany on http://127.0.0.1:39719", ...
     for problem in group.problems: print(problem)  # a taken port: one line; the others still started
     ...
     await group.stop()
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from core.config import Config, Listener
 from core.engine import Engine
-from server.app import SURFACES, build_services, create_app
+from server.app import COMPAT_DIALECTS, SURFACES, build_services, create_app
 from server.auth import is_loopback
 from server.compat import CompatServices
 from server.runner import ServerHandle, start_server
@@ -86,7 +86,7 @@ def plan_refusal(plan: ListenerPlan, config: Config) -> str | None:
     why = refusal(plan.host, config.server.token if plan.token_required else "")
     if why:
         return why if plan.surface == MAIN else f"the {plan.surface} listener: {why}"
-    if plan.surface in ("m3u8", "downie", "saveany") and not config.api.enable:
+    if plan.surface in COMPAT_DIALECTS and not config.api.enable:
         return f"the {plan.surface} listener on {plan.address} needs the compat dialects ([api] enable = true)"
     return None
 
@@ -108,9 +108,6 @@ class ListenerGroup:
     @property
     def main(self) -> ServerHandle | None:
         return self.handles.get(MAIN)
-
-    def url(self, surface: str = MAIN) -> str:
-        return self.handles[surface].url
 
     def lines(self) -> list[str]:
         """One line per running listener: what it serves, where, and whether it asks for the token."""

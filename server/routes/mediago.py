@@ -24,14 +24,14 @@ from quart import Blueprint, Response
 from quart_schema import document_request
 
 from core.engine import Engine, validate_url
-from core.errors import InvalidInput, TaskNotFound
+from core.errors import TaskNotFound
 from core.models import Task, TaskOptions, TaskSpec, TaskStatus
 from server.app import server_state
 from server.bodies import parse_body
 from server.compat import parse_id
 from server.errors import ApiError, ErrorCode
 from server.respond import ok
-from server.routes.native import documented
+from server.routes.native import checked, checked_folder, checked_headers, documented
 from server.schemas import (
     ACCEPTED_TYPES,
     Envelope,
@@ -39,7 +39,6 @@ from server.schemas import (
     api_type_of,
     canonical_type,
     iso_time,
-    parse_mediago_headers,
 )
 
 mediago = Blueprint("mediago", __name__)
@@ -190,18 +189,15 @@ async def find_task(raw: str) -> Task:
 async def create_task() -> Response:
     """Enqueue one download (it starts when a slot is free) → `{id, message, status}`."""
     body = await parse_body(CreateTaskBody)
-    try:
-        url = validate_url(body.url)
-        headers = parse_mediago_headers(body.headers) if body.headers is not None else ()
-    except InvalidInput as exc:
-        code = ErrorCode.INVALID_HEADERS if body.headers is not None and "header" in str(exc) else ErrorCode.INVALID_URL
-        raise ApiError(400, code, str(exc)) from None
-    options = TaskOptions(api_type=canonical_type(body.type) if body.type else None,
-                          client_id=body.id if body.id and parse_id(body.id) is None else None)
-    spec = TaskSpec(url=url, kind=ACCEPTED_TYPES[body.type] if body.type else None, name=body.name,
-                    folder=body.folder, headers=headers, options=options)
+    client_id = body.id if body.id and parse_id(body.id) is None else None  # an engine-like id is not kept
+    spec = TaskSpec(
+        url=checked(ErrorCode.INVALID_URL, "url", validate_url, body.url),
+        kind=ACCEPTED_TYPES[body.type] if body.type else None, name=body.name,
+        folder=checked_folder(body.folder, "folder"), headers=checked_headers(body.headers, "headers") or (),
+        options=TaskOptions(api_type=canonical_type(body.type) if body.type else None, client_id=client_id),
+    )
     (task,) = await engine().create([spec], start=True)
-    return ok({"id": body.id or str(task.id), "message": "Task enqueued successfully",
+    return ok({"id": client_id or str(task.id), "message": "Task enqueued successfully",
                "status": QUEUE_STATUS[task.status]})
 
 

@@ -82,20 +82,20 @@ async def _ids_in_range() -> None:
 # ------------------------------------------------------------ input checks
 
 
-def _checked(code: ErrorCode, where: str, func: Callable[..., Any], *args: Any) -> Any:
+def checked(code: ErrorCode, where: str, func: Callable[..., Any], *args: Any) -> Any:
     try:
         return func(*args)
     except InvalidInput as exc:
         raise ApiError(400, code, f"{where}: {exc}") from None
 
 
-def _headers(value: str | list[str] | None, where: str) -> tuple[tuple[str, str], ...] | None:
+def checked_headers(value: str | list[str] | None, where: str) -> tuple[tuple[str, str], ...] | None:
     if value is None:
         return None
-    return _checked(ErrorCode.INVALID_HEADERS, where, parse_mediago_headers, value)  # type: ignore[no-any-return]
+    return checked(ErrorCode.INVALID_HEADERS, where, parse_mediago_headers, value)  # type: ignore[no-any-return]
 
 
-def _folder(value: str | None, where: str) -> str | None:
+def checked_folder(value: str | None, where: str) -> str | None:
     """Reject folders outside the download roots (relative ones are sanitized by the engine)."""
     if not value:
         return value
@@ -103,7 +103,7 @@ def _folder(value: str | None, where: str) -> str | None:
         raise ApiError(400, ErrorCode.INVALID_FOLDER, f"{where}: contains a NUL character")
     eng = engine()
     if Path(value).is_absolute():
-        _checked(ErrorCode.INVALID_FOLDER, where, resolve_folder, eng.download_root, value, eng.allowed_roots)
+        checked(ErrorCode.INVALID_FOLDER, where, resolve_folder, eng.download_root, value, eng.allowed_roots)
     return value
 
 
@@ -128,7 +128,7 @@ def _client_root(local_path: str | None, *, strict: bool = True) -> Path | None:
         raise ApiError(400, ErrorCode.INVALID_FOLDER, "localPath: contains a NUL character")
     root = _where_dir(local_path)
     try:
-        _folder(str(root), "localPath")
+        checked_folder(str(root), "localPath")
     except ApiError:
         if strict:
             raise
@@ -215,7 +215,7 @@ async def create_downloads() -> Response:
     options_for: dict[str | None, TaskOptions] = {}  # one (never mutated) options object per type name
     for i, item in enumerate(body.tasks):
         where = f"tasks[{i}]"
-        url = _checked(ErrorCode.INVALID_URL, f"{where}.url", validate_url, item.url)
+        url = checked(ErrorCode.INVALID_URL, f"{where}.url", validate_url, item.url)
         options = options_for.get(item.type)
         if options is None:
             options = options_for[item.type] = (
@@ -226,8 +226,8 @@ async def create_downloads() -> Response:
                 url=url,
                 kind=ACCEPTED_TYPES[item.type] if item.type else None,
                 name=item.name,
-                folder=_folder(item.folder, f"{where}.folder"),
-                headers=_headers(item.headers, f"{where}.headers") or (),
+                folder=checked_folder(item.folder, f"{where}.folder"),
+                headers=checked_headers(item.headers, f"{where}.headers") or (),
                 is_live=item.is_live,
                 options=options,
             )
@@ -257,9 +257,9 @@ async def update_download(task_id: int) -> Response:
     body = await parse_body(UpdateRequest)
     changes: dict[str, Any] = {
         "name": body.name,
-        "url": _checked(ErrorCode.INVALID_URL, "url", validate_url, body.url) if body.url is not None else None,
-        "headers": _headers(body.headers, "headers"),
-        "folder": _folder(body.folder, "folder"),
+        "url": checked(ErrorCode.INVALID_URL, "url", validate_url, body.url) if body.url is not None else None,
+        "headers": checked_headers(body.headers, "headers"),
+        "folder": checked_folder(body.folder, "folder"),
         "is_live": body.is_live,
     }
     return ok(task_to_api(await engine().update(task_id, **changes)))
@@ -326,7 +326,7 @@ async def start_download(task_id: int) -> Response:
     if root is not None:
         task = await engine().get(task_id)
         if not Path(task.folder).is_absolute():
-            folder = _folder(str(root / task.folder), "localPath")
+            folder = checked_folder(str(root / task.folder), "localPath")
     task = await engine().start(task_id, folder=folder, delete_segments=body.delete_segments)
     return ok(task_to_api(task, root))
 

@@ -306,6 +306,9 @@ async def test_a_client_chosen_id_finds_its_task(api: Api) -> None:
     task = await api.call("GET", "/api/tasks/my-uuid-1")
     assert task["name"] == "a" and task["status"] == "pending"
     assert (await api.call("POST", "/api/tasks/my-uuid-1/stop")) == {"message": "Task stopped"}
+    # An id that looks like the engine's is not kept: the answer names the task's real id.
+    other = await api.call("POST", "/api/tasks", json={"id": "77", "type": "direct", "url": "http://x.invalid/b"})
+    assert other["id"] != "77" and (await api.call("GET", f"/api/tasks/{other['id']}"))["url"] == "http://x.invalid/b"
 
 
 async def test_a_foreign_page_still_reaches_nothing(api: Api) -> None:

@@ -58,7 +58,7 @@ def test_listen_table_flags_and_env(tmp_path: Path) -> None:
     listen = load_config(path, environ={}).server.listen
     assert listen == {"downie": Listener("downie", "127.0.0.1", 8000, token=False),
                       "m3u8": Listener("m3u8", "", 8080), "saveany": Listener("saveany", "::1", 8081)}
-    assert listen["m3u8"].bind_host("0.0.0.0") == "0.0.0.0" and listen["saveany"].address("x") == "[::1]:8081"
+    assert listen["m3u8"].bind_host("0.0.0.0") == "0.0.0.0" and listen["saveany"].bind_host("x") == "::1"
     env = load_config(path, environ={"FETCHDECK_SERVER_LISTEN": "mediago=:9900 downie=localhost:8001,token=false"})
     assert env.server.listen == {"mediago": Listener("mediago", "", 9900),
                                  "downie": Listener("downie", "localhost", 8001, token=False)}
