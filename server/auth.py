@@ -85,6 +85,7 @@ class AccessPolicy:
     allowed_hosts: frozenset[str]
     cors_origins: tuple[str, ...]
     basic_realm: str | None = None  # 401s ask for Basic auth in this realm (a browser shows its login box)
+    allow_extensions: bool = True
 
     @classmethod
     def build(
@@ -97,7 +98,8 @@ class AccessPolicy:
             if bind_host and bind_host not in ("0.0.0.0", "::"):
                 hosts.add(bind_host.lower())
         origins = (*cors_origins, *(EXTENSION_ORIGINS if allow_extensions else ()))
-        return cls(token=token, allowed_hosts=frozenset(hosts), cors_origins=origins, basic_realm=basic_realm)
+        return cls(token=token, allowed_hosts=frozenset(hosts), cors_origins=origins, basic_realm=basic_realm,
+                   allow_extensions=allow_extensions)
 
     # -- checks run before every request ----------------------------------
     def check_host(self, req: Request) -> None:

@@ -9,7 +9,9 @@ guard in server/app.py), so every route of every dialect gets them:
   a browser extension's (server/auth.py).
   Without an Origin, `Sec-Fetch-Site: cross-site|same-site` (an <img>/<script>
   /<form> from another site; `same-site` covers other ports on localhost) is
-  refused too, except for a plain top-level GET navigation. → 403, code 40301.
+  refused too, except for a plain top-level GET navigation; with
+  `server.allow_extensions = false`, so is `Sec-Fetch-Site: none` outside a
+  navigation (an extension's GETs carry no Origin). → 403, code 40301.
 - Content-Type: a request with a body from a browser (it carries `Origin` or
   `Sec-Fetch-Site`) must say `application/json` (or `application/*+json`): the
   three types a browser sends without a CORS preflight (text/plain,
@@ -70,6 +72,10 @@ def check_origin(req: Request | Websocket, policy: AccessPolicy) -> None:
                        f"requests from the web page origin {origin[:100]!r} are not allowed; "
                        "add it to server.cors_origins to let that page use the API")
     site = req.headers.get("Sec-Fetch-Site", "").lower()
+    if site == "none" and not policy.allow_extensions and req.headers.get("Sec-Fetch-Mode", "").lower() != "navigate":
+        # Not typed by a person (that is a navigation): an extension's GET, which carries no Origin.
+        raise ApiError(403, ErrorCode.FORBIDDEN_ORIGIN,
+                       "requests from browser extensions are not allowed (server.allow_extensions = false)")
     if site in ("cross-site", "same-site"):
         navigation = req.method in ("GET", "HEAD") and req.headers.get("Sec-Fetch-Mode", "").lower() == "navigate"
         if not navigation:

@@ -50,8 +50,15 @@ async def test_browser_extensions_are_the_users_own_software(make_api: ApiFactor
     assert preflight.status_code == 204 and "POST" in preflight.headers["access-control-allow-methods"]
     assert "content-type" in preflight.headers["access-control-allow-headers"].lower()
     assert await total(api) == 1
+    # An extension's GETs carry no Origin, only Sec-Fetch-Site: none (checked in Chromium: tests/clients).
+    get_headers = {k: v for k, v in headers.items() if k != "Origin"}
+    assert (await api.client.get("/api/downloads", headers=get_headers)).status_code == 200
     strict = await make_api(allow_extensions=False)
     await strict.fail("POST", "/api/downloads", 403, 40301, json=body, headers=headers)
+    await strict.fail("GET", "/api/downloads", 403, 40301, headers=get_headers)
+    await strict.fail("GET", "/api/events", 403, 40301, headers=get_headers)
+    typed = {"Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
+    assert (await strict.client.get("/api/downloads", headers=typed)).status_code == 200  # a person typed it
     assert await total(strict) == 0
 
 
