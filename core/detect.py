@@ -28,4 +28,6 @@ def guess_kind(url: str) -> TaskKind:
 
 
 def is_hls_content_type(content_type: str | None) -> bool:
-    return bool(content_type) and content_type.split(";")[0].strip().lower() in HLS_CONTENT_TYPES
+    if not content_type:
+        return False
+    return content_type.split(";")[0].strip().lower() in HLS_CONTENT_TYPES

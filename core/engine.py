@@ -193,16 +193,16 @@ class Engine:
             raise TaskNotFound(task_id)
         return task
 
-    async def list(
+    async def list_tasks(
         self, page: int = 1, size: int = 50, flt: TaskFilter | None = None
     ) -> TaskPage:
         page = max(1, page)
         size = max(1, min(size, 10_000))
-        items, total = await self.repo.list((page - 1) * size, size, flt or TaskFilter())
+        items, total = await self.repo.page((page - 1) * size, size, flt or TaskFilter())
         return TaskPage(items=[self._live(t) for t in items], total=total, page=page, size=size)
 
     async def active(self) -> list[Task]:
-        page = await self.list(
+        page = await self.list_tasks(
             1, 10_000, TaskFilter(statuses=frozenset(ACTIVE_STATUSES), newest_first=False)
         )
         return page.items
@@ -212,7 +212,7 @@ class Engine:
 
     async def find(self, url: str, folder: str = "") -> Task | None:
         """The newest task for this URL and folder (for `get` re-runs)."""
-        items, _ = await self.repo.list(0, 50, TaskFilter(text=url))
+        items, _ = await self.repo.page(0, 50, TaskFilter(text=url))
         for task in items:
             if task.url == url and task.folder == folder:
                 return self._live(task)

@@ -12,6 +12,7 @@ export and the documentation pages; each compat dialect answers in its own forma
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,7 @@ def create_app(
     own_services = services is None
     shared = services if services is not None else build_services(engine, config)
     dialects = [d for d in SURFACES[surface] if d not in COMPAT_DIALECTS or config.api.enable]
-    config_payload = None
+    config_payload: Callable[[str, Any], dict[str, Any] | None] | None = None
     if "mediago" in dialects:
         from server.routes.mediago import mediago_config_event as config_payload
     app.extensions["fetchdeck"] = ServerState(

@@ -97,7 +97,7 @@ class Aria2Downloader:
         options = {**task.options.backend_options, "dir": str(final.parent), "out": final.name,
                    "continue": "true", "allow-overwrite": "false"}
         if task.headers:
-            options["header"] = "\n".join(f"{k}: {v}" for k, v in task.headers)  # type: ignore[assignment]
+            options["header"] = "\n".join(f"{k}: {v}" for k, v in task.headers)
         gid = await rpc.call("aria2.addUri", [task.url], options)
         ctx.log(f"aria2: queued as gid {gid} at {self.config.rpc_url}")
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 from quart import request
 
 from server.errors import ApiError, ErrorCode
@@ -33,7 +34,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _explain(error: dict[str, Any]) -> tuple[ErrorCode, str]:
+def _explain(error: ErrorDetails) -> tuple[ErrorCode, str]:
     kind = error.get("type", "")
     loc = tuple(error.get("loc", ()))
     where = _where(loc)

@@ -59,12 +59,12 @@ def human_bytes(n: float) -> str:
 
 async def all_tasks(engine: Engine) -> list[Task]:
     """Every task, newest first (the dialects have no paging of their own, or page in memory)."""
-    page = await engine.list(1, LIST_ALL)
+    page = await engine.list_tasks(1, LIST_ALL)
     items = list(page.items)
     number = 1
     while len(items) < page.total:
         number += 1
-        more = await engine.list(number, LIST_ALL)
+        more = await engine.list_tasks(number, LIST_ALL)
         if not more.items:
             break
         items.extend(more.items)

@@ -44,7 +44,7 @@ def configure_error_log(error_log: Path | None, *, propagate: bool = False) -> l
             if getattr(old, "_fetchdeck", False):
                 logger.removeHandler(old)
                 old.close()
-        handler._fetchdeck = True  # type: ignore[attr-defined]
+        handler._fetchdeck = True  # type: ignore[union-attr]  # our marker on a stdlib handler
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = propagate
@@ -120,6 +120,6 @@ async def start_server(
     config.errorlog = configure_error_log(error_log, propagate=propagate_errors)
     config.graceful_timeout = GRACEFUL_TIMEOUT
     shutdown = asyncio.Event()
-    task = asyncio.create_task(serve(app, config, shutdown_trigger=shutdown.wait), name="fetchdeck-api")  # type: ignore[arg-type]
+    task = asyncio.create_task(serve(app, config, shutdown_trigger=shutdown.wait), name="fetchdeck-api")
     await asyncio.sleep(0)
     return ServerHandle(app=app, host=host, port=actual_port, task=task, shutdown=shutdown)

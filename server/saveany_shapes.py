@@ -366,7 +366,7 @@ def type_of(task: Task) -> str:
     """The SaveAny type a task was created as; tasks from other dialects by kind."""
     label = task.options.api_type
     if label in SAVEANY_TYPES:
-        return label  # type: ignore[return-value]
+        return label
     return _KIND_TYPES[task.kind]
 
 

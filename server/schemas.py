@@ -55,7 +55,7 @@ def api_type_of(task: Task) -> str:
     """The type a client sees: the name it used if that still fits the task's kind."""
     label = task.options.api_type
     if label == "mediago" or (label in SPEC_TYPES and SPEC_TYPES[label] == task.kind):
-        return label  # type: ignore[return-value]
+        return label
     if task.kind is TaskKind.YTDLP:
         host = (urlsplit(task.url).hostname or "").lower()
         if any(host == h or host.endswith("." + h) for h in _BILIBILI_HOSTS):
@@ -232,8 +232,8 @@ class _Query(BaseModel):
 class ExportQuery(_Query):
     """Query of GET /api/downloads/export."""
 
-    filter: ListFilter = Field(  # type: ignore[assignment]
-        default=None,
+    filter: ListFilter = Field(
+        default=None,  # type: ignore[arg-type]  # absent: no filter (None stays out of the schema)
         description="A status, or list (everything not finished successfully), done (= success), "
         "active (waiting + downloading); empty: no filter",
         json_schema_extra=_optional_param,

@@ -128,7 +128,7 @@ class LocalClient:
         out: list[Task] = []
         page = 1
         while True:
-            chunk = await self._call(self.engine.list(page, self.PAGE, TaskFilter(newest_first=False)))
+            chunk = await self._call(self.engine.list_tasks(page, self.PAGE, TaskFilter(newest_first=False)))
             out.extend(chunk.items)
             if len(out) >= chunk.total or not chunk.items:
                 return out

@@ -138,7 +138,7 @@ def backoff_delay(attempt: int, settings: DownloadSettings, retry_after: float |
     """Exponential backoff with jitter; Retry-After wins when the server sent one."""
     if retry_after is not None:
         return retry_after
-    delay = min(settings.backoff_max, settings.backoff_base * (2**attempt))
+    delay: float = min(settings.backoff_max, settings.backoff_base * (2**attempt))
     return delay * (0.5 + random.random() / 2)
 
 

@@ -33,7 +33,7 @@ class FfmpegError(DownloadError):
 def find_ffmpeg() -> str | None:
     """The bundled ffmpeg, else ffmpeg on PATH, else None."""
     try:
-        import imageio_ffmpeg
+        import imageio_ffmpeg  # type: ignore[import-untyped]
 
         exe = imageio_ffmpeg.get_ffmpeg_exe()
         if exe and Path(exe).exists():
@@ -140,9 +140,9 @@ class PipeRemuxer:
         read_fd, write_fd = os.pipe()
         try:
             with contextlib.suppress(OSError, AttributeError):
-                fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)  # type: ignore[attr-defined]
+                fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
             with contextlib.suppress(OSError, AttributeError):
-                self._size = int(fcntl.fcntl(write_fd, fcntl.F_GETPIPE_SZ))  # type: ignore[attr-defined]
+                self._size = int(fcntl.fcntl(write_fd, fcntl.F_GETPIPE_SZ))
             os.set_blocking(write_fd, False)
             self._proc = await asyncio.create_subprocess_exec(
                 self._exe, *BASE_ARGS, *self._args,

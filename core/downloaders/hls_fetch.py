@@ -97,7 +97,7 @@ class Fetcher:
         async with ctx.client().stream("GET", url, headers=headers) as response:
             if response.status_code >= 400:
                 error = HttpStatusError(response.status_code, response.reason_phrase, str(response.url))
-                error.retry_after = retry_after_seconds(response)  # type: ignore[attr-defined]
+                error.retry_after = retry_after_seconds(response)
                 raise error
             chunks: list[bytes] = []
             try:

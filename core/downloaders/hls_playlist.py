@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
-import m3u8
+import m3u8  # type: ignore[import-untyped]
 
 from core.errors import DownloadError, InvalidInput, UnsupportedMedia
 

@@ -187,9 +187,12 @@ class HttpDownloader:
 
     # ---- single stream ---------------------------------------------------
     async def _single_stream(
-        self, resp: httpx.Response, final: Path, probe: Probe, ctx: DownloadContext
+        self, resp: httpx.Response | None, final: Path, probe: Probe, ctx: DownloadContext
     ) -> Path:
-        """No ranges: one stream into .part from byte 0 (a retry starts over)."""
+        """No ranges: one stream into .part from byte 0 (a retry starts over).
+
+        `resp` is the probe's open 200 response to read, or None to start with a fresh GET.
+        """
         part = part_path(final)
         discard_state(state_path(final))
         size = probe.identity.size if probe.identity else None

@@ -74,7 +74,7 @@ class _AiohttpTransport(aiohttp_transport.AiohttpTransport):
     def __init__(self, session_factory: Callable[[], aiohttp.ClientSession], proxy: httpx.Proxy | None) -> None:
         self.client = session_factory
         self.proxy = proxy
-        self.ssl_context = None
+        self.ssl_context = None  # type: ignore[assignment]  # never read: the session factory owns TLS
         self.limits = httpx.Limits()
         self.retries = 0
         self.socket_options = []

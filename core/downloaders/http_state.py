@@ -109,8 +109,8 @@ class SegmentPlan:
         stalled = [s for s in busy if now - s.last_progress > self.stall_after]
         if stalled:
             # Take everything not on disk: the stalled owner's unwritten bytes are dropped.
-            victim = max(stalled, key=lambda s: s.remaining)
-            return self._split(victim, victim.pos, now)
+            stuck = max(stalled, key=lambda s: s.remaining)
+            return self._split(stuck, stuck.pos, now)
         victim = max(busy, key=lambda s: s.unclaimed, default=None)
         if victim is None or victim.unclaimed < 2 * self.min_split:
             return None

@@ -41,8 +41,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yt_dlp
-from yt_dlp.utils import DownloadCancelled, MaxDownloadsReached, YoutubeDLError
+import yt_dlp  # type: ignore[import-untyped]
+from yt_dlp.utils import DownloadCancelled, MaxDownloadsReached, YoutubeDLError  # type: ignore[import-untyped]
 
 from core.downloaders import ytdlp_procs
 from core.downloaders.base import DownloadContext
@@ -65,7 +65,7 @@ _RUNNING: dict[str, threading.Thread] = {}
 _RUNNING_LOCK = threading.Lock()
 
 
-class _Cancelled(DownloadCancelled):
+class _Cancelled(DownloadCancelled):  # type: ignore[misc]  # yt-dlp is untyped
     def __init__(self) -> None:
         super().__init__("stopped")
 

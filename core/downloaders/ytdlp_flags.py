@@ -163,12 +163,12 @@ def validate_ytdlp_flags(flags: Sequence[str]) -> list[str]:
 @functools.lru_cache(maxsize=256)
 def _touched_dests(items: tuple[str, ...]) -> frozenset[str]:
     """Parse with every option guarded; → the option destinations the flags set."""
-    from yt_dlp.options import create_parser
+    from yt_dlp.options import create_parser  # type: ignore[import-untyped]
 
     parser = create_parser()
     touched: set[str] = set()
     for option in parser._get_all_options():
-        option.process = _guard(option, touched)  # type: ignore[method-assign]
+        option.process = _guard(option, touched)
     try:
         _values, rest = parser.parse_known_args(items, strict=True)
     except _Rejected:
@@ -185,7 +185,7 @@ def _touched_dests(items: tuple[str, ...]) -> frozenset[str]:
 
 @functools.cache
 def _base_params() -> dict[str, Any]:
-    import yt_dlp
+    import yt_dlp  # type: ignore[import-untyped]
 
     return dict(yt_dlp.parse_options([]).ydl_opts)
 

@@ -187,7 +187,7 @@ def raise_ytdlp_error(exc: BaseException, logger: YtdlpLogger | None = None) -> 
 
 def extract_media_info(req: YtdlpRequest) -> MediaInfo:
     """Blocking: run yt-dlp's extraction for req.url without downloading."""
-    import yt_dlp
+    import yt_dlp  # type: ignore[import-untyped]
 
     logger = YtdlpLogger(lambda _text: None)
     plan = build_plan(req, logger)
@@ -219,7 +219,7 @@ async def extract_info(
 
 def _listed_extractors() -> list[Any]:
     """yt-dlp's enabled, listed extractors, without the generic one."""
-    from yt_dlp.extractor import gen_extractor_classes
+    from yt_dlp.extractor import gen_extractor_classes  # type: ignore[import-untyped]
 
     return [ie for ie in gen_extractor_classes()
             if getattr(ie, "_ENABLED", True) and getattr(ie, "IE_DESC", None) is not False

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor, FFmpegVideoConvertorPP
-from yt_dlp.utils import PostProcessingError
+from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor, FFmpegVideoConvertorPP  # type: ignore[import-untyped]
+from yt_dlp.utils import PostProcessingError  # type: ignore[import-untyped]
 
 from core.downloaders.ytdlp_flags import flags_to_params
 from core.downloaders.ytdlp_options import (
@@ -35,7 +35,7 @@ _REPORT_BOILERPLATE = re.compile(r";?\s*please report this issue on\s.*$", re.IG
 def ffmpeg_exe() -> str | None:
     """The ffmpeg bundled with imageio-ffmpeg (no ffprobe needed), else None."""
     try:
-        import imageio_ffmpeg
+        import imageio_ffmpeg  # type: ignore[import-untyped]
 
         return str(imageio_ffmpeg.get_ffmpeg_exe())
     except Exception:  # the wheel has no binary for this platform
@@ -101,7 +101,7 @@ class YtdlpLogger:
             self.emit(f"error: {text}")
 
 
-class ToMp4PP(FFmpegVideoConvertorPP):
+class ToMp4PP(FFmpegVideoConvertorPP):  # type: ignore[misc]  # yt-dlp is untyped
     """Post-processing "mp4": remux into MP4, re-encode only when remuxing fails.
 
     `build_plan` makes it before its YoutubeDL exists. yt-dlp's ffmpeg
@@ -128,10 +128,10 @@ class ToMp4PP(FFmpegVideoConvertorPP):
         self._paths = self._determine_executables()
 
     @property
-    def _ACTION(self) -> str:  # type: ignore[override]
+    def _ACTION(self) -> str:
         return "remuxing" if self._copy else "re-encoding"
 
-    def _options(self, target_ext: str) -> Any:  # type: ignore[override]
+    def _options(self, target_ext: str) -> Any:
         return FFmpegPostProcessor.stream_copy_opts(self._copy)
 
     def run(self, info: dict[str, Any]) -> Any:

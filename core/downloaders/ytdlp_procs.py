@@ -26,7 +26,7 @@ def install() -> None:
     with _lock:
         if _installed:
             return
-        from yt_dlp.utils import Popen
+        from yt_dlp.utils import Popen  # type: ignore[import-untyped]
 
         original = Popen.__init__
 
@@ -39,7 +39,7 @@ def install() -> None:
                     procs[:] = [p for p in procs if p.poll() is None]
                     procs.append(self)
 
-        Popen.__init__ = __init__  # type: ignore[method-assign]
+        Popen.__init__ = __init__
         _installed = True
 
 

@@ -181,7 +181,7 @@ class TaskRepo:
             args.extend([flt.text.lower()] * 2)
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
-    async def list(self, offset: int, limit: int, flt: TaskFilter) -> tuple[list[Task], int]:
+    async def page(self, offset: int, limit: int, flt: TaskFilter) -> tuple[list[Task], int]:
         where, args = self._where(flt)
         order = "DESC" if flt.newest_first else "ASC"
         rows = await self._read(

@@ -146,7 +146,7 @@ async def list_downloads() -> Response:
     """List tasks, newest first, one page at a time."""
     query = parse_query(ListQuery)
     root = _client_root(query.local_path, strict=False)
-    page = await engine().list(query.current, query.page_size, _task_filter(query.filter))
+    page = await engine().list_tasks(query.current, query.page_size, _task_filter(query.filter))
     return ok({"total": page.total, "list": [task_to_api(t, root) for t in page.items]})
 
 
@@ -178,7 +178,7 @@ async def export_urls() -> Response:
     lines: list[str] = []
     page_no = 1
     while True:
-        page = await engine().list(page_no, EXPORT_PAGE, flt)
+        page = await engine().list_tasks(page_no, EXPORT_PAGE, flt)
         lines.extend(t.url for t in page.items)
         if len(page.items) < EXPORT_PAGE:
             break

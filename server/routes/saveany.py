@@ -29,6 +29,7 @@ from typing import Any, NoReturn
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+from flask.sansio.blueprints import BlueprintSetupState
 from quart import Blueprint, Response, has_request_context, request
 from quart_schema import hide
 from werkzeug.routing import BaseConverter
@@ -68,7 +69,11 @@ class TaskIdConverter(BaseConverter):
     part_isolating = False
 
 
-saveany.record_once(lambda state: state.app.url_map.converters.setdefault("saveany_id", TaskIdConverter))
+def _register_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters.setdefault("saveany_id", TaskIdConverter)
+
+
+saveany.record_once(_register_converter)
 
 
 def is_saveany_path(path: str) -> bool:
@@ -140,7 +145,7 @@ def engine() -> Engine:
 
 
 def storages() -> dict[str, Storage]:
-    return server_state().services.storages  # type: ignore[no-any-return]
+    return server_state().services.storages
 
 
 def reply(data: Any, status: int = 200) -> Response:
@@ -332,7 +337,7 @@ async def task_types() -> Response:
 @saveany.post("/api/v1/tasks", provide_automatic_options=False)
 @hide
 async def create_task() -> Response:
-    raw = await request.get_data(cache=False)
+    raw = await request.get_data(cache=False, as_text=False, parse_form_data=False)
     try:
         body = decode_body(raw)
     except GoDecodeError as exc:

@@ -64,8 +64,8 @@ async def test_missing_or_wrong_token_is_401(secured: Api, headers: dict[str, st
                        json={"tasks": [{"url": "http://example.invalid/a"}]})
     await secured.fail("GET", "/api/events", 401, 40100, headers=headers)
     await secured.fail("GET", "/api/nothing", 401, 40100, headers=headers)
-    assert await secured.engine.list() is not None
-    assert (await secured.engine.list()).total == 0
+    assert await secured.engine.list_tasks() is not None
+    assert (await secured.engine.list_tasks()).total == 0
 
 
 async def test_token_protected_server_still_serves_docs_and_sse_with_query_token(secured: Api) -> None:

@@ -255,7 +255,7 @@ async def test_disallowed_flag_is_rejected_before_anything_runs(engine: Engine, 
         spec = TaskSpec(url=server.url("/m/v360.mp4"), kind=TaskKind.YTDLP, options=TaskOptions(ytdlp_flags=flags))
         with pytest.raises(InvalidInput, match="not allowed"):
             await engine.create([spec])
-    assert (await engine.list()).total == 0
+    assert (await engine.list_tasks()).total == 0
     assert server.stats.paths() == []
 
 

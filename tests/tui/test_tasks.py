@@ -64,7 +64,7 @@ async def test_invalid_url_is_an_inline_error(local_app: FetchdeckApp, engine: E
         assert "only http:// and https://" in screen_text(local_app)
         await pilot.press("escape")
         assert isinstance(local_app.screen, MainScreen)
-    assert (await engine.list()).total == 0
+    assert (await engine.list_tasks()).total == 0
 
 
 async def test_several_lines_make_several_tasks(local_app: FetchdeckApp, engine: Engine,
@@ -80,7 +80,7 @@ async def test_several_lines_make_several_tasks(local_app: FetchdeckApp, engine:
         await pilot.click("#add-start")  # untick "start now"
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: len(local_app.index) == 3, what="three tasks")
-    page = await engine.list()
+    page = await engine.list_tasks()
     assert page.total == 3 and {t.status for t in page.items} == {TaskStatus.STOPPED}
 
 
@@ -107,7 +107,7 @@ async def test_start_stop_retry_delete_keys(local_app: FetchdeckApp, engine: Eng
         assert isinstance(local_app.screen, ConfirmDeleteScreen)
         await pilot.press("y")
         await wait_for(pilot, lambda: table(local_app).row_count == 0, what="row removed")
-    assert (await engine.list()).total == 0
+    assert (await engine.list_tasks()).total == 0
 
 
 async def test_delete_can_be_cancelled(local_app: FetchdeckApp, engine: Engine) -> None:
@@ -117,7 +117,7 @@ async def test_delete_can_be_cancelled(local_app: FetchdeckApp, engine: Engine) 
         await pilot.press("d", "escape")
         await pilot.pause()
         assert isinstance(local_app.screen, MainScreen)
-    assert (await engine.list()).total == 1
+    assert (await engine.list_tasks()).total == 1
 
 
 async def test_failed_task_shows_its_error(local_app: FetchdeckApp, engine: Engine,

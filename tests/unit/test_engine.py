@@ -27,7 +27,7 @@ async def engine(tmp_path: Path):
 async def test_bad_urls_are_rejected_and_nothing_is_stored(engine: Engine, url: str) -> None:
     with pytest.raises(InvalidInput):
         await engine.create([TaskSpec(url="http://ok.example/a"), TaskSpec(url=url)], start=False)
-    assert (await engine.list()).total == 0
+    assert (await engine.list_tasks()).total == 0
 
 
 async def test_create_list_filter_and_kinds(engine: Engine) -> None:
@@ -45,9 +45,9 @@ async def test_create_list_filter_and_kinds(engine: Engine) -> None:
     assert tasks[0].name == "a.zip" and tasks[1].name == "Live show"
     event = await sub.get(timeout=1)
     assert event is not None and event.type is EventType.CREATE and event.data["count"] == 3
-    page = await engine.list(1, 2)
+    page = await engine.list_tasks(1, 2)
     assert page.total == 3 and [t.id for t in page.items] == [tasks[2].id, tasks[1].id]
-    found = await engine.list(1, 10, TaskFilter(text="live"))
+    found = await engine.list_tasks(1, 10, TaskFilter(text="live"))
     assert [t.id for t in found.items] == [tasks[1].id]
 
 
@@ -110,7 +110,7 @@ async def test_a_write_is_visible_to_the_next_read_while_many_reads_run(engine: 
 
     async def reader() -> None:
         while not stop.is_set():
-            await engine.list(1, 20)
+            await engine.list_tasks(1, 20)
             await engine.get(1)
 
     readers = [asyncio.create_task(reader()) for _ in range(30)]
