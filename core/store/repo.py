@@ -32,12 +32,16 @@ UPDATABLE = frozenset(
 )
 
 
+MAX_FILTER_IDS = 10_000  # well under SQLite's 32766 bound variables
+
+
 @dataclass(frozen=True, slots=True)
 class TaskFilter:
     statuses: frozenset[TaskStatus] = frozenset()
     text: str = ""  # substring of name or url
     kinds: frozenset[TaskKind] = frozenset()
     folders: frozenset[str] = frozenset()  # exact stored folder values
+    ids: frozenset[int] = frozenset()  # only these tasks (at most MAX_FILTER_IDS)
     newest_first: bool = True
 
 
@@ -176,6 +180,11 @@ class TaskRepo:
         if flt.folders:
             clauses.append(f"folder IN ({','.join('?' * len(flt.folders))})")
             args.extend(sorted(flt.folders))
+        if flt.ids:
+            if len(flt.ids) > MAX_FILTER_IDS:
+                raise ValueError(f"at most {MAX_FILTER_IDS} ids per filter")
+            clauses.append(f"id IN ({','.join('?' * len(flt.ids))})")
+            args.extend(sorted(flt.ids))
         if flt.text:
             clauses.append("(instr(lower(name), ?) > 0 OR instr(lower(url), ?) > 0)")
             args.extend([flt.text.lower()] * 2)

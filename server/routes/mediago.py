@@ -26,6 +26,7 @@ from quart_schema import document_request
 from core.engine import Engine, validate_url
 from core.errors import TaskNotFound
 from core.models import Task, TaskOptions, TaskSpec, TaskStatus
+from core.store.repo import MAX_FILTER_IDS, TaskFilter
 from server.app import server_state
 from server.bodies import parse_body
 from server.compat import parse_id
@@ -155,16 +156,15 @@ class CreateTaskBody(BaseModel):
 
 
 async def session_tasks(eng: Engine) -> list[Task]:
-    """What MediaGo's in-memory queue would hold: active tasks, and those that ran since the server started."""
+    """What MediaGo's in-memory queue would hold: active tasks, and those that ran since the server started
+    (read in one query per MAX_FILTER_IDS of them: the web UI polls this every second)."""
     active = await eng.active()
     seen = {t.id for t in active}
+    ran = sorted(set(server_state().services.started_at) - seen)
     out = list(active)
-    for task_id in list(server_state().services.started_at):
-        if task_id not in seen:
-            try:
-                out.append(await eng.get(task_id))
-            except TaskNotFound:
-                continue
+    for start in range(0, len(ran), MAX_FILTER_IDS):
+        chunk = frozenset(ran[start:start + MAX_FILTER_IDS])
+        out.extend((await eng.list_tasks(1, len(chunk), TaskFilter(ids=chunk, newest_first=False))).items)
     return out
 
 
@@ -243,7 +243,7 @@ UI_DEFAULTS: dict[str, Any] = {
     "audioMuted": True, "enableDocker": False, "dockerUrl": "", "enableMobilePlayer": False,
 }
 # MediaGo's names for fetchdeck's settings (for config-changed events from the engine, e.g. the TUI).
-MEDIAGO_KEYS = {"download.dir": "local", "download.max_concurrent": "maxRunner", "download.proxy": "proxy"}
+MEDIAGO_KEYS = {"download.max_concurrent": "maxRunner", "download.proxy": "proxy"}
 READ_ONLY = {
     "local": "the download dir is [download] dir in config.toml (localPath on a start picks another root)",
     "proxy": "set [download] proxy in config.toml", "useProxy": "set [download] proxy in config.toml",
