@@ -26,7 +26,7 @@ from core.downloaders import backend_url, get_downloader
 from core.downloaders.base import DownloadContext, DownloadSettings, describe_error
 from core.downloaders.http_clients import HttpClients, normalize_proxy
 from core.downloaders.paths import temp_paths
-from core.downloaders.ytdlp_options import validate_ytdlp_options
+from core.downloaders.ytdlp import validate_ytdlp_options
 from core.errors import DownloadError, IllegalTransition, InvalidInput, StoreUnavailable, TaskNotFound, WrongKind
 from core.events import EventBus, EventType, Subscription
 from core.models import (
@@ -49,7 +49,7 @@ from core.scheduler import Scheduler, StopReason, TaskRun
 from core.store.repo import TaskFilter, TaskRepo
 
 if TYPE_CHECKING:
-    from core.downloaders.ytdlp_info import MediaInfo
+    from core.downloaders.ytdlp import MediaInfo
 
 log = logging.getLogger("fetchdeck.engine")
 
@@ -445,7 +445,7 @@ class Engine:
         flags: Sequence[str] = (),
     ) -> MediaInfo:
         """What yt-dlp finds at url (title, duration, formats...), without downloading."""
-        from core.downloaders.ytdlp_info import extract_info
+        from core.downloaders.ytdlp import extract_info
 
         url = validate_url(url)
         if proxy:
@@ -457,13 +457,13 @@ class Engine:
 
     async def supported_sites(self) -> list[str]:
         """yt-dlp's extractor names."""
-        from core.downloaders.ytdlp_info import supported_sites
+        from core.downloaders.ytdlp import supported_sites
 
         return await asyncio.to_thread(supported_sites)
 
     async def supported_domains(self) -> list[str]:
         """The host names yt-dlp's extractors match (youtube.com, vimeo.com, ...), sorted."""
-        from core.downloaders.ytdlp_info import supported_domains
+        from core.downloaders.ytdlp import supported_domains
 
         return await asyncio.to_thread(supported_domains)
 

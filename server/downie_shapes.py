@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from core.models import Task, TaskStatus
 
 if TYPE_CHECKING:
-    from core.downloaders.ytdlp_info import MediaFormat, MediaInfo
+    from core.downloaders.ytdlp import MediaFormat, MediaInfo
 
 
 def downie_status(task: Task, started: Mapping[int, float]) -> str:

@@ -7,19 +7,12 @@ with `options.backend`, and the backend decides which URL schemes it accepts.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.downloaders.base import Downloader
 from core.errors import DownloadError, InvalidInput
 from core.models import TaskKind
-
-_MODULES: dict[TaskKind, str] = {
-    TaskKind.HTTP: "core.downloaders.http",
-    TaskKind.HLS: "core.downloaders.hls",
-    TaskKind.YTDLP: "core.downloaders.ytdlp",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,5 +43,14 @@ def get_downloader(kind: TaskKind, backend: str | None = None) -> Downloader:
         if found is None:
             raise DownloadError(f"no downloader named {backend!r} in this process (is the API server running?)")
         return found.downloader
-    module = importlib.import_module(_MODULES[kind])
-    return module.DOWNLOADER  # type: ignore[no-any-return]
+    if kind is TaskKind.HLS:
+        from core.downloaders import hls
+
+        return hls.load_downloader()
+    if kind is TaskKind.YTDLP:
+        from core.downloaders import ytdlp
+
+        return ytdlp.load_downloader()
+    from core.downloaders.http import DOWNLOADER
+
+    return DOWNLOADER

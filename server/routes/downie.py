@@ -36,7 +36,7 @@ from server.downie_shapes import analysis_json, downie_status, progress_json, ta
 from server.errors import CompatError, ErrorCode
 
 if TYPE_CHECKING:
-    from core.downloaders.ytdlp_info import MediaInfo
+    from core.downloaders.ytdlp import MediaInfo
 
 downie = Blueprint("downie", __name__, url_prefix="/api")
 VERSION = "1.0.0"

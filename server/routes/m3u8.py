@@ -175,7 +175,7 @@ def spec_from(body: CreateBody) -> TaskSpec:
             debug_log=body.debug_log,
         )
         if body.skip_ts_info:
-            from core.downloaders.hls_playlist import parse_skip
+            from core.downloaders.hls import parse_skip
 
             try:
                 parse_skip(body.skip_ts_info)

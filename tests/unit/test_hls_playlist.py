@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.downloaders.hls import output_name
-from core.downloaders.hls_playlist import (
+from core.downloaders.hls.playlist import (
     ByteRange,
     choose,
     is_master,

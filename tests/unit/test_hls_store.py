@@ -10,9 +10,9 @@ import pytest
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from core.downloaders.hls_crypto import KeyStore, decrypt, sequence_iv
-from core.downloaders.hls_playlist import InitSection, KeyInfo
-from core.downloaders.hls_store import SegmentStore
+from core.downloaders.hls.crypto import KeyStore, decrypt, sequence_iv
+from core.downloaders.hls.playlist import InitSection, KeyInfo
+from core.downloaders.hls.store import SegmentStore
 from core.errors import DownloadError
 
 KEY = bytes(range(16))

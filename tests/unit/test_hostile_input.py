@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from core.downloaders.hls_playlist import parse_skip
-from core.downloaders.ytdlp_options import QUALITY_WORDS, format_choice, normalize_quality
+from core.downloaders.hls.playlist import parse_skip
+from core.downloaders.ytdlp.options import QUALITY_WORDS, format_choice, normalize_quality
 from core.errors import InvalidInput
 from core.models import parse_header_lines
 from core.naming import MAX_NAME_BYTES, resolve_folder, resolve_inside, sanitize_folder, sanitize_name

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.downloaders.ytdlp_flags import flags_to_params, validate_ytdlp_flags
+from core.downloaders.ytdlp.flags import flags_to_params, validate_ytdlp_flags
 from core.errors import InvalidInput
 
 

@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from core.downloaders.ytdlp import _Progress
-from core.downloaders.ytdlp_options import (
+from core.downloaders.ytdlp.download import _Progress
+from core.downloaders.ytdlp.options import (
     cookies_to_netscape,
     format_choice,
     normalize_quality,
@@ -16,7 +16,7 @@ from core.downloaders.ytdlp_options import (
     split_cookie_header,
     validate_ytdlp_options,
 )
-from core.downloaders.ytdlp_params import ToMp4PP, YtdlpLogger, YtdlpRequest, build_plan, clean_message
+from core.downloaders.ytdlp.params import ToMp4PP, YtdlpLogger, YtdlpRequest, build_plan, clean_message
 from core.errors import InvalidInput
 from core.models import TaskOptions
 

@@ -1,6 +1,6 @@
 """YoutubeDL parameters for a request: options, flags, cookies, logger, ffmpeg.
 
-Shared by the downloader (`ytdlp`) and info extraction (`ytdlp_info`).
+Shared by the downloader (`download`) and info extraction (`info`).
 Imports yt-dlp, so import this module lazily.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor, FFmpegVideoConvertorPP  # type: ignore[import-untyped]
 from yt_dlp.utils import PostProcessingError  # type: ignore[import-untyped]
 
-from core.downloaders.ytdlp_flags import flags_to_params
-from core.downloaders.ytdlp_options import (
+from core.downloaders.ytdlp.flags import flags_to_params
+from core.downloaders.ytdlp.options import (
     AUDIO_FORMAT_EXT,
     FormatChoice,
     cookies_to_netscape,

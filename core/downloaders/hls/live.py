@@ -34,15 +34,15 @@ from typing import TYPE_CHECKING
 
 from core.downloaders.base import backoff_delay, describe_error
 from core.downloaders.ffmpeg import FfmpegError, Input, file_url, remux
-from core.downloaders.hls_merge import Stream, keep_segments, remove_tree
-from core.downloaders.hls_playlist import MediaPlaylist, MediaSegment, parse_media
-from core.downloaders.hls_pool import Arrivals, SegmentPool, Tally, cancel_all, supervise
-from core.downloaders.hls_store import init_key, write_file
+from core.downloaders.hls.merge import Stream, keep_segments, remove_tree
+from core.downloaders.hls.playlist import MediaPlaylist, MediaSegment, parse_media
+from core.downloaders.hls.pool import Arrivals, SegmentPool, Tally, cancel_all, supervise
+from core.downloaders.hls.store import init_key, write_file
 from core.errors import DownloadError, UnsupportedMedia
 from core.naming import unique_path
 
 if TYPE_CHECKING:
-    from core.downloaders.hls import HlsJob
+    from core.downloaders.hls.job import HlsJob
 
 LIVE_GIVE_UP = 15 * 60.0  # seconds with no playlist or no new segment before the stream counts as over
 POLL_BACKOFF_MAX = 30.0

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, NoReturn
 
-from core.downloaders.ytdlp_options import validate_ytdlp_options
-from core.downloaders.ytdlp_params import YtdlpLogger, YtdlpRequest, build_plan, clean_message
+from core.downloaders.ytdlp.options import validate_ytdlp_options
+from core.downloaders.ytdlp.params import YtdlpLogger, YtdlpRequest, build_plan, clean_message
 from core.errors import DownloadError, UnsupportedUrl
 from core.models import Headers, TaskOptions
 

@@ -15,7 +15,7 @@ log merge/convert steps. Stopping sets a flag that the progress hook, the
 post-processor hook and the logger check: they raise inside yt-dlp, which
 unwinds and leaves the `.part` files resumable. The coroutine waits up to
 STOP_GRACE seconds for that, then kills any ffmpeg the thread started
-(`ytdlp_procs`: merges, conversions, live recordings wait on ffmpeg without
+(`procs`: merges, conversions, live recordings wait on ffmpeg without
 hooks); a thread still busy finishes in the background, and a restart of the
 same task waits for it.
 
@@ -44,12 +44,12 @@ from typing import Any
 import yt_dlp  # type: ignore[import-untyped]
 from yt_dlp.utils import DownloadCancelled, MaxDownloadsReached, YoutubeDLError  # type: ignore[import-untyped]
 
-from core.downloaders import ytdlp_procs
 from core.downloaders.base import DownloadContext
 from core.downloaders.paths import work_dir
-from core.downloaders.ytdlp_info import raise_ytdlp_error
-from core.downloaders.ytdlp_options import predict_ext, proposed_name, validate_ytdlp_options
-from core.downloaders.ytdlp_params import Plan, YtdlpLogger, YtdlpRequest, build_plan, clean_message
+from core.downloaders.ytdlp import procs as ytdlp_procs
+from core.downloaders.ytdlp.info import raise_ytdlp_error
+from core.downloaders.ytdlp.options import predict_ext, proposed_name, validate_ytdlp_options
+from core.downloaders.ytdlp.params import Plan, YtdlpLogger, YtdlpRequest, build_plan, clean_message
 from core.errors import DownloadError, InvalidInput
 from core.models import Task
 from core.naming import sanitize_name, unique_path

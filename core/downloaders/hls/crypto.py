@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from core.downloaders.hls_playlist import KeyInfo
+from core.downloaders.hls.playlist import KeyInfo
 from core.errors import DownloadError
 
 KeyFetcher = Callable[[str], Awaitable[bytes]]

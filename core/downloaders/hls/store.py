@@ -24,7 +24,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from core.downloaders.hls_playlist import InitSection
+from core.downloaders.hls.playlist import InitSection
 from core.errors import NoSpaceLeft
 
 

@@ -1,7 +1,7 @@
 """yt-dlp task options without yt-dlp: quality words, post-processing, cookies, names.
 
 Everything here is cheap to import (the engine validates options at task
-creation with it); the yt-dlp flag allow-list lives in `ytdlp_flags`.
+creation with it); the yt-dlp flag allow-list lives in `flags`.
 
 Quality words map onto yt-dlp format selectors plus a format sort:
 
@@ -224,7 +224,7 @@ def validate_ytdlp_options(options: TaskOptions, url: str = "") -> TaskOptions:
     if options.cookies:
         cookies_to_netscape(options.cookies, url or "http://localhost/")
     if options.ytdlp_flags:
-        from core.downloaders.ytdlp_flags import validate_ytdlp_flags
+        from core.downloaders.ytdlp.flags import validate_ytdlp_flags
 
         flags = validate_ytdlp_flags(options.ytdlp_flags)
         if flags != options.ytdlp_flags:

@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from core.downloaders.base import ProgressSink
-from core.downloaders.hls_crypto import KeyStore
-from core.downloaders.hls_fetch import Fetcher, short_name
-from core.downloaders.hls_merge import Stream
-from core.downloaders.hls_playlist import MediaSegment
+from core.downloaders.hls.crypto import KeyStore
+from core.downloaders.hls.fetch import Fetcher, short_name
+from core.downloaders.hls.merge import Stream
+from core.downloaders.hls.playlist import MediaSegment
 
 MEMORY_BUDGET = 32 * 1024 * 1024  # finished segments held for the in-order consumer; beyond, re-read
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.downloaders.ffmpeg import FfmpegError, Input, remux
-from core.downloaders.hls_playlist import InitSection, MediaSegment
-from core.downloaders.hls_store import SegmentStore
+from core.downloaders.hls.playlist import InitSection, MediaSegment
+from core.downloaders.hls.store import SegmentStore
 from core.errors import NoSpaceLeft
 from core.naming import unique_path
 

@@ -6,7 +6,7 @@ segments concurrently into the work folder (`<output>.parts/`), each as its
 own complete file, so a stop or a crash resumes without re-fetching any; then
 merge. A single MPEG-TS stream is remuxed *while* it downloads, by piping the
 segments in order into ffmpeg (`-c copy`); anything else is concatenated and
-remuxed at the end. Live playlists are recorded by `hls_live`.
+remuxed at the end. Live playlists are recorded by `live`.
 
 Options (TaskOptions): segment_threads, skip ("1,92-100", 1-based, applied
 to every stream), log_skipped, keep_segments / delete_segments (keep the
@@ -24,10 +24,10 @@ from urllib.parse import urlsplit
 
 from core.downloaders.base import DownloadContext
 from core.downloaders.ffmpeg import FfmpegError, PipeRemuxer, container_for, find_ffmpeg
-from core.downloaders.hls_crypto import KeyStore, decrypt
-from core.downloaders.hls_fetch import Fetcher, NotAPlaylist, short_name
-from core.downloaders.hls_merge import Stream, keep_segments, merge, remove_tree, segment_folder
-from core.downloaders.hls_playlist import (
+from core.downloaders.hls.crypto import KeyStore, decrypt
+from core.downloaders.hls.fetch import Fetcher, NotAPlaylist, short_name
+from core.downloaders.hls.merge import Stream, keep_segments, merge, remove_tree, segment_folder
+from core.downloaders.hls.playlist import (
     MediaPlaylist,
     MediaSegment,
     SkipRule,
@@ -37,8 +37,8 @@ from core.downloaders.hls_playlist import (
     parse_media,
     parse_skip,
 )
-from core.downloaders.hls_pool import Arrivals, SegmentPool, Tally, supervise
-from core.downloaders.hls_store import SegmentStore, write_file
+from core.downloaders.hls.pool import Arrivals, SegmentPool, Tally, supervise
+from core.downloaders.hls.store import SegmentStore, write_file
 from core.downloaders.paths import work_dir
 from core.errors import DownloadError, WrongKind
 from core.models import Task, TaskKind
@@ -134,7 +134,7 @@ class HlsJob:
             streams.append(Stream(role, url, segments, store, fmp4))
         try:
             if live:
-                from core.downloaders.hls_live import LiveRecorder
+                from core.downloaders.hls.live import LiveRecorder
 
                 if skip:
                     self.ctx.log("skip expression ignored: this is a live recording")

@@ -23,7 +23,7 @@ from core.downloaders.base import (
     is_retryable,
     retry_after_seconds,
 )
-from core.downloaders.hls_playlist import ByteRange
+from core.downloaders.hls.playlist import ByteRange
 from core.errors import DownloadError, HttpStatusError
 
 PLAYLIST_MAX_BYTES = 64 * 1024 * 1024
