@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import shutil
 import time
-import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
-
-import httpx
 
 from core.config import Config
 from core.detect import guess_kind
 from core.downloaders import backend_url, get_downloader
 from core.downloaders.base import DownloadContext, DownloadSettings, describe_error
-from core.downloaders.http_clients import HttpClients, normalize_proxy
+from core.downloaders.http_clients import HttpClients
 from core.downloaders.paths import temp_paths
 from core.downloaders.ytdlp import validate_ytdlp_options
 from core.errors import DownloadError, IllegalTransition, InvalidInput, StoreUnavailable, TaskNotFound, WrongKind
@@ -42,11 +38,12 @@ from core.models import (
     can_transition,
     forwardable_headers,
 )
-from core.naming import name_from_url, resolve_folder, sanitize_folder, sanitize_name, unique_path
+from core.naming import name_from_url, resolve_folder, sanitize_name, unique_path
 from core.progress import ProgressPump
 from core.ratelimit import RateLimiter
 from core.scheduler import Scheduler, StopReason, TaskRun
 from core.store.repo import TaskFilter, TaskRepo
+from core.validation import check_folder, normalize_proxy, validate_url
 
 if TYPE_CHECKING:
     from core.downloaders.ytdlp import MediaInfo
@@ -55,32 +52,6 @@ log = logging.getLogger("fetchdeck.engine")
 
 MAX_BATCH = 100_000
 SAVE_RETRY_SECONDS = 2.0  # how often a final status the store refused is offered again
-
-
-def validate_url(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    text = (url or "").strip()
-    try:
-        parts = urlsplit(text)
-        _ = parts.port  # raises on a bad port
-    except ValueError as exc:
-        raise InvalidInput(f"invalid URL {url!r}: {exc}") from None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise InvalidInput(f"invalid URL {url!r}: only http:// and https:// URLs with a host are accepted")
-    if " " in text or any(unicodedata.category(c) in ("Cc", "Zl", "Zp", "Cs") for c in text):
-        # urlsplit silently drops tabs and newlines; the URL would still carry them
-        raise InvalidInput(f"invalid URL {url!r}: contains spaces or control characters")
-    host = parts.hostname
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        try:  # what the resolver will be asked for: "a..b" or a 64-byte label never resolves
-            host.encode("idna")
-            _ = httpx.URL(text).host  # httpx decodes punycode here
-        except (UnicodeError, ValueError, httpx.InvalidURL):
-            raise InvalidInput(f"invalid URL {url!r}: {host!r} is not a valid host name") from None
-    return text
 
 
 MARKED_FAILED = "marked as failed by a client"
@@ -291,12 +262,7 @@ class Engine:
         return tasks
 
     def _check_folder(self, folder: str | None) -> str:
-        if not folder:
-            return ""
-        if Path(folder).is_absolute():
-            resolve_folder(self.download_root, folder, self.allowed_roots)  # raises if outside
-            return str(Path(folder).resolve())
-        return sanitize_folder(folder)
+        return check_folder(folder, self.download_root, self.allowed_roots)
 
     async def start(self, task_id: int, folder: str | None = None, delete_segments: bool | None = None) -> Task:
         await self._save_unsaved(task_id)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import re
 import time
-import unicodedata
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Literal
@@ -17,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import InvalidInput
+from core.validation import has_control_chars, is_header_name
 
 
 class TaskKind(StrEnum):
@@ -143,7 +143,6 @@ def _options_from_json(text: str) -> TaskOptions:
 Headers = tuple[tuple[str, str], ...]
 
 
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
@@ -158,10 +157,10 @@ def parse_header_lines(lines: list[str] | str) -> Headers:
             continue
         key, sep, value = line.partition(":")
         key = key.strip()
-        if not sep or not _TOKEN.fullmatch(key):  # a header name is an RFC 9110 token
+        if not sep or not is_header_name(key):  # a header name is an RFC 9110 token
             raise InvalidInput(f"bad header line {raw!r}: expected 'Name: value'")
         value = value.strip()
-        if any(c != "\t" and unicodedata.category(c) in ("Cc", "Zl", "Zp", "Cs") for c in value):
+        if has_control_chars(value, allowed="\t"):
             raise InvalidInput(f"bad header value for {key!r}: control characters")
         pairs.append((key, value))
     return tuple(pairs)
@@ -212,6 +211,7 @@ class Task:
     segments_done: int = 0
     segments_total: int = 0
     error: str | None = None
+    note: str | None = None  # live only, never stored: why a running task waits ("retrying in 4 s: ...")
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
 

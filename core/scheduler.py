@@ -50,6 +50,9 @@ class TaskRun:
         self.task.segments_done = done
         self.task.segments_total = total
 
+    def set_note(self, note: str | None) -> None:
+        self.task.note = note
+
     # ---- derived figures -------------------------------------------------
     def sample(self, now: float | None = None, window: float = 3.0) -> None:
         """Record (time, bytes) and update speed and ETA over a sliding window."""

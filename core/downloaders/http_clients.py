@@ -9,53 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aiohttp
 import httpx
 from httpx_aiohttp import transport as aiohttp_transport
 
-from core.errors import InvalidInput
+from core.validation import normalize_proxy
 
 # httpx-aiohttp reads the body in 16 KiB chunks; larger reads cut per-chunk
 # overhead (Python iterations, httpx stream wrappers) several-fold at speed.
 aiohttp_transport.AiohttpResponseStream.CHUNK_SIZE = 512 * 1024
 
 USER_AGENT = "fetchdeck/0.1 (+https://github.com/fetchdeck)"
-
-
-def normalize_proxy(proxy: str | None) -> str | None:
-    """Validate a proxy URL and percent-encode its credentials.
-
-    Credentials may be typed raw (`http://me@home:p:ss/w@host:3128`): everything
-    before the last '@' is user[:password], split at the first ':'.
-    """
-    if not proxy:
-        return None
-    scheme, sep, rest = proxy.strip().partition("://")
-    scheme = scheme.lower()
-    if not sep or scheme not in ("http", "https", "socks5", "socks5h", "socks4"):
-        raise InvalidInput(f"proxy {proxy!r}: must look like http://, https:// or socks5://host:port")
-    creds, at, hostport = rest.rpartition("@")
-    hostport = hostport.rstrip("/")
-    try:
-        parts = urlsplit(f"{scheme}://{hostport}")
-        port = parts.port
-    except ValueError:
-        raise InvalidInput(f"proxy {proxy!r}: bad host or port") from None
-    if not parts.hostname or parts.path not in ("", "/"):
-        raise InvalidInput(f"proxy {proxy!r}: no host")
-    netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    if port:
-        netloc = f"{netloc}:{port}"
-    if at:
-        user, colon, password = creds.partition(":")
-        encoded = quote(unquote(user), safe="")
-        if colon:
-            encoded += ":" + quote(unquote(password), safe="")
-        netloc = f"{encoded}@{netloc}"
-    scheme = "socks5" if scheme == "socks5h" else scheme
-    return urlunsplit((scheme, netloc, "", "", ""))
 
 
 def _aiohttp_session(insecure: bool) -> aiohttp.ClientSession:

@@ -26,10 +26,11 @@ from pydantic import BaseModel, ConfigDict, RootModel, ValidationError
 from quart import Blueprint, Response, request, websocket
 from quart_schema import hide
 
-from core.engine import Engine, validate_url
+from core.engine import Engine
 from core.errors import DownloadError, IllegalTransition, InvalidInput, UnsupportedUrl
 from core.events import EventType
 from core.models import Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
+from core.validation import validate_url
 from server.app import server_state
 from server.compat import all_tasks, dumps, iso_z, parse_id
 from server.downie_shapes import analysis_json, downie_status, progress_json, task_json, video_info_json

@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
-import unicodedata
 from typing import Annotated, Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -21,10 +19,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from quart import Blueprint, Response, request, websocket
 from quart_schema import hide
 
-from core.downloaders.http_clients import normalize_proxy
-from core.engine import Engine, validate_url
+from core.engine import Engine
 from core.errors import IllegalTransition, InvalidInput, TaskNotFound
 from core.models import Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
+from core.validation import has_control_chars, is_header_name, normalize_proxy, validate_url
 from server.app import server_state
 from server.compat import all_tasks, dumps, human_bytes, iso_z, parse_id
 from server.errors import CompatError, ErrorCode
@@ -33,8 +31,6 @@ log = logging.getLogger("fetchdeck.server")
 m3u8 = Blueprint("m3u8", __name__)
 PUSH_INTERVAL = 0.1
 KEEPALIVE_INTERVAL = 5.0
-HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token, as the native API checks
-CONTROL = ("Cc", "Zl", "Zp", "Cs")  # control characters, line/paragraph separators, lone surrogates
 
 STATUS_TEXT = {
     TaskStatus.WAITING: "等待中",
@@ -139,10 +135,6 @@ def proxy_url(body: CreateBody) -> str | None:
     return f"{scheme}://{auth}{body.proxy_host.strip()}{port}"
 
 
-def has_control(text: str, allowed: str = "") -> bool:
-    return any(c not in allowed and unicodedata.category(c) in CONTROL for c in text)
-
-
 def spec_from(body: CreateBody) -> TaskSpec:
     try:
         url = validate_url(body.url)
@@ -153,10 +145,10 @@ def spec_from(body: CreateBody) -> TaskSpec:
     headers: list[tuple[str, str]] = []
     if body.use_http_headers:
         for key, values in body.http_headers.items():
-            if not HEADER_NAME.fullmatch(key):
+            if not is_header_name(key):
                 raise fail(400, f"解析请求失败: 无效的HTTP头 {key[:100]!r}")
             for value in values:
-                if has_control(value, allowed="\t"):
+                if has_control_chars(value, allowed="\t"):
                     raise fail(400, f"解析请求失败: 无效的HTTP头 {key!r} 的值: control characters")
                 headers.append((key, value))
     options: dict[str, Any] = {"api_type": "m3u8"}

@@ -23,10 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 from quart import Blueprint, Response
 from quart_schema import document_request
 
-from core.engine import Engine, validate_url
+from core.engine import Engine
 from core.errors import TaskNotFound
 from core.models import Task, TaskOptions, TaskSpec, TaskStatus
 from core.store.repo import MAX_FILTER_IDS, TaskFilter
+from core.validation import validate_url
 from server.app import server_state
 from server.bodies import parse_body
 from server.compat import parse_id

@@ -13,11 +13,12 @@ from typing import Any, TypeVar
 from quart import Blueprint, Response, request
 from quart_schema import document_querystring, document_request, document_response
 
-from core.engine import Engine, validate_url
+from core.engine import Engine
 from core.errors import IllegalTransition, InvalidInput, TaskNotFound
 from core.models import TaskOptions, TaskSpec, TaskStatus
 from core.naming import resolve_folder
 from core.store.repo import TaskFilter
+from core.validation import validate_url
 from server.app import server_state
 from server.bodies import parse_body, parse_query
 from server.errors import ApiError, ErrorCode

@@ -34,10 +34,11 @@ from quart import Blueprint, Response, has_request_context, request
 from quart_schema import hide
 from werkzeug.routing import BaseConverter
 
-from core.engine import Engine, validate_url
+from core.engine import Engine
 from core.errors import DownloadError, IllegalTransition, InvalidInput
 from core.models import Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
 from core.naming import sanitize_folder, sanitize_name
+from core.validation import validate_url
 from server.app import server_state
 from server.compat import all_tasks, group_status, group_tasks, parse_id
 from server.errors import CompatError, ErrorCode

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from core.downloaders.http_clients import normalize_proxy
 from core.engine import Engine
 from core.errors import InvalidInput
 from core.models import TaskOptions, TaskSpec, TaskStatus
+from core.validation import normalize_proxy
 from tests.support.engine import engine_config
 from tests.support.fileserver import FileServer, random_bytes
 from tests.support.proxies import HttpProxy, Socks5Proxy

@@ -21,9 +21,9 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static, TextArea
 
 from core.detect import guess_kind
-from core.engine import validate_url
 from core.errors import InvalidInput
 from core.models import Task, TaskKind, TaskSpec, parse_header_lines
+from core.validation import validate_url
 from tui.client import ClientError
 
 AUTO = "auto"

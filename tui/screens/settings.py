@@ -21,6 +21,7 @@ from textual.worker import Worker, WorkerState
 
 from core.config import Config, load_config, parse_size, save_config
 from core.errors import InvalidInput
+from core.validation import normalize_proxy
 
 FIELDS: tuple[tuple[str, str, str], ...] = (
     # (widget id, label, placeholder)
@@ -53,8 +54,8 @@ def _int_in(value: str, low: int, high: int) -> int:
 
 def _proxy(value: str) -> str:
     text = value.strip()
-    if text and not text.lower().startswith(("http://", "https://", "socks5://", "socks5h://")):
-        raise InvalidInput("starts with http://, https:// or socks5://")
+    if text:
+        normalize_proxy(text)  # the engine's rule: raises InvalidInput
     return text
 
 
