@@ -7,6 +7,7 @@ them after the app exits.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import subprocess
@@ -281,4 +282,4 @@ class FetchdeckApp(App[None]):
         yield SystemCommand("Clear filter", "Show every task", lambda: screen.set_filter(TaskFilter()))
         for status in TaskStatus:
             yield SystemCommand(f"Show {status.value} tasks", f"Filter: only {status.value}",
-                                lambda s=status: screen.show_status(s))  # type: ignore[misc]
+                                functools.partial(screen.show_status, status))
