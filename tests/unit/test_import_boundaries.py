@@ -3,7 +3,7 @@
 The contracts live in pyproject.toml (`[tool.importlinter]`); `lint-imports` checks them in .ci/run and
 here, so the test command covers them too. The second test shows they bite: a copy of the sources with
 one bad import each (a lazy one inside a function, one under `if TYPE_CHECKING:`, one of a family's
-private module) breaks exactly the contracts it should.
+private module, one closing a cycle) breaks exactly the contracts it should.
 """
 
 from __future__ import annotations
@@ -40,30 +40,37 @@ def _copy_sources(dest: Path) -> None:
         shutil.copytree(ROOT / package, dest / package, ignore=shutil.ignore_patterns("__pycache__", "*.tcss"))
 
 
-def _append(path: Path, code: str) -> None:
-    path.write_text(path.read_text(encoding="utf-8") + "\n\n" + code, encoding="utf-8")
+def _module(root: Path, name: str, body: str) -> None:
+    """A new module in the copy, so the bad imports do not depend on what today's modules import."""
+    (root / name).write_text(f'"""A deliberate import for the contracts to catch."""\n\n{body}', encoding="utf-8")
 
 
-def test_contracts_catch_lazy_type_checking_and_private_imports(tmp_path: Path) -> None:
+def test_contracts_catch_lazy_type_checking_private_and_cyclic_imports(tmp_path: Path) -> None:
     _copy_sources(tmp_path)
-    _append(tmp_path / "core/config.py", "def _lazy() -> None:\n    import textual\n")
-    _append(tmp_path / "server/errors.py", "from typing import TYPE_CHECKING\n"
-                                            "if TYPE_CHECKING:\n    from tui import format\n")
-    _append(tmp_path / "tui/format.py", "def _lazy() -> None:\n    from server import runner\n")
-    _append(tmp_path / "core/engine.py", "def _lazy() -> None:\n    from core.downloaders.hls import job\n")
-    _append(tmp_path / "server/app.py", "def _lazy() -> None:\n    import core.downloaders.ytdlp.params\n")
+    lazy = "def _lazy() -> None:\n    {}\n"
+    _module(tmp_path, "core/bad_ui.py", lazy.format("import textual"))
+    _module(tmp_path, "server/bad_tui.py", "from typing import TYPE_CHECKING\n\n"
+                                           "if TYPE_CHECKING:\n    from tui import format\n")
+    _module(tmp_path, "tui/bad_server.py", lazy.format("from server import runner"))
+    _module(tmp_path, "core/bad_hls.py", lazy.format("from core.downloaders.hls import playlist"))
+    _module(tmp_path, "server/bad_ytdlp.py", lazy.format("import core.downloaders.ytdlp.options"))
+    _module(tmp_path, "core/loop_a.py", "from core import loop_b\n")
+    _module(tmp_path, "core/loop_b.py", lazy.format("from core import loop_a"))
     # allowed: the composition root wires the server in; anything may use the wire format module
-    _append(tmp_path / "tui/serve_command.py", "def _lazy() -> None:\n    from server import runner\n")
-    (tmp_path / "server/wire.py").write_text('"""The wire format (stand-in)."""\n', encoding="utf-8")
-    _append(tmp_path / "tui/launch.py", "def _lazy() -> None:\n    from server import wire\n")
+    _module(tmp_path, "server/wire.py", "")
+    _module(tmp_path, "tui/speaks_wire.py", lazy.format("from server import wire"))
+    serve_command = tmp_path / "tui/serve_command.py"
+    wired = serve_command.read_text(encoding="utf-8") + "\n\n" + lazy.format("from server import runner")
+    serve_command.write_text(wired, encoding="utf-8")
 
     result = lint_imports(tmp_path)
     out = result.stdout
     assert result.returncode != 0, out
-    assert "Contracts: 0 kept, 5 broken" in out, out
-    assert "core.config -> textual" in out
-    assert "server.errors -> tui.format" in out
-    assert "tui.format -> server.runner" in out
-    assert "core.engine -> core.downloaders.hls.job" in out
-    assert "server.app -> core.downloaders.ytdlp.params" in out
-    assert "tui.serve_command -> server" not in out and "tui.launch -> server.wire" not in out
+    assert "Contracts: 0 kept, 6 broken" in out, out
+    assert "core.bad_ui -> textual" in out
+    assert "server.bad_tui -> tui.format" in out
+    assert "tui.bad_server -> server.runner" in out
+    assert "core.bad_hls -> core.downloaders.hls.playlist" in out
+    assert "server.bad_ytdlp -> core.downloaders.ytdlp.options" in out
+    assert "No cycles are allowed in core." in out and ".loop_b -> .loop_a" in out
+    assert "tui.serve_command -> server" not in out and "tui.speaks_wire" not in out
