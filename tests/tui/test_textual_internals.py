@@ -12,9 +12,11 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Iterable
+from typing import Any
 
 from textual.app import App, ComposeResult
-from textual.widgets import DataTable, TextArea
+from textual.cache import LRUCache
+from textual.widgets import DataTable, Input, TextArea
 from textual.widgets.data_table import ColumnKey, Row, RowKey
 
 from tui.screens.add import UrlArea
@@ -65,7 +67,7 @@ async def test_datatable_rows_and_caches_have_the_shapes_task_table_writes() -> 
         assert isinstance(table.rows[RowKey("r0")], Row)
         assert isinstance(table._update_count, int) and isinstance(table._require_update_dimensions, bool)
 
-        caches = {
+        caches: dict[str, LRUCache[Any, Any]] = {
             "_cell_render_cache": table._cell_render_cache, "_row_render_cache": table._row_render_cache,
             "_row_renderable_cache": table._row_renderable_cache, "_line_cache": table._line_cache,
         }
@@ -95,6 +97,14 @@ def test_datatable_methods_task_table_overrides_or_calls_keep_their_signatures()
     assert _parameters(DataTable._update_dimensions) == ["self", "new_rows"]
     assert _parameters(DataTable.watch_scroll_y) == ["self", "old_value", "new_value"]
     assert _parameters(DataTable._clear_caches) == ["self"]
+
+
+def test_the_cursor_blinks_the_tui_tests_stop_still_exist() -> None:
+    """tests/tui/conftest.py stops these so screenshots are steady (one with raising=False)."""
+    assert callable(getattr(Input, "_toggle_cursor", None)), "Input._toggle_cursor is gone: fix conftest.py"
+    assert callable(getattr(TextArea, "_toggle_cursor_blink_visible", None)), (
+        "TextArea._toggle_cursor_blink_visible is gone: tests/tui/conftest.py no longer steadies the cursor"
+    )
 
 
 class _AreaApp(App[None]):

@@ -30,7 +30,7 @@ import yt_dlp.postprocessor.ffmpeg  # type: ignore[import-untyped]
 from yt_dlp.extractor import gen_extractor_classes  # type: ignore[import-untyped]
 from yt_dlp.extractor.common import InfoExtractor  # type: ignore[import-untyped]
 from yt_dlp.options import create_parser  # type: ignore[import-untyped]
-from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor, FFmpegVideoConvertorPP  # type: ignore[import-untyped]
+from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor, FFmpegVideoConvertorPP
 from yt_dlp.utils import PostProcessingError  # type: ignore[import-untyped]
 
 from core.downloaders.ytdlp import flags, procs
@@ -71,7 +71,7 @@ def test_to_mp4_finds_the_downloaders_ffmpeg_when_attached(tmp_path: Path) -> No
     )
 
 
-class _Recording(ToMp4PP):  # type: ignore[misc]  # yt-dlp is untyped
+class _Recording(ToMp4PP):
     def __init__(self, fail_first: bool) -> None:
         super().__init__()
         self.fail_first = fail_first
