@@ -13,11 +13,10 @@ export and the documentation pages; each compat dialect answers in its own forma
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from quart import Quart, Response, current_app, request
+from quart import Quart, Response, request
 from quart_schema import QuartSchema, hide
 from quart_schema.openapi import OpenAPIProvider
 
@@ -28,6 +27,7 @@ from server.compat import CompatServices
 from server.errors import ApiError, ErrorCode, every_path, register_error_handlers, use_dialect_errors
 from server.guards import install_guards
 from server.sse import HEARTBEAT_SECONDS, EventStreams
+from server.state import ServerState, install_state, server_state
 
 API_TITLE = "fetchdeck API"
 OPENAPI_DIR = Path(__file__).parent / "openapi"
@@ -43,19 +43,6 @@ SURFACES: dict[str, tuple[str, ...]] = {
     "downie": ("downie",),
     "saveany": ("saveany",),
 }
-
-
-@dataclass(slots=True)
-class ServerState:
-    engine: Engine
-    config: Config
-    streams: EventStreams
-    policy: AccessPolicy
-    services: CompatServices
-
-
-def server_state() -> ServerState:
-    return current_app.extensions["fetchdeck"]  # type: ignore[no-any-return]
 
 
 class _Provider(OpenAPIProvider):
@@ -118,10 +105,10 @@ def create_app(
     config_payload: Callable[[str, Any], dict[str, Any] | None] | None = None
     if "mediago" in dialects:
         from server.routes.mediago import mediago_config_event as config_payload
-    app.extensions["fetchdeck"] = ServerState(
+    install_state(app, ServerState(
         engine=engine, config=config, policy=policy, services=shared,
         streams=EventStreams(engine, heartbeat=heartbeat, config_payload=config_payload),
-    )
+    ))
     if "mediago" in dialects:
         _register_mediago(app)
     for dialect in dialects:

@@ -32,10 +32,11 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
-from quart import Quart, Request, Response, Websocket, current_app, request, websocket
+from quart import Quart, Request, Response, Websocket, request, websocket
 
 from server.auth import AccessPolicy
 from server.errors import ApiError, ErrorCode
+from server.state import server_state, state_of
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REDACTED = "[REDACTED]"
@@ -174,12 +175,12 @@ def install_log_redaction(token: str = "") -> None:
 
 
 def _policy() -> AccessPolicy:
-    return current_app.extensions["fetchdeck"].policy  # type: ignore[no-any-return]
+    return server_state().policy
 
 
 def install_guards(app: Quart) -> None:
     """Register the guards on app (call after the host/token guard is registered)."""
-    install_log_redaction(app.extensions["fetchdeck"].config.server.token)
+    install_log_redaction(state_of(app).config.server.token)
 
     @app.before_request
     async def _browser_guard() -> Response | None:

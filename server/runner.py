@@ -23,7 +23,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config as HypercornConfig
 from quart import Quart
 
-from server.app import ServerState
+from server.state import state_of
 
 SERVER_LOGGERS = ("hypercorn.error", "fetchdeck.server")
 GRACEFUL_TIMEOUT = 2.0
@@ -89,8 +89,7 @@ class ServerHandle:
 
     async def stop(self) -> None:
         """End SSE streams, let in-flight requests finish (≤ GRACEFUL_TIMEOUT), close the socket."""
-        state: ServerState = self.app.extensions["fetchdeck"]
-        state.streams.close()
+        state_of(self.app).streams.close()
         self.shutdown.set()
         try:
             await asyncio.wait_for(asyncio.shield(self.task), GRACEFUL_TIMEOUT + 3)

@@ -31,10 +31,10 @@ from core.errors import DownloadError, IllegalTransition, InvalidInput, Unsuppor
 from core.events import EventType
 from core.models import Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
 from core.validation import validate_url
-from server.app import server_state
 from server.compat import all_tasks, dumps, iso_z, parse_id
 from server.downie_shapes import analysis_json, downie_status, progress_json, task_json, video_info_json
 from server.errors import CompatError, ErrorCode
+from server.state import server_state
 
 if TYPE_CHECKING:
     from core.downloaders.ytdlp import MediaInfo

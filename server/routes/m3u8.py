@@ -23,9 +23,9 @@ from core.engine import Engine
 from core.errors import IllegalTransition, InvalidInput, TaskNotFound
 from core.models import Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
 from core.validation import has_control_chars, is_header_name, normalize_proxy, validate_url
-from server.app import server_state
 from server.compat import all_tasks, dumps, human_bytes, iso_z, parse_id
 from server.errors import CompatError, ErrorCode
+from server.state import server_state
 
 log = logging.getLogger("fetchdeck.server")
 m3u8 = Blueprint("m3u8", __name__)

@@ -28,7 +28,6 @@ from core.errors import TaskNotFound
 from core.models import Task, TaskOptions, TaskSpec, TaskStatus
 from core.store.repo import MAX_FILTER_IDS, TaskFilter
 from core.validation import validate_url
-from server.app import server_state
 from server.bodies import parse_body
 from server.compat import parse_id
 from server.errors import ApiError, ErrorCode
@@ -42,6 +41,7 @@ from server.schemas import (
     canonical_type,
     iso_time,
 )
+from server.state import server_state
 
 mediago = Blueprint("mediago", __name__)
 

@@ -19,7 +19,6 @@ from core.models import TaskOptions, TaskSpec, TaskStatus
 from core.naming import resolve_folder
 from core.store.repo import TaskFilter
 from core.validation import validate_url
-from server.app import server_state
 from server.bodies import parse_body, parse_query
 from server.errors import ApiError, ErrorCode
 from server.respond import ok
@@ -49,6 +48,7 @@ from server.schemas import (
     parse_mediago_headers,
     task_to_api,
 )
+from server.state import server_state
 
 native = Blueprint("native", __name__, url_prefix="/api")
 ID = "<int:task_id>"

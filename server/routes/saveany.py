@@ -39,7 +39,6 @@ from core.errors import DownloadError, IllegalTransition, InvalidInput
 from core.models import Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
 from core.naming import sanitize_folder, sanitize_name
 from core.validation import validate_url
-from server.app import server_state
 from server.compat import all_tasks, group_status, group_tasks, parse_id
 from server.errors import CompatError, ErrorCode
 from server.saveany_shapes import (
@@ -52,6 +51,7 @@ from server.saveany_shapes import (
     go_time,
     task_json,
 )
+from server.state import server_state
 from server.storages import SCHEME, Storage, source_path, task_folder
 
 saveany = Blueprint("saveany", __name__)
