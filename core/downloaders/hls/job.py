@@ -26,6 +26,7 @@ from core.downloaders.base import DownloadContext
 from core.downloaders.ffmpeg import FfmpegError, PipeRemuxer, container_for, find_ffmpeg
 from core.downloaders.hls.crypto import KeyStore, decrypt
 from core.downloaders.hls.fetch import Fetcher, NotAPlaylist, short_name
+from core.downloaders.hls.live import LiveRecorder
 from core.downloaders.hls.merge import Stream, keep_segments, merge, remove_tree, segment_folder
 from core.downloaders.hls.playlist import (
     MediaPlaylist,
@@ -81,6 +82,11 @@ class HlsJob:
         self.debug = ctx.log if self.opts.debug_log else (lambda _text: None)
         self._pipe_ok = True
 
+    @property
+    def keeps_segments(self) -> bool:
+        """Whether the segment files (and an index.m3u8 for them) outlive the run."""
+        return self.opts.keep_segments or not self.opts.delete_segments
+
     # ---- playlists -----------------------------------------------------
     async def playlists(self) -> tuple[list[tuple[str, str, MediaPlaylist]], bool]:
         """[(role, url, playlist)] to download, and whether only audio was asked for."""
@@ -134,8 +140,6 @@ class HlsJob:
             streams.append(Stream(role, url, segments, store, fmp4))
         try:
             if live:
-                from core.downloaders.hls.live import LiveRecorder
-
                 if skip:
                     self.ctx.log("skip expression ignored: this is a live recording")
                 return await LiveRecorder(self, streams, [pl for _, _, pl in sources], final, work).run()
@@ -270,7 +274,7 @@ class HlsJob:
             await pipe.abort()
 
     async def finish_work(self, streams: list[Stream], work: Path) -> None:
-        if self.opts.keep_segments or not self.opts.delete_segments:
+        if self.keeps_segments:
             await keep_segments(streams)
             for leftover in (work / "source.txt", *(work / f"{s.role}{s.concat_ext}" for s in streams)):
                 leftover.unlink(missing_ok=True)

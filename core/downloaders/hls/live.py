@@ -28,21 +28,20 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from core.downloaders.base import backoff_delay, describe_error
+from core.downloaders.base import DownloadContext, backoff_delay, describe_error
 from core.downloaders.ffmpeg import FfmpegError, Input, file_url, remux
+from core.downloaders.hls.fetch import Fetcher
 from core.downloaders.hls.merge import Stream, keep_segments, remove_tree
 from core.downloaders.hls.playlist import MediaPlaylist, MediaSegment, parse_media
 from core.downloaders.hls.pool import Arrivals, SegmentPool, Tally, cancel_all, supervise
 from core.downloaders.hls.store import init_key, write_file
 from core.errors import DownloadError, UnsupportedMedia
 from core.naming import unique_path
-
-if TYPE_CHECKING:
-    from core.downloaders.hls.job import HlsJob
 
 LIVE_GIVE_UP = 15 * 60.0  # seconds with no playlist or no new segment before the stream counts as over
 POLL_BACKOFF_MAX = 30.0
@@ -89,9 +88,26 @@ class Recording:
         self.state_path.unlink(missing_ok=True)
 
 
+class LiveJob(Protocol):
+    """What a live recording uses of the HLS run that found the live playlists (`job.HlsJob`)."""
+
+    @property
+    def ctx(self) -> DownloadContext: ...
+    @property
+    def fetcher(self) -> Fetcher: ...
+    @property
+    def ffmpeg(self) -> str | None: ...
+    @property
+    def keeps_segments(self) -> bool: ...
+
+    def new_pool(self, tally: Tally, arrivals: Arrivals) -> SegmentPool: ...
+    async def fetch_inits(self, stream: Stream, segments: Iterable[MediaSegment]) -> None: ...
+    def apply_mtime(self, out: Path) -> None: ...
+
+
 class LiveRecorder:
     def __init__(
-        self, job: HlsJob, streams: list[Stream], playlists: list[MediaPlaylist], final: Path, work: Path
+        self, job: LiveJob, streams: list[Stream], playlists: list[MediaPlaylist], final: Path, work: Path
     ) -> None:
         self.job = job
         self.ctx = job.ctx
@@ -100,7 +116,7 @@ class LiveRecorder:
         self.final = final
         self.work = work
         self.recs = [Recording(work / f"{s.role}.rec{s.concat_ext}") for s in streams]
-        self.keep = job.opts.keep_segments or not job.opts.delete_segments
+        self.keep = job.keeps_segments
         self.tally = Tally(self.ctx.progress, live=True)
         self.arrivals = Arrivals()
         self.pool: SegmentPool = job.new_pool(self.tally, self.arrivals)
