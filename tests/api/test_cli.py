@@ -160,9 +160,11 @@ async def test_serve_stops_cleanly_and_downloads_resume_after_restart(
     serve_dirs: tuple[Path, Path], files: FileServer
 ) -> None:
     data_dir, downloads = serve_dirs
-    payload = random_bytes(6_000_000, seed=31)
+    payload = random_bytes(12_000_000, seed=31)
     url = files.add("/served.bin", payload)
-    files.faults.throttle("/served.bin", 250_000)  # per connection
+    # Per connection: at most ~0.8 MB/s in all, so the download is still running (≥ 14 s left) when the
+    # test stops the server, however slowly a loaded machine starts the second `serve` and the `ls` polls.
+    files.faults.throttle("/served.bin", 100_000)
     proc, base = await start_serve(data_dir, downloads)
     added = await cli("add", "--server", base, url, "--type", "direct")
     assert added.exit_code == 0, added.output
