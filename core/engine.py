@@ -1,8 +1,20 @@
-"""The engine: tasks, their lifecycle, scheduling, progress and persistence.
+"""The engine: commands and queries on tasks. One Engine per process.
 
-One Engine per process. Every public method is async and safe to call from the
-API or the TUI while downloads run. Downloads are asyncio tasks; stopping one
-is cancellation, and the downloader leaves its files resumable.
+Every public method is async and safe to call from the API or the TUI while
+downloads run. The engine applies the input rules (core/validation.py) to
+every spec and patch it is given, once, and says which field of which item
+failed (`InvalidField`), so each API dialect renders its own error.
+
+Who owns what:
+- core/scheduler.py: which waiting task runs next, launching and cancelling runs;
+- core/task_run.py: one run (download context, downloader choice, kind switch, finish);
+- core/unsaved.py: outcomes the store refused (disk full), retried every 2 s;
+- core/store/: the `TaskStore` contract the engine reads and writes through (SQLite today);
+- core/downloaders/: the `DownloaderRegistry` the engine is given.
+
+A task's state has one source of truth at a time: while it runs, the
+scheduler's `TaskRun.task`; after a run whose outcome the store refused, the
+unsaved outcomes; otherwise the store. `get`, lists and stats read in that order.
 """
 
 from __future__ import annotations
@@ -12,18 +24,17 @@ import contextlib
 import logging
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from core.config import Config
 from core.detect import guess_kind
-from core.downloaders import backend_url, get_downloader
-from core.downloaders.base import DownloadContext, DownloadSettings, describe_error
+from core.downloaders import DownloaderRegistry
 from core.downloaders.http_clients import HttpClients
 from core.downloaders.paths import temp_paths
 from core.downloaders.ytdlp import validate_ytdlp_options
-from core.errors import DownloadError, IllegalTransition, InvalidInput, StoreUnavailable, TaskNotFound, WrongKind
+from core.errors import IllegalTransition, InvalidField, InvalidInput, StoreUnavailable, TaskNotFound
 from core.events import EventBus, EventType, Subscription
 from core.models import (
     ACTIVE_STATUSES,
@@ -31,18 +42,18 @@ from core.models import (
     LogLine,
     Task,
     TaskKind,
-    TaskOptions,
     TaskPage,
     TaskSpec,
     TaskStatus,
-    can_transition,
     forwardable_headers,
 )
-from core.naming import name_from_url, resolve_folder, sanitize_name, unique_path
+from core.naming import name_from_url, sanitize_name
 from core.progress import ProgressPump
 from core.ratelimit import RateLimiter
-from core.scheduler import Scheduler, StopReason, TaskRun
-from core.store.repo import TaskFilter, TaskRepo
+from core.scheduler import Scheduler, StopReason
+from core.store.base import UNSET, StoreFactory, TaskFilter, TaskPatch, TaskStore
+from core.task_run import TaskRunner
+from core.unsaved import UnsavedOutcomes
 from core.validation import check_folder, normalize_proxy, validate_url
 
 if TYPE_CHECKING:
@@ -51,28 +62,51 @@ if TYPE_CHECKING:
 log = logging.getLogger("fetchdeck.engine")
 
 MAX_BATCH = 100_000
-SAVE_RETRY_SECONDS = 2.0  # how often a final status the store refused is offered again
-
-
 MARKED_FAILED = "marked as failed by a client"
+EDITABLE = frozenset({"name", "url", "headers", "folder", "is_live", "kind", "options"})  # what `update` may patch
 
 
-class UnsavedFinish(NamedTuple):
-    task: Task  # as the run left it: the status and outcome to save
-    stored: TaskStatus  # what the store still says
+@contextlib.contextmanager
+def _field(field: str, index: int | None = None) -> Iterator[None]:
+    """Name the field (and batch item) a rule refused."""
+    try:
+        yield
+    except InvalidField:
+        raise
+    except InvalidInput as exc:
+        raise InvalidField(str(exc), field, index) from None
+
+
+def sqlite_store(database: Path) -> StoreFactory:
+    """The factory of today's store: the SQLite database at `database`."""
+
+    async def open_store() -> TaskStore:
+        from core.store.repo import TaskRepo
+
+        return await TaskRepo.open(database)
+
+    return open_store
 
 
 class Engine:
     def __init__(
         self,
-        database: Path,
+        database: Path | None,
         config: Config,
         *,
         run_queued: bool = True,
         shutdown_status: TaskStatus = TaskStatus.WAITING,
+        store: StoreFactory | None = None,
+        downloaders: DownloaderRegistry | None = None,
     ) -> None:
-        """run_queued=False: only run tasks this engine was explicitly asked to
-        start (the one-shot `fetchdeck get`), never the rest of the queue."""
+        """database: the SQLite file (ignored when `store` opens another store).
+        run_queued=False: only run tasks this engine was explicitly asked to
+        start (the one-shot `fetchdeck get`), never the rest of the queue.
+        downloaders: which downloader runs each kind (default: the built-in ones)."""
+        if store is None:
+            if database is None:
+                raise ValueError("an Engine needs a database path or a store factory")
+            store = sqlite_store(database)
         self.database = database
         self.config = config
         self.download_root = config.download.download_dir.expanduser().resolve()
@@ -80,32 +114,37 @@ class Engine:
         self.bus = EventBus()
         self.clients = HttpClients(read_timeout=config.download.read_timeout)
         self.limiter = RateLimiter(config.download.speed_limit_bytes)
-        self.scheduler = Scheduler(config.download.max_concurrent)
-        self._run_queued = run_queued
-        self._claimed: set[int] = set()
-        self._shutdown_status = shutdown_status
-        self._repo: TaskRepo | None = None
-        self._loops: list[asyncio.Task[None]] = []
+        self.downloaders = downloaders if downloaders is not None else DownloaderRegistry()
+        self._open_store = store
+        self._store: TaskStore | None = None
+        self.unsaved = UnsavedOutcomes(lambda: self.store, lambda: self.scheduler.poke())
+        self.scheduler = Scheduler(
+            config.download.max_concurrent, store=lambda: self.store, unsaved=self.unsaved, run_queued=run_queued
+        )
         self.progress = ProgressPump(self.scheduler.runs, self.bus)
-        # Tasks whose run ended but whose final state the store refused (disk full):
-        # readers see them from here until a retry saves them.
-        self._unsaved: dict[int, UnsavedFinish] = {}
+        self.runner = TaskRunner(
+            config=config, store=lambda: self.store, scheduler=self.scheduler, unsaved=self.unsaved, bus=self.bus,
+            progress=self.progress, downloaders=self.downloaders, clients=self.clients, limiter=self.limiter,
+            download_root=self.download_root, allowed_roots=self.allowed_roots, shutdown_status=shutdown_status,
+        )
+        self.scheduler.executor = self.runner
+        self._loops: list[asyncio.Task[None]] = []
         self._closing = False
 
     # ---- lifecycle -------------------------------------------------------
     async def open(self) -> Engine:
         self.download_root.mkdir(parents=True, exist_ok=True)
-        self._repo = await TaskRepo.open(self.database)
-        self.progress.repo = self._repo
+        self._store = await self._open_store()
+        self.progress.repo = self._store
         # Start-up recovery: whatever was downloading when the last process died is
         # queued again (callers hold the data dir lock, so nothing else runs it).
-        recovered = await self.repo.set_status_where(TaskStatus.DOWNLOADING, TaskStatus.WAITING)
+        recovered = await self.store.requeue(TaskStatus.DOWNLOADING, TaskStatus.WAITING)
         if recovered:
             log.info("recovered %d interrupted task(s)", recovered)
         self._loops = [
-            asyncio.create_task(self._schedule_loop(), name="fetchdeck-scheduler"),
+            asyncio.create_task(self.scheduler.run(), name="fetchdeck-scheduler"),
             asyncio.create_task(self.progress.run(), name="fetchdeck-ticker"),
-            asyncio.create_task(self._save_unsaved_loop(), name="fetchdeck-unsaved"),
+            asyncio.create_task(self.unsaved.run(), name="fetchdeck-unsaved"),
         ]
         self.scheduler.poke()
         return self
@@ -115,6 +154,7 @@ class Engine:
         if self._closing:
             return
         self._closing = True
+        self.scheduler.closing = True
         for loop in self._loops:
             loop.cancel()
         for loop in self._loops:
@@ -122,16 +162,16 @@ class Engine:
                 await loop
         runs = list(self.scheduler.runs.values())
         for run in runs:
-            await self._cancel_run(run, StopReason.SHUTDOWN)
+            await self.scheduler.cancel(run, StopReason.SHUTDOWN)
         await self.progress.flush()
-        if not await self._save_unsaved():
+        if not await self.unsaved.save():
             log.error("could not save the final status of %d task(s): %s; they are resumed at the next start",
-                      len(self._unsaved), ", ".join(map(str, sorted(self._unsaved))))
+                      len(self.unsaved), ", ".join(map(str, self.unsaved.ids())))
         await self.clients.aclose()
         self.bus.close_all()
-        if self._repo is not None:
-            await self._repo.close()
-            self._repo = None
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
 
     async def __aenter__(self) -> Engine:
         return await self.open()
@@ -140,26 +180,32 @@ class Engine:
         await self.close()
 
     @property
-    def repo(self) -> TaskRepo:
-        if self._repo is None:
+    def store(self) -> TaskStore:
+        if self._store is None:
             raise RuntimeError("engine is not open")
-        return self._repo
+        return self._store
+
+    @property
+    def repo(self) -> TaskStore:
+        """The store (older name)."""
+        return self.store
 
     # ---- queries ---------------------------------------------------------
     def _live(self, task: Task) -> Task:
-        run = self.scheduler.runs.get(task.id)
+        """The task as its current source of truth has it (a running or unsaved task is newer than its row)."""
+        run = self.scheduler.running(task.id)
         if run:
             return run.task.copy()
-        unsaved = self._unsaved.get(task.id)
-        return unsaved.task.copy() if unsaved else task
+        return self.unsaved.get(task.id) or task
 
     async def get(self, task_id: int) -> Task:
-        run = self.scheduler.runs.get(task_id)
+        run = self.scheduler.running(task_id)
         if run:
             return run.task.copy()
-        if task_id in self._unsaved:
-            return self._unsaved[task_id].task.copy()
-        task = await self.repo.get(task_id)
+        unsaved = self.unsaved.get(task_id)
+        if unsaved is not None:
+            return unsaved
+        task = await self.store.get(task_id)
         if task is None:
             raise TaskNotFound(task_id)
         return task
@@ -169,7 +215,7 @@ class Engine:
     ) -> TaskPage:
         page = max(1, page)
         size = max(1, min(size, 10_000))
-        items, total = await self.repo.page((page - 1) * size, size, flt or TaskFilter())
+        items, total = await self.store.page((page - 1) * size, size, flt or TaskFilter())
         return TaskPage(items=[self._live(t) for t in items], total=total, page=page, size=size)
 
     async def active(self) -> list[Task]:
@@ -179,11 +225,11 @@ class Engine:
         return page.items
 
     async def folders(self) -> list[str]:
-        return await self.repo.folders()
+        return await self.store.folders()
 
     async def find(self, url: str, folder: str = "") -> Task | None:
         """The newest task for this URL and folder (for `get` re-runs)."""
-        items, _ = await self.repo.page(0, 50, TaskFilter(text=url))
+        items, _ = await self.store.page(0, 50, TaskFilter(text=url))
         for task in items:
             if task.url == url and task.folder == folder:
                 return self._live(task)
@@ -194,14 +240,12 @@ class Engine:
         try:
             await self.progress.flush_logs()
         except StoreUnavailable:  # the disk is full: the lines not stored yet are still in memory
-            return await self.repo.logs(task_id) + self.progress.pending_logs(task_id)
-        return await self.repo.logs(task_id)
+            return await self.store.logs(task_id) + self.progress.pending_logs(task_id)
+        return await self.store.logs(task_id)
 
     async def stats(self) -> EngineStats:
-        counts = await self.repo.count_by_status()
-        for unsaved in self._unsaved.values():
-            counts[unsaved.stored] -= 1
-            counts[unsaved.task.status] += 1
+        counts = await self.store.count_by_status()
+        self.unsaved.adjust_counts(counts)
         speed = sum(r.task.speed for r in self.scheduler.runs.values())
         return EngineStats(
             total=sum(counts.values()),
@@ -216,6 +260,60 @@ class Engine:
     def subscribe(self, after_seq: int | None = None) -> Subscription:
         return self.bus.subscribe(after_seq)
 
+    # ---- input rules -----------------------------------------------------
+    def check_folder(self, folder: str | None) -> str:
+        """The folder to store for `folder` (InvalidInput if it leaves the download roots)."""
+        return check_folder(folder, self.download_root, self.allowed_roots)
+
+    def _new_task(self, spec: TaskSpec, index: int, start: bool, now: float) -> Task:
+        """The task to store for one spec, every rule applied once (InvalidField names the failure)."""
+        options = spec.options
+        backend = options.backend
+        with _field("url", index):
+            url = self.downloaders.backend_url(backend, spec.url) if backend else validate_url(spec.url)
+        with _field("folder", index):
+            folder = self.check_folder(spec.folder)
+        kind = spec.kind or guess_kind(url)
+        if kind is TaskKind.YTDLP:
+            with _field("options", index):
+                options = validate_ytdlp_options(options, url)  # bad flags/quality/cookies → 400
+        if spec.kind is None and not options.auto_kind:
+            options = options.model_copy(update={"auto_kind": True})
+        if options.proxy:
+            with _field("proxy", index):
+                normalize_proxy(options.proxy)
+        name = sanitize_name(spec.name) if spec.name and spec.name.strip() else ""
+        return Task(
+            id=0,
+            kind=kind,
+            url=url,
+            name=name or name_from_url(url),
+            folder=folder,
+            headers=forwardable_headers(spec.headers),
+            status=TaskStatus.WAITING if start else TaskStatus.STOPPED,
+            options=options if name else options.model_copy(update={"auto_name": True}),
+            is_live=spec.is_live,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def _checked_edit(self, patch: TaskPatch) -> TaskPatch:
+        """An `update` patch with the rules applied to each field it sets (before the task is read)."""
+        unknown = patch.names() - EDITABLE
+        if unknown:
+            raise InvalidInput(f"cannot update {', '.join(sorted(unknown))}")
+        if patch.url is not UNSET:
+            with _field("url"):
+                patch = patch.merge(TaskPatch(url=validate_url(patch.url)))
+        if patch.headers is not UNSET:
+            patch = patch.merge(TaskPatch(headers=forwardable_headers(patch.headers)))
+        if patch.folder is not UNSET:
+            with _field("folder"):
+                patch = patch.merge(TaskPatch(folder=self.check_folder(patch.folder)))
+        if patch.name is not UNSET:
+            patch = patch.merge(TaskPatch(name=sanitize_name(patch.name)))
+        return patch
+
     # ---- commands --------------------------------------------------------
     async def create(self, specs: Sequence[TaskSpec], start: bool = True) -> list[Task]:
         """Validate and store new tasks in one transaction; queue them if start."""
@@ -224,91 +322,62 @@ class Engine:
         if len(specs) > MAX_BATCH:
             raise InvalidInput(f"at most {MAX_BATCH} tasks per request")
         now = time.time()
-        tasks: list[Task] = []
-        for spec in specs:
-            backend = spec.options.backend
-            url = backend_url(backend, spec.url) if backend else validate_url(spec.url)
-            kind = spec.kind or guess_kind(url)
-            options = spec.options
-            if kind is TaskKind.YTDLP:
-                options = validate_ytdlp_options(options, url)  # bad flags/quality/cookies → 400
-            if spec.kind is None and not options.auto_kind:
-                options = options.model_copy(update={"auto_kind": True})
-            if options.proxy:
-                normalize_proxy(options.proxy)  # raises InvalidInput
-            folder = self._check_folder(spec.folder)
-            name = sanitize_name(spec.name) if spec.name and spec.name.strip() else ""
-            tasks.append(
-                Task(
-                    id=0,
-                    kind=kind,
-                    url=url,
-                    name=name or name_from_url(url),
-                    folder=folder,
-                    headers=forwardable_headers(spec.headers),
-                    status=TaskStatus.WAITING if start else TaskStatus.STOPPED,
-                    options=options if name else options.model_copy(update={"auto_name": True}),
-                    is_live=spec.is_live,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-        await self.repo.insert_many(tasks)
+        tasks = [self._new_task(spec, index, start, now) for index, spec in enumerate(specs)]
+        await self.store.insert_many(tasks)
         ids = [t.id for t in tasks]
         if start:
-            self._claimed.update(ids)
+            self.scheduler.claim(ids)
         self.bus.publish(EventType.CREATE, {"ids": ids, "count": len(ids)})
         self.scheduler.poke()
         return tasks
 
-    def _check_folder(self, folder: str | None) -> str:
-        return check_folder(folder, self.download_root, self.allowed_roots)
-
     async def start(self, task_id: int, folder: str | None = None, delete_segments: bool | None = None) -> Task:
-        await self._save_unsaved(task_id)
+        """Queue a task (again). folder: save under this folder from now on (InvalidField "folder")."""
+        await self.unsaved.save(task_id)
         task = await self.get(task_id)
         if task.status == TaskStatus.DOWNLOADING:
             raise IllegalTransition(f"task {task_id} is already downloading")
-        self._claimed.add(task_id)
+        self.scheduler.claim([task_id])
         if task.status == TaskStatus.WAITING and folder is None and delete_segments is None:
             self.scheduler.poke()
             return task
-        changes: dict[str, Any] = {"status": TaskStatus.WAITING, "error": None}
-        if folder is not None and self._check_folder(folder) != task.folder:
-            changes["folder"] = self._check_folder(folder)
-            changes["file"] = None
-            changes["downloaded"] = 0
+        patch = TaskPatch(status=TaskStatus.WAITING, error=None)
+        if folder is not None:
+            with _field("folder"):
+                checked = self.check_folder(folder)
+            if checked != task.folder:
+                patch = patch.merge(TaskPatch(folder=checked, file=None, downloaded=0))
         if delete_segments is not None:
-            changes["options"] = task.options.model_copy(update={"delete_segments": delete_segments})
+            patch = patch.merge(TaskPatch(options=task.options.model_copy(update={"delete_segments": delete_segments})))
         if task.status == TaskStatus.SUCCESS:
             # Download again: a fresh file next to the old one.
-            changes.update(file=None, downloaded=0, segments_done=0)
-        await self._write(task_id, changes)
+            patch = patch.merge(TaskPatch(file=None, downloaded=0, segments_done=0))
+        await self.runner.write(task_id, patch)
         self.scheduler.poke()
         return await self.get(task_id)
 
     async def stop(self, task_id: int) -> Task:
-        await self._save_unsaved(task_id)
+        await self.unsaved.save(task_id)
         task = await self.get(task_id)
-        run = self.scheduler.runs.get(task_id)
+        run = self.scheduler.running(task_id)
         if run is not None:
-            await self._cancel_run(run, StopReason.STOP)
+            await self.scheduler.cancel(run, StopReason.STOP)
         elif task.status in (TaskStatus.WAITING, TaskStatus.FAILED):
-            await self._set_status(task, TaskStatus.STOPPED)
+            await self.runner.set_status(task, TaskStatus.STOPPED)
         elif task.status != TaskStatus.STOPPED:
             raise IllegalTransition(f"task {task_id} is {task.status.value}; only active tasks can be stopped")
-        self._claimed.discard(task_id)
+        self.scheduler.release(task_id)
         return await self.get(task_id)
 
     async def delete(self, task_id: int, files: bool = False) -> None:
         task = await self.get(task_id)
-        run = self.scheduler.runs.get(task_id)
+        run = self.scheduler.running(task_id)
         if run is not None:
-            await self._cancel_run(run, StopReason.DELETE)
+            await self.scheduler.cancel(run, StopReason.DELETE)
             task = run.task
-        await self.repo.delete(task_id)
-        self._unsaved.pop(task_id, None)
-        self._claimed.discard(task_id)
+        await self.store.delete(task_id)
+        self.unsaved.discard(task_id)
+        self.scheduler.release(task_id)
         if task.file:
             final = Path(task.file)
             victims = list(temp_paths(final))
@@ -322,36 +391,25 @@ class Engine:
                         victim.unlink()
         self.bus.publish(EventType.DELETE, {"id": task_id}, task_id)
 
-    async def update(self, task_id: int, **changes: Any) -> Task:
-        """Change name, url, headers, folder, is_live, kind or options."""
-        allowed = {"name", "url", "headers", "folder", "is_live", "kind", "options"}
-        unknown = set(changes) - allowed
-        if unknown:
-            raise InvalidInput(f"cannot update {', '.join(sorted(unknown))}")
-        await self._save_unsaved(task_id)
+    async def update(self, task_id: int, patch: TaskPatch) -> Task:
+        """Change name, url, headers, folder, is_live, kind or options (only the fields `patch` sets).
+
+        The rules are applied first (InvalidField names the field), then the
+        status: url, kind and folder cannot change while the task downloads."""
+        patch = self._checked_edit(patch)
+        await self.unsaved.save(task_id)
         task = await self.get(task_id)
-        values = {k: v for k, v in changes.items() if v is not None}
-        if not values:
+        if not patch:
             return task
-        if task.status == TaskStatus.DOWNLOADING and set(values) & {"url", "kind", "folder"}:
+        if task.status == TaskStatus.DOWNLOADING and patch.names() & {"url", "kind", "folder"}:
             raise IllegalTransition("stop the task before changing its url, type or folder")
-        if "url" in values:
-            values["url"] = validate_url(values["url"])
-        if "headers" in values:
-            values["headers"] = forwardable_headers(values["headers"])
-        if "folder" in values:
-            values["folder"] = self._check_folder(values["folder"])
-        if "name" in values:
-            values["name"] = sanitize_name(values["name"])
+        if patch.name is not UNSET:
             if task.options.auto_name:
-                values["options"] = values.get("options", task.options).model_copy(update={"auto_name": False})
+                options = task.options if patch.options is UNSET else patch.options
+                patch = patch.merge(TaskPatch(options=options.model_copy(update={"auto_name": False})))
             if not task.downloaded and task.status != TaskStatus.SUCCESS:
-                values["file"] = None  # not started: the new name becomes the file name
-        if "kind" in values:
-            values["kind"] = TaskKind(values["kind"])
-        if "options" in values and not isinstance(values["options"], TaskOptions):
-            raise InvalidInput("options must be TaskOptions")
-        await self._write(task_id, values)
+                patch = patch.merge(TaskPatch(file=None))  # not started: the new name becomes the file name
+        await self.runner.write(task_id, patch)
         self.bus.publish(EventType.UPDATE, {"id": task_id}, task_id)
         return await self.get(task_id)
 
@@ -363,7 +421,7 @@ class Engine:
         SUCCESS: only for a task that is not waiting or downloading and whose
         file is complete on disk (its final path exists).
         """
-        await self._save_unsaved(task_id)
+        await self.unsaved.save(task_id)
         task = await self.get(task_id)
         self.check_mark(task, status)
         if task.status is status:
@@ -371,11 +429,11 @@ class Engine:
         if status is TaskStatus.FAILED:
             if task.status in ACTIVE_STATUSES:
                 task = await self.stop(task_id)
-            await self._write(task_id, {"status": TaskStatus.FAILED, "error": MARKED_FAILED})
+            await self.runner.write(task_id, TaskPatch(status=TaskStatus.FAILED, error=MARKED_FAILED))
             self.task_log(task_id, MARKED_FAILED)
             self.bus.publish(EventType.FAILED, {"id": task_id, "error": MARKED_FAILED}, task_id)
         else:
-            await self._write(task_id, {"status": TaskStatus.SUCCESS, "error": None})
+            await self.runner.write(task_id, TaskPatch(status=TaskStatus.SUCCESS, error=None))
             self.task_log(task_id, "marked as finished by a client")
             self.bus.publish(EventType.SUCCESS, {"id": task_id}, task_id)
         return await self.get(task_id)
@@ -467,217 +525,3 @@ class Engine:
         """A line in the task's log (stored with the next flush, about once a second)."""
         self.progress.log(task_id, text)
 
-    # ---- internals -------------------------------------------------------
-    async def _write(self, task_id: int, values: dict[str, Any]) -> None:
-        await self.repo.update_fields(task_id, **values)
-        run = self.scheduler.runs.get(task_id)
-        if run:
-            for key, value in values.items():
-                setattr(run.task, key, value)
-
-    async def _set_status(self, task: Task, status: TaskStatus, **extra: Any) -> None:
-        if not can_transition(task.status, status):
-            raise IllegalTransition(f"task {task.id}: {task.status.value} → {status.value} is not allowed")
-        values: dict[str, Any] = {"status": status, **extra}
-        if task.id in self.scheduler.runs:
-            t = self.scheduler.runs[task.id].task
-            values.update(
-                downloaded=t.downloaded, total=t.total, segments_done=t.segments_done,
-                segments_total=t.segments_total,
-            )
-        await self._write(task.id, values)
-        for key, value in values.items():  # once stored, all at once: no reader sees one without the other
-            setattr(task, key, value)
-
-    async def _schedule_loop(self) -> None:
-        while True:
-            await self.scheduler.wakeup.wait()
-            self.scheduler.wakeup.clear()
-            try:
-                await self._fill_slots()
-            except Exception:
-                log.exception("scheduler error")
-
-    async def _fill_slots(self) -> None:
-        free = self.scheduler.free_slots
-        if free <= 0 or self._closing:
-            return
-        candidates = await self.repo.ids_with_status(
-            TaskStatus.WAITING, limit=free + len(self.scheduler.runs) + 64 if self._run_queued else -1
-        )
-        for task_id in candidates:
-            if self.scheduler.free_slots <= 0:
-                break
-            if task_id in self.scheduler.runs or task_id in self._unsaved:
-                continue
-            if not self._run_queued and task_id not in self._claimed:
-                continue
-            task = await self.repo.get(task_id)
-            if task is None or task.status != TaskStatus.WAITING:
-                continue
-            await self._launch(task)
-
-    async def _launch(self, task: Task) -> None:
-        # The handle exists before anything awaits, so a stop that comes in while the
-        # run is being marked `downloading` always has something to cancel.
-        run = TaskRun(task=task)
-        task.error = None
-        task.speed, task.eta = 0.0, None
-        self.scheduler.runs[task.id] = run
-        run.handle = asyncio.create_task(self._execute(run), name=f"fetchdeck-task-{task.id}")
-
-    async def _cancel_run(self, run: TaskRun, reason: StopReason) -> None:
-        run.stop_reason = reason
-        if run.handle and not run.handle.done():
-            run.handle.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await run.handle
-        if self.scheduler.runs.get(run.task.id) is run:
-            # Cancelled before its coroutine ran a line: nothing else will settle it.
-            await self._finish_cancelled(run)
-
-    def _context(self, run: TaskRun, folder: Path) -> DownloadContext:
-        task = run.task
-        settings = DownloadSettings(
-            retries=self.config.download.retries,
-            connections=task.options.connections or self.config.download.connections,
-            segment_threads=task.options.segment_threads or self.config.download.segment_threads,
-            proxy=self.config.download.proxy or None,
-            read_timeout=self.config.download.read_timeout,
-        )
-
-        async def claim_output(filename: str) -> Path:
-            if task.file:
-                return Path(task.file)
-            in_use = await self.repo.files_in_use()
-            in_use.update(r.task.file for r in self.scheduler.runs.values() if r.task.file)
-            path = unique_path(folder, filename, taken=lambda p: str(p) in in_use)
-            values: dict[str, Any] = {"file": str(path)}
-            if task.options.auto_name:
-                values["name"] = path.name
-            await self._write(task.id, values)
-            self.bus.publish(EventType.UPDATE, {"id": task.id}, task.id)
-            return path
-
-        return DownloadContext(
-            task=task,
-            folder=folder,
-            clients=self.clients,
-            progress=run,
-            log=lambda text: self.task_log(task.id, text),
-            limiter=self.limiter,
-            settings=settings,
-            claim_output=claim_output,
-        )
-
-    async def _execute(self, run: TaskRun) -> None:
-        task = run.task
-        try:
-            started = await self.repo.transition(task.id, TaskStatus.WAITING, TaskStatus.DOWNLOADING)
-            if not started:  # stopped or deleted since the scheduler picked it
-                self.scheduler.runs.pop(task.id, None)
-                self.scheduler.poke()
-                return
-            task.status, task.error = TaskStatus.DOWNLOADING, None
-            self.bus.publish(EventType.START, {"id": task.id}, task.id)
-            for _attempt in range(3):  # a WrongKind correction may switch downloaders
-                try:
-                    folder = resolve_folder(self.download_root, task.folder or None, self.allowed_roots)
-                    folder.mkdir(parents=True, exist_ok=True)
-                    self.task_log(task.id, f"start {task.kind.value} download: {task.url}")
-                    path = await get_downloader(task.kind, task.options.backend).run(task, self._context(run, folder))
-                    break
-                except WrongKind as exc:
-                    if not task.options.auto_kind or exc.kind == task.kind:
-                        raise
-                    self.task_log(task.id, f"switching to {exc.kind.value}: {exc}")
-                    await self._write(task.id, {"kind": exc.kind})
-            else:
-                raise DownloadError("the download type kept changing")
-        except asyncio.CancelledError:
-            await self._finish_cancelled(run)
-            return
-        except Exception as exc:
-            reason = describe_error(exc)
-            if not isinstance(exc, DownloadError | OSError | StoreUnavailable):
-                log.exception("task %s crashed", task.id)
-            self.task_log(task.id, f"failed: {reason}")
-            await self._finish(run, TaskStatus.FAILED, error=reason)
-            self.bus.publish(EventType.FAILED, {"id": task.id, "error": reason}, task.id)
-            return
-        if task.total is None or task.total < task.downloaded:
-            task.total = task.downloaded
-        self.task_log(task.id, f"done: {path}")
-        await self._finish(run, TaskStatus.SUCCESS, file=str(path), error=None)
-        self.bus.publish(EventType.SUCCESS, {"id": task.id}, task.id)
-
-    async def _finish_cancelled(self, run: TaskRun) -> None:
-        task = run.task
-        reason = run.stop_reason or StopReason.SHUTDOWN
-        if reason is StopReason.DELETE:
-            self.scheduler.runs.pop(task.id, None)
-            return
-        if reason is StopReason.STOP:
-            self.task_log(task.id, "stopped")
-            await self._finish(run, TaskStatus.STOPPED)
-            self.bus.publish(EventType.STOP, {"id": task.id}, task.id)
-        else:
-            self.task_log(task.id, "interrupted by shutdown; will resume")
-            await self._finish(run, self._shutdown_status)
-
-    async def _finish(self, run: TaskRun, status: TaskStatus, **extra: Any) -> None:
-        task = run.task
-        task.speed, task.eta = 0.0, None
-        stored = task.status
-        try:
-            await self._set_status(task, status, **extra)
-        except StoreUnavailable as exc:
-            # The run is over either way; keep its outcome until the store takes it.
-            task.status = status
-            for key, value in extra.items():
-                setattr(task, key, value)
-            self._unsaved[task.id] = UnsavedFinish(task, stored)
-            log.warning("task %s is %s but %s; retrying every %.0f s",
-                        task.id, status.value, exc, SAVE_RETRY_SECONDS)
-        finally:
-            self.scheduler.runs.pop(task.id, None)
-            self.scheduler.poke()
-        with contextlib.suppress(StoreUnavailable):  # the pump keeps the lines for its next flush
-            await self.progress.flush_logs()
-
-    @staticmethod
-    def _final_values(task: Task) -> dict[str, Any]:
-        return {"status": task.status, "error": task.error, "file": task.file, "downloaded": task.downloaded,
-                "total": task.total, "segments_done": task.segments_done, "segments_total": task.segments_total}
-
-    async def _save_unsaved(self, task_id: int | None = None) -> bool:
-        """Offer final states the store refused again (all, or just `task_id`).
-
-        With `task_id`, a refusal raises StoreUnavailable: a command must not act
-        on a task whose stored status is not its real one.
-        """
-        ids = list(self._unsaved) if task_id is None else [task_id] if task_id in self._unsaved else []
-        for unsaved_id in ids:
-            unsaved = self._unsaved[unsaved_id]
-            task = unsaved.task
-            try:
-                await self.repo.update_fields(unsaved_id, **self._final_values(task))
-            except StoreUnavailable:
-                if task_id is not None:
-                    raise
-                return False
-            if self._unsaved.get(unsaved_id) is unsaved:
-                del self._unsaved[unsaved_id]
-                log.info("task %s: its %s status is saved now", unsaved_id, task.status.value)
-        if ids:
-            self.scheduler.poke()
-        return True
-
-    async def _save_unsaved_loop(self) -> None:
-        while True:
-            await asyncio.sleep(SAVE_RETRY_SECONDS)
-            if self._unsaved:
-                try:
-                    await self._save_unsaved()
-                except Exception:
-                    log.exception("saving unsaved task states failed")

@@ -2,6 +2,7 @@
 
 FetchdeckError
 ├── InvalidInput          a client asked for something malformed (→ 4xx)
+│   └── InvalidField      … and which field of which batch item
 ├── TaskNotFound          no task with that id (→ 404)
 ├── IllegalTransition     the status machine forbids it (→ 409)
 ├── StoreUnavailable      the task store cannot be written, e.g. its disk is full (→ 503)
@@ -85,3 +86,14 @@ class WrongKind(DownloadError):
     def __init__(self, kind: TaskKind, why: str) -> None:
         super().__init__(f"this is a {kind.value} download: {why}")
         self.kind = kind
+
+
+class InvalidField(InvalidInput):
+    """InvalidInput that names what was wrong: `field` ("url", "folder", "headers", "options", "proxy"...)
+    of the `index`-th item of a batch (None: a single request). str() is the rule's own sentence, so a
+    dialect that only shows the message shows the same text; one that names fields prefixes its own path."""
+
+    def __init__(self, message: str, field: str, index: int | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.index = index

@@ -16,7 +16,7 @@ from core.errors import StoreUnavailable
 from core.events import EventBus, EventType
 from core.models import LogLine, Task
 from core.scheduler import TaskRun
-from core.store.repo import TaskRepo
+from core.store.base import TaskPatch, TaskStore
 
 log = logging.getLogger("fetchdeck.engine")
 
@@ -29,7 +29,7 @@ class ProgressPump:
     def __init__(self, runs: dict[int, TaskRun], bus: EventBus) -> None:
         self.runs = runs
         self.bus = bus
-        self.repo: TaskRepo | None = None  # set when the engine opens its store
+        self.repo: TaskStore | None = None  # set when the engine opens its store
         self._pending_logs: list[tuple[int, float, str]] = []
         self._store_down: str | None = None  # why the last flush failed (logged once per outage)
 
@@ -68,15 +68,13 @@ class ProgressPump:
 
     async def flush(self) -> None:
         """Write progress of all running tasks (and pending logs) in one transaction."""
-        changes = []
+        changes: list[tuple[int, TaskPatch]] = []
         flushed = []
         for run in list(self.runs.values()):
             t = run.task
             if t.downloaded != run.flushed_downloaded:
                 flushed.append((run, t.downloaded))
-                changes.append((t.id, {"downloaded": t.downloaded, "total": t.total,
-                                       "segments_done": t.segments_done,
-                                       "segments_total": t.segments_total}))
+                changes.append((t.id, TaskPatch.counters(t)))
         if changes and self.repo is not None:
             await self.repo.update_many(changes)
             for run, downloaded in flushed:

@@ -70,16 +70,14 @@ def build_services(engine: Engine, config: Config) -> CompatServices:
     """What every listener of one server shares: the engine-event consumer, webhooks, storages, backends."""
     services = CompatServices(engine)
     if config.api.enable:
-        from core.downloaders import register_backend
-        from server.aria2 import Aria2Downloader
-        from server.aria2 import check_url as aria2_url
-        from server.storages import TRANSFER, check_transfer_url, parse_storages
+        from server import aria2, storages
+        from server.storages import parse_storages
         from server.webhooks import WebhookNotifier
 
         services.notifier = WebhookNotifier(engine, config.api)
         services.storages = parse_storages(config.api.storages, engine.download_root)
-        register_backend("transfer", TRANSFER, check_transfer_url)
-        register_backend("aria2", Aria2Downloader(config.aria2), aria2_url)
+        storages.register(engine.downloaders)  # this server's engine, not process-wide state
+        aria2.register(engine.downloaders, config.aria2)
     return services
 
 

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import itertools
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -26,6 +26,9 @@ import httpx
 from core.config import Aria2Config
 from core.downloaders.base import DownloadContext
 from core.errors import DownloadError, InvalidInput
+
+if TYPE_CHECKING:
+    from core.downloaders import DownloaderRegistry
 from core.models import Task
 
 ALLOWED_OPTIONS = frozenset({
@@ -142,3 +145,8 @@ async def _forget(rpc: Aria2Rpc, gid: str) -> None:
         await asyncio.sleep(0.05)
     with contextlib.suppress(Aria2Error):
         await rpc.call("aria2.removeDownloadResult", gid)
+
+
+def register(registry: DownloaderRegistry, config: Aria2Config) -> None:
+    """Add the `aria2` backend (hands the task to an aria2 RPC server) to an engine's registry."""
+    registry.register_backend("aria2", Aria2Downloader(config), check_url)

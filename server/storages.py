@@ -20,11 +20,15 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.downloaders.base import DownloadContext
 from core.errors import DownloadError, InvalidInput
 from core.models import Task
 from core.naming import sanitize_folder
+
+if TYPE_CHECKING:
+    from core.downloaders import DownloaderRegistry
 
 CHUNK = 1 << 20
 SCHEME = "transfer://"
@@ -126,3 +130,8 @@ async def _copy(src: Path, dest: Path, ctx: DownloadContext) -> None:
 
 
 TRANSFER = TransferDownloader()
+
+
+def register(registry: DownloaderRegistry) -> None:
+    """Add the `transfer` backend (copies out of a configured storage) to an engine's registry."""
+    registry.register_backend("transfer", TRANSFER, check_transfer_url)

@@ -1,4 +1,9 @@
-"""Task and log persistence. The engine is the only caller (one writer)."""
+"""The SQLite task store (aiosqlite reads, one writer thread): today's `TaskStore` implementation.
+
+The engine reaches it only through `core.store.base.TaskStore`; SQL, column
+encodings and the writer thread stay in this module. Rows are read by column
+name (`aiosqlite.Row`).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,6 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,7 +21,10 @@ import aiosqlite
 
 from core.errors import StoreUnavailable
 from core.models import Headers, LogLine, Task, TaskKind, TaskOptions, TaskStatus
+from core.store.base import MAX_FILTER_IDS, TaskFilter, TaskPatch, TaskStore
 from core.store.db import open_database, open_writer
+
+__all__ = ["MAX_FILTER_IDS", "TaskFilter", "TaskRepo", "row_to_task"]
 
 T = TypeVar("T")
 
@@ -25,24 +32,6 @@ _COLUMNS = (
     "id, kind, url, name, folder, headers, status, is_live, file, downloaded, total, "
     "segments_done, segments_total, error, options, created_at, updated_at"
 )
-# Fields the engine may change with `update_fields`.
-UPDATABLE = frozenset(
-    {"kind", "url", "name", "folder", "headers", "status", "is_live", "file", "downloaded", "total",
-     "segments_done", "segments_total", "error", "options"}
-)
-
-
-MAX_FILTER_IDS = 10_000  # well under SQLite's 32766 bound variables
-
-
-@dataclass(frozen=True, slots=True)
-class TaskFilter:
-    statuses: frozenset[TaskStatus] = frozenset()
-    text: str = ""  # substring of name or url
-    kinds: frozenset[TaskKind] = frozenset()
-    folders: frozenset[str] = frozenset()  # exact stored folder values
-    ids: frozenset[int] = frozenset()  # only these tasks (at most MAX_FILTER_IDS)
-    newest_first: bool = True
 
 
 def _encode(field: str, value: Any) -> Any:
@@ -57,30 +46,30 @@ def _encode(field: str, value: Any) -> Any:
     return value
 
 
-def row_to_task(row: aiosqlite.Row | Sequence[Any]) -> Task:
-    headers: Headers = tuple((str(k), str(v)) for k, v in json.loads(row[5] or "[]"))
+def row_to_task(row: aiosqlite.Row | sqlite3.Row) -> Task:
+    headers: Headers = tuple((str(k), str(v)) for k, v in json.loads(row["headers"] or "[]"))
     return Task(
-        id=row[0],
-        kind=TaskKind(row[1]),
-        url=row[2],
-        name=row[3],
-        folder=row[4],
+        id=row["id"],
+        kind=TaskKind(row["kind"]),
+        url=row["url"],
+        name=row["name"],
+        folder=row["folder"],
         headers=headers,
-        status=TaskStatus(row[6]),
-        is_live=bool(row[7]),
-        file=row[8],
-        downloaded=row[9] or 0,
-        total=row[10],
-        segments_done=row[11] or 0,
-        segments_total=row[12] or 0,
-        error=row[13],
-        options=TaskOptions.from_json(row[14]),
-        created_at=row[15],
-        updated_at=row[16],
+        status=TaskStatus(row["status"]),
+        is_live=bool(row["is_live"]),
+        file=row["file"],
+        downloaded=row["downloaded"] or 0,
+        total=row["total"],
+        segments_done=row["segments_done"] or 0,
+        segments_total=row["segments_total"] or 0,
+        error=row["error"],
+        options=TaskOptions.from_json(row["options"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 
-class TaskRepo:
+class TaskRepo(TaskStore):
     """Reads go through `conn` (aiosqlite); writes through one writer connection in its own thread.
 
     Each write is one whole transaction run in that thread: one hop between the
@@ -141,11 +130,11 @@ class TaskRepo:
         placeholders = ", ".join("?" * len(fields))
 
         def body(conn: sqlite3.Connection) -> list[Task]:
-            row = conn.execute(
+            (last,) = conn.execute(
                 "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name='tasks'), 0),"
                 " COALESCE((SELECT MAX(id) FROM tasks), 0))"
             ).fetchone()
-            next_id = int(row[0] if row else 0) + 1
+            next_id = int(last or 0) + 1
             rows = [(next_id + offset, *values) for offset, values in enumerate(encoded)]
             conn.executemany(f"INSERT INTO tasks ({_COLUMNS}) VALUES ({placeholders})", rows)
             for offset, task in enumerate(tasks):
@@ -154,7 +143,7 @@ class TaskRepo:
 
         return await self._write(body)
 
-    async def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+    async def _read(self, sql: str, args: Sequence[Any] = ()) -> list[aiosqlite.Row]:
         """All rows of one query, fetched in one hop to the reading thread.
 
         Never a cursor left open across an await: an unfinished statement keeps
@@ -196,45 +185,44 @@ class TaskRepo:
         rows = await self._read(
             f"SELECT {_COLUMNS} FROM tasks{where} ORDER BY id {order} LIMIT ? OFFSET ?", [*args, limit, offset]
         )
-        count = await self._read(f"SELECT COUNT(*) FROM tasks{where}", args)
-        return [row_to_task(r) for r in rows], int(count[0][0] if count else 0)
+        count = await self._read(f"SELECT COUNT(*) AS n FROM tasks{where}", args)
+        return [row_to_task(r) for r in rows], int(count[0]["n"] if count else 0)
 
-    async def ids_with_status(self, status: TaskStatus, limit: int = -1) -> list[int]:
-        rows = await self._read("SELECT id FROM tasks WHERE status=? ORDER BY id LIMIT ?", (str(status), limit))
-        return [r[0] for r in rows]
+    async def waiting_ids(self, limit: int = -1) -> list[int]:
+        rows = await self._read(
+            "SELECT id FROM tasks WHERE status=? ORDER BY id LIMIT ?", (str(TaskStatus.WAITING), limit)
+        )
+        return [r["id"] for r in rows]
 
     async def count_by_status(self) -> dict[TaskStatus, int]:
-        rows = await self._read("SELECT status, COUNT(*) FROM tasks GROUP BY status")
+        rows = await self._read("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status")
         counts = {s: 0 for s in TaskStatus}
-        for status, n in rows:
-            counts[TaskStatus(status)] = n
+        for row in rows:
+            counts[TaskStatus(row["status"])] = row["n"]
         return counts
 
     async def folders(self) -> list[str]:
-        return [r[0] for r in await self._read("SELECT DISTINCT folder FROM tasks ORDER BY folder")]
+        return [r["folder"] for r in await self._read("SELECT DISTINCT folder FROM tasks ORDER BY folder")]
 
     async def files_in_use(self) -> set[str]:
         rows = await self._read("SELECT file FROM tasks WHERE file IS NOT NULL AND status != 'success'")
-        return {r[0] for r in rows}
+        return {r["file"] for r in rows}
 
-    async def update_fields(self, task_id: int, **values: Any) -> None:
-        await self.update_many([(task_id, values)])
+    async def update(self, task_id: int, patch: TaskPatch) -> None:
+        await self.update_many([(task_id, patch)])
 
-    async def update_many(self, changes: list[tuple[int, dict[str, Any]]]) -> None:
-        """Apply several row updates in one transaction."""
+    async def update_many(self, changes: list[tuple[int, TaskPatch]]) -> None:
+        changes = [(task_id, patch) for task_id, patch in changes if patch]
         if not changes:
             return
-        for _, values in changes:
-            bad = set(values) - UPDATABLE
-            if bad:
-                raise ValueError(f"not updatable: {sorted(bad)}")
         now = time.time()
-
-        statements = [
-            (f"UPDATE tasks SET {', '.join(f'{k}=?' for k in values)}, updated_at=? WHERE id=?",
-             [*(_encode(k, v) for k, v in values.items()), now, task_id])
-            for task_id, values in changes
-        ]
+        statements = []
+        for task_id, patch in changes:
+            fields = list(patch.items())
+            statements.append((
+                f"UPDATE tasks SET {', '.join(f'{name}=?' for name, _ in fields)}, updated_at=? WHERE id=?",
+                [*(_encode(name, value) for name, value in fields), now, task_id],
+            ))
 
         def body(conn: sqlite3.Connection) -> None:
             for sql, args in statements:
@@ -254,7 +242,7 @@ class TaskRepo:
 
         return await self._write(body, transaction=False)
 
-    async def set_status_where(self, old: TaskStatus, new: TaskStatus) -> int:
+    async def requeue(self, old: TaskStatus, new: TaskStatus) -> int:
         def body(conn: sqlite3.Connection) -> int:
             cur = conn.execute(
                 "UPDATE tasks SET status=?, updated_at=? WHERE status=?", (str(new), time.time(), str(old))
@@ -285,11 +273,11 @@ class TaskRepo:
             " ORDER BY id",
             (task_id, limit),
         )
-        return [LogLine(ts=r[0], text=r[1]) for r in rows]
+        return [LogLine(ts=r["ts"], text=r["text"]) for r in rows]
 
     async def integrity_ok(self) -> bool:
         rows = await self._read("PRAGMA integrity_check")
-        return bool(rows and rows[0][0] == "ok")
+        return bool(rows and rows[0]["integrity_check"] == "ok")
 
 
 def _task_fields() -> tuple[str, ...]:

@@ -27,12 +27,11 @@ from core.engine import Engine
 from core.errors import TaskNotFound
 from core.models import Task, TaskOptions, TaskSpec, TaskStatus
 from core.store.repo import MAX_FILTER_IDS, TaskFilter
-from core.validation import validate_url
 from server.bodies import parse_body
 from server.compat import parse_id
 from server.errors import ApiError, ErrorCode
 from server.respond import ok
-from server.routes.native import checked, checked_folder, checked_headers, documented
+from server.routes.native import checked_headers, documented, field_errors, field_name, no_nul_folder
 from server.schemas import (
     ACCEPTED_TYPES,
     Envelope,
@@ -192,12 +191,13 @@ async def create_task() -> Response:
     body = await parse_body(CreateTaskBody)
     client_id = body.id if body.id and parse_id(body.id) is None else None  # an engine-like id is not kept
     spec = TaskSpec(
-        url=checked(ErrorCode.INVALID_URL, "url", validate_url, body.url),
+        url=body.url,
         kind=ACCEPTED_TYPES[body.type] if body.type else None, name=body.name,
-        folder=checked_folder(body.folder, "folder"), headers=checked_headers(body.headers, "headers") or (),
+        folder=no_nul_folder(body.folder, "folder"), headers=checked_headers(body.headers, "headers") or (),
         options=TaskOptions(api_type=canonical_type(body.type) if body.type else None, client_id=client_id),
     )
-    (task,) = await engine().create([spec], start=True)
+    with field_errors(field_name):
+        (task,) = await engine().create([spec], start=True)
     return ok({"id": client_id or str(task.id), "message": "Task enqueued successfully",
                "status": QUEUE_STATUS[task.status]})
 

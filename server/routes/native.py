@@ -6,7 +6,8 @@ Routes are thin: validate (server/bodies.py), call the engine, serialize
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,11 +15,10 @@ from quart import Blueprint, Response, request
 from quart_schema import document_querystring, document_request, document_response
 
 from core.engine import Engine
-from core.errors import IllegalTransition, InvalidInput, TaskNotFound
+from core.errors import IllegalTransition, InvalidField, InvalidInput, TaskNotFound
 from core.models import TaskOptions, TaskSpec, TaskStatus
-from core.naming import resolve_folder
-from core.store.repo import TaskFilter
-from core.validation import validate_url
+from core.store import TaskFilter, TaskPatch
+from core.store.base import UNSET, Unset
 from server.bodies import parse_body, parse_query
 from server.errors import ApiError, ErrorCode
 from server.respond import ok
@@ -53,6 +53,7 @@ from server.state import server_state
 native = Blueprint("native", __name__, url_prefix="/api")
 ID = "<int:task_id>"
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 EXPORT_PAGE = 5000
 
 
@@ -83,6 +84,31 @@ async def _ids_in_range() -> None:
 # ------------------------------------------------------------ input checks
 
 
+# The engine applies the URL and folder rules and names the field that failed (InvalidField);
+# this dialect answers those with its own codes and the field's path in the request.
+FIELD_CODES = {"url": ErrorCode.INVALID_URL, "folder": ErrorCode.INVALID_FOLDER, "headers": ErrorCode.INVALID_HEADERS}
+
+
+@contextmanager
+def field_errors(where: Callable[[InvalidField], str]) -> Iterator[None]:
+    """Turn the engine's InvalidField for a url/folder/headers into this dialect's 400 naming `where(exc)`."""
+    try:
+        yield
+    except InvalidField as exc:
+        code = FIELD_CODES.get(exc.field)
+        if code is None:
+            raise
+        raise ApiError(400, code, f"{where(exc)}: {exc}") from None
+
+
+def batch_item(exc: InvalidField) -> str:
+    return f"tasks[{exc.index}].{exc.field}"
+
+
+def field_name(exc: InvalidField) -> str:
+    return exc.field
+
+
 def checked(code: ErrorCode, where: str, func: Callable[..., Any], *args: Any) -> Any:
     try:
         return func(*args)
@@ -91,21 +117,22 @@ def checked(code: ErrorCode, where: str, func: Callable[..., Any], *args: Any) -
 
 
 def checked_headers(value: str | list[str] | None, where: str) -> tuple[tuple[str, str], ...] | None:
+    """Parse MediaGo's header lines (the wire format: this dialect's own parsing)."""
     if value is None:
         return None
     return checked(ErrorCode.INVALID_HEADERS, where, parse_mediago_headers, value)  # type: ignore[no-any-return]
 
 
-def checked_folder(value: str | None, where: str) -> str | None:
-    """Reject folders outside the download roots (relative ones are sanitized by the engine)."""
-    if not value:
-        return value
-    if "\x00" in value:
+def no_nul_folder(value: str | None, where: str) -> str | None:
+    """MediaGo's folder may not hold a NUL (the engine checks the rest of the folder rule)."""
+    if value and "\x00" in value:
         raise ApiError(400, ErrorCode.INVALID_FOLDER, f"{where}: contains a NUL character")
-    eng = engine()
-    if Path(value).is_absolute():
-        checked(ErrorCode.INVALID_FOLDER, where, resolve_folder, eng.download_root, value, eng.allowed_roots)
     return value
+
+
+def given(value: T | None) -> T | Unset:
+    """A request field left out (None) is not part of a patch."""
+    return UNSET if value is None else value
 
 
 def _where_dir(folder: str) -> Path:
@@ -129,10 +156,10 @@ def _client_root(local_path: str | None, *, strict: bool = True) -> Path | None:
         raise ApiError(400, ErrorCode.INVALID_FOLDER, "localPath: contains a NUL character")
     root = _where_dir(local_path)
     try:
-        checked_folder(str(root), "localPath")
-    except ApiError:
+        engine().check_folder(str(root))
+    except InvalidInput as exc:
         if strict:
-            raise
+            raise ApiError(400, ErrorCode.INVALID_FOLDER, f"localPath: {exc}") from None
         return None
     return None if root == engine().download_root else root
 
@@ -216,7 +243,6 @@ async def create_downloads() -> Response:
     options_for: dict[str | None, TaskOptions] = {}  # one (never mutated) options object per type name
     for i, item in enumerate(body.tasks):
         where = f"tasks[{i}]"
-        url = checked(ErrorCode.INVALID_URL, f"{where}.url", validate_url, item.url)
         options = options_for.get(item.type)
         if options is None:
             options = options_for[item.type] = (
@@ -224,16 +250,17 @@ async def create_downloads() -> Response:
             )
         specs.append(
             TaskSpec(
-                url=url,
+                url=item.url,
                 kind=ACCEPTED_TYPES[item.type] if item.type else None,
                 name=item.name,
-                folder=checked_folder(item.folder, f"{where}.folder"),
+                folder=no_nul_folder(item.folder, f"{where}.folder"),
                 headers=checked_headers(item.headers, f"{where}.headers") or (),
                 is_live=item.is_live,
                 options=options,
             )
         )
-    tasks = await engine().create(specs, start=body.start_download)
+    with field_errors(batch_item):
+        tasks = await engine().create(specs, start=body.start_download)
     return ok([task_to_api(t) for t in tasks])
 
 
@@ -256,14 +283,16 @@ async def delete_download(task_id: int) -> Response:
 async def update_download(task_id: int) -> Response:
     """Edit name, url, headers, folder (url and folder only while not downloading)."""
     body = await parse_body(UpdateRequest)
-    changes: dict[str, Any] = {
-        "name": body.name,
-        "url": checked(ErrorCode.INVALID_URL, "url", validate_url, body.url) if body.url is not None else None,
-        "headers": checked_headers(body.headers, "headers"),
-        "folder": checked_folder(body.folder, "folder"),
-        "is_live": body.is_live,
-    }
-    return ok(task_to_api(await engine().update(task_id, **changes)))
+    patch = TaskPatch(
+        name=given(body.name),
+        url=given(body.url),
+        headers=given(checked_headers(body.headers, "headers")),
+        folder=given(no_nul_folder(body.folder, "folder")),
+        is_live=given(body.is_live),
+    )
+    with field_errors(field_name):
+        task = await engine().update(task_id, patch)
+    return ok(task_to_api(task))
 
 
 @native.put(f"/downloads/{ID}/live")
@@ -272,7 +301,7 @@ async def update_download(task_id: int) -> Response:
 async def set_live(task_id: int) -> Response:
     """Mark or unmark a task as a live stream."""
     body = await parse_body(LiveRequest)
-    return ok(task_to_api(await engine().update(task_id, is_live=body.is_live)))
+    return ok(task_to_api(await engine().update(task_id, TaskPatch(is_live=body.is_live))))
 
 
 @native.put("/downloads/status")
@@ -327,8 +356,9 @@ async def start_download(task_id: int) -> Response:
     if root is not None:
         task = await engine().get(task_id)
         if not Path(task.folder).is_absolute():
-            folder = checked_folder(str(root / task.folder), "localPath")
-    task = await engine().start(task_id, folder=folder, delete_segments=body.delete_segments)
+            folder = str(root / task.folder)
+    with field_errors(lambda exc: "localPath"):
+        task = await engine().start(task_id, folder=folder, delete_segments=body.delete_segments)
     return ok(task_to_api(task, root))
 
 

@@ -38,6 +38,7 @@ from core.engine import Engine
 from core.errors import DownloadError, IllegalTransition, InvalidInput
 from core.models import Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
 from core.naming import sanitize_folder, sanitize_name
+from core.store import TaskPatch
 from core.validation import validate_url
 from server.compat import all_tasks, group_status, group_tasks, parse_id
 from server.errors import CompatError, ErrorCode
@@ -310,7 +311,8 @@ async def create_group(specs: list[TaskSpec]) -> Task:
         [replace(s, options=s.options.model_copy(update={"group": leader.id, "webhook": None})) for s in specs[1:]],
         start=True,
     )
-    await eng.update(leader.id, options=leader.options.model_copy(update={"members": [m.id for m in members]}))
+    members_options = leader.options.model_copy(update={"members": [m.id for m in members]})
+    await eng.update(leader.id, TaskPatch(options=members_options))
     return await eng.start(leader.id)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from core.models import TaskStatus
+from core.store import TaskPatch
 from tests.api.conftest import Api, sha256
 from tests.support.fileserver import FileServer, random_bytes
 
@@ -70,7 +72,7 @@ async def test_list_pagination_filter_and_local_path(api: Api) -> None:
     beyond = await api.call("GET", "/api/downloads", params={"current": 9})
     assert beyond == {"total": 26, "list": []}
     # Filters: a status, MediaGo's list/done, and the save path.
-    await api.engine.repo.update_fields(created[0]["id"], status="success")
+    await api.engine.repo.update(created[0]["id"], TaskPatch(status=TaskStatus.SUCCESS))
     done = await api.call("GET", "/api/downloads", params={"filter": "success"})
     assert [t["id"] for t in done["list"]] == [created[0]["id"]]
     assert (await api.call("GET", "/api/downloads", params={"filter": "done"}))["total"] == 1

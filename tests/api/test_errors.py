@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from core.models import TaskStatus
+from core.store import TaskPatch
 from tests.api.conftest import Api, ApiFactory
 
 OK_TASK = {"type": "direct", "url": "http://example.invalid/ok.bin"}
@@ -110,7 +112,7 @@ async def test_method_not_allowed_names_the_allowed_methods(api: Api) -> None:
 async def test_illegal_transitions_are_409(api: Api) -> None:
     api.engine.scheduler.max_concurrent = 0
     done, other = await api.create(OK_TASK, OK_TASK)
-    await api.engine.repo.update_fields(done["id"], status="success")
+    await api.engine.repo.update(done["id"], TaskPatch(status=TaskStatus.SUCCESS))
     before = await api.call("GET", "/api/downloads")
     await api.fail("POST", f"/api/downloads/{done['id']}/stop", 409, 40900)
     # Bulk: checked before anything changes, so `other` is not stopped either.
@@ -118,7 +120,7 @@ async def test_illegal_transitions_are_409(api: Api) -> None:
                    json={"ids": [other["id"], done["id"]], "status": "stopped"})
     assert await api.call("GET", "/api/downloads") == before
     # A running task cannot change url or folder, and cannot be started twice.
-    await api.engine.repo.update_fields(other["id"], status="downloading")
+    await api.engine.repo.update(other["id"], TaskPatch(status=TaskStatus.DOWNLOADING))
     await api.fail("PUT", f"/api/downloads/{other['id']}", 409, 40900, json={"url": "http://example.invalid/x"})
     await api.fail("POST", f"/api/downloads/{other['id']}/start", 409, 40900)
 

@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 async def populate(database: Path, config: object, tasks: int, active: int) -> list[int]:
     from core.engine import Engine
     from core.models import TaskSpec, TaskStatus
+    from core.store import TaskPatch
 
     engine = Engine(database, config, run_queued=False)  # type: ignore[arg-type]
     await engine.open()
@@ -55,9 +56,9 @@ async def populate(database: Path, config: object, tasks: int, active: int) -> l
         changes = []
         for n, task_id in enumerate(ids):
             if n < active:
-                changes.append((task_id, {"status": TaskStatus.DOWNLOADING, "total": size, "downloaded": n * 1000}))
+                changes.append((task_id, TaskPatch(status=TaskStatus.DOWNLOADING, total=size, downloaded=n * 1000)))
             elif n % 3 == 0:
-                changes.append((task_id, {"status": TaskStatus.SUCCESS, "total": size // 7, "downloaded": size // 7}))
+                changes.append((task_id, TaskPatch(status=TaskStatus.SUCCESS, total=size // 7, downloaded=size // 7)))
         await engine.repo.update_many(changes)
         return ids[:active]
     finally:
@@ -70,6 +71,7 @@ async def child(args: argparse.Namespace) -> None:
     from core.events import EventType
     from core.models import TaskStatus
     from core.progress import progress_payload
+    from core.store import TaskPatch
     from tui.app import FetchdeckApp
     from tui.client import LocalClient
 
@@ -106,10 +108,10 @@ async def child(args: argparse.Namespace) -> None:
                 engine.bus.publish(EventType.PROGRESS, progress_payload(task), task.id)
             if tick % 4 == 0:  # once a second: one task finishes, the next one starts
                 done_id = queue.pop(0)
-                await engine.repo.update_fields(done_id, status=TaskStatus.SUCCESS)
+                await engine.repo.update(done_id, TaskPatch(status=TaskStatus.SUCCESS))
                 engine.bus.publish(EventType.SUCCESS, {"id": done_id}, done_id)
                 queue.append(done_id)
-                await engine.repo.update_fields(done_id, status=TaskStatus.DOWNLOADING)
+                await engine.repo.update(done_id, TaskPatch(status=TaskStatus.DOWNLOADING))
                 engine.bus.publish(EventType.START, {"id": done_id}, done_id)
                 rss_peak = max(rss_peak, _rss_kb())
         wall = time.perf_counter() - started_wall

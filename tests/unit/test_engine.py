@@ -9,6 +9,7 @@ from core.engine import Engine
 from core.errors import IllegalTransition, InvalidInput, TaskNotFound
 from core.events import EventType
 from core.models import TaskKind, TaskSpec, TaskStatus
+from core.store import TaskPatch
 from core.store.repo import TaskFilter
 from tests.support.engine import engine_config
 
@@ -53,14 +54,14 @@ async def test_create_list_filter_and_kinds(engine: Engine) -> None:
 
 async def test_status_machine(engine: Engine) -> None:
     (task,) = await engine.create([TaskSpec(url="http://example.invalid/a")], start=False)
-    await engine.repo.update_fields(task.id, status=TaskStatus.SUCCESS)
+    await engine.repo.update(task.id, TaskPatch(status=TaskStatus.SUCCESS))
     with pytest.raises(IllegalTransition):
         await engine.stop(task.id)  # a finished task cannot be stopped
     with pytest.raises(TaskNotFound):
         await engine.start(999)
     with pytest.raises(InvalidInput):
         await engine.set_status([task.id], TaskStatus.SUCCESS)
-    await engine.update(task.id, name="renamed")
+    await engine.update(task.id, TaskPatch(name="renamed"))
     assert (await engine.get(task.id)).name == "renamed"
     await engine.delete(task.id)
     with pytest.raises(TaskNotFound):
@@ -83,7 +84,7 @@ async def test_start_up_recovery_requeues_interrupted_tasks(tmp_path: Path) -> N
     config = make_config(tmp_path)
     async with Engine(tmp_path / "db.sqlite", config, run_queued=False) as eng:
         (task,) = await eng.create([TaskSpec(url="http://example.invalid/a")], start=False)
-        await eng.repo.update_fields(task.id, status=TaskStatus.DOWNLOADING)
+        await eng.repo.update(task.id, TaskPatch(status=TaskStatus.DOWNLOADING))
     config.download.max_concurrent = 1
     eng2 = Engine(tmp_path / "db.sqlite", config)
     eng2.scheduler.max_concurrent = 0  # keep it queued: we only look at the recovered status

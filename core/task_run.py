@@ -1,0 +1,201 @@
+"""Running one task: claim it, build its download context, choose its downloader, switch kind, finish.
+
+`TaskRunner.execute` is the whole life of one run the scheduler launched:
+
+1. claim the task in the store (WAITING → DOWNLOADING, atomic: a stop or
+   delete that won the race leaves nothing to run);
+2. resolve its folder, build the `DownloadContext` (settings, the shared HTTP
+   clients, the rate limiter, `claim_output` for its file name) and run the
+   downloader the registry gives for its kind;
+3. a `WrongKind` from a task whose kind was guessed switches the kind (stored)
+   and runs the other downloader (at most three tries);
+4. finish: the outcome (success, failed, stopped, left waiting at shutdown) is
+   set on the in-memory task, written to the store in one patch, and the run
+   leaves the scheduler. If the store refuses the write, the outcome goes to
+   core/unsaved.py, which is its source of truth until it is saved.
+
+During the run the `TaskRun.task` in the scheduler is the task's state; every
+stored change to a running task goes through `write`, which updates both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from core.config import Config
+from core.downloaders import DownloaderRegistry
+from core.downloaders.base import DownloadContext, DownloadSettings, describe_error
+from core.downloaders.http_clients import HttpClients
+from core.errors import DownloadError, IllegalTransition, StoreUnavailable, WrongKind
+from core.events import EventBus, EventType
+from core.models import Task, TaskStatus, can_transition
+from core.naming import resolve_folder, unique_path
+from core.progress import ProgressPump
+from core.ratelimit import RateLimiter
+from core.scheduler import Scheduler, StopReason, TaskRun
+from core.store.base import TaskPatch, TaskStore
+from core.unsaved import SAVE_RETRY_SECONDS, UnsavedOutcomes
+
+log = logging.getLogger("fetchdeck.engine")
+
+KIND_SWITCHES = 3  # downloaders tried per run when WrongKind corrections keep coming
+
+
+class TaskRunner:
+    """Runs the tasks the scheduler launches, and writes the state of tasks (running or not)."""
+
+    def __init__(
+        self, *, config: Config, store: Callable[[], TaskStore], scheduler: Scheduler, unsaved: UnsavedOutcomes,
+        bus: EventBus, progress: ProgressPump, downloaders: DownloaderRegistry, clients: HttpClients,
+        limiter: RateLimiter, download_root: Path, allowed_roots: tuple[Path, ...], shutdown_status: TaskStatus,
+    ) -> None:
+        self.config = config
+        self._store = store
+        self.scheduler = scheduler
+        self.unsaved = unsaved
+        self.bus = bus
+        self.progress = progress
+        self.downloaders = downloaders
+        self.clients = clients
+        self.limiter = limiter
+        self.download_root = download_root
+        self.allowed_roots = allowed_roots
+        self.shutdown_status = shutdown_status
+
+    def task_log(self, task_id: int, text: str) -> None:
+        self.progress.log(task_id, text)
+
+    # ---- writing a task's state --------------------------------------------
+    async def write(self, task_id: int, patch: TaskPatch) -> None:
+        """Store `patch`; if the task is running, its live task gets the same fields."""
+        await self._store().update(task_id, patch)
+        run = self.scheduler.running(task_id)
+        if run:
+            patch.apply(run.task)
+
+    async def set_status(self, task: Task, status: TaskStatus, extra: TaskPatch | None = None) -> None:
+        """Move `task` to `status` (IllegalTransition if the status machine forbids it), with `extra` fields.
+
+        A running task's counters are stored with it; `task` changes only once stored,
+        all fields at once: no reader sees one without the other."""
+        if not can_transition(task.status, status):
+            raise IllegalTransition(f"task {task.id}: {task.status.value} → {status.value} is not allowed")
+        patch = TaskPatch(status=status).merge(extra or TaskPatch())
+        run = self.scheduler.running(task.id)
+        if run is not None:
+            patch = patch.merge(TaskPatch.counters(run.task))
+        await self.write(task.id, patch)
+        patch.apply(task)
+
+    # ---- one run -------------------------------------------------------------
+    def context(self, run: TaskRun, folder: Path) -> DownloadContext:
+        task = run.task
+        settings = DownloadSettings(
+            retries=self.config.download.retries,
+            connections=task.options.connections or self.config.download.connections,
+            segment_threads=task.options.segment_threads or self.config.download.segment_threads,
+            proxy=self.config.download.proxy or None,
+            read_timeout=self.config.download.read_timeout,
+        )
+
+        async def claim_output(filename: str) -> Path:
+            if task.file:
+                return Path(task.file)
+            in_use = await self._store().files_in_use()
+            in_use.update(r.task.file for r in self.scheduler.runs.values() if r.task.file)
+            path = unique_path(folder, filename, taken=lambda p: str(p) in in_use)
+            patch = TaskPatch(file=str(path), name=path.name) if task.options.auto_name else TaskPatch(file=str(path))
+            await self.write(task.id, patch)
+            self.bus.publish(EventType.UPDATE, {"id": task.id}, task.id)
+            return path
+
+        return DownloadContext(
+            task=task,
+            folder=folder,
+            clients=self.clients,
+            progress=run,
+            log=lambda text: self.task_log(task.id, text),
+            limiter=self.limiter,
+            settings=settings,
+            claim_output=claim_output,
+        )
+
+    async def execute(self, run: TaskRun) -> None:
+        task = run.task
+        try:
+            started = await self._store().transition(task.id, TaskStatus.WAITING, TaskStatus.DOWNLOADING)
+            if not started:  # stopped or deleted since the scheduler picked it
+                self.scheduler.finished(run)
+                return
+            task.status, task.error = TaskStatus.DOWNLOADING, None
+            self.bus.publish(EventType.START, {"id": task.id}, task.id)
+            path = await self._download(run)
+        except asyncio.CancelledError:
+            await self.finish_cancelled(run)
+            return
+        except Exception as exc:
+            reason = describe_error(exc)
+            if not isinstance(exc, DownloadError | OSError | StoreUnavailable):
+                log.exception("task %s crashed", task.id)
+            self.task_log(task.id, f"failed: {reason}")
+            await self._finish(run, TaskStatus.FAILED, TaskPatch(error=reason))
+            self.bus.publish(EventType.FAILED, {"id": task.id, "error": reason}, task.id)
+            return
+        if task.total is None or task.total < task.downloaded:
+            task.total = task.downloaded
+        self.task_log(task.id, f"done: {path}")
+        await self._finish(run, TaskStatus.SUCCESS, TaskPatch(file=str(path), error=None))
+        self.bus.publish(EventType.SUCCESS, {"id": task.id}, task.id)
+
+    async def _download(self, run: TaskRun) -> Path:
+        """Run the task's downloader; a WrongKind correction of a guessed kind switches downloaders."""
+        task = run.task
+        for _attempt in range(KIND_SWITCHES):
+            try:
+                folder = resolve_folder(self.download_root, task.folder or None, self.allowed_roots)
+                folder.mkdir(parents=True, exist_ok=True)
+                self.task_log(task.id, f"start {task.kind.value} download: {task.url}")
+                downloader = self.downloaders.downloader(task.kind, task.options.backend)
+                return await downloader.run(task, self.context(run, folder))
+            except WrongKind as exc:
+                if not task.options.auto_kind or exc.kind == task.kind:
+                    raise
+                self.task_log(task.id, f"switching to {exc.kind.value}: {exc}")
+                await self.write(task.id, TaskPatch(kind=exc.kind))
+        raise DownloadError("the download type kept changing")
+
+    async def finish_cancelled(self, run: TaskRun) -> None:
+        task = run.task
+        reason = run.stop_reason or StopReason.SHUTDOWN
+        if reason is StopReason.DELETE:
+            self.scheduler.finished(run)
+            return
+        if reason is StopReason.STOP:
+            self.task_log(task.id, "stopped")
+            await self._finish(run, TaskStatus.STOPPED)
+            self.bus.publish(EventType.STOP, {"id": task.id}, task.id)
+        else:
+            self.task_log(task.id, "interrupted by shutdown; will resume")
+            await self._finish(run, self.shutdown_status)
+
+    async def _finish(self, run: TaskRun, status: TaskStatus, extra: TaskPatch | None = None) -> None:
+        task = run.task
+        task.speed, task.eta = 0.0, None
+        stored = task.status
+        try:
+            await self.set_status(task, status, extra)
+        except StoreUnavailable as exc:
+            # The run is over either way; keep its outcome until the store takes it.
+            task.status = status
+            (extra or TaskPatch()).apply(task)
+            self.unsaved.keep(task, stored)
+            log.warning("task %s is %s but %s; retrying every %.0f s",
+                        task.id, status.value, exc, SAVE_RETRY_SECONDS)
+        finally:
+            self.scheduler.finished(run)
+        with contextlib.suppress(StoreUnavailable):  # the pump keeps the lines for its next flush
+            await self.progress.flush_logs()
