@@ -27,7 +27,7 @@ from quart import Blueprint, Response, request, websocket
 from quart_schema import hide
 
 from core.engine import Engine
-from core.errors import DownloadError, IllegalTransition, InvalidInput, UnsupportedUrl
+from core.errors import DownloadError, IllegalTransition, InvalidField, InvalidInput, UnsupportedUrl
 from core.events import EventType
 from core.models import Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
 from core.validation import validate_url
@@ -152,13 +152,17 @@ def spec_from(body: VideoBody) -> TaskSpec:
         postprocess="none" if body.post_processing == "permute" else body.post_processing,
         cookies=body.cookies or None,
     )
-    return TaskSpec(url=checked_url(body.url), kind=TaskKind.YTDLP, name=body.custom_filename or None,
-                    options=options)
+    return TaskSpec(url=body.url, kind=TaskKind.YTDLP, name=body.custom_filename or None, options=options)
 
 
 async def create(specs: list[TaskSpec]) -> list[Task]:
+    """Create through the engine, which applies every rule once: a bad URL is Downie's 400 INVALID_URL."""
     try:
         return await engine().create(specs, start=False)
+    except InvalidField as exc:
+        if exc.field == "url":
+            raise fail(400, "INVALID_URL", str(exc)) from None
+        raise fail(422, "VALIDATION_ERROR", str(exc)) from None
     except InvalidInput as exc:
         raise fail(422, "VALIDATION_ERROR", str(exc)) from None
 

@@ -22,7 +22,7 @@ from quart_schema import hide
 from core.engine import Engine
 from core.errors import IllegalTransition, InvalidInput, TaskNotFound
 from core.models import Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
-from core.validation import has_control_chars, is_header_name, normalize_proxy, validate_url
+from core.validation import has_control_chars, is_header_name
 from server.compat import all_tasks, dumps, human_bytes, iso_z, parse_id
 from server.errors import CompatError, ErrorCode
 from server.state import server_state
@@ -136,10 +136,7 @@ def proxy_url(body: CreateBody) -> str | None:
 
 
 def spec_from(body: CreateBody) -> TaskSpec:
-    try:
-        url = validate_url(body.url)
-    except InvalidInput as exc:
-        raise fail(400, f"解析请求失败: {exc}") from None
+    """The task to create; the URL and proxy rules are the engine's (its InvalidInput → 解析请求失败)."""
     if not body.filename.strip():
         raise fail(400, "解析请求失败: filename 不能为空")
     headers: list[tuple[str, str]] = []
@@ -155,11 +152,6 @@ def spec_from(body: CreateBody) -> TaskSpec:
     folder = None
     if body.advanced:
         proxy = proxy_url(body)
-        if proxy:
-            try:
-                normalize_proxy(proxy)
-            except InvalidInput as exc:
-                raise fail(400, f"解析请求失败: {exc}") from None
         options.update(
             segment_threads=body.download_threads or None, skip=body.skip_ts_info or None,
             keep_segments=body.keep_ts_files, no_merge=body.no_merge_ts, log_skipped=body.log_skipped_ts,
@@ -174,7 +166,7 @@ def spec_from(body: CreateBody) -> TaskSpec:
             except (InvalidInput, ValueError) as exc:
                 raise fail(400, f"解析请求失败: skip_ts_info: {exc}") from None
         folder = body.save_location.strip() or None
-    return TaskSpec(url=url, kind=TaskKind.HLS, name=body.filename.strip(), folder=folder,
+    return TaskSpec(url=body.url, kind=TaskKind.HLS, name=body.filename.strip(), folder=folder,
                     headers=tuple(headers), options=TaskOptions(**options))
 
 
