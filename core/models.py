@@ -120,7 +120,7 @@ class TaskOptions(BaseModel):
     storage_path: str | None = None  # SaveAny: the sub-path inside that storage, as given
     group: int | None = None  # id of the task leading the group this one belongs to (multi-URL tasks)
     members: list[int] = Field(default_factory=list)  # on a group leader: the other tasks of the group
-    # A downloader registered by name (core.downloaders.register_backend) instead of the kind's own,
+    # A downloader registered by name (DownloaderRegistry.register_backend) instead of the kind's own,
     # with its own options (e.g. "aria2" and its aria2 options).
     backend: str | None = None
     backend_options: dict[str, str] = Field(default_factory=dict)

@@ -123,7 +123,7 @@ class LocalClient:
         return False
 
     async def all_tasks(self) -> list[Task]:
-        from core.store.repo import TaskFilter
+        from core.store import TaskFilter
 
         out: list[Task] = []
         page = 1

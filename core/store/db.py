@@ -67,7 +67,7 @@ def open_writer(path: Path) -> sqlite3.Connection:
 async def migrate(conn: aiosqlite.Connection) -> None:
     async with conn.execute("PRAGMA user_version") as cur:
         row = await cur.fetchone()
-    version = int(row[0]) if row else 0
+    version = int(row["user_version"]) if row else 0
     if version > len(MIGRATIONS):
         raise RuntimeError(
             f"database schema version {version} is newer than this fetchdeck knows ({len(MIGRATIONS)})"

@@ -26,7 +26,7 @@ from quart_schema import document_request
 from core.engine import Engine
 from core.errors import TaskNotFound
 from core.models import Task, TaskOptions, TaskSpec, TaskStatus
-from core.store.repo import MAX_FILTER_IDS, TaskFilter
+from core.store import MAX_FILTER_IDS, TaskFilter
 from server.bodies import parse_body
 from server.compat import parse_id
 from server.errors import ApiError, ErrorCode
