@@ -468,12 +468,16 @@ class Engine:
         headers: Sequence[tuple[str, str]] = (), proxy: str | None = None, insecure: bool = False,
         flags: Sequence[str] = (),
     ) -> MediaInfo:
-        """What yt-dlp finds at url (title, duration, formats...), without downloading."""
+        """What yt-dlp finds at url (title, duration, formats...), without downloading.
+
+        InvalidField "url" or "proxy" when a rule refuses them."""
         from core.downloaders.ytdlp import extract_info
 
-        url = validate_url(url)
+        with _field("url"):
+            url = validate_url(url)
         if proxy:
-            normalize_proxy(proxy)
+            with _field("proxy"):
+                normalize_proxy(proxy)
         return await extract_info(
             url, quality=quality, cookies=cookies, headers=tuple(headers), insecure=insecure, flags=flags,
             proxy=proxy or self.config.download.proxy or None, timeout=self.config.download.read_timeout,

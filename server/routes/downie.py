@@ -30,7 +30,6 @@ from core.engine import Engine
 from core.errors import DownloadError, IllegalTransition, InvalidField, InvalidInput, UnsupportedUrl
 from core.events import EventType
 from core.models import Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
-from core.validation import validate_url
 from server.compat import all_tasks, dumps, iso_z, parse_id
 from server.downie_shapes import analysis_json, downie_status, progress_json, task_json, video_info_json
 from server.errors import CompatError, ErrorCode
@@ -139,13 +138,6 @@ async def body_json(model: Any) -> Any:
         raise _validation(exc) from None
 
 
-def checked_url(url: str) -> str:
-    try:
-        return validate_url(url)
-    except InvalidInput as exc:
-        raise fail(400, "INVALID_URL", str(exc)) from None
-
-
 def spec_from(body: VideoBody) -> TaskSpec:
     options = TaskOptions(
         api_type="youtube", quality=None if body.quality == "auto" else body.quality,
@@ -159,12 +151,15 @@ async def create(specs: list[TaskSpec]) -> list[Task]:
     """Create through the engine, which applies every rule once: a bad URL is Downie's 400 INVALID_URL."""
     try:
         return await engine().create(specs, start=False)
-    except InvalidField as exc:
-        if exc.field == "url":
-            raise fail(400, "INVALID_URL", str(exc)) from None
-        raise fail(422, "VALIDATION_ERROR", str(exc)) from None
     except InvalidInput as exc:
-        raise fail(422, "VALIDATION_ERROR", str(exc)) from None
+        raise invalid(exc) from None
+
+
+def invalid(exc: InvalidInput) -> CompatError:
+    """The engine's refusal in Downie's terms: its URL rule is 400 INVALID_URL, any other 422."""
+    if isinstance(exc, InvalidField) and exc.field == "url":
+        return fail(400, "INVALID_URL", str(exc))
+    return fail(422, "VALIDATION_ERROR", str(exc))
 
 
 def started() -> dict[int, float]:
@@ -203,7 +198,7 @@ async def media_info(url: str, *, quality: str | None = None, cookies: str | Non
     except UnsupportedUrl as exc:
         raise fail(400, "UNSUPPORTED_SITE", str(exc)) from None
     except InvalidInput as exc:
-        raise fail(422, "VALIDATION_ERROR", str(exc)) from None
+        raise invalid(exc) from None
     except DownloadError as exc:
         raise fail(500, failed, f"{prefix}{exc}") from None
 
@@ -212,10 +207,9 @@ async def media_info(url: str, *, quality: str | None = None, cookies: str | Non
 @hide
 async def extract() -> Response:
     body: VideoBody = await body_json(VideoBody)
-    url = checked_url(body.url)
-    info = await media_info(url, quality=None if body.quality == "auto" else body.quality,
+    info = await media_info(body.url, quality=None if body.quality == "auto" else body.quality,
                             cookies=body.cookies or None)
-    return reply(video_info_json(info, url))
+    return reply(video_info_json(info, body.url.strip()))
 
 
 @downie.post("/analyze")
@@ -223,7 +217,7 @@ async def extract() -> Response:
 async def analyze() -> Response:
     """The real server's main.py route: extract's information in another shape."""
     body: AnalyzeBody = await body_json(AnalyzeBody)
-    info = await media_info(checked_url(body.url), failed="ANALYSIS_FAILED", prefix="Analysis failed: ")
+    info = await media_info(body.url, failed="ANALYSIS_FAILED", prefix="Analysis failed: ")
     return reply(analysis_json(info))
 
 
