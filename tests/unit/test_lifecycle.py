@@ -318,3 +318,19 @@ async def test_update_names_the_field_a_rule_refused(engine: Engine) -> None:
     assert (info.value.field, info.value.index) == ("proxy", 0)
     with pytest.raises(InvalidInput, match="cannot update status"):
         await engine.update(task.id, TaskPatch(status=TaskStatus.SUCCESS))  # only a run or a mark sets it
+
+
+async def test_a_backend_belongs_to_the_registry_of_the_engine_it_was_added_to(
+    engine: Engine, tmp_path: Path
+) -> None:
+    backend = ScriptedDownloader(default=(Report(2, total=2), Finish(b"ok", name="got.bin")))
+    engine.downloaders.register_backend("fake", backend, check_url=lambda url: url.strip())
+    spec = TaskSpec(url=" fake://thing ", options=TaskOptions(backend="fake"))
+    (task,) = await engine.create([spec])
+    done = await finished(engine, task.id)
+    assert done.status is TaskStatus.SUCCESS and done.url == "fake://thing"
+    assert [r.outcome for r in backend.runs] == ["finished"]
+    async with Engine(tmp_path / "other.sqlite", engine_config(tmp_path / "other")) as other:  # its own registry
+        with pytest.raises(InvalidField, match="no downloader named 'fake'") as info:
+            await other.create([spec])
+        assert (info.value.field, info.value.index) == ("url", 0)
