@@ -47,7 +47,7 @@ from core.models import (
     TaskStatus,
     forwardable_headers,
 )
-from core.naming import name_from_url, sanitize_name
+from core.naming import name_from_url, resolve_folder, sanitize_name
 from core.progress import ProgressPump
 from core.ratelimit import RateLimiter
 from core.scheduler import Scheduler, StopReason
@@ -125,7 +125,7 @@ class Engine:
         self.runner = TaskRunner(
             config=config, store=lambda: self.store, scheduler=self.scheduler, unsaved=self.unsaved, bus=self.bus,
             progress=self.progress, downloaders=self.downloaders, clients=self.clients, limiter=self.limiter,
-            download_root=self.download_root, allowed_roots=self.allowed_roots, shutdown_status=shutdown_status,
+            folder_path=self.folder_path, shutdown_status=shutdown_status,
         )
         self.scheduler.executor = self.runner
         self._loops: list[asyncio.Task[None]] = []
@@ -264,6 +264,10 @@ class Engine:
     def check_folder(self, folder: str | None) -> str:
         """The folder to store for `folder` (InvalidInput if it leaves the download roots)."""
         return check_folder(folder, self.download_root, self.allowed_roots)
+
+    def folder_path(self, folder: str) -> Path:
+        """Where a stored folder is on disk (InvalidInput if it is outside the allowed roots now)."""
+        return resolve_folder(self.download_root, folder or None, self.allowed_roots)
 
     def _new_task(self, spec: TaskSpec, index: int, start: bool, now: float) -> Task:
         """The task to store for one spec, every rule applied once (InvalidField names the failure)."""

@@ -33,7 +33,7 @@ from core.downloaders.http_clients import HttpClients
 from core.errors import DownloadError, IllegalTransition, StoreUnavailable, WrongKind
 from core.events import EventBus, EventType
 from core.models import Task, TaskStatus, can_transition
-from core.naming import resolve_folder, unique_path
+from core.naming import unique_path
 from core.progress import ProgressPump
 from core.ratelimit import RateLimiter
 from core.scheduler import Scheduler, StopReason, TaskRun
@@ -51,8 +51,9 @@ class TaskRunner:
     def __init__(
         self, *, config: Config, store: Callable[[], TaskStore], scheduler: Scheduler, unsaved: UnsavedOutcomes,
         bus: EventBus, progress: ProgressPump, downloaders: DownloaderRegistry, clients: HttpClients,
-        limiter: RateLimiter, download_root: Path, allowed_roots: tuple[Path, ...], shutdown_status: TaskStatus,
+        limiter: RateLimiter, folder_path: Callable[[str], Path], shutdown_status: TaskStatus,
     ) -> None:
+        """folder_path: where a task's stored folder is on disk (InvalidInput if outside the allowed roots)."""
         self.config = config
         self._store = store
         self.scheduler = scheduler
@@ -62,8 +63,7 @@ class TaskRunner:
         self.downloaders = downloaders
         self.clients = clients
         self.limiter = limiter
-        self.download_root = download_root
-        self.allowed_roots = allowed_roots
+        self.folder_path = folder_path
         self.shutdown_status = shutdown_status
 
     def task_log(self, task_id: int, text: str) -> None:
@@ -156,7 +156,7 @@ class TaskRunner:
         task = run.task
         for _attempt in range(KIND_SWITCHES):
             try:
-                folder = resolve_folder(self.download_root, task.folder or None, self.allowed_roots)
+                folder = self.folder_path(task.folder)
                 folder.mkdir(parents=True, exist_ok=True)
                 self.task_log(task.id, f"start {task.kind.value} download: {task.url}")
                 downloader = self.downloaders.downloader(task.kind, task.options.backend)
