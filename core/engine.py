@@ -88,6 +88,13 @@ def sqlite_store(database: Path) -> StoreFactory:
     return open_store
 
 
+def _given(store: TaskStore) -> StoreFactory:
+    async def open_store() -> TaskStore:
+        return store
+
+    return open_store
+
+
 class Engine:
     def __init__(
         self,
@@ -96,10 +103,11 @@ class Engine:
         *,
         run_queued: bool = True,
         shutdown_status: TaskStatus = TaskStatus.WAITING,
-        store: StoreFactory | None = None,
+        store: StoreFactory | TaskStore | None = None,
         downloaders: DownloaderRegistry | None = None,
     ) -> None:
-        """database: the SQLite file (ignored when `store` opens another store).
+        """database: the SQLite file (ignored when `store` is given: a store, or a factory that opens one;
+        the engine closes it with itself).
         run_queued=False: only run tasks this engine was explicitly asked to
         start (the one-shot `fetchdeck get`), never the rest of the queue.
         downloaders: which downloader runs each kind (default: the built-in ones)."""
@@ -107,6 +115,8 @@ class Engine:
             if database is None:
                 raise ValueError("an Engine needs a database path or a store factory")
             store = sqlite_store(database)
+        elif isinstance(store, TaskStore):
+            store = _given(store)
         self.database = database
         self.config = config
         self.download_root = config.download.download_dir.expanduser().resolve()

@@ -334,3 +334,20 @@ async def test_a_backend_belongs_to_the_registry_of_the_engine_it_was_added_to(
         with pytest.raises(InvalidField, match="no downloader named 'fake'") as info:
             await other.create([spec])
         assert (info.value.field, info.value.index) == ("url", 0)
+
+
+async def test_an_engine_runs_on_the_store_it_is_given(tmp_path: Path) -> None:
+    """Any TaskStore drops in: here an open one handed over (the engine closes it with itself)."""
+    store = RefusingStore(await TaskRepo.open(tmp_path / "given.sqlite"))
+    fake = ScriptedDownloader(default=(Finish(b"z"),))
+    registry = DownloaderRegistry({TaskKind.HTTP: lambda: fake})
+    async with Engine(None, engine_config(tmp_path), store=store, downloaders=registry) as eng:
+        assert eng.store is store
+        (task,) = await eng.create([TaskSpec(url=URL)])
+        assert (await finished(eng, task.id)).status is TaskStatus.SUCCESS
+    reopened = await TaskRepo.open(tmp_path / "given.sqlite")
+    try:
+        row = await reopened.get(task.id)
+        assert row is not None and row.status is TaskStatus.SUCCESS
+    finally:
+        await reopened.close()
