@@ -110,8 +110,8 @@ class Scheduler:
     """The running tasks, the concurrency limit, the scheduling loop and cancellation."""
 
     def __init__(
-        self, max_concurrent: int, *, store: Callable[[], TaskStore] | None = None,
-        unsaved: UnsavedOutcomes | None = None, run_queued: bool = True,
+        self, max_concurrent: int, *, store: Callable[[], TaskStore], unsaved: UnsavedOutcomes,
+        run_queued: bool = True,
     ) -> None:
         """store: the engine's open store; unsaved: outcomes not stored yet (never relaunched);
         run_queued=False: run only claimed tasks."""
@@ -148,7 +148,7 @@ class Scheduler:
         self._claimed.discard(task_id)
 
     def _may_run(self, task_id: int) -> bool:
-        if task_id in self.runs or (self._unsaved is not None and task_id in self._unsaved):
+        if task_id in self.runs or task_id in self._unsaved:
             return False
         return self._run_queued or task_id in self._claimed
 
@@ -165,7 +165,7 @@ class Scheduler:
 
     async def fill_slots(self) -> None:
         free = self.free_slots
-        if free <= 0 or self.closing or self._store is None:
+        if free <= 0 or self.closing:
             return
         store = self._store()
         candidates = await store.waiting_ids(limit=free + len(self.runs) + 64 if self._run_queued else -1)
