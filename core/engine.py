@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from core.config import Config
 from core.detect import guess_kind
 from core.downloaders import DownloaderRegistry
-from core.downloaders.http_clients import HttpClients
+from core.downloaders.net import HttpClients
 from core.downloaders.paths import temp_paths
 from core.downloaders.ytdlp import validate_ytdlp_options
 from core.errors import IllegalTransition, InvalidField, InvalidInput, StoreUnavailable, TaskNotFound
@@ -105,12 +105,14 @@ class Engine:
         shutdown_status: TaskStatus = TaskStatus.WAITING,
         store: StoreFactory | TaskStore | None = None,
         downloaders: DownloaderRegistry | None = None,
+        clients: HttpClients | None = None,
     ) -> None:
         """database: the SQLite file (ignored when `store` is given: a store, or a factory that opens one;
         the engine closes it with itself).
         run_queued=False: only run tasks this engine was explicitly asked to
         start (the one-shot `fetchdeck get`), never the rest of the queue.
-        downloaders: which downloader runs each kind (default: the built-in ones)."""
+        downloaders: which downloader runs each kind (default: the built-in ones).
+        clients: the network layer to use (the one-shot `get` gives up sooner on unreachable servers)."""
         if store is None:
             if database is None:
                 raise ValueError("an Engine needs a database path or a store factory")
@@ -122,7 +124,7 @@ class Engine:
         self.download_root = config.download.download_dir.expanduser().resolve()
         self.allowed_roots = tuple(Path(p).expanduser().resolve() for p in config.download.allowed_roots)
         self.bus = EventBus()
-        self.clients = HttpClients(read_timeout=config.download.read_timeout)
+        self.clients = clients or HttpClients(read_timeout=config.download.read_timeout)
         self.limiter = RateLimiter(config.download.speed_limit_bytes)
         self.downloaders = downloaders if downloaders is not None else DownloaderRegistry()
         self._open_store = store

@@ -12,7 +12,14 @@ FetchdeckError
     ├── NoSpaceLeft       the disk is full
     ├── UnsupportedMedia  e.g. SAMPLE-AES, unknown key method
     ├── UnsupportedUrl    yt-dlp has no extractor for the URL and found no media in it
-    └── WrongKind         the response shows another kind (e.g. an HLS playlist)
+    ├── WrongKind         the response shows another kind (e.g. an HLS playlist)
+    └── NetworkError      the transport failed (classified once, in core/downloaders/net.py)
+        ├── CannotConnect     no connection could be made (unreachable: the server never answered)
+        │   ├── ConnectionRefused
+        │   └── DnsFailure
+        ├── TlsFailure        handshake or certificate; not retried
+        ├── TimedOut
+        └── ConnectionReset   reset, closed or broken off mid-body
 """
 
 from __future__ import annotations
@@ -97,3 +104,34 @@ class InvalidField(InvalidInput):
         super().__init__(message)
         self.field = field
         self.index = index
+
+
+class NetworkError(DownloadError):
+    """The transport failed before or while a response arrived; str() is the one-line reason."""
+
+    retryable = True
+    unreachable = False  # True: nothing answered at all (refused, no such host, connect timeout)
+
+
+class CannotConnect(NetworkError):
+    unreachable = True
+
+
+class ConnectionRefused(CannotConnect):
+    pass
+
+
+class DnsFailure(CannotConnect):
+    pass
+
+
+class TlsFailure(NetworkError):
+    retryable = False  # neither an untrusted certificate nor a server that speaks no TLS fixes itself
+
+
+class TimedOut(NetworkError):
+    pass
+
+
+class ConnectionReset(NetworkError):
+    pass

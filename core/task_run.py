@@ -28,8 +28,8 @@ from pathlib import Path
 
 from core.config import Config
 from core.downloaders import DownloaderRegistry
-from core.downloaders.base import DownloadContext, DownloadSettings, describe_error
-from core.downloaders.http_clients import HttpClients
+from core.downloaders.base import DownloadContext, DownloadSettings
+from core.downloaders.net import HttpClients, describe_error
 from core.errors import DownloadError, IllegalTransition, StoreUnavailable, WrongKind
 from core.events import EventBus, EventType
 from core.models import Task, TaskStatus, can_transition

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from core.config import ApiConfig
+from core.downloaders.net import Retry, RetryPolicy, RetryWait, retrying
 from core.engine import Engine
 from core.models import Task
 from server.compat import TERMINAL, group_status, group_tasks
@@ -42,6 +43,19 @@ def webhook_payload(leader: Task, tasks: list[Task], status: str) -> dict[str, A
     if error:
         body["error"] = error
     return body
+
+
+class _NotDelivered(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+
+
+def _outcome(exc: BaseException) -> str:
+    if isinstance(exc, _NotDelivered):
+        return str(exc)
+    if isinstance(exc, httpx.HTTPError):
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return f"error: {exc}"
 
 
 def parse_delays(text: str) -> list[float]:
@@ -97,25 +111,37 @@ class WebhookNotifier:
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         content = go_json(payload).encode("utf-8")
         attempts = len(self.delays) + 1
-        for attempt in range(attempts):
+
+        def where(attempt: int) -> str:
+            return f"webhook {payload['status']} to {url} (attempt {attempt}/{attempts})"
+
+        tried = 0
+
+        async def post() -> int:
+            nonlocal tried
+            tried += 1
             try:
                 response = await self._http().post(url, content=content, headers=headers)
-                outcome = f"HTTP {response.status_code}"
-                ok = 200 <= response.status_code < 300
-            except httpx.HTTPError as exc:
-                outcome, ok = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, False
-            except Exception as exc:  # never let a delivery crash silently
+            except httpx.HTTPError:
+                raise
+            except Exception:  # never let a delivery crash silently
                 log.exception("webhook delivery crashed")
-                outcome, ok = f"error: {exc}", False
-            where = f"webhook {payload['status']} to {url} (attempt {attempt + 1}/{attempts})"
-            if ok:
-                self.engine.task_log(task_id, f"{where}: delivered, {outcome}")
-                return
-            if attempt < len(self.delays):
-                self.engine.task_log(task_id, f"{where}: {outcome}; retrying in {self.delays[attempt]:g} s")
-                await asyncio.sleep(self.delays[attempt])
-            else:
-                self.engine.task_log(task_id, f"{where}: {outcome}; giving up")
+                raise
+            if not 200 <= response.status_code < 300:
+                raise _NotDelivered(response.status_code)
+            return response.status_code
+
+        def waiting(wait: RetryWait) -> None:
+            self.engine.task_log(task_id, f"{where(wait.failures)}: {wait.reason}; retrying in {wait.delay:g} s")
+
+        retry = Retry(RetryPolicy(delays=tuple(self.delays)), "webhook", log=lambda _: None,
+                      retryable=lambda _: True, describe=_outcome, final=lambda exc: exc, on_wait=waiting)
+        try:
+            status = await retrying(post, retry)
+        except Exception as exc:
+            self.engine.task_log(task_id, f"{where(tried)}: {_outcome(exc)}; giving up")
+            return
+        self.engine.task_log(task_id, f"{where(tried)}: delivered, HTTP {status}")
 
     async def close(self) -> None:
         for delivery in list(self._deliveries):

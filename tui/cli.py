@@ -133,10 +133,14 @@ def launch_tui(download_dir: str | None, data_dir: str | None, port: int | None,
 @click.option("--proxy", help="http://, https:// or socks5:// proxy.")
 @click.option("--insecure", is_flag=True, help="Do not verify TLS certificates.")
 @click.option("--speed-limit", help="Global speed limit, e.g. 5M.")
+@click.option(
+    "--connect-timeout", type=click.FloatRange(0.5, 3600), default=5.0, show_default=True,
+    help="Seconds to keep trying a server that cannot be reached at all (refused, unknown host).",
+)
 def get(
     urls: tuple[str, ...], download_dir: str | None, data_dir: str | None, connections: int | None,
     name: str | None, kind: str | None, headers: tuple[str, ...], quality: str | None, audio_only: bool,
-    proxy: str | None, insecure: bool, speed_limit: str | None,
+    proxy: str | None, insecure: bool, speed_limit: str | None, connect_timeout: float,
 ) -> None:
     """Download URLs now, in this process; re-run to resume."""
     from rich.console import Console
@@ -164,7 +168,8 @@ def get(
     if audio_only:
         options["postprocess"] = "audio"
         options.setdefault("quality", "audio")
-    request = GetRequest(urls=urls, kind=parsed_kind, name=name, specs_options=options, headers=parsed_headers)
+    request = GetRequest(urls=urls, kind=parsed_kind, name=name, specs_options=options, headers=parsed_headers,
+                         connect_timeout=connect_timeout)
     try:
         lock = DataDirLock(locations.data_dir).acquire()
     except DataDirBusy as exc:

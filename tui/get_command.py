@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,16 +19,23 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.progress import Task as ProgressTask
+from rich.text import Text
 
 from core.config import Config
+from core.downloaders.net import HttpClients
 from core.engine import Engine
 from core.events import EventType
 from core.models import Task, TaskKind, TaskSpec, TaskStatus
+
+CONNECT_TIMEOUT = 5.0  # default seconds before `get` gives up on a server it cannot reach at all
+NOTE_REFRESH = 0.25  # how often the progress lines re-read the tasks' notes (notes publish no event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +45,19 @@ class GetRequest:
     name: str | None
     specs_options: dict[str, object]
     headers: tuple[tuple[str, str], ...]
+    # Give up after this many seconds when the server has not answered once in this run (refused,
+    # no such host, connect timeout); once it has, the configured retries apply as for queued tasks.
+    connect_timeout: float = CONNECT_TIMEOUT
 
 
 async def run_get(database: Path, config: Config, request: GetRequest, err: Console) -> int:
     """Download every URL; return the process exit code."""
-    engine = Engine(database, config, run_queued=False, shutdown_status=TaskStatus.STOPPED)
+    clients = HttpClients(
+        read_timeout=config.download.read_timeout,
+        connect_timeout=min(15.0, request.connect_timeout),
+        unreachable_budget=request.connect_timeout,
+    )
+    engine = Engine(database, config, run_queued=False, shutdown_status=TaskStatus.STOPPED, clients=clients)
     await engine.open()
     interrupted = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -95,33 +111,55 @@ async def _show_progress(engine: Engine, ids: list[int], err: Console) -> list[T
         TextColumn("{task.description}", style="bold"),
         BarColumn(bar_width=None),
         TextColumn("{task.percentage:>5.1f}%"),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
+        TransferOrNote(),
     )
     rows: dict[int, TaskID] = {}
     sub = engine.subscribe()
+
+    async def show(task_id: int) -> None:
+        task = await engine.get(task_id)
+        bar.update(rows[task_id], description=_label(task), total=task.total, completed=task.downloaded,
+                   note=task.note)
+
     try:
         with Progress(*columns, console=err, transient=False, refresh_per_second=8) as bar:
             for task_id in ids:
                 task = await engine.get(task_id)
-                rows[task_id] = bar.add_task(_label(task), total=task.total, completed=task.downloaded)
+                rows[task_id] = bar.add_task(_label(task), total=task.total, completed=task.downloaded, note=None)
             remaining = set(ids)
+            refreshed = time.monotonic()
             while remaining:
-                event = await sub.get(timeout=0.5)
+                event = await sub.get(timeout=NOTE_REFRESH)
+                if time.monotonic() - refreshed >= NOTE_REFRESH:  # a note (retrying...) comes without an event
+                    refreshed = time.monotonic()
+                    for task_id in remaining:
+                        await show(task_id)
                 if event is None:
                     if sub.closed:
                         break
                     continue
                 if event.task_id not in rows:
                     continue
-                task = await engine.get(event.task_id)
-                bar.update(rows[task.id], description=_label(task), total=task.total, completed=task.downloaded)
+                await show(event.task_id)
                 if event.type in (EventType.SUCCESS, EventType.FAILED, EventType.STOP):
-                    remaining.discard(task.id)
+                    remaining.discard(event.task_id)
     finally:
         sub.close()
     return [await engine.get(i) for i in ids]
+
+
+class TransferOrNote(ProgressColumn):
+    """Bytes, speed and time left; or, while the download waits, why ("retrying in 4 s: ...")."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parts = (DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+
+    def render(self, task: ProgressTask) -> Text:
+        note = task.fields.get("note")
+        if note:
+            return Text(str(note), style="yellow")
+        return Text(" ").join(part.render(task) for part in self._parts)
 
 
 def _label(task: Task) -> str:

@@ -1,6 +1,7 @@
 """Finding and running ffmpeg without blocking the event loop.
 
-The ffmpeg that imageio-ffmpeg ships comes first (same build everywhere),
+The one ffmpeg locator (HLS remux and yt-dlp post-processing both use it):
+the ffmpeg that imageio-ffmpeg ships comes first (same build everywhere),
 then one on PATH. Every run is `asyncio.create_subprocess_exec`; a cancelled
 run kills its ffmpeg so nothing outlives the task. File paths are passed as
 `file:` URLs so a name with a colon is never taken for a protocol.

@@ -15,6 +15,7 @@ import errno
 import mimetypes
 import os
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +23,7 @@ from pathlib import Path
 import httpx
 
 from core.detect import is_hls_content_type
-from core.downloaders.base import (
-    DownloadContext,
-    raise_for_status,
-    retry_after_seconds,
-    wait_before_retry,
-)
+from core.downloaders.base import DownloadContext
 from core.downloaders.http_state import (
     RemoteIdentity,
     Segment,
@@ -39,13 +35,17 @@ from core.downloaders.http_state import (
     write_state,
 )
 from core.downloaders.memory import tune_malloc_for_streaming
+from core.downloaders.net import raise_for_status, retry_after_seconds
 from core.downloaders.paths import part_path, state_path
 from core.errors import DownloadError, HttpStatusError, NoSpaceLeft, RemoteChanged, WrongKind
 from core.models import Task, TaskKind
 from core.naming import name_from_content_disposition, name_from_url, sanitize_name
 
-STATE_SAVE_INTERVAL = 1.0  # a crash re-fetches at most about this much
-WRITE_BATCH = 1 << 20  # bytes received per connection before one pwritev
+# What a kill -9 can lose: bytes on disk but not yet in the state file (≤ STATE_SAVE_INTERVAL of
+# transfer) plus each connection's batch in memory (≤ BATCH_MAX_AGE of its transfer, ≤ WRITE_BATCH).
+STATE_SAVE_INTERVAL = 0.25
+WRITE_BATCH = 1 << 20  # bytes received per connection before one pwritev...
+BATCH_MAX_AGE = 0.1  # ...or seconds since the batch's first byte, whichever comes first
 MAX_IOVECS = 512
 IDLE_POLL = 0.5  # a connection without work checks this often for a stalled range to take over
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,8}$")
@@ -137,7 +137,7 @@ class HttpDownloader:
     async def _run_once(self, task: Task, ctx: DownloadContext) -> Path:
         client = ctx.client()
         headers = ctx.request_headers({"Accept-Encoding": "identity"})
-        attempt = 0
+        retry = ctx.retry("probe failed")
         while True:
             try:
                 async with client.stream("GET", task.url, headers={**headers, "Range": "bytes=0-0"}) as resp:
@@ -151,10 +151,10 @@ class HttpDownloader:
                     # 416 to bytes=0-0 (an empty file) or a 206 without a total: plain GET.
                     ctx.log("size unknown from the range probe: single stream, no resume")
                     return await self._single_stream(None, final, probe, ctx)
+                retry.succeeded()
                 break
             except Exception as exc:
-                await wait_before_retry(exc, attempt, ctx, "probe failed")
-                attempt += 1
+                await retry.failed(exc)
 
         identity = probe.identity
         if final.exists() and not part_path(final).exists() and final.stat().st_size == identity.size:
@@ -197,7 +197,7 @@ class HttpDownloader:
         discard_state(state_path(final))
         size = probe.identity.size if probe.identity else None
         ctx.progress.set_total(size)
-        attempt = 0
+        retry = ctx.retry("single stream (restarts from byte 0)")
         response: httpx.Response | None = resp
         while True:
             ctx.progress.set_downloaded(0)
@@ -215,8 +215,7 @@ class HttpDownloader:
                 break
             except Exception as exc:
                 response = None
-                await wait_before_retry(exc, attempt, ctx, "single stream (restarts from byte 0)")
-                attempt += 1
+                await retry.failed(exc)
         ctx.progress.set_total(written)
         os.replace(part, final)
         return final
@@ -300,8 +299,12 @@ class HttpDownloader:
         return plan
 
     async def _save_periodically(self, state_file: Path, identity: RemoteIdentity, plan: SegmentPlan) -> None:
+        saved = plan.done_bytes
         while True:
             await asyncio.sleep(STATE_SAVE_INTERVAL)
+            if plan.done_bytes == saved:
+                continue  # nothing new on disk (a stalled or throttled-to-nothing download)
+            saved = plan.done_bytes
             # Written in a thread (50 downloads used to spend 5 % of the loop here), but a write
             # in flight always lands before the caller's final save or discard, never after.
             write = asyncio.ensure_future(asyncio.to_thread(write_state, state_file, state_snapshot(identity, plan)))
@@ -314,7 +317,7 @@ class HttpDownloader:
     async def _worker(
         self, task: Task, ctx: DownloadContext, identity: RemoteIdentity, plan: SegmentPlan, fd: int, part: Path
     ) -> None:
-        failures = 0
+        retry = ctx.retry("range")
         while not plan.complete:
             seg = plan.take()
             if seg is None:
@@ -327,11 +330,11 @@ class HttpDownloader:
                         await self._fetch_segment(task, ctx, identity, seg, fd, part)
                     except Exception as exc:
                         if seg.pos > before:
-                            failures = 0  # it made progress: only count consecutive failures
-                        await wait_before_retry(exc, failures, ctx, f"bytes {seg.pos}-{seg.end - 1}")
-                        failures += 1
+                            retry.succeeded()  # it made progress: only count consecutive failures
+                        retry.doing = f"bytes {seg.pos}-{seg.end - 1}"
+                        await retry.failed(exc)
                     else:
-                        failures = 0
+                        retry.succeeded()
             finally:
                 plan.release(seg)
 
@@ -363,7 +366,9 @@ class HttpDownloader:
         loop = asyncio.get_running_loop()
         batch: list[bytes | memoryview] = []
         batch_len = 0
+        batch_due = 0.0  # monotonic time by which the batch is written
         cursor = seg.pos
+        clock = time.monotonic
 
         try:
             async for chunk in resp.aiter_raw():
@@ -373,12 +378,16 @@ class HttpDownloader:
                 if room <= 0:
                     break
                 data: bytes | memoryview = chunk if len(chunk) <= room else memoryview(chunk)[:room]
+                now = clock()
+                if not batch:
+                    batch_due = now + BATCH_MAX_AGE
                 batch.append(data)
                 batch_len += len(data)
                 cursor += len(data)
-                seg.mark_received(cursor)
+                seg.received = cursor
+                seg.last_progress = now
                 progress.add(len(data))
-                if batch_len >= WRITE_BATCH or cursor >= seg.end or len(batch) >= MAX_IOVECS:
+                if batch_len >= WRITE_BATCH or now >= batch_due or cursor >= seg.end or len(batch) >= MAX_IOVECS:
                     offset, todo = seg.pos, batch
                     batch, batch_len = [], 0
                     await loop.run_in_executor(_WRITER, _write_all, fd, todo, offset, part)

@@ -1,8 +1,8 @@
 """Resume state of a segmented HTTP download, kept beside the .part file.
 
 The state lists segments as [start, pos, end): bytes start..pos are on disk.
-It is written atomically (temp file + rename) about once a second and when the
-download stops, and always *after* the data it describes was written, so a
+It is written atomically (temp file + rename) every quarter second while bytes
+reach the disk and when the download stops, and always *after* the data it describes was written, so a
 kill -9 at any moment leaves a state that under-claims, never over-claims.
 """
 

@@ -15,9 +15,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import httpx
 import pytest
-from httpx_aiohttp import transport as aiohttp_transport
-
 from core.downloaders.http_clients import HttpClients, _AiohttpTransport
+from httpx_aiohttp import transport as aiohttp_transport
 
 
 class _Content:

@@ -8,7 +8,6 @@ backoff; the error that finally escapes names what failed ("segment 17
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -16,15 +15,10 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from core.downloaders.base import (
-    DownloadContext,
-    backoff_delay,
-    describe_error,
-    is_retryable,
-    retry_after_seconds,
-)
+from core.downloaders.base import DownloadContext
 from core.downloaders.hls.playlist import ByteRange
-from core.errors import DownloadError, HttpStatusError
+from core.downloaders.net import classify, describe_error, is_retryable, retry_after_seconds, retrying
+from core.errors import DownloadError, HttpStatusError, NetworkError
 
 PLAYLIST_MAX_BYTES = 64 * 1024 * 1024
 
@@ -70,22 +64,8 @@ class Fetcher:
         self, url: str, byterange: ByteRange | None, what: str, count: bool, retries: int | None = None,
         playlist: bool = False,
     ) -> tuple[bytes, str]:
-        settings = self.ctx.settings
-        retries = settings.retries if retries is None else retries
-        attempt = 0
-        while True:
-            try:
-                return await self._attempt(url, byterange, what, count, playlist)
-            except Exception as exc:
-                if not is_retryable(exc) or attempt >= retries:
-                    named = named_error(exc, what)
-                    if named is exc:
-                        raise
-                    raise named from exc
-                delay = backoff_delay(attempt, settings, getattr(exc, "retry_after", None))
-                attempt += 1
-                self.ctx.log(f"{what}: {describe_error(exc)}; retry {attempt}/{retries} in {delay:.1f}s")
-                await asyncio.sleep(delay)
+        retry = self.ctx.retry(what, retries, final=lambda exc: named_error(exc, what))
+        return await retrying(lambda: self._attempt(url, byterange, what, count, playlist), retry)
 
     async def _attempt(
         self, url: str, byterange: ByteRange | None, what: str, count: bool, playlist: bool = False
@@ -151,11 +131,18 @@ class Fetcher:
 def named_error(exc: Exception, what: str) -> Exception:
     """The same failure, its message prefixed with which segment/key/playlist it was."""
     if isinstance(exc, HttpStatusError):
-        named = HttpStatusError(exc.status, exc.reason, exc.url)
-        named.args = (f"{what}: {exc}",)
-        return named
+        status = HttpStatusError(exc.status, exc.reason, exc.url)
+        status.args = (f"{what}: {exc}",)
+        return status
     if isinstance(exc, DownloadError) and str(exc).startswith(what):
         return exc  # already named (the chain keeps the original)
-    error = DownloadError(f"{what}: {describe_error(exc)}")
-    error.retryable = is_retryable(exc)
-    return error
+    classified = classify(exc)
+    named: DownloadError
+    if isinstance(classified, NetworkError):  # keep the class: refused, DNS, TLS, timeout, reset
+        same = type(classified)(f"{what}: {classified}")
+        same.unreachable = classified.unreachable
+        named = same
+    else:
+        named = DownloadError(f"{what}: {describe_error(exc)}")
+    named.retryable = is_retryable(exc)
+    return named

@@ -27,19 +27,21 @@ import asyncio
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from core.downloaders.base import DownloadContext, backoff_delay, describe_error
+from core.downloaders.base import DownloadContext
 from core.downloaders.ffmpeg import FfmpegError, Input, file_url, remux
 from core.downloaders.hls.fetch import Fetcher
 from core.downloaders.hls.merge import Stream, keep_segments, remove_tree
 from core.downloaders.hls.playlist import MediaPlaylist, MediaSegment, parse_media
 from core.downloaders.hls.pool import Arrivals, SegmentPool, Tally, cancel_all, supervise
 from core.downloaders.hls.store import init_key, write_file
+from core.downloaders.net import Retry, RetryPolicy, RetryWait, describe_error
 from core.errors import DownloadError, UnsupportedMedia
 from core.naming import unique_path
 
@@ -196,25 +198,35 @@ class LiveRecorder:
 
     async def _refresh(self, stream: Stream, target: float, last_ok: float) -> MediaPlaylist | None:
         """The playlist again; outages are waited out with backoff, up to LIVE_GIVE_UP."""
-        failures = 0
+        settings = self.ctx.settings
+        note = self.ctx.progress.set_note
+
+        def waiting(wait: RetryWait) -> None:
+            if wait.failures == 1 or wait.failures % 10 == 0:
+                self.ctx.log(f"{wait.doing}: {wait.reason}; polling again in {wait.delay:.1f}s")
+            note(f"{wait.doing} unavailable, polling again in {wait.delay:.0f} s: {wait.reason}")
+
+        policy = RetryPolicy(retries=sys.maxsize, backoff_base=settings.backoff_base,
+                             backoff_max=min(settings.backoff_max, max(target, POLL_BACKOFF_MAX)))
+        # Every failure but an unsupported playlist is waited out, until LIVE_GIVE_UP.
+        retry = Retry(policy, f"{stream.role} playlist", log=self.ctx.log, note=note, contact=self.ctx.contact,
+                      retryable=lambda exc: not isinstance(exc, UnsupportedMedia), final=lambda exc: exc,
+                      on_wait=waiting)
         while True:
             try:
                 text, url = await self.job.fetcher.get_text(stream.url, f"{stream.role} playlist", retries=0)
-                if failures:
-                    self.ctx.log(f"{stream.role} playlist is back after {failures} failed poll(s)")
-                return parse_media(text, url)
-            except UnsupportedMedia:
-                raise
+                playlist = parse_media(text, url)
             except Exception as exc:
-                failures += 1
-                if time.monotonic() - last_ok > LIVE_GIVE_UP:
+                if not isinstance(exc, UnsupportedMedia) and time.monotonic() - last_ok > LIVE_GIVE_UP:
                     self.ctx.log(f"{stream.role} playlist unavailable for {LIVE_GIVE_UP / 60:.0f} min "
                                  f"({describe_error(exc)}): recording ends")
                     return None
-                delay = min(max(target, POLL_BACKOFF_MAX), backoff_delay(failures - 1, self.ctx.settings))
-                if failures == 1 or failures % 10 == 0:
-                    self.ctx.log(f"{stream.role} playlist: {describe_error(exc)}; polling again in {delay:.1f}s")
-                await asyncio.sleep(delay)
+                await retry.failed(exc)
+                continue
+            if retry.failures:
+                self.ctx.log(f"{stream.role} playlist is back after {retry.failures} failed poll(s)")
+            retry.succeeded()
+            return playlist
 
     async def _queue(self, i: int, new: list[MediaSegment]) -> None:
         stream = self.streams[i]

@@ -6,7 +6,6 @@ Imports yt-dlp, so import this module lazily.
 
 from __future__ import annotations
 
-import functools
 import io
 import re
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from typing import Any
 from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor, FFmpegVideoConvertorPP  # type: ignore[import-untyped]
 from yt_dlp.utils import PostProcessingError  # type: ignore[import-untyped]
 
+from core.downloaders.ffmpeg import find_ffmpeg
 from core.downloaders.ytdlp.flags import flags_to_params
 from core.downloaders.ytdlp.options import (
     AUDIO_FORMAT_EXT,
@@ -29,17 +29,6 @@ from core.models import Headers, Task
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _REPORT_BOILERPLATE = re.compile(r";?\s*please report this issue on\s.*$", re.IGNORECASE | re.DOTALL)
-
-
-@functools.cache
-def ffmpeg_exe() -> str | None:
-    """The ffmpeg bundled with imageio-ffmpeg (no ffprobe needed), else None."""
-    try:
-        import imageio_ffmpeg  # type: ignore[import-untyped]
-
-        return str(imageio_ffmpeg.get_ffmpeg_exe())
-    except Exception:  # the wheel has no binary for this platform
-        return None
 
 
 def clean_message(text: object) -> str:
@@ -221,7 +210,7 @@ def build_plan(req: YtdlpRequest, logger: YtdlpLogger) -> Plan:
         params["proxy"] = req.proxy
     if req.insecure:
         params["nocheckcertificate"] = True
-    ffmpeg = ffmpeg_exe()
+    ffmpeg = find_ffmpeg()
     if ffmpeg:
         params["ffmpeg_location"] = ffmpeg
 
