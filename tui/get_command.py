@@ -29,6 +29,7 @@ from rich.progress import Task as ProgressTask
 from rich.text import Text
 
 from core.config import Config
+from core.downloaders.memory import freeze_startup_objects
 from core.downloaders.net import HttpClients
 from core.engine import Engine
 from core.events import EventType
@@ -59,6 +60,7 @@ async def run_get(database: Path, config: Config, request: GetRequest, err: Cons
     )
     engine = Engine(database, config, run_queued=False, shutdown_status=TaskStatus.STOPPED, clients=clients)
     await engine.open()
+    freeze_startup_objects()
     interrupted = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

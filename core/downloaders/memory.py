@@ -1,4 +1,4 @@
-"""glibc malloc tuning for streaming large bodies.
+"""Memory tuning for streaming large bodies: glibc malloc thresholds, the garbage collector.
 
 Each network read allocates a fresh bytes object of up to 512 KiB. Above
 glibc's mmap threshold every one is an mmap + page faults + munmap, which
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import sys
 
 _M_TRIM_THRESHOLD = -1
@@ -31,3 +32,9 @@ def tune_malloc_for_streaming() -> bool:
     ok = bool(mallopt(_M_MMAP_THRESHOLD, 8 * 1024 * 1024))
     ok = bool(mallopt(_M_TRIM_THRESHOLD, 128 * 1024 * 1024)) and ok
     return ok
+
+
+def freeze_startup_objects() -> None:
+    """Move everything allocated so far (the modules imported at start-up) out of the
+    collector's reach, so the collections a long download triggers do not walk them again."""
+    gc.freeze()

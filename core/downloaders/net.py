@@ -22,15 +22,14 @@ import errno
 import random
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
-import aiohttp
 import httpx
-from httpx_aiohttp import transport as aiohttp_transport
 
 from core.errors import (
     CannotConnect,
@@ -47,6 +46,46 @@ from core.errors import (
 from core.validation import normalize_proxy
 
 T = TypeVar("T")
+
+
+def _import_aiohttp_deferring_cas() -> list[ssl.SSLContext]:
+    """Import aiohttp without loading the CA bundle, twice, at import time.
+
+    aiohttp.connector builds its verified and unverified SSL contexts when it is
+    imported, and each loads the system CA bundle: about a third of a `get`'s
+    start-up CPU, also for plain-http downloads (and for the unverified context,
+    which never reads them). The loads are deferred here and done by `load_cas()`
+    before the first https request. Returns the contexts still waiting for them.
+    """
+    deferred: list[ssl.SSLContext] = []
+    own = ssl.SSLContext.__dict__.get("set_default_verify_paths")  # None: inherited from _ssl._SSLContext
+
+    def defer(context: ssl.SSLContext) -> None:
+        deferred.append(context)
+
+    ssl.SSLContext.set_default_verify_paths = defer  # type: ignore[method-assign,assignment]
+    try:
+        import aiohttp.connector  # noqa: F401
+    finally:
+        if own is None:
+            del ssl.SSLContext.set_default_verify_paths
+        else:
+            ssl.SSLContext.set_default_verify_paths = own  # type: ignore[method-assign]
+    return [c for c in deferred if c.verify_mode != ssl.CERT_NONE]  # an unverified context needs none
+
+
+_PENDING_CAS = _import_aiohttp_deferring_cas()
+_CAS_LOCK = threading.Lock()
+
+import aiohttp  # noqa: E402  (after the deferral above)
+from httpx_aiohttp import transport as aiohttp_transport  # noqa: E402
+
+
+def load_cas() -> None:
+    """Load the CA bundle into aiohttp's verified context (blocking, once; then a no-op)."""
+    with _CAS_LOCK:
+        while _PENDING_CAS:
+            _PENDING_CAS.pop().set_default_verify_paths()
 
 # httpx-aiohttp reads the body in 16 KiB chunks; larger reads cut per-chunk
 # overhead (Python iterations, httpx stream wrappers) several-fold at speed.
@@ -79,6 +118,11 @@ class _AiohttpTransport(aiohttp_transport.AiohttpTransport):
         self.socket_options = []
         self.uds = None
         self.local_address = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if _PENDING_CAS and (request.url.scheme == "https" or (self.proxy and self.proxy.url.scheme == "https")):
+            await asyncio.to_thread(load_cas)
+        return await super().handle_async_request(request)
 
 
 @dataclass(frozen=True, slots=True)
