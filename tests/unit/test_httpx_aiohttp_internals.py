@@ -1,8 +1,8 @@
 """Guards for the httpx-aiohttp internals fetchdeck relies on (pyproject bounds it to <0.3).
 
-core/downloaders/http_clients.py raises `AiohttpResponseStream.CHUNK_SIZE` and builds its
-`_AiohttpTransport` without calling `AiohttpTransport.__init__`; `describe_error`
-(core/downloaders/base.py) reads the aiohttp error httpx-aiohttp chains as the cause. A release
+core/downloaders/net.py raises `AiohttpResponseStream.CHUNK_SIZE` and builds its
+`_AiohttpTransport` without calling `AiohttpTransport.__init__`; `classify` (the same
+module) reads the aiohttp error httpx-aiohttp chains as the cause. A release
 that renames or reshapes any of these must fail here, with the reason, not make downloads slow
 or their errors vague.
 """
@@ -15,8 +15,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 import httpx
 import pytest
-from core.downloaders.http_clients import HttpClients, _AiohttpTransport
 from httpx_aiohttp import transport as aiohttp_transport
+
+from core.downloaders.net import HttpClients, _AiohttpTransport
 
 
 class _Content:
@@ -36,14 +37,14 @@ class _Response:
 async def test_the_stream_reads_with_the_raised_chunk_size() -> None:
     stream_class = aiohttp_transport.AiohttpResponseStream
     assert stream_class.CHUNK_SIZE == 512 * 1024, (
-        "http_clients sets AiohttpResponseStream.CHUNK_SIZE at import; something reset or renamed it"
+        "core/downloaders/net.py sets AiohttpResponseStream.CHUNK_SIZE at import; something reset or renamed it"
     )
     response = _Response()
     stream = stream_class(response)  # type: ignore[arg-type]  # the one attribute the stream reads
     assert [chunk async for chunk in stream] == [b"x"]
     assert response.content.sizes == [512 * 1024], (
         "AiohttpResponseStream no longer reads its body with content.iter_chunked(self.CHUNK_SIZE): "
-        "the chunk-size patch in core/downloaders/http_clients.py has no effect (16 KiB reads cost CPU)"
+        "the chunk-size patch in core/downloaders/net.py has no effect (16 KiB reads cost CPU)"
     )
 
 
@@ -52,7 +53,7 @@ def test_the_transport_sets_every_attribute_the_library_init_sets() -> None:
     ours = set(vars(_AiohttpTransport(lambda: aiohttp.ClientSession(), None)))
     assert theirs <= ours, (
         f"httpx-aiohttp's AiohttpTransport.__init__ now also sets {sorted(theirs - ours)}: "
-        "_AiohttpTransport.__init__ (core/downloaders/http_clients.py) must set them too"
+        "_AiohttpTransport.__init__ (core/downloaders/net.py) must set them too"
     )
     assert callable(aiohttp_transport.AiohttpTransport.get_client), "AiohttpTransport.get_client is gone"
 
@@ -69,6 +70,6 @@ async def test_a_refused_connection_keeps_the_aiohttp_cause() -> None:
             await clients.aclose()
     cause = caught.value.__cause__
     assert isinstance(cause, aiohttp.ClientConnectorError), (
-        f"httpx-aiohttp raised {type(caught.value).__name__} with cause {cause!r}: describe_error reads the "
+        f"httpx-aiohttp raised {type(caught.value).__name__} with cause {cause!r}: classify reads the "
         "aiohttp error from the chain to say 'cannot connect' (refused, DNS) instead of a vague timeout"
     )
