@@ -135,7 +135,8 @@ def launch_tui(download_dir: str | None, data_dir: str | None, port: int | None,
 @click.option("--speed-limit", help="Global speed limit, e.g. 5M.")
 @click.option(
     "--connect-timeout", type=click.FloatRange(0.5, 3600), default=5.0, show_default=True,
-    help="Seconds to keep trying a server that cannot be reached at all (refused, unknown host).",
+    help="Give up on a server that cannot be reached at all (refused, unknown host, no answer to connect) "
+    "after this many seconds; also each connection attempt's limit (at most 15).",
 )
 def get(
     urls: tuple[str, ...], download_dir: str | None, data_dir: str | None, connections: int | None,
