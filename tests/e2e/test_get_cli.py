@@ -137,3 +137,22 @@ def test_second_engine_on_same_data_dir_is_refused(tmp_path: Path, server: FileS
         first.send_signal(signal.SIGINT)
         first.wait(timeout=20)
     assert first.returncode == 130  # interrupted: resumable, says so
+
+
+def test_progress_line_shows_why_a_download_waits() -> None:
+    """While a retry is pending the line says why, not a pulsing `0/? bytes ?`; then bytes and speed again."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from tui.get_command import TransferOrNote
+
+    column = TransferOrNote()
+    progress = Progress(column, console=Console(file=io.StringIO()), auto_refresh=False)
+    note = "retrying in 4 s: connection refused by 127.0.0.1:9 (3/8)"
+    row = progress.add_task("f.bin", total=None, note=note)
+    assert column.render(progress.tasks[0]).plain == note
+    progress.update(row, total=2 * MB, completed=MB, note=None)
+    shown = column.render(progress.tasks[0]).plain
+    assert "1.0/2.1 MB" in shown and "retrying" not in shown
