@@ -163,3 +163,24 @@ async def test_queued_task_retries_patiently_and_says_why(tmp_path: Path) -> Non
     assert logs.count("retry ") == 3, logs  # all three retries, no budget
     assert notes and all(n.startswith("retrying in ") for n in notes), notes
     assert notes[-1].endswith(f"connection refused by 127.0.0.1:{port} (3/3)"), notes
+
+
+async def test_the_note_goes_once_bytes_flow_again(tmp_path: Path, plain_server: FileServer) -> None:
+    data = b"z" * (3 << 20)
+    url = plain_server.add("/back.bin", data)
+    plain_server.faults.fail_status("/back.bin", 503, times=2, retry_after=0.3)
+    plain_server.faults.throttle("/back.bin", 1 << 20)  # 3 s of bytes: time to see the note gone while they flow
+    async with Engine(tmp_path / "db.sqlite", engine_config(tmp_path, retries=3, connections=1)) as engine:
+        (task,) = await engine.create([TaskSpec(url=url)])
+        notes: list[str | None] = []
+        flowing_without_note = False
+        while (live := await engine.get(task.id)).status in (TaskStatus.WAITING, TaskStatus.DOWNLOADING):
+            if not notes or live.note != notes[-1]:
+                notes.append(live.note)
+            if live.downloaded > 0 and live.note is None and notes and any(notes):
+                flowing_without_note = True
+            await asyncio.sleep(0.02)
+        done = await engine.get(task.id)
+    assert done.status == TaskStatus.SUCCESS, done.error
+    assert any(n and n.startswith("retrying in 0.3 s: HTTP 503 Service Unavailable (") for n in notes), notes
+    assert flowing_without_note, notes
