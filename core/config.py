@@ -1,22 +1,38 @@
-"""config.toml: typed settings, read and written with tomlkit (comments kept).
+"""config.toml: fetchdeck's settings, declared once as typed pydantic models, read and written with tomlkit.
 
-Precedence, lowest first: defaults < config.toml < FETCHDECK_<SECTION>_<KEY>
-environment variables < command-line flags (`Config.override`).
+Owns every setting's type, range and default (the section models below: `Field(ge=..., le=...)`), the
+layers that fill them, lowest first: defaults < config.toml < FETCHDECK_<SECTION>_<KEY> environment
+variables < command-line flags (`Config.override`), and writing the file back with its comments, layout
+and unknown keys kept. The loader, the env layer, the flag layer, assignments at run time
+(`config.download.max_concurrent = 5`) and the settings screen (`check_value`) all validate through these
+declarations; a bad value is one `BadValue` line naming the key and what it takes (`describe`). Unknown
+keys are reported through `report` (the log by default; the CLI prints them), never silently dropped.
+The URL and proxy rules are core/validation.py's.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Annotated, Any, ClassVar
 
 import tomlkit
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, InstanceOf, ValidationError
+from pydantic_core import core_schema
+from tomlkit.container import OutOfOrderTableProxy
 from tomlkit.items import Table
 
 from core.errors import InvalidInput
 from core.locations import default_download_dir
+from core.validation import normalize_proxy, validate_url
+
+log = logging.getLogger("fetchdeck.config")
+
+Report = Callable[[str], None]
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 
@@ -35,26 +51,7 @@ def parse_size(value: str | int | float | None) -> int | None:
     return int(number * scale) or None
 
 
-@dataclass(slots=True)
-class DownloadConfig:
-    dir: str = ""
-    max_concurrent: int = 3
-    connections: int = 8
-    segment_threads: int = 16
-    retries: int = 8
-    speed_limit: str = ""  # e.g. "5M"; empty = unlimited
-    proxy: str = ""
-    read_timeout: float = 30.0
-    allowed_roots: list[str] = field(default_factory=list)
-
-    @property
-    def download_dir(self) -> Path:
-        return Path(self.dir).expanduser() if self.dir else default_download_dir()
-
-    @property
-    def speed_limit_bytes(self) -> int | None:
-        return parse_size(self.speed_limit)
-
+# ---- listeners ([server.listen], --listen) -----------------------------------------------------------
 
 # The API dialects a listener can serve (server/listeners.py): the main listener
 # (server.host:server.port) serves mediago plus the non-colliding downie and saveany routes.
@@ -119,7 +116,9 @@ def parse_listener(dialect: Any, value: Any, where: str) -> Listener:
             raise InvalidInput(f"{where}.{name}: unknown key {sorted(unknown)[0]!r} (known: address, token)")
         if "address" not in value:
             raise InvalidInput(f"{where}.{name}: address is required, e.g. \"127.0.0.1:8000\"")
-        token = _coerce(value.get("token", True), bool, f"{where}.{name}.token")
+        token = _word_bool(value.get("token", True))
+        if not isinstance(token, bool):
+            raise InvalidInput(f"{where}.{name}.token: {token!r} is not true or false")
         value = value["address"]
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
@@ -159,131 +158,303 @@ def parse_listen_table(value: Any, where: str) -> dict[str, Listener]:
     return out
 
 
-@dataclass(slots=True)
-class ServerConfig:
-    enable: bool = True
-    host: str = "127.0.0.1"
-    port: int = 39719
-    token: str = ""
-    cors_origins: list[str] = field(default_factory=list)
-    # Browser extensions (chrome-extension://, moz-extension://, safari-web-extension://) are the
-    # user's own software: allowed like cors_origins unless this is false.
-    allow_extensions: bool = True
-    allowed_hosts: list[str] = field(default_factory=list)
-    max_body_bytes: int = 16 * 1024 * 1024
-    # Extra listeners, one per dialect ([server.listen], --listen DIALECT=[HOST:]PORT).
-    listen: dict[str, Listener] = field(default_factory=dict)
+# ---- value types: how a TOML value or an environment string becomes a setting -----------------------
+
+_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False,
+          "": False}
 
 
-@dataclass(slots=True)
-class ApiConfig:
-    """The compat dialects (m3u8 task API, Downie, SaveAny-Bot) served next to the native API."""
-
-    enable: bool = True
-    # SaveAny-Bot storages: "name=dir" entries; a relative dir is under the download dir, an
-    # absolute one must be inside it or in download.allowed_roots. None given: local = the download dir.
-    storages: list[str] = field(default_factory=list)
-    webhook_timeout: float = 30.0
-    webhook_retry_delays: str = "1,2,3"  # seconds before each retry (3 retries)
+def _word_bool(value: Any) -> Any:
+    """'yes', 'off', '' (an environment variable) → a bool; anything else is left for the bool check."""
+    return _WORDS.get(value.strip().lower(), value) if isinstance(value, str) else value
 
 
-@dataclass(slots=True)
-class Aria2Config:
-    """An aria2 JSON-RPC endpoint that SaveAny-Bot `aria2` tasks are handed to."""
-
-    rpc_url: str = ""  # e.g. http://127.0.0.1:6800/jsonrpc; empty: aria2 tasks are refused
-    secret: str = ""
-    poll_interval: float = 0.5
-
-
-@dataclass(slots=True)
-class UiConfig:
-    theme: str = "fetchdeck-dark"
-    keys: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class Config:
-    download: DownloadConfig = field(default_factory=DownloadConfig)
-    server: ServerConfig = field(default_factory=ServerConfig)
-    api: ApiConfig = field(default_factory=ApiConfig)
-    aria2: Aria2Config = field(default_factory=Aria2Config)
-    ui: UiConfig = field(default_factory=UiConfig)
-
-    def override(self, section: str, **values: Any) -> Config:
-        """A copy with the given non-None values set (command-line flags)."""
-        current = getattr(self, section)
-        updates = {k: v for k, v in values.items() if v is not None}
-        return replace(self, **{section: replace(current, **updates)})
-
-
-SECTIONS = {f.name: f for f in fields(Config)}
-
-
-def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    kind = annotation if isinstance(annotation, type) else getattr(annotation, "__origin__", None)
-    try:
-        if kind is bool:
-            if isinstance(value, str):
-                lowered = value.strip().lower()
-                if lowered in ("1", "true", "yes", "on"):
-                    return True
-                if lowered in ("0", "false", "no", "off", ""):
-                    return False
-                raise ValueError(value)
-            return bool(value)
-        if kind is int:
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return int(value)
-        if kind is float:
-            return float(value)
-        if kind is str:
-            return str(value)
-        if kind is list:
-            if isinstance(value, str):
-                return [v.strip() for v in value.split(",") if v.strip()]
-            return [str(v) for v in value]
-        if kind is dict:
-            return {str(k): str(v) for k, v in dict(value).items()}
-    except (TypeError, ValueError):
-        raise InvalidInput(f"{where}: {value!r} is not a valid {getattr(kind, '__name__', kind)}") from None
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # TOML `true` is not a number
+        raise ValueError("a bool is not a number")
     return value
 
 
-_SPECIAL: dict[tuple[str, str], Any] = {("server", "listen"): parse_listen_table}
+def _comma_list(value: Any) -> Any:
+    """'a, b' (an environment variable) → ['a', 'b']; a TOML array is left as it is."""
+    return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
 
 
-def _apply(section_obj: Any, values: dict[str, Any], where: str, section: str) -> None:
-    hints = get_type_hints(type(section_obj))
-    for key, value in values.items():
-        if key not in hints:
-            continue  # unknown keys are kept in the file, ignored here
-        parse = _SPECIAL.get((section, key))
-        parsed = parse(value, f"{where}.{key}") if parse else _coerce(value, hints[key], f"{where}.{key}")
-        setattr(section_obj, key, parsed)
+def _size(value: str) -> str:
+    parse_size(value)  # raises InvalidInput: not a size
+    return value
 
 
-def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
-    """Read config.toml (missing file = defaults), then apply FETCHDECK_* env vars."""
-    config = Config()
+def _proxy(value: str) -> str:
+    normalize_proxy(value)  # the engine's rule (core/validation.py): raises InvalidInput
+    return value
+
+
+def _url(value: str) -> str:
+    return validate_url(value) if value else value
+
+
+def _listen(value: Any) -> Any:
+    if isinstance(value, dict) and all(isinstance(v, Listener) for v in value.values()):
+        return value  # already parsed (Config.override with --listen flags)
+    return parse_listen_table(value, "server.listen")
+
+
+@dataclass(frozen=True, slots=True)
+class Special:
+    """A value a number field takes outside its range, with its own meaning (a port of 0: any free port)."""
+
+    value: int
+    meaning: str
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Callable[[Any], Any]) -> Any:
+        ranged = handler(source)
+
+        def check(value: Any, inner: Callable[[Any], Any]) -> Any:
+            text = value.strip() if isinstance(value, str) else value
+            if not isinstance(value, bool) and text in (self.value, str(self.value)):
+                return self.value
+            return inner(value)
+
+        return core_schema.no_info_wrap_validator_function(check, ranged)
+
+
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Float = Annotated[float, BeforeValidator(_not_bool)]
+Bool = Annotated[bool, BeforeValidator(_word_bool)]
+TextList = Annotated[list[str], BeforeValidator(_comma_list)]
+Size = Annotated[str, AfterValidator(_size)]
+Proxy = Annotated[str, AfterValidator(_proxy)]
+Url = Annotated[str, AfterValidator(_url)]
+Port = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=65535), Special(0, "any free port")]
+Listeners = Annotated[dict[str, InstanceOf[Listener]], BeforeValidator(_listen)]
+
+
+# ---- the sections ----------------------------------------------------------------------------------
+
+
+class BadValue(InvalidInput):
+    """A value a setting does not take. `key` is "section.key"; `rule` says what it takes
+    ("must be a whole number from 1 to 64", or a rule's own sentence); `reason` adds the value given."""
+
+    def __init__(self, where: str, key: str, rule: str, reason: str) -> None:
+        prefix = "" if reason.startswith(key) else f"{key}: "
+        super().__init__(f"{where}: {prefix}{reason}" if where else f"{prefix}{reason}")
+        self.key = key
+        self.rule = rule
+        self.reason = reason
+
+
+class Section(BaseModel):
+    """One `[section]` of config.toml. Assignments are validated (and fail as `BadValue`)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True,
+                              str_strip_whitespace=True)
+    name: ClassVar[str]
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        try:
+            super().__setattr__(key, value)
+        except ValidationError as exc:
+            raise _bad(exc, type(self), {key: value}, "") from None
+
+
+class DownloadConfig(Section):
+    name = "download"
+
+    dir: str = ""
+    max_concurrent: Int = Field(default=3, ge=1, le=64)
+    connections: Int = Field(default=8, ge=1, le=64)
+    segment_threads: Int = Field(default=16, ge=1, le=64)
+    retries: Int = Field(default=8, ge=0)
+    speed_limit: Size = ""  # e.g. "5M"; empty = unlimited
+    proxy: Proxy = ""
+    read_timeout: Float = Field(default=30.0, gt=0)
+    allowed_roots: TextList = Field(default_factory=list)
+
+    @property
+    def download_dir(self) -> Path:
+        return Path(self.dir).expanduser() if self.dir else default_download_dir()
+
+    @property
+    def speed_limit_bytes(self) -> int | None:
+        return parse_size(self.speed_limit)
+
+
+class ServerConfig(Section):
+    name = "server"
+
+    enable: Bool = True
+    host: str = "127.0.0.1"
+    port: Port = 39719
+    token: str = ""
+    cors_origins: TextList = Field(default_factory=list)
+    # Browser extensions (chrome-extension://, moz-extension://, safari-web-extension://) are the
+    # user's own software: allowed like cors_origins unless this is false.
+    allow_extensions: Bool = True
+    allowed_hosts: TextList = Field(default_factory=list)
+    max_body_bytes: Int = Field(default=16 * 1024 * 1024, ge=1)
+    # Extra listeners, one per dialect ([server.listen], --listen DIALECT=[HOST:]PORT).
+    listen: Listeners = Field(default_factory=dict)
+
+
+class ApiConfig(Section):
+    """The compat dialects (m3u8 task API, Downie, SaveAny-Bot) served next to the native API."""
+
+    name = "api"
+
+    enable: Bool = True
+    # SaveAny-Bot storages: "name=dir" entries; a relative dir is under the download dir, an
+    # absolute one must be inside it or in download.allowed_roots. None given: local = the download dir.
+    storages: TextList = Field(default_factory=list)
+    webhook_timeout: Float = Field(default=30.0, gt=0)
+    webhook_retry_delays: str = "1,2,3"  # seconds before each retry (3 retries)
+
+
+class Aria2Config(Section):
+    """An aria2 JSON-RPC endpoint that SaveAny-Bot `aria2` tasks are handed to."""
+
+    name = "aria2"
+
+    rpc_url: Url = ""  # e.g. http://127.0.0.1:6800/jsonrpc; empty: aria2 tasks are refused
+    secret: str = ""
+    poll_interval: Float = Field(default=0.5, gt=0)
+
+
+class UiConfig(Section):
+    name = "ui"
+
+    theme: str = "fetchdeck-dark"
+    keys: dict[str, str] = Field(default_factory=dict)
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    download: DownloadConfig = Field(default_factory=DownloadConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    aria2: Aria2Config = Field(default_factory=Aria2Config)
+    ui: UiConfig = Field(default_factory=UiConfig)
+
+    def override(self, section: str, **values: Any) -> Config:
+        """A copy with the given non-None values set in `section` (command-line flags), checked like the file's."""
+        current: Section = getattr(self, section)
+        model = type(current)
+        updates = {k: v for k, v in values.items() if v is not None}
+        unknown = sorted(set(updates) - set(model.model_fields))
+        if unknown:
+            raise InvalidInput(f"{section}.{unknown[0]}: no such setting")
+        data = {key: getattr(current, key) for key in model.model_fields} | updates
+        try:
+            replaced = model.model_validate(data)
+        except ValidationError as exc:
+            raise _bad(exc, model, data, "") from None
+        return self.model_copy(update={section: replaced})
+
+
+SECTIONS: dict[str, type[Section]] = {model.name: model for model in (
+    DownloadConfig, ServerConfig, ApiConfig, Aria2Config, UiConfig)}
+
+
+# ---- what a field takes, in words --------------------------------------------------------------------
+
+_KINDS: dict[Any, str] = {int: "a whole number", float: "a number", bool: "true or false", str: "text",
+                          list[str]: "a list of text", dict[str, str]: "a table of text values"}
+
+
+def describe(section: str, key: str) -> str:
+    """What a setting takes, from its declaration: 'a whole number from 1 to 64', 'a number above 0'."""
+    field = SECTIONS[section].model_fields[key]
+    text = _KINDS.get(field.annotation, "a valid value")
+    bounds = {name: getattr(m, name) for m in field.metadata for name in ("ge", "gt", "le", "lt")
+              if getattr(m, name, None) is not None}
+    if "ge" in bounds and "le" in bounds:
+        text += f" from {bounds['ge']} to {bounds['le']}"
+    elif bounds:
+        words = {"ge": "of at least", "gt": "above", "le": "of at most", "lt": "below"}
+        text += " " + " and ".join(f"{words[name]} {value}" for name, value in bounds.items())
+    for special in (m for m in field.metadata if isinstance(m, Special)):
+        text += f", or {special.value} for {special.meaning}"
+    return text
+
+
+def _bad(exc: ValidationError, model: type[Section], values: Mapping[str, Any], where: str | Mapping[str, str],
+         ) -> BadValue:
+    """The first error of a section's validation as one line: where, section.key, what the key takes."""
+    error = exc.errors()[0]
+    key = str(error["loc"][0]) if error["loc"] else ""
+    dotted = f"{model.name}.{key}"
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, InvalidInput):  # a rule with its own sentence (a size, a proxy, a listener, a URL)
+        rule = reason = str(cause)
+    elif key in model.model_fields:
+        rule = f"must be {describe(model.name, key)}"
+        reason = f"{rule}, not {values.get(key)!r}"
+    else:
+        rule = reason = error["msg"]
+    place = where if isinstance(where, str) else where.get(key, "")
+    return BadValue(place, dotted, rule, reason)
+
+
+def check_value(section: str, key: str, value: Any) -> Any:
+    """`value` as setting `section.key` takes it (e.g. '7' → 7), or `BadValue` saying what it takes."""
+    model = SECTIONS[section]
+    probe = model.model_construct()
+    setattr(probe, key, value)  # a validated assignment: BadValue if refused
+    return getattr(probe, key)
+
+
+# ---- loading: defaults < config.toml < FETCHDECK_* environment variables ------------------------------
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None, *, report: Report | None = None) -> Config:
+    """Read config.toml (missing file = defaults), then apply FETCHDECK_<SECTION>_<KEY> env vars.
+
+    Unknown keys (in the file or as FETCHDECK_<SECTION>_* variables) are passed to `report` (default: the
+    log) and ignored; a bad value raises `BadValue` naming the file or variable, the key and what it takes.
+    """
+    warn = report or log.warning
+    values: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    where: dict[str, dict[str, str]] = {name: {} for name in SECTIONS}
     if path.exists():
         try:
-            document = tomlkit.parse(path.read_text(encoding="utf-8"))
+            document = tomlkit.parse(path.read_text(encoding="utf-8")).unwrap()
         except tomlkit.exceptions.TOMLKitError as exc:
             raise InvalidInput(f"{path}: {exc}") from None
-        for name in SECTIONS:
-            table = document.get(name)
-            if isinstance(table, dict):
-                _apply(getattr(config, name), table.unwrap() if hasattr(table, "unwrap") else table, name, name)
+        for name, table in document.items():
+            if name not in SECTIONS:
+                warn(f"{path}: unknown key {name} (ignored)")
+                continue
+            if not isinstance(table, dict):
+                raise InvalidInput(f"{path}: {name} must be a table ([{name}])")
+            known = SECTIONS[name].model_fields
+            for key, value in table.items():
+                if key not in known:
+                    warn(f"{path}: unknown key {name}.{key} (ignored)")
+                    continue
+                values[name][key] = value
+                where[name][key] = str(path)
     env = os.environ if environ is None else environ
-    for name in SECTIONS:
-        section_obj = getattr(config, name)
+    for name, model in SECTIONS.items():
         prefix = f"FETCHDECK_{name.upper()}_"
-        values = {k[len(prefix):].lower(): v for k, v in env.items() if k.startswith(prefix)}
-        _apply(section_obj, values, f"${prefix}*", name)
-    return config
+        for var in sorted(v for v in env if v.startswith(prefix)):
+            key = var[len(prefix):].lower()
+            if key not in model.model_fields:
+                warn(f"{var}: unknown key {name}.{key} (ignored)")
+                continue
+            values[name][key] = env[var]
+            where[name][key] = var
+    sections: dict[str, Section] = {}
+    for name, model in SECTIONS.items():
+        try:
+            sections[name] = model.model_validate(values[name])
+        except ValidationError as exc:
+            raise _bad(exc, model, values[name], where[name]) from None
+    return Config.model_validate(sections)
 
+
+# ---- writing: tomlkit keeps the file's comments, layout and unknown keys -----------------------------
 
 _TEMPLATE = """\
 # fetchdeck configuration. Environment variables FETCHDECK_<SECTION>_<KEY>
@@ -344,28 +515,35 @@ def _to_toml(value: Any) -> Any:
     return value
 
 
+def _same(section: str, key: str, item: Any, value: Any) -> bool:
+    """True if the file's item already means `value` (then it is kept as written, with its comment)."""
+    try:
+        return bool(check_value(section, key, _unwrap(item)) == value)
+    except InvalidInput:
+        return False
+
+
 def save_config(path: Path, config: Config) -> None:
-    """Write config back, keeping the file's comments and layout (tomlkit)."""
+    """Write config back, keeping the file's comments, layout and unknown keys (tomlkit)."""
     if path.exists():
         document = tomlkit.parse(path.read_text(encoding="utf-8"))
     else:
         document = tomlkit.parse(_TEMPLATE)
-    for name in SECTIONS:
-        section_obj = getattr(config, name)
-        table = document.get(name)
-        if not isinstance(table, Table):
-            table = tomlkit.table()
-            document[name] = table
-        for f in fields(section_obj):
-            value = getattr(section_obj, f.name)
-            default = getattr(type(section_obj)(), f.name)
-            if f.name not in table and value == default:
-                continue  # don't litter the file with defaults
-            parse = _SPECIAL.get((name, f.name))
-            if f.name in table and (table[f.name] == value or (
-                    parse is not None and parse(_unwrap(table[f.name]), f.name) == value)):
+    for name, model in SECTIONS.items():
+        section: Section = getattr(config, name)
+        found = document.get(name)
+        table = found if isinstance(found, Table | OutOfOrderTableProxy) else None
+        for key, field in model.model_fields.items():
+            value = getattr(section, key)
+            if table is None or key not in table:
+                if value == field.get_default(call_default_factory=True):
+                    continue  # don't litter the file with defaults
+            elif _same(name, key, table[key], value):
                 continue  # unchanged: keep the item (and its comment) as it is
-            table[f.name] = _to_toml(value)
+            if table is None:
+                table = tomlkit.table()
+                document[name] = table
+            table[key] = _to_toml(value)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(tomlkit.dumps(document), encoding="utf-8")

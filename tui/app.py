@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Awaitable, Iterable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -214,7 +213,7 @@ class FetchdeckApp(App[None]):
         if screen is not None and screen.is_mounted:
             screen.restyle()
         if self._theme_ready and theme.name != self.config.ui.theme:
-            self.config = replace(self.config, ui=replace(self.config.ui, theme=theme.name))
+            self.config = self.config.override("ui", theme=theme.name)
             if self.config_path is not None:
                 # The theme picker previews as you move: write once things settle.
                 if self._theme_save_timer is not None:
@@ -225,7 +224,7 @@ class FetchdeckApp(App[None]):
     def save_theme(self, name: str) -> None:
         assert self.config_path is not None
         current = load_config(self.config_path, environ={})
-        save_config(self.config_path, replace(current, ui=replace(current.ui, theme=name)))
+        save_config(self.config_path, current.override("ui", theme=name))
 
     # ---- settings --------------------------------------------------------
     def action_settings(self) -> None:
@@ -240,8 +239,8 @@ class FetchdeckApp(App[None]):
         if saved is None:
             return
         new = saved.config
-        self.config = replace(self.config, download=new.download, server=new.server,
-                              ui=replace(self.config.ui, theme=new.ui.theme))
+        self.config = self.config.model_copy(update={"download": new.download, "server": new.server}).override(
+            "ui", theme=new.ui.theme)
         if "theme" in saved.changed and new.ui.theme in self.available_themes:
             self.theme = new.ui.theme
         later = await self.client.apply_settings(self.config)

@@ -24,17 +24,30 @@ def _fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+def _warn(message: str) -> None:
+    click.echo(f"fetchdeck: {message}", err=True)
+
+
 def load_profile(data_dir: str | None, download_dir: str | None) -> tuple[Locations, Config]:
     locations = Locations.resolve(data_dir)
     locations.ensure()
     ensure_config_file(locations.config_file)
     try:
-        config = load_config(locations.config_file)
+        config = load_config(locations.config_file, report=_warn)
     except InvalidInput as exc:
         _fail(str(exc))
     if download_dir:
-        config = config.override("download", dir=str(Path(download_dir).expanduser().resolve()))
+        config = with_flags(config, "download", dir=str(Path(download_dir).expanduser().resolve()))
     return locations, config
+
+
+def with_flags(config: Config, section: str, **flags: object) -> Config:
+    """config with the given (non-None) command-line values layered over `section`, checked like the file's."""
+    try:
+        return config.override(section, **flags)
+    except InvalidInput as exc:
+        _fail(str(exc))
+        raise  # not reached: _fail exits
 
 
 def listen_option(func: Callable[..., None]) -> Callable[..., None]:
@@ -56,7 +69,7 @@ def with_listeners(config: Config, flags: tuple[str, ...]) -> Config:
             listen[listener.dialect] = listener
     except InvalidInput as exc:
         _fail(str(exc))
-    return config.override("server", listen=listen)
+    return with_flags(config, "server", listen=listen)
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -94,7 +107,7 @@ def launch_tui(download_dir: str | None, data_dir: str | None, port: int | None,
             server_url = "http://" + server_url
         asyncio.run(run_remote(locations, config, server_url, token))
         return
-    config = with_listeners(config.override("server", port=port), listen)
+    config = with_listeners(with_flags(config, "server", port=port), listen)
     api_factory, note = None, "API off (--no-server)" if no_server else "API off (server.enable = false)"
     notices: tuple[str, ...] = ()
     if not no_server and config.server.enable:
@@ -157,7 +170,7 @@ def get(
         _fail(str(exc))
     locations, config = load_profile(data_dir, download_dir)
     if speed_limit is not None:
-        config = config.override("download", speed_limit=speed_limit)
+        config = with_flags(config, "download", speed_limit=speed_limit)
     options: dict[str, object] = {"insecure": insecure}
     if connections:  # HTTP connections, or HLS segments in flight
         options["connections"] = connections
@@ -201,7 +214,7 @@ def serve(host: str | None, port: int | None, token: str | None, listen: tuple[s
     from tui.serve_command import run_serve, setup_logging
 
     locations, config = load_profile(data_dir, download_dir)
-    config = with_listeners(config.override("server", host=host, port=port, token=token), listen)
+    config = with_listeners(with_flags(config, "server", host=host, port=port, token=token), listen)
     refusals = listener_refusals(config)
     if refusals:
         _fail("\n".join(refusals))

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -42,7 +41,7 @@ def free_port() -> int:
 
 
 def with_port(config: Config, port: int) -> Config:
-    return replace(config, server=replace(config.server, host="127.0.0.1", port=port))
+    return config.override("server", host="127.0.0.1", port=port)
 
 
 async def test_task_created_through_the_api_appears_live(

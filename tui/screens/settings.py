@@ -1,15 +1,17 @@
-"""Settings: edit config.toml (tomlkit keeps the file's comments and layout).
+"""Settings: edit config.toml (tomlkit keeps the file's comments, layout and unknown keys).
 
 The form shows what the file says (not environment or command-line
-overrides). Save validates every field inline, writes the file in a worker
-thread, and returns the new file config for the app to apply.
+overrides). Save checks every field inline against the setting's own
+declaration in core/config.py (its type, range and message: nothing is
+re-declared here), writes the file in a worker thread, and returns the new
+file config for the app to apply.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -19,21 +21,34 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
-from core.config import Config, load_config, parse_size, save_config
-from core.errors import InvalidInput
-from core.validation import normalize_proxy
+from core.config import SECTIONS, BadValue, Config, check_value, load_config, save_config
 
-FIELDS: tuple[tuple[str, str, str], ...] = (
-    # (widget id, label, placeholder)
-    ("dir", "Download dir", "the platform Downloads/fetchdeck folder"),
-    ("max_concurrent", "Downloads at once", "3"),
-    ("connections", "Connections", "8 per HTTP download"),
-    ("speed_limit", "Speed limit", "unlimited (e.g. 5M, 500K)"),
-    ("proxy", "Proxy", "none (http://, https://, socks5://)"),
-    ("host", "API host", "127.0.0.1"),
-    ("port", "API port", "39719"),
-    ("token", "API token", "none (required off loopback)"),
+
+@dataclass(frozen=True, slots=True)
+class FormField:
+    """One row of the form: the widget id, the setting it edits (section.key), its label and placeholder."""
+
+    id: str
+    section: str
+    key: str
+    label: str
+    placeholder: str
+
+    def read(self, config: Config) -> Any:
+        return getattr(getattr(config, self.section), self.key)
+
+
+FIELDS: tuple[FormField, ...] = (
+    FormField("dir", "download", "dir", "Download dir", "the platform Downloads/fetchdeck folder"),
+    FormField("max_concurrent", "download", "max_concurrent", "Downloads at once", "3"),
+    FormField("connections", "download", "connections", "Connections", "8 per HTTP download"),
+    FormField("speed_limit", "download", "speed_limit", "Speed limit", "unlimited (e.g. 5M, 500K)"),
+    FormField("proxy", "download", "proxy", "Proxy", "none (http://, https://, socks5://)"),
+    FormField("host", "server", "host", "API host", "127.0.0.1"),
+    FormField("port", "server", "port", "API port", "39719"),
+    FormField("token", "server", "token", "API token", "none (required off loopback)"),
 )
+BLANK_IS_DEFAULT = frozenset({"host"})  # an emptied field that means "the setting's default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,21 +57,8 @@ class SettingsSaved:
     changed: frozenset[str]  # field ids whose value changed
 
 
-def _int_in(value: str, low: int, high: int) -> int:
-    try:
-        number = int(value.strip())
-    except ValueError:
-        raise InvalidInput(f"a whole number from {low} to {high}") from None
-    if not low <= number <= high:
-        raise InvalidInput(f"a whole number from {low} to {high}")
-    return number
-
-
-def _proxy(value: str) -> str:
-    text = value.strip()
-    if text:
-        normalize_proxy(text)  # the engine's rule: raises InvalidInput
-    return text
+def _default(form: FormField) -> Any:
+    return SECTIONS[form.section].model_fields[form.key].get_default(call_default_factory=True)
 
 
 class SettingsScreen(ModalScreen[SettingsSaved | None]):
@@ -72,20 +74,21 @@ class SettingsScreen(ModalScreen[SettingsSaved | None]):
         self.theme_name = theme
         self.remote = remote
         self.original = Config()
+        self.file_warnings: list[str] = []
 
     def compose(self) -> ComposeResult:
         with Vertical(id="settings-dialog", classes="dialog") as dialog:
             dialog.border_title = "Settings"
             dialog.border_subtitle = "ctrl+s save · esc cancel"
             with VerticalScroll(id="settings-form"):
-                for field_id, label, placeholder in FIELDS:
+                for form in FIELDS:
                     with Horizontal(classes="form-row"):
-                        yield Label(label, classes="field-label")
-                        yield Input(placeholder=placeholder, id=f"set-{field_id}", compact=True,
-                                    password=field_id == "token")
-                        if field_id == "token":
+                        yield Label(form.label, classes="field-label")
+                        yield Input(placeholder=form.placeholder, id=f"set-{form.id}", compact=True,
+                                    password=form.id == "token")
+                        if form.id == "token":
                             yield Button("show", id="set-token-toggle", compact=True)
-                    yield Static(id=f"set-{field_id}-error", classes="field-error")
+                    yield Static(id=f"set-{form.id}-error", classes="field-error")
                 with Horizontal(classes="form-row"):
                     yield Label("Theme", classes="field-label")
                     yield Select([(name, name) for name in self.themes], value=self.theme_name,
@@ -109,7 +112,8 @@ class SettingsScreen(ModalScreen[SettingsSaved | None]):
 
     @work(thread=True, exit_on_error=False, group="settings-io")
     def load_file(self) -> Config:
-        return load_config(self.config_path, environ={})
+        self.file_warnings = []  # unknown keys: shown, and kept in the file on save
+        return load_config(self.config_path, environ={}, report=self.file_warnings.append)
 
     @work(thread=True, exit_on_error=False, group="settings-io")
     def write_file(self, config: Config) -> Config:
@@ -131,13 +135,10 @@ class SettingsScreen(ModalScreen[SettingsSaved | None]):
 
     def _fill(self, config: Config) -> None:
         self.original = config
-        d, s = config.download, config.server
-        values = {
-            "dir": d.dir, "max_concurrent": str(d.max_concurrent), "connections": str(d.connections),
-            "speed_limit": d.speed_limit, "proxy": d.proxy, "host": s.host, "port": str(s.port), "token": s.token,
-        }
-        for field_id, value in values.items():
-            self.field(field_id).value = value
+        for form in FIELDS:
+            self.field(form.id).value = str(form.read(config))
+        if self.file_warnings:
+            self._show_error("settings-error", "; ".join(w.split(": ", 1)[-1] for w in self.file_warnings))
         self.field("dir").focus()
 
     def _show_error(self, widget_id: str, text: str) -> None:
@@ -157,54 +158,32 @@ class SettingsScreen(ModalScreen[SettingsSaved | None]):
         event.button.label = "show" if token.password else "hide"
 
     def collect(self) -> Config | None:
-        """The form as a Config, or None after showing the errors inline."""
+        """The form as a Config, or None after showing the errors inline (each setting's own message)."""
         errors: dict[str, str] = {}
-        values: dict[str, object] = {}
-        checks = {
-            "max_concurrent": lambda v: _int_in(v, 1, 64),
-            "connections": lambda v: _int_in(v, 1, 64),
-            "port": lambda v: _int_in(v, 1, 65535),
-            "speed_limit": lambda v: (parse_size(v.strip()), v.strip())[1],
-            "proxy": _proxy,
-            "host": lambda v: v.strip() or "127.0.0.1",
-        }
-        for field_id, _, _ in FIELDS:
-            raw = self.field(field_id).value
-            check = checks.get(field_id)
+        values: dict[str, dict[str, Any]] = {}
+        for form in FIELDS:
+            raw = self.field(form.id).value.strip()
+            if not raw and form.id in BLANK_IS_DEFAULT:
+                raw = _default(form)
             try:
-                values[field_id] = check(raw) if check else raw.strip()
-            except InvalidInput as exc:
-                errors[field_id] = str(exc)
+                values.setdefault(form.section, {})[form.key] = check_value(form.section, form.key, raw)
+            except BadValue as exc:
+                errors[form.id] = exc.rule
         for field_id, message in errors.items():
             self._show_error(f"set-{field_id}-error", message)
         if errors:
             return None
-        o = self.original
+        config = self.original
+        for section, changes in values.items():
+            config = config.override(section, **changes)
         theme = self.theme_select.value
-        return replace(
-            o,
-            download=replace(o.download, dir=str(values["dir"]), max_concurrent=int(str(values["max_concurrent"])),
-                             connections=int(str(values["connections"])), speed_limit=str(values["speed_limit"]),
-                             proxy=str(values["proxy"])),
-            server=replace(o.server, host=str(values["host"]), port=int(str(values["port"])),
-                           token=str(values["token"])),
-            ui=replace(o.ui, theme=theme if isinstance(theme, str) else o.ui.theme),
-        )
+        return config.override("ui", theme=theme if isinstance(theme, str) else None)
 
     def _changed(self, new: Config) -> frozenset[str]:
-        o = self.original
-        pairs = {
-            "dir": (o.download.dir, new.download.dir),
-            "max_concurrent": (o.download.max_concurrent, new.download.max_concurrent),
-            "connections": (o.download.connections, new.download.connections),
-            "speed_limit": (o.download.speed_limit, new.download.speed_limit),
-            "proxy": (o.download.proxy, new.download.proxy),
-            "host": (o.server.host, new.server.host),
-            "port": (o.server.port, new.server.port),
-            "token": (o.server.token, new.server.token),
-            "theme": (o.ui.theme, new.ui.theme),
-        }
-        return frozenset(k for k, (a, b) in pairs.items() if a != b)
+        changed = {form.id for form in FIELDS if form.read(self.original) != form.read(new)}
+        if self.original.ui.theme != new.ui.theme:
+            changed.add("theme")
+        return frozenset(changed)
 
     @on(Button.Pressed, "#settings-save")
     def _save_pressed(self, event: Button.Pressed) -> None:
