@@ -8,9 +8,10 @@ and unknown keys kept. The loader, the env layer, the flag layer, assignments at
 declarations; a bad value is one `BadValue` line naming the key and what it takes (`describe`). Unknown
 keys are reported through `report` (the log by default; the CLI prints them), never silently dropped.
 The URL and proxy rules are core/validation.py's.
-"""
 
-from __future__ import annotations
+No `from __future__ import annotations` here: pydantic would then evaluate every annotation string when
+the models are built, on every command's start-up.
+"""
 
 import logging
 import os
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 import tomlkit
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, InstanceOf, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import core_schema
 from tomlkit.container import OutOfOrderTableProxy
 from tomlkit.items import Table
@@ -194,10 +195,17 @@ def _url(value: str) -> str:
     return validate_url(value) if value else value
 
 
-def _listen(value: Any) -> Any:
+def _listen(value: Any) -> dict[str, Listener]:
     if isinstance(value, dict) and all(isinstance(v, Listener) for v in value.values()):
         return value  # already parsed (Config.override with --listen flags)
     return parse_listen_table(value, "server.listen")
+
+
+class _ListenTable:
+    """`server.listen`'s schema: parse_listen_table and nothing else (no schema for Listener's fields)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Callable[[Any], Any]) -> Any:
+        return core_schema.no_info_plain_validator_function(_listen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +235,7 @@ Size = Annotated[str, AfterValidator(_size)]
 Proxy = Annotated[str, AfterValidator(_proxy)]
 Url = Annotated[str, AfterValidator(_url)]
 Port = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=65535), Special(0, "any free port")]
-Listeners = Annotated[dict[str, InstanceOf[Listener]], BeforeValidator(_listen)]
+Listeners = Annotated[dict[str, Listener], _ListenTable()]
 
 
 # ---- the sections ----------------------------------------------------------------------------------
@@ -329,7 +337,10 @@ class UiConfig(Section):
 
 
 class Config(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """All sections. Its own schema is built at the first `Config(...)`: loading and layering assemble
+    already validated sections (`model_construct`, `model_copy`), so a command's start-up never needs it."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     download: DownloadConfig = Field(default_factory=DownloadConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
@@ -337,7 +348,7 @@ class Config(BaseModel):
     aria2: Aria2Config = Field(default_factory=Aria2Config)
     ui: UiConfig = Field(default_factory=UiConfig)
 
-    def override(self, section: str, **values: Any) -> Config:
+    def override(self, section: str, **values: Any) -> "Config":
         """A copy with the given non-None values set in `section` (command-line flags), checked like the file's."""
         current: Section = getattr(self, section)
         model = type(current)
@@ -451,7 +462,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None, *, report:
             sections[name] = model.model_validate(values[name])
         except ValidationError as exc:
             raise _bad(exc, model, values[name], where[name]) from None
-    return Config.model_validate(sections)
+    return Config.model_construct(**sections)
 
 
 # ---- writing: tomlkit keeps the file's comments, layout and unknown keys -----------------------------
