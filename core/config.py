@@ -462,7 +462,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None, *, report:
             sections[name] = model.model_validate(values[name])
         except ValidationError as exc:
             raise _bad(exc, model, values[name], where[name]) from None
-    return Config.model_construct(**sections)
+    return Config.model_construct(None, **sections)
 
 
 # ---- writing: tomlkit keeps the file's comments, layout and unknown keys -----------------------------
