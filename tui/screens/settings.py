@@ -26,7 +26,8 @@ from core.config import SECTIONS, BadValue, Config, check_value, load_config, sa
 
 @dataclass(frozen=True, slots=True)
 class FormField:
-    """One row of the form: the widget id, the setting it edits (section.key), its label and placeholder."""
+    """One row of the form: the widget id, the setting it edits (section.key), its label, and its
+    placeholder ("{default}" in it is the setting's declared default)."""
 
     id: str
     section: str
@@ -37,15 +38,23 @@ class FormField:
     def read(self, config: Config) -> Any:
         return getattr(getattr(config, self.section), self.key)
 
+    @property
+    def default(self) -> Any:
+        return SECTIONS[self.section].model_fields[self.key].get_default(call_default_factory=True)
+
+    @property
+    def hint(self) -> str:
+        return self.placeholder.replace("{default}", str(self.default))
+
 
 FIELDS: tuple[FormField, ...] = (
     FormField("dir", "download", "dir", "Download dir", "the platform Downloads/fetchdeck folder"),
-    FormField("max_concurrent", "download", "max_concurrent", "Downloads at once", "3"),
-    FormField("connections", "download", "connections", "Connections", "8 per HTTP download"),
+    FormField("max_concurrent", "download", "max_concurrent", "Downloads at once", "{default}"),
+    FormField("connections", "download", "connections", "Connections", "{default} per HTTP download"),
     FormField("speed_limit", "download", "speed_limit", "Speed limit", "unlimited (e.g. 5M, 500K)"),
     FormField("proxy", "download", "proxy", "Proxy", "none (http://, https://, socks5://)"),
-    FormField("host", "server", "host", "API host", "127.0.0.1"),
-    FormField("port", "server", "port", "API port", "39719"),
+    FormField("host", "server", "host", "API host", "{default}"),
+    FormField("port", "server", "port", "API port", "{default}"),
     FormField("token", "server", "token", "API token", "none (required off loopback)"),
 )
 BLANK_IS_DEFAULT = frozenset({"host"})  # an emptied field that means "the setting's default"
@@ -55,10 +64,6 @@ BLANK_IS_DEFAULT = frozenset({"host"})  # an emptied field that means "the setti
 class SettingsSaved:
     config: Config  # what the file now says
     changed: frozenset[str]  # field ids whose value changed
-
-
-def _default(form: FormField) -> Any:
-    return SECTIONS[form.section].model_fields[form.key].get_default(call_default_factory=True)
 
 
 class SettingsScreen(ModalScreen[SettingsSaved | None]):
@@ -84,7 +89,7 @@ class SettingsScreen(ModalScreen[SettingsSaved | None]):
                 for form in FIELDS:
                     with Horizontal(classes="form-row"):
                         yield Label(form.label, classes="field-label")
-                        yield Input(placeholder=form.placeholder, id=f"set-{form.id}", compact=True,
+                        yield Input(placeholder=form.hint, id=f"set-{form.id}", compact=True,
                                     password=form.id == "token")
                         if form.id == "token":
                             yield Button("show", id="set-token-toggle", compact=True)
@@ -164,7 +169,7 @@ class SettingsScreen(ModalScreen[SettingsSaved | None]):
         for form in FIELDS:
             raw = self.field(form.id).value.strip()
             if not raw and form.id in BLANK_IS_DEFAULT:
-                raw = _default(form)
+                raw = form.default
             try:
                 values.setdefault(form.section, {})[form.key] = check_value(form.section, form.key, raw)
             except BadValue as exc:
