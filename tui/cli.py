@@ -1,310 +1,35 @@
-"""The command line: the composition root that wires core, server and tui."""
+"""The `fetchdeck` entry point (pyproject's console script, and `python -m tui.cli`).
+
+It imports nothing heavy itself: `fetchdeck --version` answers from the standard library
+alone, and every other command line goes to the click command tree in tui/commands.py,
+whose commands import what they need when they run.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import os
 import sys
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-import click
-
-from core.config import Config, ensure_config_file, load_config, parse_listen_flag
-from core.errors import FetchdeckError, InvalidInput
-from core.locations import DataDirBusy, DataDirLock, Locations
-from core.models import parse_header_lines, parse_kind
-
-if TYPE_CHECKING:
-    from tui.remote_commands import Remote
+from tui import __version__
 
 
-def _fail(message: str, code: int = 2) -> None:
-    click.echo(f"fetchdeck: {message}", err=True)
-    sys.exit(code)
-
-
-def _warn(message: str) -> None:
-    click.echo(f"fetchdeck: {message}", err=True)
-
-
-def load_profile(data_dir: str | None, download_dir: str | None) -> tuple[Locations, Config]:
-    locations = Locations.resolve(data_dir)
-    locations.ensure()
-    ensure_config_file(locations.config_file)
-    try:
-        config = load_config(locations.config_file, report=_warn)
-    except InvalidInput as exc:
-        _fail(str(exc))
-    if download_dir:
-        config = with_flags(config, "download", dir=str(Path(download_dir).expanduser().resolve()))
-    return locations, config
-
-
-def with_flags(config: Config, section: str, **flags: object) -> Config:
-    """config with the given (non-None) command-line values layered over `section`, checked like the file's."""
-    try:
-        return config.override(section, **flags)
-    except InvalidInput as exc:
-        _fail(str(exc))
-        raise  # not reached: _fail exits
-
-
-def listen_option(func: Callable[..., None]) -> Callable[..., None]:
-    return click.option(
-        "--listen", multiple=True, metavar="DIALECT=[HOST:]PORT[,token=false]",
-        help="Also serve one dialect (mediago, m3u8, downie, saveany) on its own port, e.g. "
-             "downie=127.0.0.1:8000,token=false for Downie's extension. Repeatable; adds to [server.listen].",
-    )(func)
-
-
-def with_listeners(config: Config, flags: tuple[str, ...]) -> Config:
-    """config with each --listen flag added to (or replacing the same dialect in) server.listen."""
-    if not flags:
-        return config
-    listen = dict(config.server.listen)
-    try:
-        for flag in flags:
-            listener = parse_listen_flag(flag)
-            listen[listener.dialect] = listener
-    except InvalidInput as exc:
-        _fail(str(exc))
-    return with_flags(config, "server", listen=listen)
-
-
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="fetchdeck")
-@click.option("--download-dir", "-d", type=click.Path(file_okay=False), help="Where files land.")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the task database (and config) live.")
-@click.option("--port", "-p", type=click.IntRange(1, 65535), help="API port (default 39719).")
-@click.option("--no-server", is_flag=True, help="Do not serve the HTTP API.")
-@listen_option
-@click.option("--server", "server_url", metavar="URL", help="Attach the TUI to a running fetchdeck's API.")
-@click.option("--token", envvar="FETCHDECK_TOKEN", help="API token for --server (env FETCHDECK_TOKEN).")
-@click.pass_context
-def main(ctx: click.Context, download_dir: str | None, data_dir: str | None, port: int | None, no_server: bool,
-         listen: tuple[str, ...], server_url: str | None, token: str | None) -> None:
-    """fetchdeck: a terminal download manager (HTTP, HLS, yt-dlp).
-
-    Without a command: the TUI, with the engine and the HTTP API in this
-    process (or attached to another fetchdeck with --server URL).
-    """
-    if ctx.invoked_subcommand is not None:
-        if server_url or token:  # `fetchdeck --server URL ls` means what it says
-            ctx.default_map = {name: {k: v for k, v in (("server", server_url), ("token", token)) if v}
-                               for name in ("add", "ls", "start", "stop", "rm", "watch")}
+def main() -> None:
+    """Run the fetchdeck command line on sys.argv."""
+    if sys.argv[1:] == ["--version"]:  # what click's version_option prints, without importing click
+        sys.stdout.write(f"{_prog_name()}, version {__version__}\n")
         return
-    launch_tui(download_dir, data_dir, port, no_server, server_url, token, listen)
+    from tui.commands import main as commands
+
+    commands()
 
 
-def launch_tui(download_dir: str | None, data_dir: str | None, port: int | None, no_server: bool,
-               server_url: str | None, token: str | None, listen: tuple[str, ...] = ()) -> None:
-    from tui.launch import run_local, run_remote
-
-    locations, config = load_profile(data_dir, download_dir)
-    if server_url:
-        if not server_url.startswith(("http://", "https://")):
-            server_url = "http://" + server_url
-        asyncio.run(run_remote(locations, config, server_url, token))
-        return
-    config = with_listeners(with_flags(config, "server", port=port), listen)
-    api_factory, note = None, "API off (--no-server)" if no_server else "API off (server.enable = false)"
-    notices: tuple[str, ...] = ()
-    if not no_server and config.server.enable:
-        try:
-            from tui.embedded_api import ServerApi
-
-            api_factory, note = ServerApi.for_profile, ""
-        except ImportError as exc:  # an installation without the server: the TUI still works
-            note = "API unavailable"
-            notices = (f"The HTTP API is not available in this installation ({exc}).",)
-    try:
-        lock = DataDirLock(locations.data_dir).acquire()
-    except DataDirBusy as exc:
-        _fail(str(exc))
-    try:
-        asyncio.run(run_local(locations, config, api_factory, note, notices))
-    except FetchdeckError as exc:
-        _fail(str(exc), 1)
-    finally:
-        lock.release()
-
-
-@main.command()
-@click.argument("urls", nargs=-1, required=True)
-@click.option("--download-dir", "-d", type=click.Path(file_okay=False), help="Where files land.")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the task database lives.")
-@click.option(
-    "--connections", "-x", type=click.IntRange(1, 64),
-    help="Connections per HTTP download, or HLS segments in flight (1-64).",
-)
-@click.option("--name", "-o", help="File name (one URL only).")
-@click.option("--type", "kind", help="http, hls/m3u8 or ytdlp (default: detected).")
-@click.option("-H", "--header", "headers", multiple=True, help="Extra request header 'Name: value'.")
-@click.option("--quality", help="best, 1080p, 720p, 480p, 360p, worst, audio.")
-@click.option("--audio-only", is_flag=True, help="Extract the audio track (yt-dlp).")
-@click.option("--proxy", help="http://, https:// or socks5:// proxy.")
-@click.option("--insecure", is_flag=True, help="Do not verify TLS certificates.")
-@click.option("--speed-limit", help="Global speed limit, e.g. 5M.")
-@click.option(
-    "--connect-timeout", type=click.FloatRange(0.5, 3600), default=5.0, show_default=True,
-    help="Give up on a server that cannot be reached at all (refused, unknown host, no answer to connect) "
-    "after this many seconds; also each connection attempt's limit (at most 15).",
-)
-def get(
-    urls: tuple[str, ...], download_dir: str | None, data_dir: str | None, connections: int | None,
-    name: str | None, kind: str | None, headers: tuple[str, ...], quality: str | None, audio_only: bool,
-    proxy: str | None, insecure: bool, speed_limit: str | None, connect_timeout: float,
-) -> None:
-    """Download URLs now, in this process; re-run to resume."""
-    from rich.console import Console
-
-    from tui.get_command import GetRequest, run_get
-
-    if name and len(urls) > 1:
-        _fail("--name works with a single URL")
-    try:
-        parsed_kind = parse_kind(kind) if kind else None
-        parsed_headers = parse_header_lines(list(headers))
-    except InvalidInput as exc:
-        _fail(str(exc))
-    locations, config = load_profile(data_dir, download_dir)
-    if speed_limit is not None:
-        config = with_flags(config, "download", speed_limit=speed_limit)
-    options: dict[str, object] = {"insecure": insecure}
-    if connections:  # HTTP connections, or HLS segments in flight
-        options["connections"] = connections
-        options["segment_threads"] = connections
-    if proxy:
-        options["proxy"] = proxy
-    if quality:
-        options["quality"] = quality
-    if audio_only:
-        options["postprocess"] = "audio"
-        options.setdefault("quality", "audio")
-    request = GetRequest(urls=urls, kind=parsed_kind, name=name, specs_options=options, headers=parsed_headers,
-                         connect_timeout=connect_timeout)
-    try:
-        lock = DataDirLock(locations.data_dir).acquire()
-    except DataDirBusy as exc:
-        _fail(str(exc))
-    try:
-        code = asyncio.run(run_get(locations.database, config, request, Console(stderr=True)))
-    except FetchdeckError as exc:
-        _fail(str(exc))
-    finally:
-        lock.release()
-    sys.exit(code)
-
-
-# ---- headless server -------------------------------------------------------
-
-
-@main.command()
-@click.option("--host", help="Address to listen on (default 127.0.0.1; others need a token).")
-@click.option("--port", "-p", type=click.IntRange(0, 65535), help="Port (default 39719).")
-@click.option("--token", help="API token clients must send (env FETCHDECK_SERVER_TOKEN).")
-@listen_option
-@click.option("--download-dir", "-d", type=click.Path(file_okay=False), help="Where files land.")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the task database lives.")
-def serve(host: str | None, port: int | None, token: str | None, listen: tuple[str, ...], download_dir: str | None,
-          data_dir: str | None) -> None:
-    """Run the engine and the HTTP API without the TUI (Ctrl-C stops)."""
-    from server.listeners import listener_refusals
-    from tui.serve_command import run_serve, setup_logging
-
-    locations, config = load_profile(data_dir, download_dir)
-    config = with_listeners(with_flags(config, "server", host=host, port=port, token=token), listen)
-    refusals = listener_refusals(config)
-    if refusals:
-        _fail("\n".join(refusals))
-    try:
-        lock = DataDirLock(locations.data_dir).acquire()
-    except DataDirBusy as exc:
-        _fail(str(exc))
-    setup_logging()
-    try:
-        code = asyncio.run(run_serve(locations, config))
-    except FetchdeckError as exc:
-        _fail(str(exc), 1)
-    finally:
-        lock.release()
-    sys.exit(code)
-
-
-# ---- remote commands (talk to a running fetchdeck over HTTP) -----------------
-
-
-def remote_options(func: Callable[..., None]) -> Callable[..., None]:
-    func = click.option("--token", envvar="FETCHDECK_TOKEN", help="API token (env FETCHDECK_TOKEN).")(func)
-    return click.option(
-        "--server", envvar="FETCHDECK_SERVER", default="http://127.0.0.1:39719", show_default=True,
-        help="fetchdeck API URL (env FETCHDECK_SERVER).",
-    )(func)
-
-
-def _remote(server: str, token: str | None) -> Remote:
-    from tui.remote_commands import Remote
-
-    return Remote(server=server, token=token or None)
-
-
-@main.command()
-@click.argument("urls", nargs=-1, required=True)
-@click.option("--type", "kind", help="direct, m3u8, youtube, bilibili, mediago (default: detected).")
-@click.option("--name", "-o", help="Task name / file name (one URL only).")
-@click.option("--folder", help="Subfolder of the download dir.")
-@click.option("-H", "--header", "headers", multiple=True, help="Extra request header 'Name: value'.")
-@click.option("--no-start", is_flag=True, help="Add the tasks stopped, without starting them.")
-@remote_options
-def add(urls: tuple[str, ...], kind: str | None, name: str | None, folder: str | None, headers: tuple[str, ...],
-        no_start: bool, server: str, token: str | None) -> None:
-    """Add downloads to a running fetchdeck; prints id, status and name per task."""
-    from tui import remote_commands
-
-    if name and len(urls) > 1:
-        _fail("--name works with a single URL")
-    sys.exit(remote_commands.add(_remote(server, token), urls, kind=kind, name=name, folder=folder,
-                                 headers=headers, start=not no_start))
-
-
-@main.command(name="ls")
-@click.option("--status", help="waiting, downloading, success, failed, stopped, list, done or active.")
-@click.option("--json", "as_json", is_flag=True, help="Print the tasks as JSON.")
-@remote_options
-def ls_command(status: str | None, as_json: bool, server: str, token: str | None) -> None:
-    """List the tasks of a running fetchdeck."""
-    from tui import remote_commands
-
-    sys.exit(remote_commands.ls(_remote(server, token), status=status, as_json=as_json))
-
-
-def _id_command(action: str, help_text: str) -> None:
-    @main.command(name=action, help=help_text)
-    @click.argument("ids", nargs=-1, required=True, type=click.IntRange(1))
-    @remote_options
-    def command(ids: tuple[int, ...], server: str, token: str | None, **extra: bool) -> None:
-        from tui import remote_commands
-
-        sys.exit(remote_commands.each(_remote(server, token), ids, action, **extra))
-
-    if action == "rm":
-        click.option("--delete-file", is_flag=True, help="Also delete the downloaded file.")(command)
-
-
-_id_command("start", "Start (or resume) tasks by id.")
-_id_command("stop", "Stop tasks by id; a later start resumes them.")
-_id_command("rm", "Remove tasks by id (stopping them first).")
-
-
-@main.command()
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per event.")
-@remote_options
-def watch(as_json: bool, server: str, token: str | None) -> None:
-    """Print the events of a running fetchdeck as they happen (Ctrl-C stops)."""
-    from tui import remote_commands
-
-    sys.exit(remote_commands.watch(_remote(server, token), as_json=as_json))
+def _prog_name() -> str:
+    """The program name as click shows it: the script's file name, or `python -m tui.cli`."""
+    package = getattr(sys.modules["__main__"], "__package__", None)
+    if not package:
+        return os.path.basename(sys.argv[0])
+    name = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    return f"python -m {package if name == '__main__' else f'{package}.{name}'}"
 
 
 if __name__ == "__main__":

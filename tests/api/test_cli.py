@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 
 from tests.api.conftest import Api, ApiFactory, sha256
 from tests.support.fileserver import FileServer, random_bytes
-from tui.cli import main
+from tui.commands import main
 
 ROOT = Path(__file__).resolve().parents[2]
 URL_LINE = re.compile(r"serving the API on (http://\S+)")
