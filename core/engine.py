@@ -33,7 +33,6 @@ from core.detect import guess_kind
 from core.downloaders import DownloaderRegistry
 from core.downloaders.net import HttpClients
 from core.downloaders.paths import temp_paths
-from core.downloaders.ytdlp import validate_ytdlp_options
 from core.errors import IllegalTransition, InvalidField, InvalidInput, StoreUnavailable, TaskNotFound
 from core.events import EventBus, EventType, Subscription
 from core.models import (
@@ -291,6 +290,8 @@ class Engine:
             folder = self.check_folder(spec.folder)
         kind = spec.kind or guess_kind(url)
         if kind is TaskKind.YTDLP:
+            from core.downloaders.ytdlp import validate_ytdlp_options  # not on an HTTP or HLS task's path
+
             with _field("options", index):
                 options = validate_ytdlp_options(options, url)  # bad flags/quality/cookies → 400
         if spec.kind is None and not options.auto_kind:
