@@ -9,6 +9,7 @@
 #   bash tests/bench/bench_hls.sh            # MODE=fast|paced|fast+paced (default), RUNS, SLOW_RUNS
 #   SKIP_SLOW_FFMPEG=1 ...                   # skip ffmpeg on the paced server (~25 s a run)
 #   FD="fetchdeck"                           # the fetchdeck command (default: this checkout's venv)
+#   HLS_FAST_URL=http://127.0.0.1:18080 HLS_PACED_URL=http://127.0.0.1:18082 ...  # servers on other ports
 #
 # fetchdeck rows: fd_* = default output (MP4, remuxed by the bundled ffmpeg while segments
 # arrive), fd_ts_* = `--name x.ts` (segments concatenated, no remux: what the peers produce).
@@ -19,6 +20,8 @@ REPO=$(cd "$HERE/../.." && pwd)
 BENCH=${BENCH:-$(cd "$REPO/../shared/bench" 2>/dev/null && pwd || echo /work/shared/bench)}
 export RES=${RES:-${PERF:-/tmp/fetchdeck-bench}/results/bench_hls.jsonl}
 source "$BENCH/common.sh"
+FAST=${HLS_FAST_URL:-$FAST}
+PACED=${HLS_PACED_URL:-$PACED}
 MODE=${MODE:-fast+paced}
 
 if [[ -z ${FD:-} ]]; then
@@ -27,6 +30,9 @@ if [[ -z ${FD:-} ]]; then
       FD="$py -m tui.cli"; break
     fi
   done
+  # The sources byte-compiled once, as an installed fetchdeck has them (with PYTHONDONTWRITEBYTECODE set,
+  # every run would otherwise compile them again inside its timed start-up).
+  (cd "$REPO" && ${FD% -m tui.cli} -m compileall -q core server tui >/dev/null) || true
 fi
 [[ -n ${FD:-} ]] || { echo "bench_hls: no python that can import tui.cli; set FD" >&2; exit 2; }
 cd "$REPO"   # `python -m tui.cli` from the checkout
