@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
 from core.downloaders.hls.playlist import KeyInfo
 from core.errors import DownloadError
 
@@ -28,6 +26,8 @@ def decrypt(data: bytes, key: bytes, iv: bytes, what: str) -> bytes:
         raise DownloadError(f"{what}: encrypted size {len(data)} is not a multiple of 16 (truncated?)")
     if not data:
         return data
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # only encrypted streams need it
+
     decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
     plain = decryptor.update(data) + decryptor.finalize()
     pad = plain[-1]
