@@ -3,7 +3,9 @@
 
     .venv/bin/python tests/bench/bench_startup.py                  # 20 runs per row, prints a table
     .venv/bin/python tests/bench/bench_startup.py --update-docs    # also writes the rows into docs/benchmarks.md
-    ... --fetchdeck "python -m tui.cli" --cwd /some/checkout       # another fetchdeck (e.g. before a change)
+    ... --fetchdeck "python -m tui.cli" --cwd /some/checkout       # another fetchdeck
+    ... --baseline ".venv/bin/python -m tui.cli" --baseline-cwd /tmp/old-checkout   # also time another
+        checkout's fetchdeck in the same interleaved runs (before/after a change; not written to the docs)
 
 Every row runs a fresh process against a 1 KiB file on a stdlib HTTP server on 127.0.0.1 (a thread of
 this process, idle while a row runs); `fetchdeck get` gets a new download dir and data dir each run
@@ -95,6 +97,11 @@ def interpreter_of(fetchdeck: list[str]) -> str:
     return line[2:].split()[0] if line.startswith("#!") else sys.executable
 
 
+def shown(command: str) -> str:
+    """A command as the docs show it: paths inside this checkout relative to it."""
+    return " ".join(os.path.relpath(w, REPO) if w.startswith(str(REPO) + os.sep) else w for w in shlex.split(command))
+
+
 def fmt(values: list[float]) -> str:
     return f"{min(values):.3f} / {statistics.median(values):.3f}"
 
@@ -137,6 +144,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--fetchdeck", default=default_fetchdeck(), help="the fetchdeck command (default: %(default)s)")
     parser.add_argument("--cwd", type=Path, default=REPO, help="where fetchdeck runs (a checkout, for -m tui.cli)")
+    parser.add_argument("--baseline", help="another fetchdeck command to time in the same runs (an older checkout)")
+    parser.add_argument("--baseline-cwd", type=Path, help="where the baseline runs (its checkout)")
     parser.add_argument("--update-docs", action="store_true", help=f"write the rows into {DOCS.relative_to(REPO)}")
     args = parser.parse_args()
     for tool in ("curl", "aria2c"):
@@ -145,8 +154,11 @@ def main() -> int:
 
     fetchdeck = shlex.split(args.fetchdeck)
     python = interpreter_of(fetchdeck)
-    subprocess.run([python, "-m", "compileall", "-q", "core", "server", "tui"], cwd=args.cwd, check=True,
-                   stdout=subprocess.DEVNULL)
+    baseline = shlex.split(args.baseline) if args.baseline else []
+    for command, cwd in ((fetchdeck, args.cwd), (baseline, args.baseline_cwd or args.cwd)):
+        if command:
+            subprocess.run([interpreter_of(command), "-m", "compileall", "-q", "core", "server", "tui"], cwd=cwd,
+                           check=True, stdout=subprocess.DEVNULL)
     with tempfile.TemporaryDirectory(prefix="fetchdeck-bench-startup-") as tmp:
         root = Path(tmp)
         (root / "www").mkdir()
@@ -168,16 +180,29 @@ def main() -> int:
             Row("aria2c", ["aria2c", "-q", "--allow-overwrite=true", "-d", str(out), "-o", "aria2c.bin", url],
                 setup=fresh),
         ]
+        if baseline:
+            where = args.baseline_cwd or args.cwd
+            rows += [
+                Row("baseline: fetchdeck --version", [*baseline, "--version"], cwd=where),
+                Row("baseline: fetchdeck get, tiny file", [*baseline, "get", url, "-d", str(out / "dl"), "--data-dir",
+                                                           str(out / "data")], setup=fresh, cwd=where),
+            ]
         for i in range(args.warmup + args.runs):
             for row in rows:
                 row.run_once(record=i >= args.warmup)
         server.shutdown()
 
     when = time.strftime("%Y-%m-%d", time.gmtime())
+    if baseline:
+        print("\n".join(table(rows)))
+        print(f"\nbaseline = `{args.baseline}` in {args.baseline_cwd or args.cwd}")
+        rows = [row for row in rows if not row.name.startswith("baseline: ")]
+        if not args.update_docs:
+            return 0
     block = [
-        f"`{Path(sys.executable).name} tests/bench/bench_startup.py --update-docs` ({args.runs} runs per row after "
+        f"`{shown(sys.executable)} tests/bench/bench_startup.py --update-docs` ({args.runs} runs per row after "
         f"{args.warmup} warm-up, interleaved; 1 KiB file from a stdlib server on 127.0.0.1; `get` with a fresh "
-        f"download dir and data dir each run). Measured {when}, fetchdeck = `{args.fetchdeck}`.",
+        f"download dir and data dir each run). Measured {when}, fetchdeck = `{shown(args.fetchdeck)}`.",
         "",
         *table(rows),
         "",
