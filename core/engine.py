@@ -34,7 +34,16 @@ from core.downloaders import DownloaderRegistry
 from core.downloaders.net import HttpClients
 from core.downloaders.paths import temp_paths
 from core.errors import IllegalTransition, InvalidField, InvalidInput, StoreUnavailable, TaskNotFound
-from core.events import EventBus, EventType, Subscription
+from core.events import (
+    ConfigChanged,
+    EventBus,
+    Subscription,
+    TaskChanged,
+    TaskDeleted,
+    TaskFailed,
+    TasksCreated,
+    TaskSucceeded,
+)
 from core.models import (
     ACTIVE_STATUSES,
     EngineStats,
@@ -344,7 +353,7 @@ class Engine:
         ids = [t.id for t in tasks]
         if start:
             self.scheduler.claim(ids)
-        self.bus.publish(EventType.CREATE, {"ids": ids, "count": len(ids)})
+        self.bus.publish(TasksCreated(tuple(ids)))
         self.scheduler.poke()
         return tasks
 
@@ -406,7 +415,7 @@ class Engine:
                         shutil.rmtree(victim)
                     elif victim.exists():
                         victim.unlink()
-        self.bus.publish(EventType.DELETE, {"id": task_id}, task_id)
+        self.bus.publish(TaskDeleted(task_id))
 
     async def update(self, task_id: int, patch: TaskPatch) -> Task:
         """Change name, url, headers, folder, is_live, kind or options (only the fields `patch` sets).
@@ -427,7 +436,7 @@ class Engine:
             if not task.downloaded and task.status != TaskStatus.SUCCESS:
                 patch = patch.merge(TaskPatch(file=None))  # not started: the new name becomes the file name
         await self.runner.write(task_id, patch)
-        self.bus.publish(EventType.UPDATE, {"id": task_id}, task_id)
+        self.bus.publish(TaskChanged(task_id))
         return await self.get(task_id)
 
     async def mark(self, task_id: int, status: TaskStatus) -> Task:
@@ -448,11 +457,11 @@ class Engine:
                 task = await self.stop(task_id)
             await self.runner.write(task_id, TaskPatch(status=TaskStatus.FAILED, error=MARKED_FAILED))
             self.task_log(task_id, MARKED_FAILED)
-            self.bus.publish(EventType.FAILED, {"id": task_id, "error": MARKED_FAILED}, task_id)
+            self.bus.publish(TaskFailed(task_id, MARKED_FAILED))
         else:
             await self.runner.write(task_id, TaskPatch(status=TaskStatus.SUCCESS, error=None))
             self.task_log(task_id, "marked as finished by a client")
-            self.bus.publish(EventType.SUCCESS, {"id": task_id}, task_id)
+            self.bus.publish(TaskSucceeded(task_id))
         return await self.get(task_id)
 
     @staticmethod
@@ -526,7 +535,7 @@ class Engine:
 
     def announce_config(self, key: str, value: Any) -> None:
         """Tell subscribers a setting changed while running (`section.key`, e.g. "download.proxy")."""
-        self.bus.publish(EventType.CONFIG, {"key": key, "value": value})
+        self.bus.publish(ConfigChanged(key, value))
 
     async def wait_finished(self, ids: Iterable[int], poll: float = 0.2) -> list[Task]:
         """Wait until none of these tasks is waiting or downloading."""

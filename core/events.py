@@ -1,4 +1,9 @@
-"""Engine events and the bus that fans them out to subscribers.
+"""Engine events: what happened, as typed values, and the bus that fans them out to subscribers.
+
+Each event is one frozen dataclass (TasksCreated, TaskStarted, TaskProgress, TaskSucceeded,
+TaskFailed, TaskStopped, TaskDeleted, TaskChanged, ConfigChanged) with its `EventType`, the
+name clients know it by. Nothing here knows how an event looks on a wire: server/wire.py owns
+event ↔ JSON for the native API; the compat dialects read the typed events.
 
 Each subscriber has its own queue. Progress events are coalesced in place (a
 newer tick for the same task replaces the pending one), so a slow subscriber
@@ -14,7 +19,10 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from core.models import Task
 
 
 class EventType(StrEnum):
@@ -26,21 +34,124 @@ class EventType(StrEnum):
     STOP = "download-stop"
     DELETE = "download-delete"
     UPDATE = "download-update"
-    CONFIG = "config-changed"  # {key, value}: a setting changed while running (key: "download.max_concurrent")
+    CONFIG = "config-changed"  # a setting changed while running (key: "download.max_concurrent")
+
+
+@dataclass(frozen=True, slots=True)
+class TasksCreated:
+    """New tasks, in creation order."""
+
+    type: ClassVar[EventType] = EventType.CREATE
+    ids: tuple[int, ...]
+
+    @property
+    def task_id(self) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent:
+    """Something happened to one task (the base of every per-task event)."""
+
+    type: ClassVar[EventType]
+    task_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStarted(TaskEvent):
+    """The task began downloading (waiting → downloading)."""
+
+    type: ClassVar[EventType] = EventType.START
+
+
+@dataclass(frozen=True, slots=True)
+class TaskProgress(TaskEvent):
+    """A running task's counters moved (published at most 4 times a second per task)."""
+
+    type: ClassVar[EventType] = EventType.PROGRESS
+    downloaded: int
+    total: int | None
+    speed: float  # bytes/s
+    eta: float | None  # seconds left, if known
+    percent: float
+    segments_done: int = 0
+    segments_total: int = 0
+    note: str | None = None  # why a running task waits ("retrying in 4 s: ..."), None when it does not
+
+    @classmethod
+    def of(cls, task: Task) -> TaskProgress:
+        return cls(
+            task_id=task.id, downloaded=task.downloaded, total=task.total, speed=task.speed, eta=task.eta,
+            percent=task.percent, segments_done=task.segments_done, segments_total=task.segments_total,
+            note=task.note,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSucceeded(TaskEvent):
+    type: ClassVar[EventType] = EventType.SUCCESS
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFailed(TaskEvent):
+    type: ClassVar[EventType] = EventType.FAILED
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStopped(TaskEvent):
+    type: ClassVar[EventType] = EventType.STOP
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDeleted(TaskEvent):
+    type: ClassVar[EventType] = EventType.DELETE
+
+
+@dataclass(frozen=True, slots=True)
+class TaskChanged(TaskEvent):
+    """The task's stored fields changed (name, url, file...): fetch it again."""
+
+    type: ClassVar[EventType] = EventType.UPDATE
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChanged:
+    """A setting changed while running: `section.key` (e.g. "download.max_concurrent") and its new value."""
+
+    type: ClassVar[EventType] = EventType.CONFIG
+    key: str
+    value: Any
+
+    @property
+    def task_id(self) -> None:
+        return None
+
+
+Payload = (
+    TasksCreated | TaskStarted | TaskProgress | TaskSucceeded | TaskFailed | TaskStopped | TaskDeleted
+    | TaskChanged | ConfigChanged
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One engine event. `data` is the JSON payload the API documents for it."""
+    """One published event: its place in the bus's sequence and what happened (`payload`)."""
 
-    type: EventType
-    data: dict[str, Any]
+    payload: Payload
     seq: int = 0
-    task_id: int | None = None
+
+    @property
+    def type(self) -> EventType:
+        return self.payload.type
+
+    @property
+    def task_id(self) -> int | None:
+        return self.payload.task_id
 
     @property
     def is_progress(self) -> bool:
-        return self.type is EventType.PROGRESS
+        return isinstance(self.payload, TaskProgress)
 
 
 @dataclass(eq=False)
@@ -127,8 +238,8 @@ class EventBus:
     def last_seq(self) -> int:
         return self._replay[-1].seq if self._replay else 0
 
-    def publish(self, type: EventType, data: dict[str, Any], task_id: int | None = None) -> Event:
-        event = Event(type=type, data=data, seq=next(self._seq), task_id=task_id)
+    def publish(self, payload: Payload) -> Event:
+        event = Event(payload=payload, seq=next(self._seq))
         self._replay.append(event)
         for sub in list(self._subscribers):
             sub._push(event)

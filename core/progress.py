@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 from core.errors import StoreUnavailable
-from core.events import EventBus, EventType
-from core.models import LogLine, Task
+from core.events import EventBus, TaskProgress
+from core.models import LogLine
 from core.scheduler import TaskRun
 from core.store.base import TaskPatch, TaskStore
 
@@ -64,7 +63,7 @@ class ProgressPump:
                 continue
             run.emitted_downloaded = task.downloaded
             run.emitted_segments = task.segments_done
-            self.bus.publish(EventType.PROGRESS, progress_payload(task), task.id)
+            self.bus.publish(TaskProgress.of(task))
 
     async def flush(self) -> None:
         """Write progress of all running tasks (and pending logs) in one transaction."""
@@ -93,18 +92,3 @@ class ProgressPump:
             except StoreUnavailable:
                 self._pending_logs = (lines + self._pending_logs)[-MAX_PENDING_LOGS:]
                 raise
-
-
-def progress_payload(task: Task) -> dict[str, Any]:
-    return {
-        "id": task.id,
-        "downloaded": task.downloaded,
-        "total": task.total,
-        "speed": round(task.speed, 1),
-        "eta": None if task.eta is None else round(task.eta, 1),
-        "percent": round(task.percent, 2),
-        "segmentsDone": task.segments_done,
-        "segmentsTotal": task.segments_total,
-    }
-
-

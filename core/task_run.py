@@ -31,7 +31,7 @@ from core.downloaders import DownloaderRegistry
 from core.downloaders.base import DownloadContext, DownloadSettings
 from core.downloaders.net import HttpClients, describe_error
 from core.errors import DownloadError, IllegalTransition, StoreUnavailable, WrongKind
-from core.events import EventBus, EventType
+from core.events import EventBus, TaskChanged, TaskFailed, TaskStarted, TaskStopped, TaskSucceeded
 from core.models import Task, TaskStatus, can_transition
 from core.naming import unique_path
 from core.progress import ProgressPump
@@ -110,7 +110,7 @@ class TaskRunner:
             path = unique_path(folder, filename, taken=lambda p: str(p) in in_use)
             patch = TaskPatch(file=str(path), name=path.name) if task.options.auto_name else TaskPatch(file=str(path))
             await self.write(task.id, patch)
-            self.bus.publish(EventType.UPDATE, {"id": task.id}, task.id)
+            self.bus.publish(TaskChanged(task.id))
             return path
 
         return DownloadContext(
@@ -132,7 +132,7 @@ class TaskRunner:
                 self.scheduler.finished(run)
                 return
             task.status, task.error = TaskStatus.DOWNLOADING, None
-            self.bus.publish(EventType.START, {"id": task.id}, task.id)
+            self.bus.publish(TaskStarted(task.id))
             path = await self._download(run)
         except asyncio.CancelledError:
             await self.finish_cancelled(run)
@@ -143,13 +143,13 @@ class TaskRunner:
                 log.exception("task %s crashed", task.id)
             self.task_log(task.id, f"failed: {reason}")
             await self._finish(run, TaskStatus.FAILED, TaskPatch(error=reason))
-            self.bus.publish(EventType.FAILED, {"id": task.id, "error": reason}, task.id)
+            self.bus.publish(TaskFailed(task.id, reason))
             return
         if task.total is None or task.total < task.downloaded:
             task.total = task.downloaded
         self.task_log(task.id, f"done: {path}")
         await self._finish(run, TaskStatus.SUCCESS, TaskPatch(file=str(path), error=None))
-        self.bus.publish(EventType.SUCCESS, {"id": task.id}, task.id)
+        self.bus.publish(TaskSucceeded(task.id))
 
     async def _download(self, run: TaskRun) -> Path:
         """Run the task's downloader; a WrongKind correction of a guessed kind switches downloaders."""
@@ -177,7 +177,7 @@ class TaskRunner:
         if reason is StopReason.STOP:
             self.task_log(task.id, "stopped")
             await self._finish(run, TaskStatus.STOPPED)
-            self.bus.publish(EventType.STOP, {"id": task.id}, task.id)
+            self.bus.publish(TaskStopped(task.id))
         else:
             self.task_log(task.id, "interrupted by shutdown; will resume")
             await self._finish(run, self.shutdown_status)

@@ -22,6 +22,7 @@ from quart_schema.openapi import OpenAPIProvider
 
 from core.config import Config
 from core.engine import Engine
+from core.events import ConfigChanged
 from server.auth import AccessPolicy
 from server.compat import CompatServices
 from server.errors import ApiError, ErrorCode, every_path, register_error_handlers, use_dialect_errors
@@ -100,7 +101,7 @@ def create_app(
     own_services = services is None
     shared = services if services is not None else build_services(engine, config)
     dialects = [d for d in SURFACES[surface] if d not in COMPAT_DIALECTS or config.api.enable]
-    config_payload: Callable[[str, Any], dict[str, Any] | None] | None = None
+    config_payload: Callable[[ConfigChanged], dict[str, Any] | None] | None = None
     if "mediago" in dialects:
         from server.routes.mediago import mediago_config_event as config_payload
     install_state(app, ServerState(

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.engine import Engine
-from core.events import EventType, Subscription
+from core.events import Subscription, TaskDeleted, TaskEvent, TaskFailed, TaskStarted, TaskStopped, TaskSucceeded
 from core.models import Task, TaskStatus
 
 log = logging.getLogger("fetchdeck.server")
@@ -147,15 +147,16 @@ class CompatServices:
         sub = self._sub or self.engine.subscribe()
         try:
             async for event in sub:
-                task_id = event.task_id
-                if task_id is None:
+                payload = event.payload
+                if not isinstance(payload, TaskEvent):
                     continue
-                if event.type is EventType.START:
+                task_id = payload.task_id
+                if isinstance(payload, TaskStarted):
                     self.started_at[task_id] = time.time()
-                elif event.type is EventType.DELETE:
+                elif isinstance(payload, TaskDeleted):
                     self.started_at.pop(task_id, None)
-                if self.notifier is not None and event.type in (
-                    EventType.START, EventType.SUCCESS, EventType.FAILED, EventType.STOP
+                if self.notifier is not None and isinstance(
+                    payload, TaskStarted | TaskSucceeded | TaskFailed | TaskStopped
                 ):
                     try:
                         await self.notifier.poke(task_id)

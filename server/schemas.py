@@ -1,42 +1,34 @@
-"""Request and response shapes of the native (MediaGo) API, and Task ↔ JSON.
+"""Request and response shapes of the native (MediaGo) API.
 
 Request models validate what clients send (strict JSON types, unknown fields
-ignored). Response models document the envelope for OpenAPI; the routes
-serialize with `task_to_api` (plain dicts, fast for 10,000-task answers) and
-the schemathesis run in tests/api checks the two agree.
+ignored). Response models document the envelope for OpenAPI; a task is written
+by server/wire.py (`encode_task`, plain dicts, fast for 10,000-task answers;
+`DownloadTask` documents it) and `task_to_api` adds where the file is on disk.
+The schemathesis run in tests/api checks the document and the answers agree.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 from typing import Annotated, Any, Generic, Literal, TypeVar
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.engine import MAX_BATCH
 from core.errors import InvalidInput
 from core.models import KIND_ALIASES, Headers, Task, TaskKind, TaskStatus, parse_header_lines
+from server.wire import DEFAULT_TYPE, SPEC_TYPES, encode_task
+from server.wire import DownloadTask as DownloadTask  # re-exported: the routes document answers with it
+from server.wire import api_type_of as api_type_of
+from server.wire import iso_time as iso_time
 
 # ---------------------------------------------------------------- type names
 
-# The MediaGo type names. "mediago" means "work it out from the URL".
-SPEC_TYPES: dict[str, TaskKind | None] = {
-    "m3u8": TaskKind.HLS,
-    "bilibili": TaskKind.YTDLP,
-    "direct": TaskKind.HTTP,
-    "youtube": TaskKind.YTDLP,
-    "mediago": None,
-}
 # Also accepted on input: every name the engine knows (http, hls, ytdlp, ...).
 ACCEPTED_TYPES: dict[str, TaskKind | None] = {**KIND_ALIASES, **SPEC_TYPES}
-_DEFAULT_TYPE = {TaskKind.HTTP: "direct", TaskKind.HLS: "m3u8", TaskKind.YTDLP: "youtube"}
-_BILIBILI_HOSTS = ("bilibili.com", "b23.tv")
 
-ApiType = Literal["m3u8", "bilibili", "direct", "youtube", "mediago"]
 InputType = Literal[
     "m3u8", "bilibili", "direct", "youtube", "mediago",
     "http", "directlinks", "file", "hls", "ytdlp", "yt-dlp",
@@ -48,19 +40,7 @@ def canonical_type(name: str) -> str:
     """The MediaGo name to store for an input type name ('http' → 'direct', 'ytdlp' → 'youtube')."""
     if name in SPEC_TYPES:
         return name
-    return _DEFAULT_TYPE[ACCEPTED_TYPES[name]]  # type: ignore[index]
-
-
-def api_type_of(task: Task) -> str:
-    """The type a client sees: the name it used if that still fits the task's kind."""
-    label = task.options.api_type
-    if label == "mediago" or (label in SPEC_TYPES and SPEC_TYPES[label] == task.kind):
-        return label
-    if task.kind is TaskKind.YTDLP:
-        host = (urlsplit(task.url).hostname or "").lower()
-        if any(host == h or host.endswith("." + h) for h in _BILIBILI_HOSTS):
-            return "bilibili"
-    return _DEFAULT_TYPE[task.kind]
+    return DEFAULT_TYPE[ACCEPTED_TYPES[name]]  # type: ignore[index]
 
 
 # ---------------------------------------------------------------- headers
@@ -105,14 +85,6 @@ def parse_mediago_headers(value: str | list[str]) -> Headers:
 # ---------------------------------------------------------------- Task → JSON
 
 
-def iso_time(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
-def headers_text(headers: tuple[tuple[str, str], ...]) -> str:
-    return "\n".join(f"{k}: {v}" for k, v in headers)
-
-
 def file_on_disk(task: Task, root: Path | None = None) -> str | None:
     """Where a finished task's file is, if it is there: MediaGo's `exists`/`file`.
 
@@ -130,28 +102,7 @@ def file_on_disk(task: Task, root: Path | None = None) -> str | None:
 
 def task_to_api(task: Task, root: Path | None = None) -> dict[str, Any]:
     """A DownloadTask as the API documents it (plus progress fields and MediaGo's `exists`)."""
-    found = file_on_disk(task, root)
-    return {
-        "id": task.id,
-        "name": task.name,
-        "type": api_type_of(task),
-        "url": task.url,
-        "folder": task.folder,
-        "headers": headers_text(task.headers),
-        "isLive": task.is_live,
-        "status": task.status.value,
-        "file": task.file,
-        "createdDate": iso_time(task.created_at),
-        "updatedDate": iso_time(task.updated_at),
-        "downloaded": task.downloaded,
-        "total": task.total,
-        "speed": round(task.speed, 1),
-        "eta": None if task.eta is None else round(task.eta, 1),
-        "percent": round(task.percent, 2),
-        "error": task.error,
-        "exists": found is not None,
-        **({"file": found} if found is not None and found != task.file else {}),
-    }
+    return encode_task(task, file_on_disk(task, root))
 
 
 # ---------------------------------------------------------------- requests
@@ -273,30 +224,6 @@ FILTER_STATUSES: dict[str, frozenset[TaskStatus]] = {
 
 
 # ---------------------------------------------------------------- responses (OpenAPI)
-
-
-class DownloadTask(BaseModel):
-    """A download task."""
-
-    id: int
-    name: str
-    type: ApiType
-    url: str
-    folder: str
-    headers: str = Field(description="'Name: value' lines separated by newlines")
-    isLive: bool
-    status: TaskStatus
-    file: str | None = Field(description="Where the file is (or will be) saved")
-    createdDate: str = Field(json_schema_extra={"format": "date-time"})
-    updatedDate: str = Field(json_schema_extra={"format": "date-time"})
-    downloaded: int = Field(description="Bytes downloaded")
-    total: int | None = Field(description="Total bytes, if known")
-    speed: float = Field(description="Bytes per second")
-    eta: float | None = Field(description="Seconds left, if known")
-    percent: float
-    error: str | None = Field(description="Why the last run failed")
-    exists: bool = Field(description="The task finished and its file is on disk (under localPath when "
-                         "the list was asked with one)")
 
 
 class TaskPageData(BaseModel):

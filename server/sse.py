@@ -6,9 +6,11 @@ client that reconnects (EventSource does, sending Last-Event-ID) gets every
 event it missed from the engine's replay buffer. If the buffer no longer
 reaches back that far, a `resync` event says so: refetch the task list.
 
-Event ids are the engine's sequence numbers. Payloads follow the MediaGo
-document: per-task events carry `id` as a string, `download-create` carries
-numeric `ids` and `count`. Progress arrives at most 4 times a second per
+Event ids are the engine's sequence numbers. Payloads are written by
+server/wire.py (`encode_event`) and follow the MediaGo document: per-task
+events carry `id` as a string, `download-create` carries numeric `ids` and
+`count`; a `config-changed` is written by the dialect that names settings
+(`config_payload`, MediaGo's keys). Progress arrives at most 4 times a second per
 task (the engine coalesces; a slow subscriber skips ticks, never lifecycle
 events).
 
@@ -30,7 +32,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from core.engine import Engine
-from core.events import Event, EventType, Subscription
+from core.events import ConfigChanged, Event, Subscription
+from server.wire import encode_event
 
 HEARTBEAT_SECONDS = 15.0
 RETRY_MS = 3000
@@ -40,14 +43,6 @@ _CACHE_SIZE = 4096
 PING = b": ping\n\n"
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-
-
-def event_payload(event: Event) -> dict[str, Any]:
-    """The JSON an SSE client receives for this engine event."""
-    data = dict(event.data)
-    if event.type is not EventType.CREATE and "id" in data:
-        data["id"] = str(data["id"])
-    return data
 
 
 def format_event(name: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
@@ -60,9 +55,9 @@ class EventStreams:
 
     def __init__(
         self, engine: Engine, heartbeat: float = HEARTBEAT_SECONDS, flush_interval: float = FLUSH_INTERVAL,
-        config_payload: Callable[[str, Any], dict[str, Any] | None] | None = None,
+        config_payload: Callable[[ConfigChanged], dict[str, Any] | None] | None = None,
     ) -> None:
-        """config_payload: the `config-changed` data a client gets for an engine setting (key, value),
+        """config_payload: the `config-changed` data a client gets for a changed engine setting,
         None to leave that change out (no config event is streamed without it)."""
         self.engine = engine
         self.config_payload = config_payload
@@ -109,11 +104,12 @@ class EventStreams:
     def _encode(self, event: Event) -> bytes:
         cached = self._cache.get(event.seq)
         if cached is None:
-            if event.type is EventType.CONFIG:
-                data = self.config_payload(event.data["key"], event.data["value"]) if self.config_payload else None
+            payload = event.payload
+            if isinstance(payload, ConfigChanged):
+                data = self.config_payload(payload) if self.config_payload else None
                 cached = b"" if data is None else format_event(event.type.value, data, event.seq)
             else:
-                cached = format_event(event.type.value, event_payload(event), event.seq)
+                cached = format_event(event.type.value, encode_event(payload), event.seq)
             self._cache[event.seq] = cached
             if len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)

@@ -1,8 +1,9 @@
 """A small async client for fetchdeck's native API (the MediaGo dialect).
 
-Used by the remote CLI commands and reusable by the TUI's RemoteClient. It
-knows HTTP and the wire format only (plain JSON dicts as documented in
-docs/api.md); it imports neither the engine nor the server.
+Used by the remote CLI commands and by the TUI's RemoteClient. It knows HTTP
+and the envelope only: answers are the plain JSON dicts docs/api.md documents
+(server/wire.py decodes them into tasks and events); events come from the one
+SSE client, tui/sse.py.
 
     async with ApiClient("http://127.0.0.1:39719", token) as api:
         tasks = await api.create([{"url": url, "type": "direct"}], start=True)
@@ -12,13 +13,13 @@ docs/api.md); it imports neither the engine nor the server.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+from tui.sse import Disconnected, SseEvent, StreamRefused, follow_events
 
 DEFAULT_SERVER = "http://127.0.0.1:39719"
 LIST_PAGE = 1000
@@ -36,58 +37,6 @@ class ApiError(Exception):
 
 class ServerUnreachable(Exception):
     """No HTTP answer at all: nothing listening, DNS, TLS or a timeout."""
-
-
-@dataclass(frozen=True, slots=True)
-class SseEvent:
-    event: str
-    data: Any
-    id: int | None = None
-
-
-class SseParser:
-    """Incremental text/event-stream parser (the WHATWG rules fetchdeck's server needs)."""
-
-    def __init__(self) -> None:
-        self.last_id: int | None = None
-        self.retry_ms: int | None = None
-        self._event = ""
-        self._data: list[str] = []
-        self._id: str | None = None
-
-    def feed_line(self, line: str) -> SseEvent | None:
-        if line == "":
-            return self._dispatch()
-        if line.startswith(":"):
-            return None
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "event":
-            self._event = value
-        elif name == "data":
-            self._data.append(value)
-        elif name == "id":
-            self._id = value
-        elif name == "retry" and value.isdigit():
-            self.retry_ms = int(value)
-        return None
-
-    def _dispatch(self) -> SseEvent | None:
-        event_id: int | None = None
-        if self._id is not None and self._id.isdigit():
-            event_id = int(self._id)
-            self.last_id = event_id
-        if not self._data:
-            self._event, self._id = "", None
-            return None
-        text = "\n".join(self._data)
-        try:
-            data: Any = json.loads(text)
-        except ValueError:
-            data = text
-        event = SseEvent(event=self._event or "message", data=data, id=event_id)
-        self._event, self._data, self._id = "", [], None
-        return event
 
 
 class ApiClient:
@@ -202,37 +151,28 @@ class ApiClient:
     async def events(
         self, last_event_id: int | None = None, *, reconnect: bool = True
     ) -> AsyncIterator[SseEvent]:
-        """The SSE stream. Reconnects (with Last-Event-ID) when the stream drops, if reconnect.
+        """The SSE stream. Reconnects (with Last-Event-ID, after the server's retry delay) when the
+        stream drops, if reconnect.
 
-        The first connection failing raises ServerUnreachable/ApiError; later
+        The first connection failing raises ServerUnreachable, an error answer ApiError; later
         drops are retried forever (the caller cancels to stop).
         """
-        parser = SseParser()
-        parser.last_id = last_event_id
-        connected_once = False
-        while True:
-            headers = {"Accept": "text/event-stream"}
-            if parser.last_id is not None:
-                headers["Last-Event-ID"] = str(parser.last_id)
-            try:
-                async with self._http.stream("GET", "/api/events", headers=headers,
-                                             timeout=httpx.Timeout(30.0, read=None)) as response:
-                    if response.status_code >= 400:
-                        await response.aread()
-                        body = _json_or_none(response.content)
-                        raise ApiError(response.status_code, int((body or {}).get("code") or -1),
-                                       str((body or {}).get("message") or f"HTTP {response.status_code}"))
-                    connected_once = True
-                    async for line in response.aiter_lines():
-                        event = parser.feed_line(line.rstrip("\r"))
-                        if event is not None:
-                            yield event
-            except httpx.TransportError as exc:
-                if not connected_once:
-                    raise ServerUnreachable(f"cannot reach {self.base_url}: {_reason(exc)}") from None
-            if not reconnect:
-                return
-            await asyncio.sleep((parser.retry_ms or 3000) / 1000)
+        stream = follow_events(self._http, last_event_id=last_event_id, connect_timeout=30.0, fail_fast=True)
+        try:
+            async for item in stream:
+                if isinstance(item, SseEvent):
+                    yield item
+                elif isinstance(item, Disconnected) and not reconnect:
+                    return
+        except StreamRefused as exc:
+            body = _json_or_none(exc.response.content)
+            status = exc.response.status_code
+            raise ApiError(status, int((body or {}).get("code") or -1),
+                           str((body or {}).get("message") or f"HTTP {status}")) from None
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(f"cannot reach {self.base_url}: {_reason(exc)}") from None
+        finally:
+            await stream.aclose()
 
 
 def _clean(values: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -3,22 +3,24 @@
 The screens never touch an Engine or HTTP directly. `LocalClient` wraps the
 engine running in this process; `RemoteClient` (tui/remote.py) speaks the
 native API + SSE of another fetchdeck. Both raise `ClientError` with a message
-a person can read, and both deliver engine events as `ClientEvent`s.
+a person can read, and both deliver engine events as `ClientEvent`s carrying
+the typed event (core/events.py): the local one as the bus published it, the
+remote one decoded from the wire by server/wire.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from core.config import Config
 from core.engine import Engine
 from core.errors import FetchdeckError, TaskNotFound
-from core.events import EventType
+from core.events import EventType, Payload
 from core.models import Task, TaskSpec
 
 T = TypeVar("T")
@@ -41,18 +43,24 @@ class ConnectionState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ClientEvent:
-    """An engine event, or (type None) a change of the connection state.
+    """An engine event (`payload`), or (payload None) a change of the connection state.
 
     `resync` asks the consumer to reload every task: the client may have
     missed events (first connection, reconnection, subscriber overflow).
     """
 
-    type: EventType | None
-    task_id: int | None = None
-    data: dict[str, Any] = field(default_factory=dict)
+    payload: Payload | None = None
     connection: ConnectionState | None = None
     resync: bool = False
     detail: str = ""
+
+    @property
+    def type(self) -> EventType | None:
+        return None if self.payload is None else self.payload.type
+
+    @property
+    def task_id(self) -> int | None:
+        return None if self.payload is None else self.payload.task_id
 
 
 @runtime_checkable
@@ -175,7 +183,7 @@ class LocalClient:
                     elif sub.closed:
                         return
                     continue
-                yield ClientEvent(event.type, event.task_id, event.data)
+                yield ClientEvent(event.payload)
         finally:
             sub.close()
 

@@ -32,7 +32,7 @@ from core.config import Config
 from core.downloaders.memory import freeze_startup_objects
 from core.downloaders.net import HttpClients
 from core.engine import Engine
-from core.events import EventType
+from core.events import TaskFailed, TaskStopped, TaskSucceeded
 from core.models import Task, TaskKind, TaskSpec, TaskStatus
 
 CONNECT_TIMEOUT = 5.0  # default seconds before `get` gives up on a server it cannot reach at all
@@ -143,7 +143,7 @@ async def _show_progress(engine: Engine, ids: list[int], err: Console) -> list[T
                 if event.task_id not in rows:
                     continue
                 await show(event.task_id)
-                if event.type in (EventType.SUCCESS, EventType.FAILED, EventType.STOP):
+                if isinstance(event.payload, TaskSucceeded | TaskFailed | TaskStopped):
                     remaining.discard(event.task_id)
     finally:
         sub.close()

@@ -5,121 +5,28 @@ every answer is `{success, code, message, data}`; tasks are listed with
 `GET /api/downloads?current=&pageSize=`, created with `POST /api/downloads`,
 controlled with `POST /api/downloads/:id/start|stop` and `DELETE`, and events
 arrive on the `GET /api/events` SSE stream (with ids, so a reconnect can ask
-for what it missed). The stream reconnects by itself after a drop and reports
-the connection state as ClientEvents.
+for what it missed). Tasks and events are decoded by server/wire.py, the one
+owner of the native wire format; the stream is tui/sse.py's, which reconnects
+by itself after a drop; its connection changes become ClientEvents.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import logging
 from collections.abc import AsyncIterator, Awaitable, Sequence
-from datetime import datetime
 from pathlib import PurePath
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 
 from core.config import Config
-from core.errors import InvalidInput
-from core.events import EventType
-from core.models import Task, TaskKind, TaskOptions, TaskSpec, TaskStatus, parse_header_lines, parse_kind
+from core.models import Task, TaskSpec
+from server.wire import decode_event, decode_task, encode_spec
 from tui.api_client import ApiClient, ApiError, ServerUnreachable
 from tui.client import ClientError, ClientEvent, ConnectionState, TaskGone
-from tui.sse import parse_sse
+from tui.sse import Connected, Connecting, Disconnected, follow_events
 
 T = TypeVar("T")
-
-log = logging.getLogger("fetchdeck.tui.remote")
-
-_EVENT_NAMES = {e.value: e for e in EventType}
-# The MediaGo type names a create request uses for each kind.
-_WIRE_TYPES = {TaskKind.HTTP: "direct", TaskKind.HLS: "m3u8", TaskKind.YTDLP: "youtube"}
-
-
-def _first(data: dict[str, Any], *names: str) -> Any:
-    for name in names:
-        if data.get(name) is not None:
-            return data[name]
-    return None
-
-
-def _timestamp(value: Any) -> float:
-    if isinstance(value, int | float):
-        return float(value) / (1000 if value > 1e11 else 1)
-    if isinstance(value, str) and value:
-        with contextlib.suppress(ValueError):
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    return 0.0
-
-
-def _kind(data: dict[str, Any]) -> TaskKind:
-    for name in ("kind", "type"):
-        value = data.get(name)
-        if isinstance(value, str):
-            with contextlib.suppress(InvalidInput):
-                return parse_kind(value)
-    return TaskKind.HTTP
-
-
-def _headers(value: Any) -> tuple[tuple[str, str], ...]:
-    try:
-        if isinstance(value, str):
-            return parse_header_lines(value)
-        if isinstance(value, dict):
-            return tuple((str(k), str(v)) for k, v in value.items())
-        if isinstance(value, list):
-            return tuple((str(k), str(v)) for k, v in value)
-    except (InvalidInput, ValueError, TypeError):
-        pass
-    return ()
-
-
-def _int(value: Any, default: int | None = 0) -> int | None:
-    try:
-        return int(value) if value is not None else default
-    except (TypeError, ValueError):
-        return default
-
-
-def _float(value: Any) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def task_from_wire(data: dict[str, Any]) -> Task:
-    """A DownloadTask as the API sends it → Task (unknown or missing fields get defaults)."""
-    status_text = str(data.get("status") or "waiting")
-    try:
-        status = TaskStatus(status_text)
-    except ValueError:
-        status = TaskStatus.WAITING
-    total = _int(_first(data, "total", "totalBytes", "size"), None)
-    return Task(
-        id=int(data["id"]),
-        kind=_kind(data),
-        url=str(data.get("url") or ""),
-        name=str(data.get("name") or ""),
-        folder=str(data.get("folder") or ""),
-        headers=_headers(data.get("headers")),
-        status=status,
-        options=TaskOptions(),
-        is_live=bool(data.get("isLive")),
-        file=data.get("file") or None,
-        downloaded=_int(_first(data, "downloaded", "downloadedBytes")) or 0,
-        total=total if total else None,
-        speed=_float(data.get("speed")) or 0.0,
-        eta=_float(data.get("eta")),
-        segments_done=_int(data.get("segmentsDone")) or 0,
-        segments_total=_int(data.get("segmentsTotal")) or 0,
-        error=_first(data, "error", "errorMessage") or None,
-        created_at=_timestamp(_first(data, "createdAt", "createdDate")),
-        updated_at=_timestamp(_first(data, "updatedAt", "updatedDate")),
-    )
 
 
 class RemoteClient:
@@ -161,27 +68,15 @@ class RemoteClient:
 
     async def all_tasks(self) -> list[Task]:
         items = await self._call(self.api.list_all())
-        tasks = {task.id: task for task in map(task_from_wire, items)}
+        tasks = {task.id: task for task in map(_decode, items)}
         return sorted(tasks.values(), key=lambda t: t.id)
 
     async def get(self, task_id: int) -> Task:
-        return task_from_wire(await self._call(self.api.get(task_id)))
+        return _decode(await self._call(self.api.get(task_id)))
 
     async def create(self, specs: Sequence[TaskSpec], start: bool) -> list[Task]:
-        wire = []
-        for spec in specs:
-            item: dict[str, Any] = {"url": spec.url}
-            if spec.kind is not None:
-                item["type"] = _WIRE_TYPES[spec.kind]
-            if spec.name:
-                item["name"] = spec.name
-            if spec.folder:
-                item["folder"] = spec.folder
-            if spec.headers:
-                item["headers"] = "\n".join(f"{k}: {v}" for k, v in spec.headers)
-            wire.append(item)
-        created = await self._call(self.api.create(wire, start=start))
-        return [task_from_wire(item) for item in created]
+        created = await self._call(self.api.create([encode_spec(spec) for spec in specs], start=start))
+        return [_decode(item) for item in created]
 
     async def start(self, task_id: int) -> None:
         await self._call(self.api.start(task_id))
@@ -214,62 +109,35 @@ class RemoteClient:
 
     # ---- events --------------------------------------------------------
     async def events(self) -> AsyncIterator[ClientEvent]:
-        """Follow /api/events forever, reconnecting; every (re)connection asks for a resync."""
-        last_id: str | None = None
-        failures = 0
-        loaded = False
-        yield ClientEvent(None, connection=ConnectionState.CONNECTING)
-        while not self._closed.is_set():
-            headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
-            if last_id is not None:
-                headers["Last-Event-ID"] = last_id
-            timeout = httpx.Timeout(10.0, read=self.keepalive_timeout)
-            error = ""
-            try:
-                async with self._stream_http.stream("GET", "/api/events", headers=headers, timeout=timeout) as response:
-                    if response.is_error:
-                        await response.aread()
-                        raise ClientError(f"HTTP {response.status_code} {response.reason_phrase}")
-                    failures = 0
-                    # Reconnecting with Last-Event-ID replays what we missed; the server
-                    # sends `resync` when it cannot, and the first connection loads all.
-                    yield ClientEvent(None, connection=ConnectionState.CONNECTED, resync=not loaded)
-                    loaded = True
-                    async for message in parse_sse(response.aiter_lines()):
-                        if message.id is not None:
-                            last_id = message.id
-                        if message.event == "resync":
-                            yield ClientEvent(None, resync=True)
-                            continue
-                        event = self._convert(message.event, message.data)
-                        if event is not None:
-                            yield event
-                error = "the server closed the event stream"
-            except (httpx.HTTPError, ClientError, OSError) as exc:
-                error = str(exc) or exc.__class__.__name__
-            except Exception as exc:  # never let the stream loop die
-                log.exception("event stream error")
-                error = str(exc) or exc.__class__.__name__
-            if self._closed.is_set():
-                return
-            yield ClientEvent(None, connection=ConnectionState.DISCONNECTED, detail=error)
-            delay = self.reconnect_delays[min(failures, len(self.reconnect_delays) - 1)]
-            failures += 1
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closed.wait(), delay)
-            if not self._closed.is_set():
-                yield ClientEvent(None, connection=ConnectionState.CONNECTING)
+        """Follow /api/events forever, reconnecting; every (re)connection asks for a resync.
 
-    @staticmethod
-    def _convert(name: str, text: str) -> ClientEvent | None:
-        kind = _EVENT_NAMES.get(name)
-        if kind is None:
-            return None
+        Reconnecting with Last-Event-ID replays what was missed; the server sends `resync`
+        when it cannot, and the first connection loads everything."""
+        stream = follow_events(self._stream_http, delays=self.reconnect_delays, read_timeout=self.keepalive_timeout,
+                               closed=self._closed)
         try:
-            data = json.loads(text) if text else {}
-        except ValueError:
-            return None
-        if not isinstance(data, dict):
-            return None
-        task_id = _int(data.get("id"), None)
-        return ClientEvent(kind, task_id, data)
+            async for item in stream:
+                if isinstance(item, Connecting):
+                    yield ClientEvent(connection=ConnectionState.CONNECTING)
+                elif isinstance(item, Connected):
+                    yield ClientEvent(connection=ConnectionState.CONNECTED, resync=item.first)
+                elif isinstance(item, Disconnected):
+                    yield ClientEvent(connection=ConnectionState.DISCONNECTED, detail=item.reason)
+                elif item.event == "resync":
+                    yield ClientEvent(resync=True)
+                else:
+                    payload = decode_event(item.event, item.data)
+                    if payload is not None:
+                        yield ClientEvent(payload)
+        finally:
+            await stream.aclose()
+
+
+def _decode(data: object) -> Task:
+    """A task from an answer; ClientError when the answer holds none."""
+    if not isinstance(data, dict):
+        raise ClientError(f"the server sent {type(data).__name__} where a task belongs")
+    try:
+        return decode_task(data)
+    except ValueError as exc:
+        raise ClientError(f"the server sent a task the TUI cannot read: {exc}") from None

@@ -16,6 +16,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from core.events import TaskFailed, TaskProgress, TasksCreated
+from core.models import Task, TaskStatus
+from server.wire import api_type_of, decode_event, decode_task
 from tui.api_client import ApiClient, ApiError, ServerUnreachable
 
 EXIT_OK = 0
@@ -80,8 +83,8 @@ def add(
         tasks.append(item)
 
     async def body(api: ApiClient) -> int:
-        for task in await api.create(tasks, start=start):
-            stream.write(f"{task['id']}\t{task['status']}\t{task['name']}\n")
+        for task in map(decode_task, await api.create(tasks, start=start)):
+            stream.write(f"{task.id}\t{task.status.value}\t{task.name}\n")
         return EXIT_OK
 
     return run(remote, body)
@@ -100,11 +103,11 @@ def human_bytes(n: float | None) -> str:
     return f"{n:.1f} TiB"
 
 
-def format_row(task: dict[str, Any]) -> str:
-    size = human_bytes(task.get("total")) if task.get("total") else human_bytes(task.get("downloaded"))
-    speed = f"{human_bytes(task.get('speed') or 0)}/s" if task.get("status") == "downloading" else ""
-    return (f"{task['id']:>6}  {task['status']:<11}  {task.get('percent', 0):>5.1f}%  {size:>10}  "
-            f"{speed:>12}  {task['type']:<8}  {task['name']}")
+def format_row(task: Task) -> str:
+    size = human_bytes(task.total) if task.total else human_bytes(task.downloaded)
+    speed = f"{human_bytes(task.speed)}/s" if task.status is TaskStatus.DOWNLOADING else ""
+    return (f"{task.id:>6}  {task.status.value:<11}  {task.percent:>5.1f}%  {size:>10}  "
+            f"{speed:>12}  {api_type_of(task):<8}  {task.name}")
 
 
 def ls(remote: Remote, *, status: str | None, as_json: bool, out: TextIO | None = None) -> int:
@@ -118,7 +121,7 @@ def ls(remote: Remote, *, status: str | None, as_json: bool, out: TextIO | None 
             return EXIT_OK
         stream.write(f"{'ID':>6}  {'STATUS':<11}  {'DONE':>6}  {'SIZE':>10}  {'SPEED':>12}  {'TYPE':<8}  NAME\n")
         for task in tasks:
-            stream.write(format_row(task) + "\n")
+            stream.write(format_row(decode_task(task)) + "\n")
         return EXIT_OK
 
     return run(remote, body)
@@ -154,17 +157,18 @@ def each(remote: Remote, ids: tuple[int, ...], action: str, *, delete_file: bool
 
 
 def describe_event(event: str, data: Any) -> str:
+    """One line for an SSE message: engine events read through server/wire.py, anything else as sent."""
+    payload = decode_event(event, data)
+    if isinstance(payload, TasksCreated):
+        return f"{event} count={len(payload.ids)} ids={','.join(str(i) for i in payload.ids)}"
+    if isinstance(payload, TaskProgress):
+        line = (f"{event} id={payload.task_id} {payload.percent:.1f}% "
+                f"{human_bytes(payload.downloaded)}/{human_bytes(payload.total)} {human_bytes(payload.speed)}/s")
+        return f"{line} ({payload.note})" if payload.note else line
+    if isinstance(payload, TaskFailed):
+        return f"{event} id={payload.task_id} error={payload.error}"
     if not isinstance(data, dict):
         return f"{event} {data}"
-    if event == "download-create":
-        ids = ",".join(str(i) for i in data.get("ids", []))
-        return f"{event} count={data.get('count')} ids={ids}"
-    if event == "download-progress":
-        return (f"{event} id={data.get('id')} {data.get('percent', 0):.1f}% "
-                f"{human_bytes(data.get('downloaded'))}/{human_bytes(data.get('total'))} "
-                f"{human_bytes(data.get('speed') or 0)}/s")
-    if event == "download-failed":
-        return f"{event} id={data.get('id')} error={data.get('error')}"
     extra = " ".join(f"{k}={v}" for k, v in data.items())
     return f"{event} {extra}".rstrip()
 

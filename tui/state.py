@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
+from core.events import TaskProgress
 from core.models import Task, TaskStatus
 
 
@@ -64,16 +64,6 @@ class Changes:
 
     def __bool__(self) -> bool:
         return self.rebuild or bool(self.dirty) or bool(self.removed) or bool(self.failures)
-
-
-_PROGRESS_FIELDS = (
-    ("downloaded", "downloaded", int),
-    ("total", "total", int),
-    ("speed", "speed", float),
-    ("eta", "eta", float),
-    ("segmentsDone", "segments_done", int),
-    ("segmentsTotal", "segments_total", int),
-)
 
 
 class TaskIndex:
@@ -161,18 +151,16 @@ class TaskIndex:
             updated.downloaded = updated.total
         self.upsert(updated)
 
-    def progress(self, task_id: int, data: dict[str, Any]) -> None:
-        task = self.tasks.get(task_id)
+    def progress(self, event: TaskProgress) -> None:
+        """Apply a running task's new counters (the status comes from lifecycle events)."""
+        task = self.tasks.get(event.task_id)
         if task is None:
             return
-        for key, attr, kind in _PROGRESS_FIELDS:
-            if key in data:
-                value = data[key]
-                try:
-                    setattr(task, attr, None if value is None and attr in ("total", "eta") else kind(value or 0))
-                except (TypeError, ValueError):
-                    continue
-        self._changes.dirty.add(task_id)
+        task.downloaded, task.total = event.downloaded, event.total
+        task.speed, task.eta = event.speed, event.eta
+        task.segments_done, task.segments_total = event.segments_done, event.segments_total
+        task.note = event.note
+        self._changes.dirty.add(event.task_id)
 
     def remove(self, task_id: int) -> None:
         task = self.tasks.pop(task_id, None)

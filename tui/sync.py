@@ -12,18 +12,27 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from core.events import EventType
+from core.events import (
+    TaskDeleted,
+    TaskEvent,
+    TaskFailed,
+    TaskProgress,
+    TasksCreated,
+    TaskStarted,
+    TaskStopped,
+    TaskSucceeded,
+)
 from core.models import TaskStatus
 from tui.client import Client, ClientError, ClientEvent, ConnectionState, TaskGone
 from tui.state import TaskIndex
 
 log = logging.getLogger("fetchdeck.tui.sync")
 
-_STATUS_OF = {
-    EventType.START: TaskStatus.DOWNLOADING,
-    EventType.SUCCESS: TaskStatus.SUCCESS,
-    EventType.FAILED: TaskStatus.FAILED,
-    EventType.STOP: TaskStatus.STOPPED,
+_STATUS_OF: dict[type[TaskEvent], TaskStatus] = {
+    TaskStarted: TaskStatus.DOWNLOADING,
+    TaskSucceeded: TaskStatus.SUCCESS,
+    TaskFailed: TaskStatus.FAILED,
+    TaskStopped: TaskStatus.STOPPED,
 }
 BULK_CREATE = 200  # more new tasks than this in one event: reload the list instead
 
@@ -63,31 +72,29 @@ class TaskSync:
                 await fetcher
 
     async def handle(self, event: ClientEvent) -> None:
-        if event.type is None:
+        payload = event.payload
+        if payload is None:
             if event.connection is not None:
                 self.state = event.connection
                 self.on_connection(event.connection, event.detail)
             if event.resync:
                 await self.resync()
             return
-        task_id = event.task_id
-        if event.type is EventType.PROGRESS:
-            if task_id is not None:
-                self.index.progress(task_id, event.data)
-        elif event.type is EventType.CREATE:
-            ids = [int(i) for i in event.data.get("ids") or [] if str(i).isdigit() or isinstance(i, int)]
-            if len(ids) > BULK_CREATE:
+        if isinstance(payload, TaskProgress):
+            self.index.progress(payload)
+        elif isinstance(payload, TasksCreated):
+            if len(payload.ids) > BULK_CREATE:
                 self._resync_wanted = True
-            self._queue(*ids)
-        elif event.type is EventType.DELETE:
-            if task_id is not None:
-                self._to_fetch.discard(task_id)
-                self.index.remove(task_id)
-        elif task_id is not None:
-            status = _STATUS_OF.get(event.type)
+            self._queue(*payload.ids)
+        elif isinstance(payload, TaskDeleted):
+            self._to_fetch.discard(payload.task_id)
+            self.index.remove(payload.task_id)
+        elif isinstance(payload, TaskEvent):
+            status = _STATUS_OF.get(type(payload))
             if status is not None:
-                self.index.set_status(task_id, status, event.data.get("error"))
-            self._queue(task_id)
+                error = payload.error if isinstance(payload, TaskFailed) else None
+                self.index.set_status(payload.task_id, status, error)
+            self._queue(payload.task_id)
 
     async def resync(self) -> None:
         tasks = await self.client.all_tasks()

@@ -28,7 +28,7 @@ from quart_schema import hide
 
 from core.engine import Engine
 from core.errors import DownloadError, IllegalTransition, InvalidField, InvalidInput, UnsupportedUrl
-from core.events import EventType
+from core.events import TaskDeleted, TaskEvent
 from core.models import Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
 from server.compat import all_tasks, dumps, iso_z, parse_id
 from server.downie_shapes import analysis_json, downie_status, progress_json, task_json, video_info_json
@@ -426,10 +426,11 @@ async def progress_ws() -> None:
 
     async def push_progress() -> None:
         while (event := await sub.get()) is not None:
-            if event.task_id is None or event.type in (EventType.CREATE, EventType.DELETE, EventType.CONFIG):
+            payload = event.payload
+            if not isinstance(payload, TaskEvent) or isinstance(payload, TaskDeleted):
                 continue
             try:
-                task = await eng.get(event.task_id)
+                task = await eng.get(payload.task_id)
             except LookupError:
                 continue
             await send({"type": "progress", "task_id": str(task.id), "progress": progress_json(task, started())})

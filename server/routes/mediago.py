@@ -25,6 +25,7 @@ from quart_schema import document_request
 
 from core.engine import Engine
 from core.errors import TaskNotFound
+from core.events import ConfigChanged
 from core.models import Task, TaskOptions, TaskSpec, TaskStatus
 from core.store import MAX_FILTER_IDS, TaskFilter
 from server.bodies import parse_body
@@ -339,8 +340,9 @@ async def set_config_key(key: str) -> Response:
     return ok({"message": f"Config key '{key}' updated"})
 
 
-def mediago_config_event(key: str, value: Any) -> dict[str, Any] | None:
+def mediago_config_event(event: ConfigChanged) -> dict[str, Any] | None:
     """The `config-changed` payload MediaGo clients get for an engine config event, or None (not theirs)."""
+    key, value = event.key, event.value
     if key.startswith("mediago."):
         return {"key": key[len("mediago."):], "value": value}
     name = MEDIAGO_KEYS.get(key)

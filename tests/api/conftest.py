@@ -17,7 +17,7 @@ from core.engine import Engine
 from server.app import create_app
 from server.runner import ServerHandle, start_server
 from tests.support.fileserver import FileServer
-from tui.api_client import SseEvent, SseParser
+from tui.sse import SseEvent, SseParser
 
 
 @dataclass

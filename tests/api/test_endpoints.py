@@ -14,6 +14,7 @@ ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 TASK_FIELDS = {
     "id", "name", "type", "url", "folder", "headers", "isLive", "status", "file", "createdDate", "updatedDate",
     "downloaded", "total", "speed", "eta", "percent", "error", "exists",
+    "note",  # why a running task waits (issue 12), null when it does not
 }
 
 

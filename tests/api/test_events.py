@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.events import TaskChanged
 from tests.api.conftest import Api, ApiFactory, RawSse, SseReader, sha256
 from tests.support.fileserver import FileServer, random_bytes
 
@@ -124,7 +125,7 @@ async def test_reconnect_beyond_the_buffer_gets_resync(api: Api) -> None:
     bus = api.engine.bus
     (task,) = await api.create({"type": "direct", "url": "http://example.invalid/1"})
     for _ in range(bus._replay.maxlen + 10):  # type: ignore[operator]
-        bus.publish(bus_type("download-update"), {"id": task["id"]}, task["id"])
+        bus.publish(TaskChanged(task["id"]))
     async with sse(api, headers={"Last-Event-ID": "1"}) as events:
         assert (await events.next()).event == "ready"
         resync = await events.next()
@@ -133,12 +134,6 @@ async def test_reconnect_beyond_the_buffer_gets_resync(api: Api) -> None:
     async with sse(api, headers={"Last-Event-ID": str(bus.last_seq + 1000)}) as events:
         assert (await events.next()).event == "ready"
         assert (await events.next()).event == "resync"
-
-
-def bus_type(name: str):  # type: ignore[no-untyped-def]
-    from core.events import EventType
-
-    return EventType(name)
 
 
 async def test_heartbeat_comments(make_api: ApiFactory) -> None:

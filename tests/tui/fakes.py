@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 
 from core.config import Config
-from core.events import EventType
+from core.events import Payload
 from core.models import Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
 from tui.client import ClientEvent, ConnectionState, TaskGone
 
@@ -138,9 +138,9 @@ class MemoryClient:
         while True:
             yield await self.queue.get()
 
-    def push(self, type: EventType, task_id: int | None, **data: object) -> None:
+    def push(self, event: Payload) -> None:
         assert self.queue is not None, "the app has not subscribed yet"
-        self.queue.put_nowait(ClientEvent(type, task_id, {"id": task_id, **data}))
+        self.queue.put_nowait(ClientEvent(event))
 
     async def apply_settings(self, config: Config) -> list[str]:
         return []

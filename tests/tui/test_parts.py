@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable
 
+from core.events import TaskProgress
 from core.models import TaskKind, TaskStatus
+from server.wire import decode_task as task_from_wire
 from tests.tui.fakes import sample_tasks
 from tui import format as fmt
-from tui.remote import task_from_wire
 from tui.sse import parse_sse
 from tui.state import TaskFilter, TaskIndex
 from tui.themes import ThemeFileError, load_themes, theme_from_toml
@@ -41,7 +42,7 @@ def test_index_counts_filter_and_changes() -> None:
     assert changes.rebuild
     totals = index.totals()
     assert (totals.active, totals.queued, totals.done, totals.failed, totals.stopped) == (2, 1, 2, 1, 1)
-    index.progress(1, {"downloaded": 10, "speed": 5.0, "eta": None})
+    index.progress(TaskProgress(1, downloaded=10, total=None, speed=5.0, eta=None, percent=0.0))
     index.set_status(3, TaskStatus.DOWNLOADING)
     index.remove(7)
     changes = index.take_changes()

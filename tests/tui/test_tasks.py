@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.engine import Engine
+from core.events import TaskProgress
 from core.models import TaskSpec, TaskStatus
 from tests.support.fileserver import FileServer, random_bytes
 from tests.tui.conftest import screen_text, wait_for
@@ -141,7 +142,7 @@ async def test_engine_events_update_only_changed_cells(engine: Engine, make_app:
         await wait_for(pilot, lambda: table(app).row_count == 50, what="rows")
         grid = table(app)
         before = {key.value: dict(zip(grid.columns, grid.get_row(key), strict=True)) for key in grid.rows}
-        app.index.progress(7, {"downloaded": 500, "total": 1000, "speed": 100.0, "eta": 5})
+        app.index.progress(TaskProgress(7, downloaded=500, total=1000, speed=100.0, eta=5, percent=50.0))
         await wait_for(pilot, lambda: "50%" in str(grid.get_cell("7", "progress")), what="row 7 updated")
         after = {key.value: dict(zip(grid.columns, grid.get_row(key), strict=True)) for key in grid.rows}
         changed = {k for k in before if before[k] != after[k]}

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.config import Config, UiConfig, load_config
+from core.events import TaskProgress
 from core.models import TaskStatus
 from tests.tui.conftest import screen_text, wait_for
 from tests.tui.fakes import MemoryClient, sample_tasks
@@ -43,7 +44,7 @@ async def test_filter_by_text_and_status(make_app: Callable[..., FetchdeckApp]) 
 
 
 async def test_filter_keeps_following_status_changes(make_app: Callable[..., FetchdeckApp]) -> None:
-    from core.events import EventType
+    from core.events import TaskFailed
 
     client = MemoryClient(sample_tasks())
     app = make_app(client)
@@ -55,7 +56,7 @@ async def test_filter_keeps_following_status_changes(make_app: Callable[..., Fet
         await wait_for(pilot, lambda: rows(app) == [5], what="the failed filter")
         client.tasks[6].status = TaskStatus.FAILED
         client.tasks[6].error = "disk full"
-        client.push(EventType.FAILED, 6, error="disk full")
+        client.push(TaskFailed(6, "disk full"))
         await wait_for(pilot, lambda: rows(app) == [5, 6], what="task 6 to join the failed filter")
 
 
@@ -200,7 +201,7 @@ async def test_off_screen_rows_update_when_scrolled_into_view(make_app: Callable
         await pilot.pause(0.3)  # the layout settles (a resize may rebuild once)
         grid = app.query_one(TaskTable)
         for task_id in (1, 1500):
-            app.index.progress(task_id, {"downloaded": 500, "total": 1000, "speed": 10.0, "eta": 50})
+            app.index.progress(TaskProgress(task_id, downloaded=500, total=1000, speed=10.0, eta=50, percent=50.0))
         await wait_for(pilot, lambda: "50%" in str(grid.get_cell("1", "progress")), what="on screen: written")
         assert "50%" not in str(grid.get_cell("1500", "progress"))  # off screen: waits
         grid.move_cursor(row=1499, animate=False)

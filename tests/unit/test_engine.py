@@ -45,7 +45,7 @@ async def test_create_list_filter_and_kinds(engine: Engine) -> None:
     assert [t.status for t in tasks] == [TaskStatus.STOPPED] * 3
     assert tasks[0].name == "a.zip" and tasks[1].name == "Live show"
     event = await sub.get(timeout=1)
-    assert event is not None and event.type is EventType.CREATE and event.data["count"] == 3
+    assert event is not None and event.type is EventType.CREATE and len(event.payload.ids) == 3  # type: ignore[union-attr]
     page = await engine.list_tasks(1, 2)
     assert page.total == 3 and [t.id for t in page.items] == [tasks[2].id, tasks[1].id]
     found = await engine.list_tasks(1, 10, TaskFilter(text="live"))

@@ -1,46 +1,59 @@
 import asyncio
 
-from core.events import EventBus, EventType
+from core.events import (
+    EventBus,
+    EventType,
+    TaskDeleted,
+    TaskProgress,
+    TasksCreated,
+    TaskStarted,
+    TaskStopped,
+    TaskSucceeded,
+)
+
+
+def tick(task_id: int, downloaded: int) -> TaskProgress:
+    return TaskProgress(task_id, downloaded=downloaded, total=None, speed=0.0, eta=None, percent=0.0)
 
 
 async def test_slow_subscriber_loses_ticks_not_lifecycle() -> None:
     bus = EventBus()
     sub = bus.subscribe()
-    bus.publish(EventType.START, {"id": 1}, 1)
+    bus.publish(TaskStarted(1))
     for n in range(1000):
-        bus.publish(EventType.PROGRESS, {"id": 1, "downloaded": n}, 1)
-    bus.publish(EventType.SUCCESS, {"id": 1}, 1)
+        bus.publish(tick(1, n))
+    bus.publish(TaskSucceeded(1))
     got = []
     while (event := sub.get_nowait()) is not None:
         got.append(event)
     assert [e.type for e in got] == [EventType.START, EventType.PROGRESS, EventType.SUCCESS]
-    assert got[1].data["downloaded"] == 999  # coalesced to the newest tick
+    assert got[1].payload.downloaded == 999  # type: ignore[union-attr]  # coalesced to the newest tick
 
 
 async def test_progress_after_lifecycle_is_not_moved_before_it() -> None:
     bus = EventBus()
     sub = bus.subscribe()
-    bus.publish(EventType.PROGRESS, {"n": 1}, 7)
-    bus.publish(EventType.STOP, {"id": 7}, 7)
-    bus.publish(EventType.START, {"id": 7}, 7)
-    bus.publish(EventType.PROGRESS, {"n": 2}, 7)
+    bus.publish(tick(7, 1))
+    bus.publish(TaskStopped(7))
+    bus.publish(TaskStarted(7))
+    bus.publish(tick(7, 2))
     types = []
     while (event := sub.get_nowait()) is not None:
-        types.append((event.type, event.data.get("n")))
+        types.append((event.type, getattr(event.payload, "downloaded", None)))
     assert types == [(EventType.PROGRESS, 1), (EventType.STOP, None), (EventType.START, None), (EventType.PROGRESS, 2)]
 
 
 async def test_replay_after_seq_and_wakeup() -> None:
     bus = EventBus(replay=3)
     for i in range(5):
-        bus.publish(EventType.CREATE, {"ids": [i], "count": 1})
+        bus.publish(TasksCreated((i,)))
     assert not bus.replay_covers(0)
     assert bus.replay_covers(2)
     sub = bus.subscribe(after_seq=3)
     assert [sub.get_nowait().seq, sub.get_nowait().seq] == [4, 5]  # type: ignore[union-attr]
     waiter = asyncio.create_task(sub.get(timeout=2))
     await asyncio.sleep(0)
-    bus.publish(EventType.DELETE, {"id": 1}, 1)
+    bus.publish(TaskDeleted(1))
     event = await waiter
     assert event is not None and event.type is EventType.DELETE
     sub.close()
