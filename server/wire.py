@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.detect import guess_kind
 from core.errors import InvalidInput
@@ -147,6 +147,8 @@ def _str(value: object) -> str:
 
 class DownloadTask(BaseModel):
     """A download task (what `encode_task` writes; the OpenAPI document's schema of it)."""
+
+    model_config = ConfigDict(extra="forbid")  # the document says: these fields and no others
 
     id: int
     name: str

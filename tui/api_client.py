@@ -88,7 +88,7 @@ class ApiClient:
     async def create(self, tasks: list[dict[str, Any]], start: bool = True) -> list[dict[str, Any]]:
         return await self.call("POST", "/api/downloads", json_body={"tasks": tasks, "startDownload": start})  # type: ignore[no-any-return]
 
-    async def list(
+    async def list_page(
         self, current: int = 1, page_size: int = 20, filter: str | None = None, local_path: str | None = None
     ) -> dict[str, Any]:
         params = {"current": current, "pageSize": page_size, "filter": filter, "localPath": local_path}
@@ -99,7 +99,7 @@ class ApiClient:
         out: list[dict[str, Any]] = []
         page = 1
         while True:
-            result = await self.list(page, LIST_PAGE, filter)
+            result = await self.list_page(page, LIST_PAGE, filter)
             out.extend(result["list"])
             if len(result["list"]) < LIST_PAGE or len(out) >= result["total"]:
                 return out

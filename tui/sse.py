@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,7 +145,7 @@ async def follow_events(
     http: httpx.AsyncClient, path: str = "/api/events", *, last_event_id: int | None = None,
     delays: Sequence[float] = (), connect_timeout: float = 10.0, read_timeout: float | None = None,
     fail_fast: bool = False, closed: asyncio.Event | None = None,
-) -> AsyncIterator[StreamItem]:
+) -> AsyncGenerator[StreamItem, None]:
     """Follow an SSE stream forever (until `closed` is set, or the caller stops iterating).
 
     delays: seconds to wait after the 1st, 2nd... failed attempt in a row (the last repeats); empty:
