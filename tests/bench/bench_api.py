@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
 
 from core.config import Config  # noqa: E402
 from core.engine import Engine  # noqa: E402
-from core.events import EventType  # noqa: E402
+from core.events import TaskChanged  # noqa: E402
 from server.app import create_app  # noqa: E402
 from server.runner import start_server  # noqa: E402
 
@@ -71,8 +71,8 @@ SUBSCRIBER_SCRIPT = textwrap.dedent('''
                     if connected == subs:
                         print("READY", flush=True)
                 if b"event: download-update" in block:
-                    data = json.loads(block.split(b"data: ", 1)[1])
-                    delays.append(now - data["sentAt"])
+                    seq = int(block.split(b"id: ", 1)[1].split(b"\\n", 1)[0])
+                    delays.append((seq, now))  # the parent knows when it published seq
                     seen += 1
         writer.close()
 
@@ -167,10 +167,13 @@ async def bench_sse(engine: Engine, port: int) -> dict[str, float]:
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), 60)
     assert line.strip() == b"READY", line
-    for i in range(EVENTS):
-        engine.bus.publish(EventType.UPDATE, {"id": 1, "n": i, "sentAt": time.monotonic()}, 1)
+    sent: dict[int, float] = {}
+    for _ in range(EVENTS):
+        at = time.monotonic()  # CLOCK_MONOTONIC: the subscriber process reads the same clock
+        sent[engine.bus.publish(TaskChanged(1)).seq] = at
         await asyncio.sleep(EVENT_INTERVAL)
-    delays = [d * 1000 for d in json.loads(await asyncio.wait_for(proc.stdout.read(), 120))]
+    received = json.loads(await asyncio.wait_for(proc.stdout.read(), 120))
+    delays = [(at - sent[seq]) * 1000 for seq, at in received]
     await proc.wait()
     assert len(delays) == SUBSCRIBERS * EVENTS, len(delays)
     return {

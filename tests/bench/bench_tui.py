@@ -68,9 +68,8 @@ async def populate(database: Path, config: object, tasks: int, active: int) -> l
 async def child(args: argparse.Namespace) -> None:
     from core.config import Config, DownloadConfig
     from core.engine import Engine
-    from core.events import EventType
+    from core.events import TaskProgress, TaskStarted, TaskSucceeded
     from core.models import TaskStatus
-    from core.progress import progress_payload
     from core.store import TaskPatch
     from tui.app import FetchdeckApp
     from tui.client import LocalClient
@@ -105,14 +104,14 @@ async def child(args: argparse.Namespace) -> None:
                 task.downloaded = min((task.total or 0), task.downloaded + 300_000 + (task.id % 97) * 1000)
                 task.speed = 1_200_000.0 + (task.id % 89) * 1000 + (tick % 4) * 5000
                 task.eta = ((task.total or 0) - task.downloaded) / task.speed
-                engine.bus.publish(EventType.PROGRESS, progress_payload(task), task.id)
+                engine.bus.publish(TaskProgress.of(task))
             if tick % 4 == 0:  # once a second: one task finishes, the next one starts
                 done_id = queue.pop(0)
                 await engine.repo.update(done_id, TaskPatch(status=TaskStatus.SUCCESS))
-                engine.bus.publish(EventType.SUCCESS, {"id": done_id}, done_id)
+                engine.bus.publish(TaskSucceeded(done_id))
                 queue.append(done_id)
                 await engine.repo.update(done_id, TaskPatch(status=TaskStatus.DOWNLOADING))
-                engine.bus.publish(EventType.START, {"id": done_id}, done_id)
+                engine.bus.publish(TaskStarted(done_id))
                 rss_peak = max(rss_peak, _rss_kb())
         wall = time.perf_counter() - started_wall
         cpu = time.process_time() - started_cpu
