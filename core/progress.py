@@ -1,8 +1,9 @@
 """Progress reporting and persistence for running tasks.
 
 Reads each running task's counters at ≤ 4 Hz and publishes a progress event
-when they moved; about once a second writes progress of all running tasks and
-the pending task-log lines to the store in one transaction each.
+(core.events.TaskProgress) when they or the task's note moved; about once a
+second writes progress of all running tasks and the pending task-log lines to
+the store in one transaction each.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class ProgressPump:
         self.repo: TaskStore | None = None  # set when the engine opens its store
         self._pending_logs: list[tuple[int, float, str]] = []
         self._store_down: str | None = None  # why the last flush failed (logged once per outage)
+        self._emitted_notes: dict[int, str | None] = {}  # task id → the note its last progress event carried
 
     def log(self, task_id: int, text: str) -> None:
         self._pending_logs.append((task_id, time.time(), text))
@@ -56,14 +58,20 @@ class ProgressPump:
                 log.exception("progress ticker error")
 
     def publish_progress(self) -> None:
+        """A TaskProgress for each running task whose bytes, segments or note changed since its last one."""
+        notes = self._emitted_notes
         for run in list(self.runs.values()):
             task = run.task
             run.sample()
-            if task.downloaded == run.emitted_downloaded and task.segments_done == run.emitted_segments:
+            moved = task.downloaded != run.emitted_downloaded or task.segments_done != run.emitted_segments
+            if not moved and task.note == notes.get(task.id):
                 continue
             run.emitted_downloaded = task.downloaded
             run.emitted_segments = task.segments_done
+            notes[task.id] = task.note
             self.bus.publish(TaskProgress.of(task))
+        for gone in [task_id for task_id in notes if task_id not in self.runs]:
+            del notes[gone]
 
     async def flush(self) -> None:
         """Write progress of all running tasks (and pending logs) in one transaction."""

@@ -58,3 +58,35 @@ async def test_replay_after_seq_and_wakeup() -> None:
     assert event is not None and event.type is EventType.DELETE
     sub.close()
     assert bus.subscriber_count == 0
+
+
+async def test_a_changed_note_is_published_though_no_byte_moved() -> None:
+    from core.models import Task, TaskKind, TaskOptions, TaskStatus
+    from core.progress import ProgressPump
+    from core.scheduler import TaskRun
+
+    bus = EventBus()
+    sub = bus.subscribe()
+    task = Task(id=3, kind=TaskKind.HTTP, url="http://x/", name="x", folder="", headers=(),
+                status=TaskStatus.DOWNLOADING, options=TaskOptions())
+    run = TaskRun(task)
+    pump = ProgressPump({3: run}, bus)
+
+    def published() -> list[str | None]:
+        notes = []
+        while (event := sub.get_nowait()) is not None:
+            assert isinstance(event.payload, TaskProgress)
+            notes.append(event.payload.note)
+        return notes
+
+    pump.publish_progress()
+    assert published() == [None]  # the first tick of a run
+    pump.publish_progress()
+    assert published() == []  # nothing moved
+    run.set_note("retrying in 4 s: connection refused (3/8)")
+    pump.publish_progress()
+    pump.publish_progress()
+    assert published() == ["retrying in 4 s: connection refused (3/8)"]
+    run.set_note(None)
+    pump.publish_progress()
+    assert published() == [None]
