@@ -109,10 +109,10 @@ class RemoteClient:
 
     # ---- events --------------------------------------------------------
     async def events(self) -> AsyncIterator[ClientEvent]:
-        """Follow /api/events forever, reconnecting; every (re)connection asks for a resync.
+        """Follow /api/events until close(), reconnecting (tui/sse.py's loop).
 
-        Reconnecting with Last-Event-ID replays what was missed; the server sends `resync`
-        when it cannot, and the first connection loads everything."""
+        The first connection asks for a resync (load everything); a reconnection sends
+        Last-Event-ID, so the server replays what was missed, or sends `resync` when it cannot."""
         stream = follow_events(self._stream_http, delays=self.reconnect_delays, read_timeout=self.keepalive_timeout,
                                closed=self._closed)
         try:
