@@ -136,22 +136,21 @@ Payload = (
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One published event: its place in the bus's sequence and what happened (`payload`)."""
+    """One published event: its place in the bus's sequence and what happened (`payload`);
+    `type` and `task_id` are the payload's, kept at hand for the subscribers' queues."""
 
     payload: Payload
     seq: int = 0
+    type: EventType = field(init=False)
+    task_id: int | None = field(init=False)
 
-    @property
-    def type(self) -> EventType:
-        return self.payload.type
-
-    @property
-    def task_id(self) -> int | None:
-        return self.payload.task_id
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "type", self.payload.type)
+        object.__setattr__(self, "task_id", self.payload.task_id)
 
     @property
     def is_progress(self) -> bool:
-        return isinstance(self.payload, TaskProgress)
+        return self.type is EventType.PROGRESS
 
 
 @dataclass(eq=False)
