@@ -22,7 +22,7 @@ from core.config import (
     save_config,
 )
 from core.errors import InvalidInput
-from tui.cli import main
+from tui.commands import main
 
 
 def write(tmp_path: Path, text: str) -> Path:
