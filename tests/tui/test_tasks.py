@@ -135,6 +135,18 @@ async def test_failed_task_shows_its_error(local_app: FetchdeckApp, engine: Engi
         assert "Traceback" not in text
 
 
+async def test_a_task_waiting_to_retry_says_why(local_app: FetchdeckApp, engine: Engine) -> None:
+    async with local_app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: local_app.sync.loaded.is_set(), what="first load")
+        (task,) = await engine.create([TaskSpec(url="http://127.0.0.1:9/refused.bin")])  # nothing listens on 9
+        await wait_for(pilot, lambda: "retrying" in str(table(local_app).get_cell(str(task.id), "speed"))
+                       if table(local_app).has_task(task.id) else False, what="the row to say retrying")
+        await wait_for(pilot, lambda: "connection refused" in screen_text(local_app), what="the reason in the detail")
+        text = screen_text(local_app)
+        assert "Waiting" in text and "retrying in" in text and "Traceback" not in text
+        await engine.stop(task.id)
+
+
 async def test_engine_events_update_only_changed_cells(engine: Engine, make_app: Callable[..., FetchdeckApp]) -> None:
     await engine.create([TaskSpec(url=f"http://127.0.0.1:9/{i}.bin") for i in range(50)], start=False)
     app = make_app(LocalClient(engine))

@@ -153,7 +153,8 @@ class CellMaker:
                 return fmt.transferred
             return lambda t: fmt.size(t.total or t.downloaded) if t.total or t.downloaded else ""
         if key == "speed":
-            return lambda t: fmt.speed(t.speed) if t.status == downloading else ""
+            # A task waiting to retry moves no bytes: say so (the detail pane has the reason).
+            return lambda t: ("retrying" if t.note else fmt.speed(t.speed)) if t.status == downloading else ""
         if key == "eta":
             return lambda t: fmt.eta(t.eta) if t.status == downloading else ""
         if key == "added":

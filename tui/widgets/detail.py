@@ -1,4 +1,4 @@
-"""Everything about the selected task, including its error text when it failed."""
+"""Everything about the selected task, including its error text when it failed and why it waits."""
 
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ def detail_content(task: Task | None, folder: str, width: int = 0) -> Content:
     rows.append(("Status", status))
     if task.error:
         rows.append(("Error", Content.from_markup("[$error]$e[/]", e=task.error)))
+    if task.note and task.status == TaskStatus.DOWNLOADING:  # why it is not moving: "retrying in 4 s: ..."
+        rows.append(("Waiting", Content.from_markup("[$warning]$n[/]", n=task.note)))
     room = width - LABEL_WIDTH if width > LABEL_WIDTH + 8 else 10_000
 
     def one_line(text: str) -> Content:
