@@ -9,6 +9,12 @@
   maps onto `httpx.ConnectTimeout` whatever they were, aiohttp's, OSError errnos)
   becomes one `NetworkError` subclass (core/errors.py) with a one-line reason:
   refused, DNS failure, TLS failure, timeout, reset. Nothing else decides that.
+- `GetOpener`: a streamed GET straight on the aiohttp session behind a shared
+  client, for the many small requests of a segmented download (HLS): httpx's
+  request path (URL model, header merge, cookie extraction per response) costs
+  as much CPU as aiohttp's own there. Same headers, cookies, proxy, TLS, timeouts
+  and errors as through httpx; a redirect hands the request (and the opener's
+  later ones) back to httpx, whose redirect rules for cookies and auth then apply.
 - `Retry` / `retrying`: the one retry loop (backoff with jitter, Retry-After, a
   fixed schedule for webhooks), which logs each wait, shows it as the task's note
   ("retrying in 4 s: connection refused (3/8)") and, for a one-shot `get`, gives
@@ -24,10 +30,11 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import httpx
 
@@ -125,6 +132,17 @@ class _AiohttpTransport(aiohttp_transport.AiohttpTransport):
         return await super().handle_async_request(request)
 
 
+class SharedClient(httpx.AsyncClient):
+    """The httpx client HttpClients hands out; `direct` is its aiohttp transport, if it has one."""
+
+    def __init__(
+        self, direct: _AiohttpTransport | None, transport: httpx.AsyncBaseTransport, timeout: httpx.Timeout
+    ) -> None:
+        super().__init__(transport=transport, timeout=timeout, follow_redirects=True,
+                         headers={"User-Agent": USER_AGENT}, trust_env=False)
+        self.direct = direct
+
+
 @dataclass(frozen=True, slots=True)
 class ClientKey:
     proxy: str | None
@@ -157,18 +175,13 @@ class HttpClients:
     def _make(self, key: ClientKey) -> httpx.AsyncClient:
         proxy = httpx.Proxy(key.proxy) if key.proxy else None
         transport: httpx.AsyncBaseTransport
+        direct: _AiohttpTransport | None = None
         if key.proxy and key.proxy.startswith("socks"):
             limits = httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30)
             transport = httpx.AsyncHTTPTransport(verify=not key.insecure, limits=limits, proxy=proxy, trust_env=False)
         else:
-            transport = _AiohttpTransport(lambda: _aiohttp_session(key.insecure), proxy)
-        return httpx.AsyncClient(
-            transport=transport,
-            timeout=self.timeout,
-            follow_redirects=True,
-            headers={"User-Agent": USER_AGENT},
-            trust_env=False,
-        )
+            transport = direct = _AiohttpTransport(lambda: _aiohttp_session(key.insecure), proxy)
+        return SharedClient(direct, transport, self.timeout)
 
     async def aclose(self) -> None:
         for client in self._clients.values():
@@ -176,9 +189,155 @@ class HttpClients:
         self._clients.clear()
 
 
+# ---- streamed GETs straight on aiohttp ------------------------------------------------
+
+class StreamedResponse(Protocol):
+    """What a downloader reads of a streamed GET (httpx.Response has it; so has DirectResponse)."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def reason_phrase(self) -> str: ...
+    @property
+    def url(self) -> object: ...  # str() of it is the final URL
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    def aiter_bytes(self) -> AsyncIterator[bytes]: ...
+
+
+@contextmanager
+def _as_httpx_errors(url: str) -> Iterator[None]:
+    """aiohttp's errors as httpx-aiohttp maps them, with the request attached as httpx does, so
+    classify() reads the same chain (and names the same host) whichever path a request took."""
+    try:
+        with aiohttp_transport.map_aiohttp_exceptions():
+            yield
+    except httpx.RequestError as exc:
+        exc.request = httpx.Request("GET", url)
+        raise
+
+
+class _RawStream(httpx.AsyncByteStream):
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self._chunks = chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._chunks:
+            yield chunk
+
+
+class DirectResponse:
+    """An aiohttp response read the way httpx would present it (a Content-Encoding is decoded by httpx)."""
+
+    __slots__ = ("_raw", "_url")
+
+    def __init__(self, raw: aiohttp.ClientResponse, url: str) -> None:
+        self._raw = raw
+        self._url = url
+
+    @property
+    def status_code(self) -> int:
+        return self._raw.status
+
+    @property
+    def reason_phrase(self) -> str:
+        return self._raw.reason or ""
+
+    @property
+    def url(self) -> str:
+        return str(self._raw.url)
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._raw.headers
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        with _as_httpx_errors(self._url):
+            async for chunk in self._raw.content.iter_chunked(aiohttp_transport.AiohttpResponseStream.CHUNK_SIZE):
+                yield chunk
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        encoding = self._raw.headers.get("content-encoding", "identity").strip().lower()
+        if encoding == "identity":
+            async for chunk in self._chunks():
+                yield chunk
+            return
+        decoded = httpx.Response(self.status_code, headers=self._raw.raw_headers, stream=_RawStream(self._chunks()),
+                                 request=httpx.Request("GET", self._url))
+        async for chunk in decoded.aiter_bytes():
+            yield chunk
+
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+class GetOpener:
+    """Streamed GETs for one download: straight on aiohttp when the client allows it (see the module doc)."""
+
+    def __init__(self) -> None:
+        self.direct = True  # False once a request was redirected: httpx follows redirects from then on
+
+    @asynccontextmanager
+    async def open(
+        self, client: httpx.AsyncClient, url: str, headers: Mapping[str, str]
+    ) -> AsyncIterator[StreamedResponse]:
+        transport = client.direct if isinstance(client, SharedClient) and self.direct else None
+        if transport is not None and url.startswith(("http://", "https://")) and not client.is_closed:
+            sent = httpx.Headers(client.headers)
+            sent.update(headers)
+            if client.cookies.jar:  # as httpx adds them: a Cookie header the task gives wins
+                request = httpx.Request("GET", url, headers=sent)
+                client.cookies.set_cookie_header(request)
+                sent = request.headers
+            async with self._direct(transport, client, url, sent) as response:
+                if response is not None:
+                    yield response
+                    return
+            self.direct = False
+        async with client.stream("GET", url, headers=headers) as streamed:
+            yield streamed
+
+    @asynccontextmanager
+    async def _direct(
+        self, transport: _AiohttpTransport, client: httpx.AsyncClient, url: str, headers: httpx.Headers
+    ) -> AsyncIterator[DirectResponse | None]:
+        """The response, or None for a redirect (released: httpx asks again and follows it)."""
+        if _PENDING_CAS and (url.startswith("https:") or (transport.proxy and transport.proxy.url.scheme == "https")):
+            await asyncio.to_thread(load_cas)
+        if not isinstance(transport.client, aiohttp.ClientSession):  # as the transport does on its first request
+            transport.client = transport.get_client()
+        proxy, timeout = transport.proxy, client.timeout
+        with _as_httpx_errors(url):
+            request = transport.client.request(
+                "GET", url, headers=headers, allow_redirects=False, auto_decompress=False, compress=False,
+                timeout=aiohttp.ClientTimeout(sock_connect=timeout.connect, sock_read=timeout.read,
+                                              connect=timeout.pool),
+                proxy=str(proxy.url) if proxy else None,
+                proxy_auth=aiohttp.BasicAuth(*proxy.auth) if proxy and proxy.auth else None,
+                proxy_headers=proxy.headers if proxy else None,
+            )
+            raw = await request.__aenter__()
+        try:
+            if "set-cookie" in raw.headers:
+                client.cookies.extract_cookies(
+                    httpx.Response(raw.status, headers=raw.raw_headers, request=httpx.Request("GET", url)))
+            if raw.status in _REDIRECTS and "location" in raw.headers:
+                yield None
+            else:
+                yield DirectResponse(raw, url)
+        finally:
+            with _as_httpx_errors(url):
+                await request.__aexit__(None, None, None)
+
+
 # ---- HTTP status ------------------------------------------------------------------
 
-def retry_after_seconds(response: httpx.Response, cap: float = 120.0) -> float | None:
+class _HasHeaders(Protocol):
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+def retry_after_seconds(response: _HasHeaders, cap: float = 120.0) -> float | None:
     """Retry-After as seconds (delta form; an HTTP date is honoured too)."""
     value = response.headers.get("retry-after")
     if not value:

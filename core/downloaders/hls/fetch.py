@@ -1,6 +1,8 @@
 """Fetching playlists, keys and segments: headers, retries, speed limit, byte ranges.
 
-Every request goes through the task's shared httpx client. A failure that is
+Every request goes through the task's shared httpx client; segments (hundreds
+per stream) straight through the aiohttp session behind it (net.GetOpener:
+same headers, cookies, proxy and errors, a fraction of the CPU). A failure that is
 worth retrying (5xx, 429, resets, timeouts, short bodies) is retried with
 backoff; the error that finally escapes names what failed ("segment 17
 (seg_016.ts): HTTP 404 Not Found"), so the task's error tells the user which.
@@ -17,7 +19,14 @@ import httpx
 
 from core.downloaders.base import DownloadContext
 from core.downloaders.hls.playlist import ByteRange
-from core.downloaders.net import classify, describe_error, is_retryable, retry_after_seconds, retrying
+from core.downloaders.net import (
+    GetOpener,
+    classify,
+    describe_error,
+    is_retryable,
+    retry_after_seconds,
+    retrying,
+)
 from core.errors import DownloadError, HttpStatusError, NetworkError
 
 PLAYLIST_MAX_BYTES = 64 * 1024 * 1024
@@ -47,6 +56,7 @@ class Fetcher:
     want_mtime: bool = False
     newest_mtime: float | None = None
     _warned_no_range: bool = field(default=False, repr=False)
+    _opener: GetOpener = field(default_factory=GetOpener, repr=False)
 
     async def get_text(self, url: str, what: str, retries: int | None = None) -> tuple[str, str]:
         """A playlist: (text, final URL after redirects)."""
@@ -74,7 +84,9 @@ class Fetcher:
         headers = ctx.request_headers({"Range": byterange.header} if byterange else None)
         received = 0
         checked = not playlist
-        async with ctx.client().stream("GET", url, headers=headers) as response:
+        client = ctx.client()
+        opened = self._opener.open(client, url, headers) if count else client.stream("GET", url, headers=headers)
+        async with opened as response:
             if response.status_code >= 400:
                 error = HttpStatusError(response.status_code, response.reason_phrase, str(response.url))
                 error.retry_after = retry_after_seconds(response)
