@@ -17,6 +17,7 @@ decrypted segments with an index.m3u8), quality, use_server_file_time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -38,7 +39,7 @@ from core.downloaders.hls.playlist import (
     parse_media,
     parse_skip,
 )
-from core.downloaders.hls.pool import Arrivals, SegmentPool, Tally, supervise
+from core.downloaders.hls.pool import Arrivals, InOrder, SegmentPool, Tally, supervise
 from core.downloaders.hls.store import SegmentStore, write_file
 from core.downloaders.paths import work_dir
 from core.errors import DownloadError, WrongKind
@@ -225,6 +226,8 @@ class HlsJob:
                 pipe, self.ffmpeg = None, None
         if pipe is None:
             arrivals.keep_in_memory = False
+            if self._concatenates(streams, final):
+                pool.in_order = InOrder(streams[0])
         else:
             tasks.append(asyncio.create_task(self._feed(pipe, streams[0], arrivals), name="hls-remux-feed"))
         try:
@@ -235,6 +238,9 @@ class HlsJob:
             self._pipe_ok = False
             ctx.log(f"remux failed ({exc})")
         except BaseException:
+            if pool.in_order is not None:
+                with contextlib.suppress(OSError, DownloadError):
+                    pool.in_order.flush()  # a stop or failure keeps every segment fetched
             if pipe is not None:
                 await pipe.abort()
             raise
@@ -247,10 +253,16 @@ class HlsJob:
             os.replace(pipe.output, final)
             out = final
         else:
-            out = await merge(streams, work, final, self.ffmpeg if pipe is None else None, ctx.log)
+            out = await merge(streams, work, final, self.ffmpeg if pipe is None else None, ctx.log,
+                              take_pack=not self.keeps_segments)
         await self.finish_work(streams, work)
         self.apply_mtime(out)
         return out
+
+    def _concatenates(self, streams: list[Stream], final: Path) -> bool:
+        """Whether the output is the one stream's segments concatenated, the pack not kept (see InOrder)."""
+        return (len(streams) == 1 and not self.opts.no_merge and not self.keeps_segments
+                and final.suffix.lower() == streams[0].concat_ext)
 
     def _pipe(self, streams: list[Stream], final: Path) -> PipeRemuxer | None:
         """Remux during the download when there is one MPEG-TS stream going into another container."""

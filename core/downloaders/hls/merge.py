@@ -125,16 +125,26 @@ async def remux_streams(streams: Sequence[Stream], part: Path, ffmpeg: str) -> N
 
 
 async def merge(
-    streams: Sequence[Stream], work: Path, final: Path, ffmpeg: str | None, log: Callable[[str], None]
+    streams: Sequence[Stream], work: Path, final: Path, ffmpeg: str | None, log: Callable[[str], None],
+    take_pack: bool = False,
 ) -> Path:
     """Remux the streams into `final`; or, for a .ts output, concatenate into it.
+
+    take_pack: the segments are not needed after this, so a pack that already is the
+    concatenation (stored in playlist order, no init sections) becomes the output by a rename.
 
     If ffmpeg is missing or fails, the concatenation itself is kept (as .ts, or
     .mp4 for fMP4) next to where the output would be, and the log says so.
     """
     part = final.with_name(final.name + ".part")
     if len(streams) == 1 and final.suffix.lower() == streams[0].concat_ext:
-        await concat(streams[0], part)
+        stream = streams[0]
+        seqs = [seg.seq for _, seg in stream.segments]
+        if take_pack and all(seg.init is None for _, seg in stream.segments) and stream.store.holds_in_order(seqs):
+            stream.store.take_pack(part)
+            os.replace(part, final)
+            return final
+        await concat(stream, part)
         os.replace(part, final)
         return final
     if ffmpeg:

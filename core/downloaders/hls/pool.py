@@ -4,6 +4,8 @@ N workers (the task's segment_threads) pull (stream, ordinal, segment) items
 from one queue, fetch, decrypt and store each segment, then announce it in
 `Arrivals`, where an assembler picks segments up strictly in order. Recent
 segments stay in memory (bounded) so the assembler rarely re-reads a file.
+`InOrder` stores one stream's segments in playlist order, so that its pack is
+already the concatenation (a single .ts output is then a rename, not a copy).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from core.downloaders.hls.merge import Stream
 from core.downloaders.hls.playlist import MediaSegment
 
 MEMORY_BUDGET = 32 * 1024 * 1024  # finished segments held for the in-order consumer; beyond, re-read
+HOLD_BUDGET = 64 * 1024 * 1024  # early segments held until their predecessors are stored (a ~0.1 s stall at speed)
 
 
 @dataclass(slots=True)
@@ -92,6 +95,53 @@ class Arrivals:
             self._mem_bytes -= len(data)
 
 
+class InOrder:
+    """Stores one stream's segments in playlist order, so its pack is their concatenation.
+
+    A segment that comes before its predecessors waits in memory; once more than
+    `budget` bytes wait (a slow or retrying segment), the order is given up: what
+    waits is stored, later segments as they come, and the merge copies as before.
+    `flush()` stores whatever waits, so a stop or a failure loses nothing fetched.
+    """
+
+    def __init__(self, stream: Stream, budget: int = HOLD_BUDGET) -> None:
+        self.store = stream.store
+        self._order = [seg.seq for _, seg in stream.segments if seg.seq not in stream.store.done]
+        self._next = 0
+        self._held: dict[int, bytes] = {}
+        self._held_bytes = 0
+        self._budget = budget
+        self.ordered = True
+
+    def save(self, seq: int, data: bytes) -> list[tuple[int, bytes]]:
+        """Store `data` now or once its predecessors are; the segments stored by this call, in order."""
+        order = self._order
+        if self.ordered and self._next < len(order) and seq != order[self._next]:
+            if self._held_bytes + len(data) <= self._budget:
+                self._held[seq] = data
+                self._held_bytes += len(data)
+                return []
+            self.ordered = False
+        if not self.ordered:
+            return [*self.flush(), self._store(seq, data)]
+        stored = [self._store(seq, data)]
+        self._next += 1
+        while self._next < len(order) and (early := self._held.pop(order[self._next], None)) is not None:
+            self._held_bytes -= len(early)
+            stored.append(self._store(order[self._next], early))
+            self._next += 1
+        return stored
+
+    def flush(self) -> list[tuple[int, bytes]]:
+        """Store every waiting segment (out of order)."""
+        held, self._held, self._held_bytes = self._held, {}, 0
+        return [self._store(seq, data) for seq, data in held.items()]
+
+    def _store(self, seq: int, data: bytes) -> tuple[int, bytes]:
+        self.store.save(seq, data)
+        return seq, data
+
+
 Item = tuple[Stream, int, MediaSegment]
 
 
@@ -107,6 +157,7 @@ class SegmentPool:
         self.queue: asyncio.Queue[Item | None] = asyncio.Queue()
         self.tasks: list[asyncio.Task[None]] = []
         self.tolerate_failures = False  # live: a lost segment is a gap, not a failed task
+        self.in_order: InOrder | None = None  # set for a stream whose pack should be its concatenation
 
     def start(self, n: int | None = None) -> list[asyncio.Task[None]]:
         count = self.threads if n is None else max(1, min(self.threads, n))
@@ -140,9 +191,14 @@ class SegmentPool:
         if seg.key is not None:
             data = await self.keys.decrypt(data, seg.key, seg.seq, what)
             self.fetcher.ctx.progress.add(len(data) - fetched)  # count what is stored
-        stream.store.save(seg.seq, data)
-        self.tally.segment_done(len(data))
-        self.arrivals.put(stream.role, seg.seq, data)
+        if self.in_order is not None and self.in_order.store is stream.store:
+            stored = self.in_order.save(seg.seq, data)
+        else:
+            stream.store.save(seg.seq, data)
+            stored = [(seg.seq, data)]
+        for seq, piece in stored:
+            self.tally.segment_done(len(piece))
+            self.arrivals.put(stream.role, seq, piece)
 
 
 async def cancel_all(tasks: Iterable[asyncio.Task[None]]) -> None:

@@ -12,8 +12,10 @@ only once its index line exists, and that line is written after its bytes.
 On resume the index is read, each entry checked against the pack's size
 (so a torn tail is ignored), and the pack is cut back to the end of the
 last good entry; a kill -9 mid-segment just means that segment is fetched
-again. Init sections (EXT-X-MAP, few and small) are separate files written
-via a temp name and a rename.
+again. A VOD going into one .ts file is stored in playlist order (pool.InOrder),
+so its pack *is* the output: merge renames it instead of copying it. Init
+sections (EXT-X-MAP, few and small) are separate files written via a temp name
+and a rename.
 """
 
 from __future__ import annotations
@@ -169,6 +171,24 @@ class SegmentStore:
             if exc.errno == errno.ENOSPC:
                 raise
             os.write(out_fd, os.pread(self._pack, left, offset))
+
+    def holds_in_order(self, seqs: list[int]) -> bool:
+        """Whether the pack is exactly these segments back to back, in this order: their concatenation."""
+        end = 0
+        for seq in seqs:
+            if self._offsets.get(seq) != end:
+                return False
+            end += self.done[seq]
+        return end == self._end
+
+    def take_pack(self, target: Path) -> None:
+        """Rename the pack to `target` (a concatenation: see holds_in_order); the store is empty after."""
+        self.close()
+        os.replace(self.pack_path, target)
+        self.index_path.unlink(missing_ok=True)
+        self.done.clear()
+        self._offsets.clear()
+        self._end = 0
 
     def export(self, seq: int, path: Path) -> None:
         """The segment as a file of its own (kept segments, no-merge output)."""
