@@ -226,6 +226,37 @@ async def test_resume_after_stop_refetches_no_finished_segment(
     assert "resuming: " in await log_text(engine, done)
 
 
+async def test_a_stop_keeps_segments_that_came_before_a_slow_first_one(
+    engine: Engine, server: FileServer, media: HlsMedia
+) -> None:
+    """A .ts output stores segments in playlist order (pool.InOrder), holding early ones in
+    memory: a stop must store them, so the next run fetches none of them again."""
+    segs = [uri for _, uri in segments_of(media.vod)]
+    assert len(segs) >= 3
+    folder = media.vod.parent
+    server.faults.throttle(f"/media/vod/{segs[0]}", 2_000)  # the first segment crawls
+    task = await create(engine, media_url(server, media, media.vod), name="held.ts", segment_threads=len(segs))
+    rest = sum((folder / uri).stat().st_size for uri in segs[1:])
+    deadline = time.monotonic() + 20
+    while True:  # until all but the first are received: what the client has counted, less what it can have of it
+        downloaded = (await engine.get(task.id)).downloaded
+        if downloaded >= rest + server.stats[f"/media/vod/{segs[0]}"].bytes_sent:
+            break
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    assert (await engine.get(task.id)).segments_done == 0  # they wait in memory for the first
+    stopped = await engine.stop(task.id)
+    assert stopped.status == TaskStatus.STOPPED
+    server.faults.throttle(f"/media/vod/{segs[0]}", None)
+    await engine.start(task.id)
+    (done,) = await asyncio.wait_for(engine.wait_finished([task.id], poll=0.05), 30)
+    assert done.file is not None and done.file.endswith("held.ts")
+    check(done, 4.0)
+    for uri in segs[1:]:
+        assert server.stats[f"/media/vod/{uri}"].requests == 1, uri
+    assert server.stats[f"/media/vod/{segs[0]}"].requests == 2
+
+
 # ---- options -------------------------------------------------------------------
 
 async def test_no_merge_gives_a_folder_of_playable_segments(
