@@ -42,7 +42,11 @@ def _looks_like_playlist(head: bytes) -> bool:
 
 def short_name(url: str, byterange: ByteRange | None = None) -> str:
     """The last path component, for messages a user can match to the playlist."""
-    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1]) or url
+    tail = url.rsplit("/", 1)[-1]
+    if url.count("/") >= 3 and "?" not in url and "#" not in url and "%" not in tail and url.isprintable():
+        name = tail or url  # the common case, without urlsplit (called for every segment)
+    else:
+        name = unquote(urlsplit(url).path.rsplit("/", 1)[-1]) or url
     if byterange is not None:
         name += f" @{byterange.offset}+{byterange.length}"
     return name
