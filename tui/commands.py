@@ -174,11 +174,9 @@ def get(
     from tui.http_imports import import_httpx
 
     import_httpx()
-    from rich.console import Console
-
     from core.locations import DataDirBusy, DataDirLock
     from core.models import parse_header_lines, parse_kind
-    from tui.get_command import GetRequest, run_get
+    from tui.get_command import GetRequest, Stderr, run_get
 
     if name and len(urls) > 1:
         _fail("--name works with a single URL")
@@ -208,7 +206,7 @@ def get(
     except DataDirBusy as exc:
         _fail(str(exc))
     try:
-        code = asyncio.run(run_get(locations.database, config, request, Console(stderr=True)))
+        code = asyncio.run(run_get(locations.database, config, request, Stderr()))
     except FetchdeckError as exc:
         _fail(str(exc))
     finally:

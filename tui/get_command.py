@@ -8,25 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    ProgressColumn,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.progress import Task as ProgressTask
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from core.config import Config
 from core.downloaders.memory import freeze_startup_objects
@@ -34,6 +22,12 @@ from core.downloaders.net import HttpClients
 from core.engine import Engine
 from core.events import TaskFailed, TaskStopped, TaskSucceeded
 from core.models import Task, TaskKind, TaskSpec, TaskStatus
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
+
+    from tui.get_progress import TransferOrNote
 
 CONNECT_TIMEOUT = 5.0  # default seconds before `get` gives up on a server it cannot reach at all
 NOTE_REFRESH = 0.25  # how often the progress lines re-read the tasks' notes (notes publish no event)
@@ -51,7 +45,47 @@ class GetRequest:
     connect_timeout: float = CONNECT_TIMEOUT
 
 
-async def run_get(database: Path, config: Config, request: GetRequest, err: Console) -> int:
+class Stderr:
+    """Where `get` writes what it has to say besides the files: a rich Console on stderr, made only when
+    something needs it. Deciding that stderr is not a terminal needs no rich: with neither TTY_COMPATIBLE
+    nor FORCE_COLOR set (rich's overrides) and no tty behind sys.stderr, rich's Console says the same."""
+
+    def __init__(self) -> None:
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=True)
+        return self._console
+
+    @property
+    def is_terminal(self) -> bool:
+        if self._console is None and not {"TTY_COMPATIBLE", "FORCE_COLOR"} & os.environ.keys():
+            isatty = getattr(sys.stderr, "isatty", None)
+            try:
+                if isatty is None or not isatty():
+                    return False
+            except ValueError:  # a closed stderr: rich answers False too
+                return False
+        return self.console.is_terminal
+
+    def print(self, text: str) -> None:
+        self.console.print(text)
+
+
+def __getattr__(name: str) -> type[TransferOrNote]:
+    """TransferOrNote lives in tui/get_progress.py (imported for a terminal only); still importable from here."""
+    if name == "TransferOrNote":
+        from tui.get_progress import TransferOrNote
+
+        return TransferOrNote
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+async def run_get(database: Path, config: Config, request: GetRequest, err: Stderr) -> int:
     """Download every URL; return the process exit code."""
     clients = HttpClients(
         read_timeout=config.download.read_timeout,
@@ -83,7 +117,7 @@ async def run_get(database: Path, config: Config, request: GetRequest, err: Cons
     return _report(done, err)
 
 
-async def _queue(engine: Engine, request: GetRequest, err: Console) -> tuple[list[int], list[Task]]:
+async def _queue(engine: Engine, request: GetRequest, err: Stderr) -> tuple[list[int], list[Task]]:
     from core.models import TaskOptions
 
     options = TaskOptions(**request.specs_options)  # type: ignore[arg-type]
@@ -106,15 +140,11 @@ async def _queue(engine: Engine, request: GetRequest, err: Console) -> tuple[lis
     return ids, already
 
 
-async def _show_progress(engine: Engine, ids: list[int], err: Console) -> list[Task]:
+async def _show_progress(engine: Engine, ids: list[int], err: Stderr) -> list[Task]:
     if not err.is_terminal:
         return await engine.wait_finished(ids)
-    columns = (
-        TextColumn("{task.description}", style="bold"),
-        BarColumn(bar_width=None),
-        TextColumn("{task.percentage:>5.1f}%"),
-        TransferOrNote(),
-    )
+    from tui.get_progress import progress_bar
+
     rows: dict[int, TaskID] = {}
     sub = engine.subscribe()
 
@@ -124,7 +154,7 @@ async def _show_progress(engine: Engine, ids: list[int], err: Console) -> list[T
                    note=task.note)
 
     try:
-        with Progress(*columns, console=err, transient=False, refresh_per_second=8) as bar:
+        with progress_bar(err.console) as bar:
             for task_id in ids:
                 task = await engine.get(task_id)
                 rows[task_id] = bar.add_task(_label(task), total=task.total, completed=task.downloaded, note=None)
@@ -150,26 +180,12 @@ async def _show_progress(engine: Engine, ids: list[int], err: Console) -> list[T
     return [await engine.get(i) for i in ids]
 
 
-class TransferOrNote(ProgressColumn):
-    """Bytes, speed and time left; or, while the download waits, why ("retrying in 4 s: ...")."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._parts = (DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
-
-    def render(self, task: ProgressTask) -> Text:
-        note = task.fields.get("note")
-        if note:
-            return Text(str(note), style="yellow")
-        return Text(" ").join(part.render(task) for part in self._parts)
-
-
 def _label(task: Task) -> str:
     name = task.name if len(task.name) <= 40 else task.name[:37] + "..."
     return name
 
 
-def _report(tasks: list[Task], err: Console) -> int:
+def _report(tasks: list[Task], err: Stderr) -> int:
     failures = 0
     for task in tasks:
         if task.status == TaskStatus.SUCCESS:

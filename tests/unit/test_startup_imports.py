@@ -1,6 +1,6 @@
 """What the command line imports: `fetchdeck get` of an HTTP or HLS URL loads neither the TUI, nor the
-server, nor yt-dlp; `fetchdeck --version` not even click; https still verifies with the CA bundle that
-core/downloaders/net.py loads only before the first https request.
+server, nor yt-dlp (nor rich, unless stderr is a terminal); `fetchdeck --version` not even click; https
+still verifies with the CA bundle that core/downloaders/net.py loads only before the first https request.
 
 Each case runs the real command in a fresh interpreter under `python -X importtime`, whose report on
 stderr names every module the process imported (lazily imported ones included). No timings are
@@ -72,6 +72,18 @@ def test_get_of_an_http_file_imports_no_tui_server_or_ytdlp(tmp_path: Path) -> N
     # Nor httpx's own CLI (click is there for fetchdeck's; pygments and rich.syntax only for httpx's).
     assert "core.engine" in modules and "aiohttp.connector" in modules  # the real download path ran
     assert not {"pygments", "rich.syntax"} & modules, sorted({"pygments", "rich.syntax"} & modules)
+    # stderr is a pipe here: the progress bar (tui/get_progress.py) and rich itself stay out.
+    assert not {"tui.get_progress", "rich"} & modules, sorted({"tui.get_progress", "rich"} & modules)
+
+
+def test_get_with_stderr_a_terminal_by_force_color_still_loads_the_progress_bar(tmp_path: Path) -> None:
+    """FORCE_COLOR makes rich treat a pipe as a terminal; `get` then asks rich, which draws its bar."""
+    with FileServer() as srv:
+        url = srv.add("/tiny.bin", random_bytes(1024, seed=6))
+        result, modules = get(url, tmp_path, FORCE_COLOR="1")
+    assert result.returncode == 0, result.stderr
+    assert {"tui.get_progress", "rich.progress"} <= modules
+    assert "tiny.bin" in result.stderr and "100.0%" in result.stderr
 
 
 def test_get_of_an_hls_playlist_imports_no_tui_server_or_ytdlp(tmp_path: Path) -> None:
