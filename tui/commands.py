@@ -10,52 +10,20 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from core.errors import FetchdeckError, InvalidInput
 from tui import __version__
+from tui.cli_support import fail, load_profile, warn, with_flags
 
 if TYPE_CHECKING:
     from core.config import Config
-    from core.locations import Locations
     from tui.remote_commands import Remote
 
 
-def _fail(message: str, code: int = 2) -> None:
-    click.echo(f"fetchdeck: {message}", err=True)
-    sys.exit(code)
-
-
-def _warn(message: str) -> None:
-    click.echo(f"fetchdeck: {message}", err=True)
-
-
-def load_profile(data_dir: str | None, download_dir: str | None) -> tuple[Locations, Config]:
-    from core.config import ensure_config_file, load_config
-    from core.locations import Locations
-
-    locations = Locations.resolve(data_dir)
-    locations.ensure()
-    ensure_config_file(locations.config_file)
-    try:
-        config = load_config(locations.config_file, report=_warn)
-    except InvalidInput as exc:
-        _fail(str(exc))
-    if download_dir:
-        config = with_flags(config, "download", dir=str(Path(download_dir).expanduser().resolve()))
-    return locations, config
-
-
-def with_flags(config: Config, section: str, **flags: object) -> Config:
-    """config with the given (non-None) command-line values layered over `section`, checked like the file's."""
-    try:
-        return config.override(section, **flags)
-    except InvalidInput as exc:
-        _fail(str(exc))
-        raise  # not reached: _fail exits
+_fail, _warn = fail, warn  # the names this module's commands use
 
 
 def listen_option(func: Callable[..., None]) -> Callable[..., None]:
@@ -171,47 +139,11 @@ def get(
     proxy: str | None, insecure: bool, speed_limit: str | None, connect_timeout: float,
 ) -> None:
     """Download URLs now, in this process; re-run to resume."""
-    from tui.http_imports import import_httpx
+    from tui.get_cli import GetArgs, run
 
-    import_httpx()
-    from core.locations import DataDirBusy, DataDirLock
-    from core.models import parse_header_lines, parse_kind
-    from tui.get_command import GetRequest, Stderr, run_get
-
-    if name and len(urls) > 1:
-        _fail("--name works with a single URL")
-    try:
-        parsed_kind = parse_kind(kind) if kind else None
-        parsed_headers = parse_header_lines(list(headers))
-    except InvalidInput as exc:
-        _fail(str(exc))
-    locations, config = load_profile(data_dir, download_dir)
-    if speed_limit is not None:
-        config = with_flags(config, "download", speed_limit=speed_limit)
-    options: dict[str, object] = {"insecure": insecure}
-    if connections:  # HTTP connections, or HLS segments in flight
-        options["connections"] = connections
-        options["segment_threads"] = connections
-    if proxy:
-        options["proxy"] = proxy
-    if quality:
-        options["quality"] = quality
-    if audio_only:
-        options["postprocess"] = "audio"
-        options.setdefault("quality", "audio")
-    request = GetRequest(urls=urls, kind=parsed_kind, name=name, specs_options=options, headers=parsed_headers,
-                         connect_timeout=connect_timeout)
-    try:
-        lock = DataDirLock(locations.data_dir).acquire()
-    except DataDirBusy as exc:
-        _fail(str(exc))
-    try:
-        code = asyncio.run(run_get(locations.database, config, request, Stderr()))
-    except FetchdeckError as exc:
-        _fail(str(exc))
-    finally:
-        lock.release()
-    sys.exit(code)
+    run(GetArgs(urls=urls, download_dir=download_dir, data_dir=data_dir, connections=connections, name=name,
+                kind=kind, headers=headers, quality=quality, audio_only=audio_only, proxy=proxy, insecure=insecure,
+                speed_limit=speed_limit, connect_timeout=connect_timeout))
 
 
 # ---- headless server -------------------------------------------------------
