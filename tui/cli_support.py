@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from core.config import Config
     from core.locations import Locations
 
+# `get --connect-timeout`'s default: seconds before `get` gives up on a server it cannot reach at all
+# (tui/get_command.py's GetRequest; here so that both command-line paths read it without the engine).
+CONNECT_TIMEOUT = 5.0
+
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print `fetchdeck: message` on stderr and exit with code."""

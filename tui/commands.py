@@ -16,7 +16,7 @@ import click
 
 from core.errors import FetchdeckError, InvalidInput
 from tui import __version__
-from tui.cli_support import fail, load_profile, warn, with_flags
+from tui.cli_support import CONNECT_TIMEOUT, fail, load_profile, warn, with_flags
 
 if TYPE_CHECKING:
     from core.config import Config
@@ -129,7 +129,7 @@ def launch_tui(download_dir: str | None, data_dir: str | None, port: int | None,
 @click.option("--insecure", is_flag=True, help="Do not verify TLS certificates.")
 @click.option("--speed-limit", help="Global speed limit, e.g. 5M.")
 @click.option(
-    "--connect-timeout", type=click.FloatRange(0.5, 3600), default=5.0, show_default=True,
+    "--connect-timeout", type=click.FloatRange(0.5, 3600), default=CONNECT_TIMEOUT, show_default=True,
     help="Give up on a server that cannot be reached at all (refused, unknown host, no answer to connect) "
     "after this many seconds; also each connection attempt's limit (at most 15).",
 )

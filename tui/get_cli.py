@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from typing import NoReturn, TextIO
 
 from core.errors import FetchdeckError, InvalidInput
-from tui.cli_support import fail, load_profile, with_flags
-
-CONNECT_TIMEOUT = 5.0  # --connect-timeout's default (tui/get_command.py's CONNECT_TIMEOUT)
+from tui.cli_support import CONNECT_TIMEOUT, fail, load_profile, with_flags
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from core.downloaders.net import HttpClients
 from core.engine import Engine
 from core.events import TaskFailed, TaskStopped, TaskSucceeded
 from core.models import Task, TaskKind, TaskSpec, TaskStatus
+from tui.cli_support import CONNECT_TIMEOUT
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
     from tui.get_progress import TransferOrNote
 
-CONNECT_TIMEOUT = 5.0  # default seconds before `get` gives up on a server it cannot reach at all
 NOTE_REFRESH = 0.25  # how often the progress lines re-read the tasks' notes (notes publish no event)
 
 
