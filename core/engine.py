@@ -522,11 +522,9 @@ class Engine:
         return await asyncio.to_thread(supported_domains)
 
     def set_max_concurrent(self, value: int) -> None:
-        if value < 1:
-            raise InvalidInput(f"max_concurrent must be at least 1, not {value}")
         changed = value != self.config.download.max_concurrent
+        self.config.download.max_concurrent = value  # a validated assignment: the config model's range, or BadValue
         self.scheduler.set_max_concurrent(value)
-        self.config.download.max_concurrent = value
         if changed:
             self.announce_config("download.max_concurrent", value)
 

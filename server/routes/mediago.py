@@ -23,8 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 from quart import Blueprint, Response
 from quart_schema import document_request
 
+from core.config import check_value, describe
 from core.engine import Engine
-from core.errors import TaskNotFound
+from core.errors import InvalidInput, TaskNotFound
 from core.events import ConfigChanged
 from core.models import Task, TaskOptions, TaskSpec, TaskStatus
 from core.store import MAX_FILTER_IDS, TaskFilter
@@ -274,8 +275,13 @@ def check_setting(key: str, value: Any) -> None:
     if key in READ_ONLY:
         raise ApiError(400, ErrorCode.VALIDATION_FAILED, f"{key} cannot be set over the API: {READ_ONLY[key]}")
     if key == "maxRunner":
-        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 64:
-            raise ApiError(400, ErrorCode.VALIDATION_FAILED, "maxRunner must be a whole number from 1 to 64")
+        rule = f"maxRunner must be {describe('download', 'max_concurrent')}"  # the range is the config model's
+        if not isinstance(value, int) or isinstance(value, bool):  # a JSON number, not "4" or 4.0
+            raise ApiError(400, ErrorCode.VALIDATION_FAILED, rule)
+        try:
+            check_value("download", "max_concurrent", value)
+        except InvalidInput:
+            raise ApiError(400, ErrorCode.VALIDATION_FAILED, rule) from None
         return
     if not key or len(key) > 100 or not key.replace(".", "").replace("_", "").isalnum():
         raise ApiError(400, ErrorCode.VALIDATION_FAILED, f"{key[:100]!r} is not a setting name")

@@ -285,6 +285,8 @@ async def test_config_reads_writes_and_config_changed_events(api: Api) -> None:
         assert event.data == {"key": "maxRunner", "value": 4}
     await api.fail("PUT", "/api/config/local", 400, 40002, json={"value": "/tmp"})
     await api.fail("PUT", "/api/config/maxRunner", 400, 40002, json={"value": 0})
+    await api.fail("PUT", "/api/config/maxRunner", 400, 40002, json={"value": 65})  # the config model's range
+    await api.fail("PUT", "/api/config/maxRunner", 400, 40002, json={"value": "4"})
     await api.fail("POST", "/api/config", 400, 40002, json={"theme": "x", "apiKey": "steal"})
     assert (await api.call("GET", "/api/config"))["theme"] == "dark"  # nothing of a refused patch applied
 

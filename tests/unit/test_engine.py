@@ -131,3 +131,11 @@ async def test_a_write_is_visible_to_the_next_read_while_many_reads_run(engine: 
 async def test_host_names_no_resolver_accepts_are_refused(engine: Engine, url: str) -> None:
     with pytest.raises(InvalidInput, match="not a valid host name"):
         await engine.create([TaskSpec(url=url)], start=False)
+
+
+@pytest.mark.parametrize("value", [0, 65])
+async def test_max_concurrent_outside_the_config_range_changes_nothing(engine: Engine, value: int) -> None:
+    before = engine.scheduler.max_concurrent
+    with pytest.raises(InvalidInput, match="from 1 to 64"):
+        engine.set_max_concurrent(value)
+    assert engine.scheduler.max_concurrent == before == engine.config.download.max_concurrent
