@@ -1,9 +1,8 @@
 """The `fetchdeck` entry point (pyproject's console script, and `python -m tui.cli`).
 
 It imports nothing heavy itself: `fetchdeck --version` answers from the standard library
-alone, a plainly spelled `fetchdeck get URL...` runs without click (tui/get_cli.py), and every
-other command line goes to the click command tree in tui/commands.py, whose commands import
-what they need when they run.
+alone, and every other command line goes to the click command tree in tui/commands.py, whose
+commands import what they need when they run.
 """
 
 from __future__ import annotations
@@ -19,12 +18,6 @@ def main() -> None:
     if sys.argv[1:] == ["--version"]:  # what click's version_option prints, without importing click
         sys.stdout.write(f"{_prog_name()}, version {__version__}\n")
         return
-    if sys.argv[1:2] == ["get"]:  # a plainly spelled `get` runs without click (tui/get_cli.py)
-        from tui.get_cli import parse_plain_get, run_plain
-
-        args = parse_plain_get(sys.argv[1:])
-        if args is not None:
-            run_plain(args)
     from tui.commands import main as commands
 
     commands()

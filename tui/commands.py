@@ -16,14 +16,13 @@ import click
 
 from core.errors import FetchdeckError, InvalidInput
 from tui import __version__
-from tui.cli_support import CONNECT_TIMEOUT, fail, load_profile, warn, with_flags
+from tui.cli_support import CONNECT_TIMEOUT, fail, load_profile, with_flags
 
 if TYPE_CHECKING:
     from core.config import Config
     from tui.remote_commands import Remote
 
 
-_fail, _warn = fail, warn  # the names this module's commands use
 
 
 def listen_option(func: Callable[..., None]) -> Callable[..., None]:
@@ -46,7 +45,7 @@ def with_listeners(config: Config, flags: tuple[str, ...]) -> Config:
             listener = parse_listen_flag(flag)
             listen[listener.dialect] = listener
     except InvalidInput as exc:
-        _fail(str(exc))
+        fail(str(exc))
     return with_flags(config, "server", listen=listen)
 
 
@@ -103,11 +102,11 @@ def launch_tui(download_dir: str | None, data_dir: str | None, port: int | None,
     try:
         lock = DataDirLock(locations.data_dir).acquire()
     except DataDirBusy as exc:
-        _fail(str(exc))
+        fail(str(exc))
     try:
         asyncio.run(run_local(locations, config, api_factory, note, notices))
     except FetchdeckError as exc:
-        _fail(str(exc), 1)
+        fail(str(exc), 1)
     finally:
         lock.release()
 
@@ -170,16 +169,16 @@ def serve(host: str | None, port: int | None, token: str | None, listen: tuple[s
     config = with_listeners(with_flags(config, "server", host=host, port=port, token=token), listen)
     refusals = listener_refusals(config)
     if refusals:
-        _fail("\n".join(refusals))
+        fail("\n".join(refusals))
     try:
         lock = DataDirLock(locations.data_dir).acquire()
     except DataDirBusy as exc:
-        _fail(str(exc))
+        fail(str(exc))
     setup_logging()
     try:
         code = asyncio.run(run_serve(locations, config))
     except FetchdeckError as exc:
-        _fail(str(exc), 1)
+        fail(str(exc), 1)
     finally:
         lock.release()
     sys.exit(code)
@@ -217,7 +216,7 @@ def add(urls: tuple[str, ...], kind: str | None, name: str | None, folder: str |
         no_start: bool, server: str, token: str | None) -> None:
     """Add downloads to a running fetchdeck; prints id, status and name per task."""
     if name and len(urls) > 1:
-        _fail("--name works with a single URL")
+        fail("--name works with a single URL")
     remote = _remote(server, token)
     from tui import remote_commands
 

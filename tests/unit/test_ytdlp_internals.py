@@ -125,9 +125,12 @@ def test_ffmpeg_is_started_through_the_wrapped_popen() -> None:
     procs.track()
     ident = threading.get_ident()
     try:
-        child = popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        # A child that lives until it is killed: it blocks reading a stdin nobody writes to.
+        child = popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
         assert procs.kill_children(ident) == 1, "the wrapped Popen.__init__ did not note the child process"
         assert child.wait(timeout=10) != 0
+        assert child.stdin is not None
+        child.stdin.close()
     finally:
         procs.untrack(ident)
 
