@@ -18,6 +18,10 @@ def main() -> None:
     if sys.argv[1:] == ["--version"]:  # what click's version_option prints, without importing click
         sys.stdout.write(f"{_prog_name()}, version {__version__}\n")
         return
+    # httpx's __init__ imports its own command-line client (httpx._main: click, rich and pygments' lexer
+    # tables, ~0.05 s of CPU) when those are installed; fetchdeck never calls it, and httpx falls back to
+    # its "not installed" stub when that import fails, as a None entry makes it.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     from tui.commands import main as commands
 
     commands()

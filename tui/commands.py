@@ -76,9 +76,6 @@ def main(ctx: click.Context, download_dir: str | None, data_dir: str | None, por
 
 def launch_tui(download_dir: str | None, data_dir: str | None, port: int | None, no_server: bool,
                server_url: str | None, token: str | None, listen: tuple[str, ...] = ()) -> None:
-    from tui.http_imports import import_httpx
-
-    import_httpx()
     from core.locations import DataDirBusy, DataDirLock
     from tui.launch import run_local, run_remote
 
@@ -158,9 +155,6 @@ def get(
 def serve(host: str | None, port: int | None, token: str | None, listen: tuple[str, ...], download_dir: str | None,
           data_dir: str | None) -> None:
     """Run the engine and the HTTP API without the TUI (Ctrl-C stops)."""
-    from tui.http_imports import import_httpx
-
-    import_httpx()
     from core.locations import DataDirBusy, DataDirLock
     from server.listeners import listener_refusals
     from tui.serve_command import run_serve, setup_logging
@@ -196,9 +190,6 @@ def remote_options(func: Callable[..., None]) -> Callable[..., None]:
 
 
 def _remote(server: str, token: str | None) -> Remote:
-    from tui.http_imports import import_httpx
-
-    import_httpx()  # before tui.remote_commands imports it
     from tui.remote_commands import Remote
 
     return Remote(server=server, token=token or None)

@@ -35,9 +35,6 @@ class GetArgs:
 
 def run(args: GetArgs) -> NoReturn:
     """Download args.urls now, in this process; exit with the command's code."""
-    from tui.http_imports import import_httpx
-
-    import_httpx()
     import asyncio
 
     from core.locations import DataDirBusy, DataDirLock

@@ -117,7 +117,7 @@ def test_https_get_verifies_against_the_default_ca_bundle_loaded_at_first_use(tm
         url = srv.add("/tls.bin", b"over tls" * 100)
         trusted, modules = get(url, tmp_path / "a", SSL_CERT_FILE=str(tmp_path / "cert.pem"), SSL_CERT_DIR=str(empty))
         untrusted, _ = get(url, tmp_path / "b", SSL_CERT_FILE=str(empty / "none.pem"), SSL_CERT_DIR=str(empty))
-    assert "tui.http_imports" in modules and "core.downloaders.net" in modules
+    assert "tui.get_cli" in modules and "core.downloaders.net" in modules
     assert trusted.returncode == 0, trusted.stderr
     assert Path(trusted.stdout.strip()).read_bytes() == b"over tls" * 100
     assert untrusted.returncode == 1 and "certificate" in untrusted.stderr.lower(), untrusted.stderr
