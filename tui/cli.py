@@ -1,8 +1,9 @@
 """The `fetchdeck` entry point (pyproject's console script, and `python -m tui.cli`).
 
 It imports nothing heavy itself: `fetchdeck --version` answers from the standard library
-alone, and every other command line goes to the click command tree in tui/commands.py, whose
-commands import what they need when they run.
+alone, a plainly spelled `fetchdeck get URL...` runs without click (tui/get_cli.py), and every
+other command line goes to the click command tree in tui/commands.py, whose commands import
+what they need when they run.
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ def main() -> None:
     # tables, ~0.05 s of CPU) when those are installed; fetchdeck never calls it, and httpx falls back to
     # its "not installed" stub when that import fails, as a None entry makes it.
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+    if sys.argv[1:2] == ["get"]:  # a plainly spelled `get` runs without click (tui/get_cli.py)
+        from tui.get_cli import parse_plain_get, run_plain
+
+        args = parse_plain_get(sys.argv[1:])
+        if args is not None:
+            run_plain(args)
     from tui.commands import main as commands
 
     commands()

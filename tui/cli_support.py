@@ -1,8 +1,9 @@
 """What every local command does before its work, without click: report a failure, load the profile
 (data dir, config file), layer command-line values over the config.
 
-Used by tui/commands.py (the click tree) and tui/get_cli.py (`get`'s body). Messages go through
-click.echo.
+tui/commands.py (the click tree) and tui/get_cli.py (`get`'s fast path, which runs without click) share
+these. Messages go through click.echo, imported only when there is something to say, so they look the
+same whichever path printed them.
 """
 
 from __future__ import annotations

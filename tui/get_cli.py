@@ -1,14 +1,23 @@
-"""`fetchdeck get`'s body: download the URLs now, in this process (click parses its options in tui/commands.py).
+"""`fetchdeck get`'s command line: the command's body, and the fast path that runs it without click.
 
-It imports what a one-shot download needs when it runs, and no more: no Textual, Quart or yt-dlp for
-an HTTP or HLS URL, no rich off a terminal (tests/unit/test_startup_imports.py).
+click's command tree (tui/commands.py) costs start-up time that a one-shot download feels, so tui/cli.py
+first offers the arguments to `parse_plain_get`. It takes only the plainest spellings of `get`'s options
+(`--name VALUE` or `-o VALUE` as separate words, the two flags, URLs) with values click would accept as
+they are, and returns None for anything else (help, `--opt=value`, `-x4`, `--`, an option twice, a value
+that starts with "-", a number or path click might refuse, shell completion...), which click then
+handles: so the parsed values, the messages and the exit codes are click's, whichever path ran.
+`tests/unit/test_get_cli_fast_path.py` holds the two paths to the same answers.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+import stat
 import sys
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 from core.errors import FetchdeckError, InvalidInput
 from tui.cli_support import CONNECT_TIMEOUT, fail, load_profile, with_flags
@@ -31,6 +40,118 @@ class GetArgs:
     insecure: bool = False
     speed_limit: str | None = None
     connect_timeout: float = CONNECT_TIMEOUT
+
+
+# option word → GetArgs field, for the options taking one value (-H, repeatable, is handled apart)
+_VALUE_OPTIONS = {
+    "-d": "download_dir", "--download-dir": "download_dir", "--data-dir": "data_dir",
+    "-x": "connections", "--connections": "connections", "-o": "name", "--name": "name", "--type": "kind",
+    "--quality": "quality", "--proxy": "proxy", "--speed-limit": "speed_limit",
+    "--connect-timeout": "connect_timeout",
+}
+_FLAGS = {"--audio-only": "audio_only", "--insecure": "insecure"}
+_DIGITS = re.compile(r"[0-9]{1,6}")
+_DECIMAL = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
+
+
+def parse_plain_get(argv: list[str]) -> GetArgs | None:
+    """argv (without the program name) as click would parse it, if it is `get` spelled plainly; else None."""
+    if not argv or argv[0] != "get" or any(k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ):
+        return None
+    values: dict[str, str] = {}
+    flags: set[str] = set()
+    headers: list[str] = []
+    urls: list[str] = []
+    words = iter(argv[1:])
+    for word in words:
+        if not word.startswith("-"):
+            urls.append(word)
+        elif word in _FLAGS:
+            flags.add(_FLAGS[word])
+        elif word in _VALUE_OPTIONS or word in ("-H", "--header"):
+            value = next(words, None)
+            if value is None or value.startswith("-"):
+                return None
+            if word in ("-H", "--header"):
+                headers.append(value)
+            elif _VALUE_OPTIONS[word] in values:
+                return None
+            else:
+                values[_VALUE_OPTIONS[word]] = value
+        else:
+            return None
+    if not urls:
+        return None
+    connections: int | None = None
+    if "connections" in values:
+        if not _DIGITS.fullmatch(values["connections"]) or not 1 <= int(values["connections"]) <= 64:
+            return None
+        connections = int(values["connections"])
+    connect_timeout = CONNECT_TIMEOUT
+    if "connect_timeout" in values:
+        if not _DECIMAL.fullmatch(values["connect_timeout"]):
+            return None
+        connect_timeout = float(values["connect_timeout"])
+        if not 0.5 <= connect_timeout <= 3600:
+            return None
+    for folder in ("download_dir", "data_dir"):
+        if folder in values and not _plain_folder(values[folder]):
+            return None
+    return GetArgs(
+        urls=tuple(urls), download_dir=values.get("download_dir"), data_dir=values.get("data_dir"),
+        connections=connections, name=values.get("name"), kind=values.get("kind"), headers=tuple(headers),
+        quality=values.get("quality"), audio_only="audio_only" in flags, proxy=values.get("proxy"),
+        insecure="insecure" in flags, speed_limit=values.get("speed_limit"), connect_timeout=connect_timeout,
+    )
+
+
+def _plain_folder(path: str) -> bool:
+    """Whether click.Path(file_okay=False) takes path without a word: missing, or a readable directory."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return True
+    return stat.S_ISDIR(st.st_mode) and os.access(path, os.R_OK)
+
+
+def run_plain(args: GetArgs) -> NoReturn:
+    """Run `get` with what click's standalone mode adds around a command: ^C before the download's own
+    handler → a blank line, `Aborted!`, exit 1; a broken stdout/stderr pipe → exit 1, quietly."""
+    code = 1
+    try:
+        try:
+            run(args)
+        except (EOFError, KeyboardInterrupt):
+            import click
+
+            click.echo(file=sys.stderr)  # the blank line closes the terminal's ^C echo
+            click.echo("Aborted!", file=sys.stderr)
+        except OSError as exc:
+            if exc.errno != errno.EPIPE:
+                raise
+            sys.stdout = _QuietFlush(sys.stdout)
+            sys.stderr = _QuietFlush(sys.stderr)
+        sys.exit(code)
+    except (EOFError, KeyboardInterrupt):
+        sys.exit(code)
+
+
+class _QuietFlush:
+    """A stream whose flush ignores a broken pipe (what click does so the interpreter's final flush of
+    stdout/stderr does not print a second error); everything else goes to the stream."""
+
+    def __init__(self, wrapped: TextIO) -> None:
+        self.wrapped = wrapped
+
+    def flush(self) -> None:
+        try:
+            self.wrapped.flush()
+        except OSError as exc:
+            if exc.errno != errno.EPIPE:
+                raise
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.wrapped, name)
 
 
 def run(args: GetArgs) -> NoReturn:

@@ -1,5 +1,5 @@
 """What the command line imports: `fetchdeck get` of an HTTP or HLS URL loads neither the TUI, nor the
-server, nor yt-dlp (nor rich, unless stderr is a terminal); `fetchdeck --version` no click; https
+server, nor yt-dlp (nor rich, unless stderr is a terminal, nor click); `fetchdeck --version` no click; https
 still verifies with the CA bundle that core/downloaders/net.py loads only before the first https request.
 
 Each case runs the real command in a fresh interpreter under `python -X importtime`, whose report on
@@ -72,8 +72,10 @@ def test_get_of_an_http_file_imports_no_tui_server_or_ytdlp(tmp_path: Path) -> N
     # Nor httpx's own CLI (click is there for fetchdeck's; pygments and rich.syntax only for httpx's).
     assert "core.engine" in modules and "aiohttp.connector" in modules  # the real download path ran
     assert not {"pygments", "rich.syntax"} & modules, sorted({"pygments", "rich.syntax"} & modules)
-    # stderr is a pipe here: the progress bar (tui/get_progress.py) and rich itself stay out.
-    assert not {"tui.get_progress", "rich"} & modules, sorted({"tui.get_progress", "rich"} & modules)
+    # stderr is a pipe here: the progress bar (tui/get_progress.py) and rich itself stay out; and a plainly
+    # spelled `get` runs without click's command tree (tui/get_cli.py).
+    assert not {"tui.get_progress", "rich", "click", "tui.commands"} & modules, sorted(
+        {"tui.get_progress", "rich", "click", "tui.commands"} & modules)
 
 
 def test_get_with_stderr_a_terminal_by_force_color_still_loads_the_progress_bar(tmp_path: Path) -> None:
