@@ -16,10 +16,11 @@ the models are built, on every command's start-up.
 import logging
 import os
 import re
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import tomlkit
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -30,6 +31,9 @@ from tomlkit.items import Table
 from core.errors import InvalidInput
 from core.locations import default_download_dir
 from core.validation import normalize_proxy, validate_url
+
+if TYPE_CHECKING:
+    from core.store.base import HostCaps
 
 log = logging.getLogger("fetchdeck.config")
 
@@ -234,6 +238,16 @@ TextList = Annotated[list[str], BeforeValidator(_comma_list)]
 Size = Annotated[str, AfterValidator(_size)]
 Proxy = Annotated[str, AfterValidator(_proxy)]
 Url = Annotated[str, AfterValidator(_url)]
+
+
+def _store_url(value: str) -> str:
+    if value and not value.startswith(STORE_SCHEMES):
+        raise InvalidInput(f"not a store URL: {value!r} (empty for SQLite, or postgresql://user@host:port/db)")
+    return value
+
+
+STORE_SCHEMES = ("postgresql://", "postgres://")
+StoreUrl = Annotated[str, AfterValidator(_store_url)]
 Port = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=65535), Special(0, "any free port")]
 Listeners = Annotated[dict[str, Listener], _ListenTable()]
 
@@ -336,6 +350,68 @@ class UiConfig(Section):
     keys: dict[str, str] = Field(default_factory=dict)
 
 
+class StoreConfig(Section):
+    """Where tasks are kept: empty for the SQLite database in the data dir, or postgresql://… shared by nodes."""
+
+    name = "store"
+
+    url: StoreUrl = ""
+
+
+class ClusterConfig(Section):
+    """This node, when several share one PostgreSQL store."""
+
+    name = "cluster"
+
+    node: str = ""  # empty: the host name
+    lease_timeout: Float = Field(default=30.0, gt=0)  # seconds without a heartbeat before a node's tasks move
+
+    @property
+    def node_name(self) -> str:
+        return self.node or socket.gethostname() or "node"
+
+
+class HostLimitConfig(BaseModel):
+    """One `[hosts."NAME"]` table (0: no cap)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    connections: Int = Field(default=0, ge=0)
+    tasks: Int = Field(default=0, ge=0)
+
+
+class HostsConfig(Section):
+    """`[hosts."NAME"] connections = N, tasks = M`: caps per remote host across every node; "*" is the default."""
+
+    name = "hosts"
+    free_keys: ClassVar[bool] = True  # the table's keys are host names, not settings
+
+    limits: dict[str, HostLimitConfig] = Field(default_factory=dict)
+
+    def caps(self) -> "HostCaps":
+        from core.store.base import HostCaps, HostLimit
+
+        limits = {name.lower(): HostLimit(v.connections, v.tasks) for name, v in self.limits.items()}
+        return HostCaps(hosts={k: v for k, v in limits.items() if k != "*"}, default=limits.get("*", HostLimit()))
+
+
+class S3Config(BaseModel):
+    """`[storage.s3]`: the S3-compatible store; each empty key falls back to the usual AWS_* variable."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    endpoint_url: str = ""  # AWS_ENDPOINT_URL
+    region: str = ""  # AWS_REGION
+    access_key_id: str = ""  # AWS_ACCESS_KEY_ID
+    secret_access_key: str = ""  # AWS_SECRET_ACCESS_KEY
+
+
+class StorageConfig(Section):
+    name = "storage"
+
+    s3: S3Config = Field(default_factory=S3Config)
+
+
 class Config(BaseModel):
     """All sections. Its own schema is built at the first `Config(...)`: loading and layering assemble
     already validated sections (`model_construct`, `model_copy`), so a command's start-up never needs it."""
@@ -347,6 +423,10 @@ class Config(BaseModel):
     api: ApiConfig = Field(default_factory=ApiConfig)
     aria2: Aria2Config = Field(default_factory=Aria2Config)
     ui: UiConfig = Field(default_factory=UiConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    hosts: HostsConfig = Field(default_factory=HostsConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
 
     def override(self, section: str, **values: Any) -> "Config":
         """A copy with the given non-None values set in `section` (command-line flags), checked like the file's."""
@@ -365,7 +445,8 @@ class Config(BaseModel):
 
 
 SECTIONS: dict[str, type[Section]] = {model.name: model for model in (
-    DownloadConfig, ServerConfig, ApiConfig, Aria2Config, UiConfig)}
+    DownloadConfig, ServerConfig, ApiConfig, Aria2Config, UiConfig, StoreConfig, ClusterConfig, HostsConfig,
+    StorageConfig)}
 
 
 # ---- what a field takes, in words --------------------------------------------------------------------
@@ -439,6 +520,10 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None, *, report:
                 continue
             if not isinstance(table, dict):
                 raise InvalidInput(f"{path}: {name} must be a table ([{name}])")
+            if getattr(SECTIONS[name], "free_keys", False):  # [hosts."NAME"]: one setting, the whole table
+                values[name]["limits"] = table
+                where[name]["limits"] = str(path)
+                continue
             known = SECTIONS[name].model_fields
             for key, value in table.items():
                 if key not in known:
@@ -541,6 +626,8 @@ def save_config(path: Path, config: Config) -> None:
     else:
         document = tomlkit.parse(_TEMPLATE)
     for name, model in SECTIONS.items():
+        if getattr(model, "free_keys", False):
+            continue  # written by hand only ([hosts."NAME"] tables are not changed at run time)
         section: Section = getattr(config, name)
         found = document.get(name)
         table = found if isinstance(found, Table | OutOfOrderTableProxy) else None

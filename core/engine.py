@@ -158,7 +158,7 @@ class Engine:
         self.progress.repo = self._store
         # Start-up recovery: whatever was downloading when the last process died is
         # queued again (callers hold the data dir lock, so nothing else runs it).
-        recovered = await self.store.requeue(TaskStatus.DOWNLOADING, TaskStatus.WAITING)
+        recovered = await self.store.recover()
         if recovered:
             log.info("recovered %d interrupted task(s)", recovered)
         self._loops = [

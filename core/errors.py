@@ -6,6 +6,7 @@ FetchdeckError
 ├── TaskNotFound          no task with that id (→ 404)
 ├── IllegalTransition     the status machine forbids it (→ 409)
 ├── StoreUnavailable      the task store cannot be written, e.g. its disk is full (→ 503)
+├── LeaseLost             another node took over a task this node was running (fencing)
 └── DownloadError         a download failed; str() is the readable reason
     ├── HttpStatusError   the server answered an error status
     ├── RemoteChanged     the remote file changed under a resume
@@ -54,6 +55,16 @@ class StoreUnavailable(FetchdeckError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"the task store could not be written: {reason}")
         self.reason = reason
+
+
+class LeaseLost(FetchdeckError):
+    """Writes to these tasks were refused: this node's lease on them was taken over (or they were deleted).
+
+    The store changed nothing for them; the node must stop running them without writing anything more."""
+
+    def __init__(self, task_ids: frozenset[int]) -> None:
+        super().__init__(f"lease lost on task(s) {', '.join(map(str, sorted(task_ids)))}")
+        self.task_ids = task_ids
 
 
 class DownloadError(FetchdeckError):

@@ -212,6 +212,7 @@ class Task:
     segments_total: int = 0
     error: str | None = None
     note: str | None = None  # live only, never stored: why a running task waits ("retrying in 4 s: ...")
+    node: str | None = None  # the node running it (set by the store's claim, cleared when it stops running)
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
 

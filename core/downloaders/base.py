@@ -32,6 +32,32 @@ class ProgressSink(Protocol):
         ...
 
 
+class DurableState(Protocol):
+    """A task's small resume blobs kept in the task store, so a run on another node can resume
+    (an S3 multipart upload's id and part ETags). Writes are fenced by the run's lease."""
+
+    async def load(self, key: str) -> bytes | None: ...
+    async def save(self, key: str, value: bytes | None) -> None:
+        """Store (None: drop) the blob; raises LeaseLost if this node no longer runs the task."""
+        ...
+
+
+class MemoryState:
+    """DurableState kept in memory: for a context built outside an engine (nothing survives the process)."""
+
+    def __init__(self) -> None:
+        self._blobs: dict[str, bytes] = {}
+
+    async def load(self, key: str) -> bytes | None:
+        return self._blobs.get(key)
+
+    async def save(self, key: str, value: bytes | None) -> None:
+        if value is None:
+            self._blobs.pop(key, None)
+        else:
+            self._blobs[key] = value
+
+
 @dataclass(frozen=True, slots=True)
 class DownloadSettings:
     retries: int = 8
@@ -56,6 +82,7 @@ class DownloadContext:
     # de-duplicated, recorded on the task. Returns the recorded path on resume.
     claim_output: Callable[[str], Awaitable[Path]]
     contact: Contact = field(default_factory=Contact)  # has the server answered yet in this run
+    state: DurableState = field(default_factory=MemoryState)  # resume blobs that outlive this node
 
     def __post_init__(self) -> None:
         if not isinstance(self.progress, NoteClearingSink):

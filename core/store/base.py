@@ -11,6 +11,23 @@ caller set are written. Reads come back as `core.models.Task`.
 
 Every write either happens in full or raises `StoreUnavailable` (disk full, I/O
 error, the database unreachable) having changed nothing.
+
+Queue and leases (one contract for one node and for many): the scheduler takes
+work with `claim`, which moves waiting tasks to DOWNLOADING for this store's
+node in one transaction (on PostgreSQL: `FOR UPDATE SKIP LOCKED`, so two nodes
+never claim the same task), grants each a number of connections within the
+per-host caps (`HostCaps`, counted over every node's running tasks), and gives
+the node a `Lease` with a generation that grows on every claim. The node keeps
+its leases with `renew` (heartbeat); `reap` hands tasks whose lease expired
+back to the queue. Until a claimed task leaves DOWNLOADING through this store,
+every write to it (`update`, `update_many`, `put_state`) is fenced: it lands
+only while the lease is still this node's generation, otherwise it raises
+`LeaseLost` and changes nothing for that task. A write that moves the task out
+of DOWNLOADING also ends the lease (node and expiry cleared).
+
+Durable download state (`get_state`/`put_state`): small blobs per task and key
+that a downloader needs to resume on any node (an S3 upload id and the ETags of
+its finished parts). They go with the task when it is deleted.
 """
 
 from __future__ import annotations
@@ -23,6 +40,8 @@ from enum import Enum
 from typing import Any, Final, Literal
 
 from core.models import Headers, LogLine, Task, TaskKind, TaskOptions, TaskStatus
+
+LOCAL_NODE = "local"  # the node name of a store nobody else shares (SQLite)
 
 MAX_FILTER_IDS = 10_000  # well under SQLite's 32766 bound variables
 
@@ -108,6 +127,59 @@ class TaskPatch:
                          segments_total=task.segments_total)
 
 
+@dataclass(frozen=True, slots=True)
+class HostLimit:
+    """A cap on one remote host across every node: connections open to it, tasks running on it (0: no cap)."""
+
+    connections: int = 0
+    tasks: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class HostCaps:
+    """`[hosts."NAME"]` tables: a cap per host name (lower case), `default` for every other host (`[hosts."*"]`)."""
+
+    hosts: dict[str, HostLimit] = dataclasses.field(default_factory=dict)
+    default: HostLimit = HostLimit()
+
+    def of(self, host: str) -> HostLimit:
+        return self.hosts.get(host.lower(), self.default)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.default.connections or self.default.tasks
+                    or any(h.connections or h.tasks for h in self.hosts.values()))
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A node's right to run one task: valid while the task's stored lease generation is still `gen`."""
+
+    task_id: int
+    node: str
+    gen: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A task `claim` gave this node: the task as stored (now DOWNLOADING), its lease, and how many
+    connections it may open to its host (≥ 1; its own setting unless a host cap leaves fewer)."""
+
+    task: Task
+    lease: Lease
+    connections: int
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """A node as the store knows it: its name, when it started and last sent a heartbeat (unix times)."""
+
+    name: str
+    started_at: float
+    heartbeat_at: float
+    leases: int  # tasks it holds a lease on right now
+
+
 class TaskStore(ABC):
     """Tasks and their log lines, as the engine reads and writes them.
 
@@ -176,16 +248,72 @@ class TaskStore(ABC):
         claimers (another node, a stop racing the launch) never both win."""
 
     @abstractmethod
-    async def requeue(self, old: TaskStatus, new: TaskStatus) -> int:
-        """Set every task with status `old` to `new` (start-up recovery: DOWNLOADING → WAITING); how many."""
-
-    @abstractmethod
     async def delete(self, task_id: int) -> None:
         """Remove the task and its log lines."""
 
     @abstractmethod
     async def append_logs(self, lines: list[tuple[int, float, str]]) -> None:
         """Store log lines (task id, unix time, text) in one transaction."""
+
+    # ---- queue and leases --------------------------------------------------
+    @property
+    @abstractmethod
+    def node(self) -> str:
+        """This store's node name (LOCAL_NODE for a store nobody shares)."""
+
+    @property
+    def shared(self) -> bool:
+        """True if other nodes may use the same store (then events and commands cross nodes)."""
+        return False
+
+    @abstractmethod
+    async def claim(
+        self, limit: int, *, lease_seconds: float, caps: HostCaps, want_connections: Callable[[Task], int],
+        only: frozenset[int] | None = None, skip: frozenset[int] = frozenset(),
+    ) -> list[Claim]:
+        """Claim up to `limit` WAITING tasks for this node in queue order (creation order), in one transaction.
+
+        A task whose host is at its cap (`caps`: running tasks, or every connection already granted) is
+        left waiting and the next one is tried. `want_connections(task)` is what the task would use; it is
+        granted min(that, what the host cap leaves), at least 1. `only`: consider just these ids (a one-shot
+        engine); `skip`: never these. Each claimed task gets status DOWNLOADING, error cleared, node = this
+        node, a new lease generation, an expiry `lease_seconds` from now, and its granted connections."""
+
+    @abstractmethod
+    async def renew(self, lease_seconds: float) -> set[int]:
+        """Heartbeat: push the expiry of every lease this node holds `lease_seconds` ahead, and record the
+        node's heartbeat. Returns the ids of tasks whose lease was lost (taken over, deleted, or moved out of
+        DOWNLOADING elsewhere); the store forgets those leases."""
+
+    @abstractmethod
+    async def reap(self) -> list[int]:
+        """Hand back to the queue (DOWNLOADING → WAITING, node cleared) every task whose lease expired; ids."""
+
+    @abstractmethod
+    async def recover(self) -> int:
+        """Start-up: requeue the tasks this node's previous run left DOWNLOADING (on an unshared store: all of
+        them); how many."""
+
+    @abstractmethod
+    async def release(self, task_id: int) -> None:
+        """Forget this node's lease on a task without writing it (the run was cancelled for a lost lease)."""
+
+    @abstractmethod
+    def lease(self, task_id: int) -> Lease | None:
+        """The lease this node holds on a task, if any (no I/O)."""
+
+    @abstractmethod
+    async def nodes(self) -> list[NodeInfo]:
+        """Every node that ever used this store, with its last heartbeat."""
+
+    # ---- durable download state -------------------------------------------
+    @abstractmethod
+    async def get_state(self, task_id: int, key: str) -> bytes | None:
+        """A task's stored state blob under `key`, or None."""
+
+    @abstractmethod
+    async def put_state(self, task_id: int, key: str, value: bytes | None) -> None:
+        """Store (None: remove) a task's state blob under `key`; fenced like `update` if leased here."""
 
 
 StoreFactory = Callable[[], Awaitable[TaskStore]]
