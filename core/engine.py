@@ -37,11 +37,15 @@ from core.errors import IllegalTransition, InvalidField, InvalidInput, StoreUnav
 from core.events import (
     ConfigChanged,
     EventBus,
+    EventType,
+    Payload,
     Subscription,
     TaskChanged,
     TaskDeleted,
     TaskFailed,
+    TaskProgress,
     TasksCreated,
+    TaskStopped,
     TaskSucceeded,
 )
 from core.models import (
@@ -65,6 +69,7 @@ from core.unsaved import UnsavedOutcomes
 from core.validation import check_folder, normalize_proxy, validate_url
 
 if TYPE_CHECKING:
+    from core.cluster import ClusterNode, Command, Op
     from core.downloaders.ytdlp import MediaInfo
 
 log = logging.getLogger("fetchdeck.engine")
@@ -149,18 +154,25 @@ class Engine:
         )
         self.scheduler.executor = self.runner
         self._loops: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Future[None]] = set()
         self._closing = False
+        self.node_name = config.cluster.node_name
+        self.cluster: ClusterNode | None = None  # set when the store is shared with other nodes
+        self.remote_progress: dict[int, TaskProgress] = {}  # the latest tick of tasks other nodes run
 
     # ---- lifecycle -------------------------------------------------------
     async def open(self) -> Engine:
         self.download_root.mkdir(parents=True, exist_ok=True)
         self._store = await self._open_store()
         self.progress.repo = self._store
+        self.progress.on_lease_lost = self._leases_lost
         # Start-up recovery: whatever was downloading when the last process died is
         # queued again (callers hold the data dir lock, so nothing else runs it).
         recovered = await self.store.recover()
         if recovered:
             log.info("recovered %d interrupted task(s)", recovered)
+        if self._store.shared:
+            await self._join_cluster(self._store)
         self._loops = [
             asyncio.create_task(self.scheduler.run(), name="fetchdeck-scheduler"),
             asyncio.create_task(self.progress.run(), name="fetchdeck-ticker"),
@@ -183,6 +195,12 @@ class Engine:
         runs = list(self.scheduler.runs.values())
         for run in runs:
             await self.scheduler.cancel(run, StopReason.SHUTDOWN)
+        if self.cluster is not None:
+            for run in runs:  # back in the queue: other nodes hear of it and take them over now
+                self.bus.publish(TaskChanged(run.task.id))
+            with contextlib.suppress(StoreUnavailable):
+                await self.cluster.flush()
+            await self.cluster.stop()
         await self.progress.flush()
         if not await self.unsaved.save():
             log.error("could not save the final status of %d task(s): %s; they are resumed at the next start",
@@ -216,7 +234,15 @@ class Engine:
         run = self.scheduler.running(task.id)
         if run:
             return run.task.copy()
-        return self.unsaved.get(task.id) or task
+        unsaved = self.unsaved.get(task.id)
+        if unsaved is not None:
+            return unsaved
+        tick = self.remote_progress.get(task.id)
+        if tick is not None and task.status is TaskStatus.DOWNLOADING:
+            # Another node runs it: its last progress tick (≤ 0.25 s old) is newer than the row (≤ 1 s old).
+            task.downloaded, task.total, task.speed, task.eta = tick.downloaded, tick.total, tick.speed, tick.eta
+            task.segments_done, task.segments_total, task.note = tick.segments_done, tick.segments_total, tick.note
+        return task
 
     async def get(self, task_id: int) -> Task:
         run = self.scheduler.running(task_id)
@@ -228,7 +254,7 @@ class Engine:
         task = await self.store.get(task_id)
         if task is None:
             raise TaskNotFound(task_id)
-        return task
+        return self._live(task)
 
     async def list_tasks(
         self, page: int = 1, size: int = 50, flt: TaskFilter | None = None
@@ -386,7 +412,11 @@ class Engine:
         await self.unsaved.save(task_id)
         task = await self.get(task_id)
         run = self.scheduler.running(task_id)
-        if run is not None:
+        if run is None and self._elsewhere(task):
+            from core.cluster import Op
+
+            await self._ask_runner(task, Op.STOP)
+        elif run is not None:
             await self.scheduler.cancel(run, StopReason.STOP)
         elif task.status in (TaskStatus.WAITING, TaskStatus.FAILED):
             await self.runner.set_status(task, TaskStatus.STOPPED)
@@ -398,6 +428,12 @@ class Engine:
     async def delete(self, task_id: int, files: bool = False) -> None:
         task = await self.get(task_id)
         run = self.scheduler.running(task_id)
+        if run is None and self._elsewhere(task):
+            from core.cluster import Op
+
+            if await self._ask_runner(task, Op.DELETE, files):
+                return  # the node that ran it deleted it (and its files)
+            task = await self.get(task_id)
         if run is not None:
             await self.scheduler.cancel(run, StopReason.DELETE)
             task = run.task
@@ -547,6 +583,82 @@ class Engine:
                 await sub.get(timeout=poll)
         finally:
             sub.close()
+
+    # ---- the cluster (a store shared with other nodes) ---------------------
+    async def _join_cluster(self, store: TaskStore) -> None:
+        from core.cluster import ClusterNode
+
+        self.cluster = ClusterNode(
+            store, self.bus, lease_timeout=self.config.cluster.lease_timeout, on_wake=self.scheduler.poke,
+            on_lost=self._leases_lost, on_command=self._command, on_remote=self._remote_event,
+        )
+        await self.cluster.start()
+
+    def _elsewhere(self, task: Task) -> bool:
+        """True if another node runs this task (only that node can cancel its run)."""
+        return (self.cluster is not None and task.status is TaskStatus.DOWNLOADING and task.node is not None
+                and task.node != self.store.node)
+
+    def _leases_lost(self, ids: set[int]) -> None:
+        """Stop the runs whose lease another node took (all runs if `ids` is empty), writing nothing."""
+        for run in list(self.scheduler.runs.values()):
+            if not ids or run.task.id in ids:
+                handle = asyncio.ensure_future(self.scheduler.cancel(run, StopReason.LEASE_LOST))
+                self._background.add(handle)
+                handle.add_done_callback(self._background.discard)
+
+    def _remote_event(self, node: str, payload: Payload) -> None:
+        """An event from another node: keep its progress for reads, and tell this node's subscribers."""
+        task_id = payload.task_id
+        if isinstance(payload, TaskProgress):
+            self.remote_progress[payload.task_id] = payload
+        elif task_id is not None and payload.type is not EventType.START:
+            self.remote_progress.pop(task_id, None)
+        self.bus.publish(payload, origin=node)
+
+    async def _command(self, command: Command) -> None:
+        """Another node asks this one to stop or delete a task this node runs."""
+        from core.cluster import Op
+
+        if self.scheduler.running(command.task_id) is None:
+            return  # not (or no longer) ours: the sender reads the store
+        if command.op is Op.STOP:
+            await self.stop(command.task_id)
+        else:
+            await self.delete(command.task_id, command.files)
+
+    async def _ask_runner(self, task: Task, op: Op, files: bool = False) -> bool:
+        """Have the node running `task` stop or delete it; force it through the store if that node does not
+        answer in time (its lease is then void: fencing keeps it from writing). True if the task is gone."""
+        from core.cluster import COMMAND_TIMEOUT, Command, Op
+
+        assert self.cluster is not None and task.node is not None
+        loop = asyncio.get_running_loop()
+        sub = self.subscribe()
+        try:
+            await self.cluster.ask(Command(to=task.node, sender=self.store.node, op=op, task_id=task.id,
+                                           files=files))
+            deadline = loop.time() + COMMAND_TIMEOUT
+            while True:
+                stored = await self.store.get(task.id)
+                if stored is None:
+                    return True
+                if stored.status is not TaskStatus.DOWNLOADING or stored.node != task.node:
+                    return False
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                await sub.get(timeout=min(0.25, left))
+        finally:
+            sub.close()
+        log.warning("task %s: node %s did not answer a %s within %.0f s; forcing it", task.id, task.node,
+                    op.value, COMMAND_TIMEOUT)
+        if op is Op.STOP:
+            await self.store.update(task.id, TaskPatch(status=TaskStatus.STOPPED))
+            self.remote_progress.pop(task.id, None)
+            self.task_log(task.id, f"stopped (node {task.node} did not answer)")
+            self.bus.publish(TaskStopped(task.id))
+        return False
 
     # ---- logging ---------------------------------------------------------
     def task_log(self, task_id: int, text: str) -> None:

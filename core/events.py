@@ -141,6 +141,7 @@ class Event:
 
     payload: Payload
     seq: int = 0
+    origin: str = ""  # "" for this process's engine; the node's name for an event relayed from another node
     type: EventType = field(init=False)
     task_id: int | None = field(init=False)
 
@@ -237,8 +238,9 @@ class EventBus:
     def last_seq(self) -> int:
         return self._replay[-1].seq if self._replay else 0
 
-    def publish(self, payload: Payload) -> Event:
-        event = Event(payload=payload, seq=next(self._seq))
+    def publish(self, payload: Payload, origin: str = "") -> Event:
+        """Fan `payload` out; `origin` names the node it happened on when relayed from another node."""
+        event = Event(payload=payload, seq=next(self._seq), origin=origin)
         self._replay.append(event)
         for sub in list(self._subscribers):
             sub._push(event)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
-from core.errors import StoreUnavailable
+from core.errors import LeaseLost, StoreUnavailable
 from core.events import EventBus, TaskProgress
 from core.models import LogLine
 from core.scheduler import TaskRun
@@ -30,6 +31,7 @@ class ProgressPump:
         self.runs = runs
         self.bus = bus
         self.repo: TaskStore | None = None  # set when the engine opens its store
+        self.on_lease_lost: Callable[[set[int]], None] | None = None  # runs another node took over
         self._pending_logs: list[tuple[int, float, str]] = []
         self._store_down: str | None = None  # why the last flush failed (logged once per outage)
         self._emitted_notes: dict[int, str | None] = {}  # task id → the note its last progress event carried
@@ -83,7 +85,11 @@ class ProgressPump:
                 flushed.append((run, t.downloaded))
                 changes.append((t.id, TaskPatch.counters(t)))
         if changes and self.repo is not None:
-            await self.repo.update_many(changes)
+            try:
+                await self.repo.update_many(changes)
+            except LeaseLost as exc:  # the rest was written; those runs belong to another node now
+                if self.on_lease_lost is not None:
+                    self.on_lease_lost(set(exc.task_ids))
             for run, downloaded in flushed:
                 run.flushed_downloaded = downloaded
         await self.flush_logs()

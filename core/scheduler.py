@@ -42,6 +42,7 @@ class StopReason(Enum):
     STOP = "stop"  # the user stopped it → stopped
     DELETE = "delete"  # the task is being deleted
     SHUTDOWN = "shutdown"  # the engine is closing → left resumable
+    LEASE_LOST = "lease lost"  # another node took the task over → nothing more is written
 
 
 @dataclass(eq=False)

@@ -30,7 +30,7 @@ from core.config import Config
 from core.downloaders import DownloaderRegistry
 from core.downloaders.base import DownloadContext, DownloadSettings
 from core.downloaders.net import HttpClients, describe_error
-from core.errors import DownloadError, IllegalTransition, StoreUnavailable, WrongKind
+from core.errors import DownloadError, IllegalTransition, LeaseLost, StoreUnavailable, WrongKind
 from core.events import EventBus, TaskChanged, TaskFailed, TaskStarted, TaskStopped, TaskSucceeded
 from core.models import Task, TaskStatus, can_transition
 from core.naming import unique_path
@@ -137,6 +137,9 @@ class TaskRunner:
         except asyncio.CancelledError:
             await self.finish_cancelled(run)
             return
+        except LeaseLost:
+            await self._lost(run)
+            return
         except Exception as exc:
             reason = describe_error(exc)
             if not isinstance(exc, DownloadError | OSError | StoreUnavailable):
@@ -174,6 +177,9 @@ class TaskRunner:
         if reason is StopReason.DELETE:
             self.scheduler.finished(run)
             return
+        if reason is StopReason.LEASE_LOST:
+            await self._lost(run)
+            return
         if reason is StopReason.STOP:
             self.task_log(task.id, "stopped")
             await self._finish(run, TaskStatus.STOPPED)
@@ -182,12 +188,21 @@ class TaskRunner:
             self.task_log(task.id, "interrupted by shutdown; will resume")
             await self._finish(run, self.shutdown_status)
 
+    async def _lost(self, run: TaskRun) -> None:
+        """The run's lease went to another node: leave the task to it, writing nothing more."""
+        self.scheduler.finished(run)
+        await self._store().release(run.task.id)
+        log.warning("task %s: another node took it over; this node stopped running it", run.task.id)
+
     async def _finish(self, run: TaskRun, status: TaskStatus, extra: TaskPatch | None = None) -> None:
         task = run.task
         task.speed, task.eta = 0.0, None
         stored = task.status
         try:
             await self.set_status(task, status, extra)
+        except LeaseLost:
+            await self._lost(run)
+            return
         except StoreUnavailable as exc:
             # The run is over either way; keep its outcome until the store takes it.
             task.status = status

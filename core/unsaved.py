@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import NamedTuple
 
-from core.errors import StoreUnavailable
+from core.errors import LeaseLost, StoreUnavailable
 from core.models import Task, TaskStatus
 from core.store.base import TaskPatch, TaskStore
 
@@ -79,6 +79,12 @@ class UnsavedOutcomes:
             task = unsaved.task
             try:
                 await self._store().update(unsaved_id, TaskPatch.outcome(task))
+            except LeaseLost:
+                # Another node took the task over while this outcome waited: its run decides now.
+                log.warning("task %s: its %s status was not saved; another node runs it now",
+                            unsaved_id, task.status.value)
+                self._items.pop(unsaved_id, None)
+                continue
             except StoreUnavailable:
                 if task_id is not None:
                     raise

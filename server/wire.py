@@ -171,6 +171,8 @@ class DownloadTask(BaseModel):
                          "the list was asked with one)")
     note: str | None = Field(description="While the task runs: why it waits, e.g. "
                              "'retrying in 4 s: connection refused (3/8)'; null when it does not")
+    node: str | None = Field(description="The fetchdeck node running the task (several nodes may share one "
+                             "queue); null when no node runs it")
 
 
 def encode_task(task: Task, on_disk: str | None = None) -> dict[str, Any]:
@@ -197,6 +199,7 @@ def encode_task(task: Task, on_disk: str | None = None) -> dict[str, Any]:
         "exists": on_disk is not None,
         **({"file": on_disk} if on_disk is not None and on_disk != task.file else {}),
         "note": task.note,
+        "node": task.node,
     }
 
 
@@ -231,6 +234,7 @@ def decode_task(data: Mapping[str, Any]) -> Task:
         eta=_float(data.get("eta")),
         error=_text(data.get("error")),
         note=_text(data.get("note")),
+        node=_text(data.get("node")),
         created_at=parse_iso_time(data.get("createdDate")),
         updated_at=parse_iso_time(data.get("updatedDate")),
     )

@@ -48,7 +48,8 @@ def load_profile(data_dir: str | None, download_dir: str | None) -> tuple[Locati
     except InvalidInput as exc:
         fail(str(exc))
     if download_dir:
-        config = with_flags(config, "download", dir=str(Path(download_dir).expanduser().resolve()))
+        where = download_dir if download_dir.startswith("s3://") else str(Path(download_dir).expanduser().resolve())
+        config = with_flags(config, "download", dir=where)
     return locations, config
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,6 +20,7 @@ from tui.cli_support import CONNECT_TIMEOUT, fail, load_profile, with_flags
 
 if TYPE_CHECKING:
     from core.config import Config
+    from core.locations import Locations
     from tui.remote_commands import Remote
 
 
@@ -145,32 +146,69 @@ def get(
 # ---- headless server -------------------------------------------------------
 
 
+def cluster_options(func: Callable[..., None]) -> Callable[..., None]:
+    func = click.option("--node", help="This node's name among the nodes of one store (default: the host "
+                        "name; env FETCHDECK_CLUSTER_NODE).")(func)
+    return click.option("--store", "store_url", metavar="URL",
+                        help="Keep tasks in this PostgreSQL database, shared with other nodes "
+                             "(postgresql://user@host:port/db; env FETCHDECK_STORE_URL; default: SQLite in the "
+                             "data dir).")(func)
+
+
+def with_cluster(config: Config, store_url: str | None, node: str | None) -> Config:
+    return with_flags(with_flags(config, "store", url=store_url), "cluster", node=node)
+
+
 @main.command()
 @click.option("--host", help="Address to listen on (default 127.0.0.1; others need a token).")
 @click.option("--port", "-p", type=click.IntRange(0, 65535), help="Port (default 39719).")
 @click.option("--token", help="API token clients must send (env FETCHDECK_SERVER_TOKEN).")
 @listen_option
-@click.option("--download-dir", "-d", type=click.Path(file_okay=False), help="Where files land.")
+@click.option("--download-dir", "-d", help="Where files land (a folder, or s3://bucket/prefix).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Where the task database lives.")
+@cluster_options
 def serve(host: str | None, port: int | None, token: str | None, listen: tuple[str, ...], download_dir: str | None,
-          data_dir: str | None) -> None:
+          data_dir: str | None, store_url: str | None, node: str | None) -> None:
     """Run the engine and the HTTP API without the TUI (Ctrl-C stops)."""
-    from core.locations import DataDirBusy, DataDirLock
     from server.listeners import listener_refusals
-    from tui.serve_command import run_serve, setup_logging
+    from tui.serve_command import run_serve
 
     locations, config = load_profile(data_dir, download_dir)
     config = with_listeners(with_flags(config, "server", host=host, port=port, token=token), listen)
+    config = with_cluster(config, store_url, node)
     refusals = listener_refusals(config)
     if refusals:
         fail("\n".join(refusals))
+    run_headless(locations, lambda: run_serve(locations, config))
+
+
+@main.command()
+@click.option("--download-dir", "-d", help="Where files land (a folder, or s3://bucket/prefix).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where this node keeps its own files.")
+@cluster_options
+def worker(download_dir: str | None, data_dir: str | None, store_url: str | None, node: str | None) -> None:
+    """Download the tasks of a shared store without serving the API (Ctrl-C stops; its tasks go to other nodes)."""
+    from tui.serve_command import run_worker
+
+    locations, config = load_profile(data_dir, download_dir)
+    config = with_cluster(config, store_url, node)
+    if not config.store.url:
+        fail("a worker needs a shared store: --store postgresql://user@host:port/db (or FETCHDECK_STORE_URL)")
+    run_headless(locations, lambda: run_worker(locations, config))
+
+
+def run_headless(locations: Locations, body: Callable[[], Coroutine[Any, Any, int]]) -> None:
+    """Hold the data dir, log to stderr, run `body` until it returns its exit code."""
+    from core.locations import DataDirBusy, DataDirLock
+    from tui.serve_command import setup_logging
+
     try:
         lock = DataDirLock(locations.data_dir).acquire()
     except DataDirBusy as exc:
         fail(str(exc))
     setup_logging()
     try:
-        code = asyncio.run(run_serve(locations, config))
+        code = asyncio.run(body())
     except FetchdeckError as exc:
         fail(str(exc), 1)
     finally:

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 
 from core.config import Config
 from core.engine import Engine
@@ -37,6 +38,15 @@ def setup_logging() -> None:
 
 async def run_serve(locations: Locations, config: Config) -> int:
     """Serve until SIGINT/SIGTERM; return the exit code."""
+    return await _until_signal(lambda stop: _serve(locations, config, stop))
+
+
+async def run_worker(locations: Locations, config: Config) -> int:
+    """Download from the shared store until SIGINT/SIGTERM (no API); return the exit code."""
+    return await _until_signal(lambda stop: _work(locations, config, stop))
+
+
+async def _until_signal(body: Callable[[asyncio.Event], Awaitable[int]]) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # Installed for the whole run, shutdown included: a second Ctrl-C must not
@@ -45,11 +55,34 @@ async def run_serve(locations: Locations, config: Config) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     try:
-        return await _serve(locations, config, stop)
+        return await body(stop)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+
+
+async def _work(locations: Locations, config: Config, stop: asyncio.Event) -> int:
+    engine = Engine(locations.database, config)
+    await engine.open()
+    try:
+        log.info("node %s: downloading from %s into %s", engine.node_name, _redacted(config.store.url),
+                 engine.download_root)
+        await stop.wait()
+        log.info("stopping: downloads in progress go back to the queue")
+        return 0
+    finally:
+        await engine.close()
+        log.info("stopped")
+
+
+def _redacted(url: str) -> str:
+    """A store URL without its password, for the log."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, place = rest.rpartition("@")
+    if not at or ":" not in creds:
+        return url
+    return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{place}"
 
 
 async def _serve(locations: Locations, config: Config, stop: asyncio.Event) -> int:

@@ -33,6 +33,8 @@ def detail_content(task: Task | None, folder: str, width: int = 0) -> Content:
     status += Content.from_markup("[$text-muted] · $kind · added $added[/]", kind=kind,
                                   added=fmt.timestamp(task.created_at))
     rows.append(("Status", status))
+    if task.node and task.status == TaskStatus.DOWNLOADING:
+        rows.append(("Node", Content(task.node)))
     if task.error:
         rows.append(("Error", Content.from_markup("[$error]$e[/]", e=task.error)))
     if task.note and task.status == TaskStatus.DOWNLOADING:  # why it is not moving: "retrying in 4 s: ..."
