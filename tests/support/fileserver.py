@@ -325,6 +325,9 @@ class Stats:
         self._lock = threading.Lock()
         self._paths: dict[str, PathStats] = {}
         self._peers: dict[str, set[object]] = {}
+        self.in_flight = 0  # requests being answered right now, every path
+        self.max_in_flight = 0  # the peak of in_flight: what a per-host connection cap is checked against
+        self.served: list[tuple[str, str | None, float]] = []  # (path, Range header, time.time()) per request
 
     def __getitem__(self, path: str) -> PathStats:
         with self._lock:
@@ -369,6 +372,8 @@ class Stats:
         with self._lock:
             self._paths.clear()
             self._peers.clear()
+            self.max_in_flight = self.in_flight
+            self.served.clear()
 
     # server side ------------------------------------------------------------
 
@@ -391,12 +396,16 @@ class Stats:
             s.connections = len(peers)
             s.active += 1
             s.max_active = max(s.max_active, s.active)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self.served.append((path, rng, time.time()))
 
     def _end(self, path: str) -> None:
         with self._lock:
             s = self._paths.get(path)
             if s is not None:
                 s.active -= 1
+                self.in_flight -= 1
 
     def _status(self, path: str, status: int) -> None:
         with self._lock:
