@@ -144,7 +144,8 @@ class Engine:
         self._store: TaskStore | None = None
         self.unsaved = UnsavedOutcomes(lambda: self.store, lambda: self.scheduler.poke())
         self.scheduler = Scheduler(
-            config.download.max_concurrent, store=lambda: self.store, unsaved=self.unsaved, run_queued=run_queued
+            config.download.max_concurrent, store=lambda: self.store, unsaved=self.unsaved, run_queued=run_queued,
+            lease_seconds=config.cluster.lease_timeout, caps=config.hosts.caps(),
         )
         self.progress = ProgressPump(self.scheduler.runs, self.bus)
         self.runner = TaskRunner(
@@ -388,6 +389,9 @@ class Engine:
         await self.unsaved.save(task_id)
         task = await self.get(task_id)
         if task.status == TaskStatus.DOWNLOADING:
+            run = self.scheduler.running(task_id)
+            if run is not None and not run.begun:
+                return task  # claimed and launching: this start is already being served
             raise IllegalTransition(f"task {task_id} is already downloading")
         self.scheduler.claim([task_id])
         if task.status == TaskStatus.WAITING and folder is None and delete_segments is None:
@@ -410,34 +414,39 @@ class Engine:
 
     async def stop(self, task_id: int) -> Task:
         await self.unsaved.save(task_id)
-        task = await self.get(task_id)
-        run = self.scheduler.running(task_id)
-        if run is None and self._elsewhere(task):
+        async with self.scheduler.launching:  # no claim lands between reading the status and writing it
+            task = await self.get(task_id)
+            run = self.scheduler.running(task_id)
+            remote = run is None and self._elsewhere(task)
+            if remote:
+                pass  # asked below, without holding up this node's claims
+            elif run is not None:
+                await self.scheduler.cancel(run, StopReason.STOP)
+            elif task.status in (TaskStatus.WAITING, TaskStatus.FAILED):
+                await self.runner.set_status(task, TaskStatus.STOPPED)
+            elif task.status != TaskStatus.STOPPED:
+                raise IllegalTransition(f"task {task_id} is {task.status.value}; only active tasks can be stopped")
+        if remote:
             from core.cluster import Op
 
             await self._ask_runner(task, Op.STOP)
-        elif run is not None:
-            await self.scheduler.cancel(run, StopReason.STOP)
-        elif task.status in (TaskStatus.WAITING, TaskStatus.FAILED):
-            await self.runner.set_status(task, TaskStatus.STOPPED)
-        elif task.status != TaskStatus.STOPPED:
-            raise IllegalTransition(f"task {task_id} is {task.status.value}; only active tasks can be stopped")
         self.scheduler.release(task_id)
         return await self.get(task_id)
 
     async def delete(self, task_id: int, files: bool = False) -> None:
         task = await self.get(task_id)
-        run = self.scheduler.running(task_id)
-        if run is None and self._elsewhere(task):
+        if self.scheduler.running(task_id) is None and self._elsewhere(task):
             from core.cluster import Op
 
             if await self._ask_runner(task, Op.DELETE, files):
                 return  # the node that ran it deleted it (and its files)
+        async with self.scheduler.launching:  # no claim lands between reading the task and deleting it
             task = await self.get(task_id)
-        if run is not None:
-            await self.scheduler.cancel(run, StopReason.DELETE)
-            task = run.task
-        await self.store.delete(task_id)
+            run = self.scheduler.running(task_id)
+            if run is not None:
+                await self.scheduler.cancel(run, StopReason.DELETE)
+                task = run.task
+            await self.store.delete(task_id)
         self.unsaved.discard(task_id)
         self.scheduler.release(task_id)
         if task.file:

@@ -6,11 +6,14 @@ counters in memory; the store's row lags by up to a second, core/progress.py);
 before a run is registered and after it is removed, the store is (or, for an
 outcome the store refused, core/unsaved.py is).
 
-Queue policy: waiting tasks in creation order, up to `max_concurrent` at once;
+Queue policy: waiting tasks in creation order, up to `max_concurrent` at once,
+taken with the store's `claim` (which moves them to DOWNLOADING under a lease
+for this node, within the per-host caps, and grants each its connections);
 an engine built with run_queued=False (the one-shot `fetchdeck get`) runs only
-the tasks it was asked to start (`claim`). A launch registers the run before
-anything awaits, so a stop or delete that arrives while the run is still being
-marked `downloading` always finds something to cancel. Running one task is
+the tasks it was asked to start (`claim`). A claim and its launches hold
+`launching`, and so does a command that reads a task's status and writes it
+(stop, delete): a task claimed meanwhile is either not yet claimed when the
+command reads it or already has its run registered for the command to cancel. Running one task is
 core/task_run.py's job; the scheduler only starts and cancels it.
 
 `TaskRun` is also the ProgressSink a downloader reports to; the progress pump
@@ -29,7 +32,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
-from core.models import Task, TaskStatus
+from core.models import Task
+from core.store.base import HostCaps
 
 if TYPE_CHECKING:
     from core.store.base import TaskStore
@@ -50,6 +54,8 @@ class TaskRun:
     """One running download: the live Task plus progress bookkeeping."""
 
     task: Task
+    connections: int = 0  # what the claim granted (0: not claimed, the task's own settings apply)
+    begun: bool = False  # the run has confirmed its claim and announced the start
     started: float = field(default_factory=time.monotonic)
     handle: asyncio.Task[None] | None = None
     stop_reason: StopReason | None = None
@@ -106,16 +112,20 @@ class RunExecutor(Protocol):
     async def finish_cancelled(self, run: TaskRun) -> None:
         """Settle a run cancelled before its coroutine ran a line (status by its stop reason)."""
 
+    def connections_wanted(self, task: Task) -> int:
+        """How many connections to its host the task would open (what a claim asks the host caps for)."""
+
 
 class Scheduler:
     """The running tasks, the concurrency limit, the scheduling loop and cancellation."""
 
     def __init__(
         self, max_concurrent: int, *, store: Callable[[], TaskStore], unsaved: UnsavedOutcomes,
-        run_queued: bool = True,
+        run_queued: bool = True, lease_seconds: float = 30.0, caps: HostCaps | None = None,
     ) -> None:
         """store: the engine's open store; unsaved: outcomes not stored yet (never relaunched);
-        run_queued=False: run only claimed tasks."""
+        run_queued=False: run only claimed tasks; lease_seconds: how long a claim's lease lasts unrenewed;
+        caps: the per-host caps (`[hosts."NAME"]`)."""
         self.max_concurrent = max(1, max_concurrent)
         self.runs: dict[int, TaskRun] = {}
         self.wakeup = asyncio.Event()
@@ -125,6 +135,9 @@ class Scheduler:
         self._unsaved = unsaved
         self._run_queued = run_queued
         self._claimed: set[int] = set()
+        self._lease_seconds = lease_seconds
+        self._caps = caps or HostCaps()
+        self.launching = asyncio.Lock()
 
     @property
     def free_slots(self) -> int:
@@ -148,11 +161,6 @@ class Scheduler:
     def release(self, task_id: int) -> None:
         self._claimed.discard(task_id)
 
-    def _may_run(self, task_id: int) -> bool:
-        if task_id in self.runs or task_id in self._unsaved:
-            return False
-        return self._run_queued or task_id in self._claimed
-
     # ---- the loop ------------------------------------------------------------
     async def run(self) -> None:
         """Fill free slots whenever poked, for ever (the engine cancels it)."""
@@ -168,25 +176,31 @@ class Scheduler:
         free = self.free_slots
         if free <= 0 or self.closing:
             return
-        store = self._store()
-        candidates = await store.waiting_ids(limit=free + len(self.runs) + 64 if self._run_queued else -1)
-        for task_id in candidates:
-            if self.free_slots <= 0:
-                break
-            if not self._may_run(task_id):
-                continue
-            task = await store.get(task_id)
-            if task is None or task.status != TaskStatus.WAITING:
-                continue
-            self.launch(task)
+        executor = self.executor
+        if executor is None:
+            raise RuntimeError("the scheduler has no executor")
+        async with self.launching:
+            free = self.free_slots
+            if free <= 0 or self.closing:
+                return
+            claims = await self._store().claim(
+                free, lease_seconds=self._lease_seconds, caps=self._caps,
+                want_connections=executor.connections_wanted,
+                only=None if self._run_queued else frozenset(self._claimed),
+                skip=frozenset(self.runs) | frozenset(self._unsaved.ids()),
+            )
+            for claim in claims:
+                self.launch(claim.task, claim.connections)
 
-    def launch(self, task: Task) -> TaskRun:
-        """Register a run of `task` and start it (the run claims the task in the store itself)."""
+    def launch(self, task: Task, connections: int = 0) -> TaskRun:
+        """Register a run of `task` (claimed: DOWNLOADING under this node's lease) and start it.
+
+        connections: what the claim granted (0: the task's own settings)."""
         if self.executor is None:
             raise RuntimeError("the scheduler has no executor")
         # The handle exists before anything awaits, so a stop that comes in while the
         # run is being marked `downloading` always has something to cancel.
-        run = TaskRun(task=task)
+        run = TaskRun(task=task, connections=connections)
         task.error = None
         task.speed, task.eta = 0.0, None
         self.runs[task.id] = run

@@ -1,9 +1,12 @@
-"""Running one task: claim it, build its download context, choose its downloader, switch kind, finish.
+"""Running one task: build its download context, choose its downloader, switch kind, finish.
 
-`TaskRunner.execute` is the whole life of one run the scheduler launched:
+`TaskRunner.execute` is the whole life of one run the scheduler launched
+(the scheduler's store `claim` has already moved the task to DOWNLOADING and
+granted its connections):
 
-1. claim the task in the store (WAITING → DOWNLOADING, atomic: a stop or
-   delete that won the race leaves nothing to run);
+1. confirm the claim still stands (the row is DOWNLOADING under this node's
+   lease; a run launched without a claim, or whose task was handed back or
+   deleted before it began, does nothing) and announce the start;
 2. resolve its folder, build the `DownloadContext` (settings, the shared HTTP
    clients, the rate limiter, `claim_output` for its file name) and run the
    downloader the registry gives for its kind;
@@ -32,7 +35,7 @@ from core.downloaders.base import DownloadContext, DownloadSettings
 from core.downloaders.net import HttpClients, describe_error
 from core.errors import DownloadError, IllegalTransition, LeaseLost, StoreUnavailable, WrongKind
 from core.events import EventBus, TaskChanged, TaskFailed, TaskStarted, TaskStopped, TaskSucceeded
-from core.models import Task, TaskStatus, can_transition
+from core.models import Task, TaskKind, TaskStatus, can_transition
 from core.naming import unique_path
 from core.progress import ProgressPump
 from core.ratelimit import RateLimiter
@@ -92,12 +95,22 @@ class TaskRunner:
         patch.apply(task)
 
     # ---- one run -------------------------------------------------------------
+    def connections_wanted(self, task: Task) -> int:
+        """Connections to its host the task opens at most: its HTTP connections or its HLS segment threads."""
+        if task.kind is TaskKind.HLS:
+            return task.options.segment_threads or self.config.download.segment_threads
+        return task.options.connections or self.config.download.connections
+
     def context(self, run: TaskRun, folder: Path) -> DownloadContext:
         task = run.task
+        connections = task.options.connections or self.config.download.connections
+        segment_threads = task.options.segment_threads or self.config.download.segment_threads
+        if run.connections:  # the claim's grant within the host caps
+            connections, segment_threads = min(connections, run.connections), min(segment_threads, run.connections)
         settings = DownloadSettings(
             retries=self.config.download.retries,
-            connections=task.options.connections or self.config.download.connections,
-            segment_threads=task.options.segment_threads or self.config.download.segment_threads,
+            connections=connections,
+            segment_threads=segment_threads,
             proxy=self.config.download.proxy or None,
             read_timeout=self.config.download.read_timeout,
         )
@@ -127,10 +140,14 @@ class TaskRunner:
     async def execute(self, run: TaskRun) -> None:
         task = run.task
         try:
-            started = await self._store().transition(task.id, TaskStatus.WAITING, TaskStatus.DOWNLOADING)
-            if not started:  # stopped or deleted since the scheduler picked it
+            store = self._store()
+            stored = await store.get(task.id)
+            lease = store.lease(task.id)
+            if stored is None or lease is None or stored.status is not TaskStatus.DOWNLOADING \
+                    or stored.node != lease.node:
                 self.scheduler.finished(run)
                 return
+            run.begun = True
             task.status, task.error = TaskStatus.DOWNLOADING, None
             self.bus.publish(TaskStarted(task.id))
             path = await self._download(run)

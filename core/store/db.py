@@ -38,6 +38,25 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX task_logs_task ON task_logs(task_id, id);
     """,
+    """
+    ALTER TABLE tasks ADD COLUMN host TEXT NOT NULL DEFAULT '';
+    ALTER TABLE tasks ADD COLUMN node TEXT;
+    ALTER TABLE tasks ADD COLUMN lease_gen INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tasks ADD COLUMN lease_expires REAL;
+    ALTER TABLE tasks ADD COLUMN connections INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX tasks_status_host ON tasks(status, host);
+    CREATE TABLE task_state (
+        task_id INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        value BLOB NOT NULL,
+        PRIMARY KEY (task_id, key)
+    );
+    CREATE TABLE nodes (
+        name TEXT PRIMARY KEY,
+        started_at REAL NOT NULL,
+        heartbeat_at REAL NOT NULL
+    );
+    """,
 ]
 
 
@@ -76,6 +95,8 @@ async def migrate(conn: aiosqlite.Connection) -> None:
         await conn.execute("BEGIN IMMEDIATE")
         try:
             await _run_script(conn, MIGRATIONS[number])
+            if number == 1:
+                await _backfill_hosts(conn)
             await conn.execute(f"PRAGMA user_version={number + 1}")
             await conn.execute("COMMIT")
         except BaseException:
@@ -88,3 +109,11 @@ async def _run_script(conn: aiosqlite.Connection, script: str) -> None:
     for statement in script.split(";"):
         if statement.strip():
             await conn.execute(statement)
+
+
+async def _backfill_hosts(conn: aiosqlite.Connection) -> None:
+    """Version 2: the host every existing task counts under."""
+    from core.store.rows import host_of
+
+    rows = await conn.execute_fetchall("SELECT id, url FROM tasks")
+    await conn.executemany("UPDATE tasks SET host=? WHERE id=?", [(host_of(r["url"]), r["id"]) for r in rows])

@@ -1,72 +1,69 @@
-"""The SQLite task store (aiosqlite reads, one writer thread): today's `TaskStore` implementation.
+"""The SQLite task store (aiosqlite reads, one writer thread): the `TaskStore` of one machine.
 
-The engine reaches it only through `core.store.base.TaskStore`; SQL, column
-encodings and the writer thread stay in this module. Rows are read by column
-name (`aiosqlite.Row`).
+The engine reaches it only through `core.store.base.TaskStore`; SQL and the
+writer thread stay in this module (column encodings, the host a task counts
+under and the claim's per-host budget are core/store/rows.py's, shared with
+the PostgreSQL store). Rows are read by column name.
+
+Leases work as on a shared store (one code path for the engine): `claim`
+records the lease of each task it takes, and every write to a leased task is
+fenced by the row's `node` and `lease_gen`. Every write and every change to
+the leases this store holds runs in the writer thread, in order, so a claim,
+a fenced write and a renew never see each other half done.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
-from core.errors import StoreUnavailable
-from core.models import Headers, LogLine, Task, TaskKind, TaskOptions, TaskStatus
-from core.store.base import MAX_FILTER_IDS, TaskFilter, TaskPatch, TaskStore
+from core.errors import LeaseLost, StoreUnavailable
+from core.models import LogLine, Task, TaskStatus
+from core.store.base import (
+    LOCAL_NODE,
+    MAX_FILTER_IDS,
+    Claim,
+    HostCaps,
+    Lease,
+    NodeInfo,
+    TaskFilter,
+    TaskPatch,
+    TaskStore,
+)
 from core.store.db import open_database, open_writer
+from core.store.rows import (
+    DOWNLOADING,
+    INSERT_COLUMNS,
+    READ_COLUMNS,
+    WAITING,
+    HostBudget,
+    ends_lease,
+    insert_values,
+    patch_columns,
+    task_from_row,
+)
 
 __all__ = ["MAX_FILTER_IDS", "TaskFilter", "TaskRepo", "row_to_task"]
 
 T = TypeVar("T")
 
-_COLUMNS = (
-    "id, kind, url, name, folder, headers, status, is_live, file, downloaded, total, "
-    "segments_done, segments_total, error, options, created_at, updated_at"
-)
+CLAIM_PAGE = 64  # candidate rows read per query while a claim looks past capped hosts
+CLAIM_SCAN = 2048  # at most this many candidates looked at per claim (the work per call is bounded)
+ID_CHUNK = 500  # ids per IN (...) list
+
+row_to_task = task_from_row  # the older name
 
 
-def _encode(field: str, value: Any) -> Any:
-    if field == "headers":
-        return json.dumps([list(pair) for pair in value], ensure_ascii=False)
-    if field == "options":
-        return value.to_json()
-    if field == "is_live":
-        return int(bool(value))
-    if field in ("status", "kind"):
-        return str(value)
-    return value
-
-
-def row_to_task(row: aiosqlite.Row | sqlite3.Row) -> Task:
-    headers: Headers = tuple((str(k), str(v)) for k, v in json.loads(row["headers"] or "[]"))
-    return Task(
-        id=row["id"],
-        kind=TaskKind(row["kind"]),
-        url=row["url"],
-        name=row["name"],
-        folder=row["folder"],
-        headers=headers,
-        status=TaskStatus(row["status"]),
-        is_live=bool(row["is_live"]),
-        file=row["file"],
-        downloaded=row["downloaded"] or 0,
-        total=row["total"],
-        segments_done=row["segments_done"] or 0,
-        segments_total=row["segments_total"] or 0,
-        error=row["error"],
-        options=TaskOptions.from_json(row["options"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
 
 
 class TaskRepo(TaskStore):
@@ -81,53 +78,70 @@ class TaskRepo(TaskStore):
     it halfway: a transaction is always committed or rolled back in full.
     """
 
-    def __init__(self, conn: aiosqlite.Connection, writer: sqlite3.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, writer: sqlite3.Connection, node: str = LOCAL_NODE) -> None:
         self.conn = conn
         self._writer = writer
+        self._writer.row_factory = sqlite3.Row
+        self._node = node
+        self._leases: dict[int, Lease] = {}  # changed only in the writer thread
         self._write_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetchdeck-store-writer")
 
     @classmethod
-    async def open(cls, path: Path) -> TaskRepo:
+    async def open(cls, path: Path, node: str = LOCAL_NODE) -> TaskRepo:
         conn = await open_database(path)  # migrates
         writer = await asyncio.to_thread(open_writer, path)
-        return cls(conn, writer)
+        return cls(conn, writer, node)
+
+    @property
+    def node(self) -> str:
+        return self._node
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._write_thread, self._writer.close)
         self._write_thread.shutdown()
         await self.conn.close()
 
-    async def _write(self, body: Callable[[sqlite3.Connection], T], transaction: bool = True) -> T:
-        """Run body(writer) in the writer thread, inside BEGIN IMMEDIATE … COMMIT if transaction."""
+    async def _write(
+        self, body: Callable[[sqlite3.Connection], T], transaction: bool = True,
+        committed: Callable[[T], None] | None = None,
+    ) -> T:
+        """Run body(writer) in the writer thread, inside BEGIN IMMEDIATE … COMMIT if transaction; then
+        committed(result) in that thread (what the store remembers changes only once the write is durable)."""
         loop = asyncio.get_running_loop()
         try:
-            return await asyncio.shield(loop.run_in_executor(self._write_thread, self._run_write, body, transaction))
+            return await asyncio.shield(
+                loop.run_in_executor(self._write_thread, self._run_write, body, transaction, committed)
+            )
         except sqlite3.OperationalError as exc:
             if getattr(exc, "sqlite_errorname", "") == "SQLITE_ERROR":
                 raise  # bad SQL: a bug, not the disk
             raise StoreUnavailable(str(exc)) from exc
 
-    def _run_write(self, body: Callable[[sqlite3.Connection], T], transaction: bool) -> T:
+    def _run_write(
+        self, body: Callable[[sqlite3.Connection], T], transaction: bool, committed: Callable[[T], None] | None
+    ) -> T:
         conn = self._writer
         if not transaction:
-            return body(conn)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
             result = body(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:  # a failed COMMIT (disk full) leaves it open
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            raise
+        else:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = body(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # a failed COMMIT (disk full) leaves it open
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+        if committed is not None:
+            committed(result)
         return result
 
     async def insert_many(self, tasks: list[Task]) -> list[Task]:
         """Insert in one transaction; assigns ids (ascending, never reused)."""
 
-        fields = _task_fields()
-        encoded = [[_encode(f, getattr(task, f)) for f in fields[1:]] for task in tasks]  # all but the id
-        placeholders = ", ".join("?" * len(fields))
+        encoded = [insert_values(task, 0)[1:] for task in tasks]  # all but the id
+        sql = f"INSERT INTO tasks ({', '.join(INSERT_COLUMNS)}) VALUES ({_marks(len(INSERT_COLUMNS))})"
 
         def body(conn: sqlite3.Connection) -> list[Task]:
             (last,) = conn.execute(
@@ -135,8 +149,7 @@ class TaskRepo(TaskStore):
                 " COALESCE((SELECT MAX(id) FROM tasks), 0))"
             ).fetchone()
             next_id = int(last or 0) + 1
-            rows = [(next_id + offset, *values) for offset, values in enumerate(encoded)]
-            conn.executemany(f"INSERT INTO tasks ({_COLUMNS}) VALUES ({placeholders})", rows)
+            conn.executemany(sql, [(next_id + offset, *values) for offset, values in enumerate(encoded)])
             for offset, task in enumerate(tasks):
                 task.id = next_id + offset
             return tasks
@@ -153,26 +166,26 @@ class TaskRepo(TaskStore):
         return list(await self.conn.execute_fetchall(sql, args))
 
     async def get(self, task_id: int) -> Task | None:
-        rows = await self._read(f"SELECT {_COLUMNS} FROM tasks WHERE id=?", (task_id,))
-        return row_to_task(rows[0]) if rows else None
+        rows = await self._read(f"SELECT {READ_COLUMNS} FROM tasks WHERE id=?", (task_id,))
+        return task_from_row(rows[0]) if rows else None
 
     @staticmethod
     def _where(flt: TaskFilter) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         args: list[Any] = []
         if flt.statuses:
-            clauses.append(f"status IN ({','.join('?' * len(flt.statuses))})")
+            clauses.append(f"status IN ({_marks(len(flt.statuses))})")
             args.extend(str(s) for s in sorted(flt.statuses))
         if flt.kinds:
-            clauses.append(f"kind IN ({','.join('?' * len(flt.kinds))})")
+            clauses.append(f"kind IN ({_marks(len(flt.kinds))})")
             args.extend(str(k) for k in sorted(flt.kinds))
         if flt.folders:
-            clauses.append(f"folder IN ({','.join('?' * len(flt.folders))})")
+            clauses.append(f"folder IN ({_marks(len(flt.folders))})")
             args.extend(sorted(flt.folders))
         if flt.ids:
             if len(flt.ids) > MAX_FILTER_IDS:
                 raise ValueError(f"at most {MAX_FILTER_IDS} ids per filter")
-            clauses.append(f"id IN ({','.join('?' * len(flt.ids))})")
+            clauses.append(f"id IN ({_marks(len(flt.ids))})")
             args.extend(sorted(flt.ids))
         if flt.text:
             clauses.append("(instr(lower(name), ?) > 0 OR instr(lower(url), ?) > 0)")
@@ -183,15 +196,13 @@ class TaskRepo(TaskStore):
         where, args = self._where(flt)
         order = "DESC" if flt.newest_first else "ASC"
         rows = await self._read(
-            f"SELECT {_COLUMNS} FROM tasks{where} ORDER BY id {order} LIMIT ? OFFSET ?", [*args, limit, offset]
+            f"SELECT {READ_COLUMNS} FROM tasks{where} ORDER BY id {order} LIMIT ? OFFSET ?", [*args, limit, offset]
         )
         count = await self._read(f"SELECT COUNT(*) AS n FROM tasks{where}", args)
-        return [row_to_task(r) for r in rows], int(count[0]["n"] if count else 0)
+        return [task_from_row(r) for r in rows], int(count[0]["n"] if count else 0)
 
     async def waiting_ids(self, limit: int = -1) -> list[int]:
-        rows = await self._read(
-            "SELECT id FROM tasks WHERE status=? ORDER BY id LIMIT ?", (str(TaskStatus.WAITING), limit)
-        )
+        rows = await self._read("SELECT id FROM tasks WHERE status=? ORDER BY id LIMIT ?", (WAITING, limit))
         return [r["id"] for r in rows]
 
     async def count_by_status(self) -> dict[TaskStatus, int]:
@@ -208,6 +219,7 @@ class TaskRepo(TaskStore):
         rows = await self._read("SELECT file FROM tasks WHERE file IS NOT NULL AND status != 'success'")
         return {r["file"] for r in rows}
 
+    # ---- fenced writes -------------------------------------------------------
     async def update(self, task_id: int, patch: TaskPatch) -> None:
         await self.update_many([(task_id, patch)])
 
@@ -218,45 +230,63 @@ class TaskRepo(TaskStore):
         now = time.time()
         statements = []
         for task_id, patch in changes:
-            fields = list(patch.items())
-            statements.append((
-                f"UPDATE tasks SET {', '.join(f'{name}=?' for name, _ in fields)}, updated_at=? WHERE id=?",
-                [*(_encode(name, value) for name, value in fields), now, task_id],
-            ))
+            columns = patch_columns(patch)
+            sets = ", ".join(f"{name}=?" for name, _ in columns)
+            statements.append((task_id, ends_lease(patch), f"UPDATE tasks SET {sets}, updated_at=? WHERE id=?",
+                               [*(value for _, value in columns), now, task_id]))
 
-        def body(conn: sqlite3.Connection) -> None:
-            for sql, args in statements:
-                conn.execute(sql, args)
+        def body(conn: sqlite3.Connection) -> tuple[set[int], list[Lease]]:
+            lost: set[int] = set()
+            ended: list[Lease] = []
+            for task_id, ends, sql, args in statements:
+                lease = self._leases.get(task_id)
+                if lease is None:
+                    conn.execute(sql, args)
+                    continue
+                cur = conn.execute(f"{sql} AND node=? AND lease_gen=?", [*args, lease.node, lease.gen])
+                if cur.rowcount == 0:
+                    lost.add(task_id)
+                elif ends:
+                    ended.append(lease)
+            return lost, ended
 
-        await self._write(body)
+        lost, _ = await self._write(body, committed=lambda result: self._forget(result[1]))
+        if lost:
+            raise LeaseLost(frozenset(lost))
+
+    def _forget(self, leases: Sequence[Lease]) -> None:
+        """Drop these leases if they are still the ones held (writer thread only)."""
+        for lease in leases:
+            if self._leases.get(lease.task_id) == lease:
+                del self._leases[lease.task_id]
 
     async def transition(self, task_id: int, old: TaskStatus, new: TaskStatus) -> bool:
-        """Set new status only if the row still has `old` (atomic check-and-set)."""
+        """Set new status only if the row still has `old` (atomic check-and-set; not fenced)."""
+        patch = TaskPatch(status=new, error=None)
+        columns = patch_columns(patch)
+        sets = ", ".join(f"{name}=?" for name, _ in columns)
+        args = [*(value for _, value in columns), time.time(), task_id, str(old)]
 
         def body(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
-                "UPDATE tasks SET status=?, error=NULL, updated_at=? WHERE id=? AND status=?",
-                (str(new), time.time(), task_id, str(old)),
-            )
-            return cur.rowcount == 1
+            return conn.execute(f"UPDATE tasks SET {sets}, updated_at=? WHERE id=? AND status=?", args).rowcount == 1
 
-        return await self._write(body, transaction=False)
+        def committed(changed: bool) -> None:
+            lease = self._leases.get(task_id)
+            if changed and lease is not None and ends_lease(patch):
+                self._forget([lease])
 
-    async def requeue(self, old: TaskStatus, new: TaskStatus) -> int:
-        def body(conn: sqlite3.Connection) -> int:
-            cur = conn.execute(
-                "UPDATE tasks SET status=?, updated_at=? WHERE status=?", (str(new), time.time(), str(old))
-            )
-            return cur.rowcount
-
-        return await self._write(body, transaction=False)
+        return await self._write(body, transaction=False, committed=committed)
 
     async def delete(self, task_id: int) -> None:
         def body(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM task_logs WHERE task_id=?", (task_id,))
+            conn.execute("DELETE FROM task_state WHERE task_id=?", (task_id,))
             conn.execute("DELETE FROM tasks WHERE id=?", (task_id,))
 
-        await self._write(body)
+        def committed(_: None) -> None:
+            self._leases.pop(task_id, None)
+
+        await self._write(body, committed=committed)
 
     async def append_logs(self, lines: list[tuple[int, float, str]]) -> None:
         if not lines:
@@ -279,6 +309,158 @@ class TaskRepo(TaskStore):
         rows = await self._read("PRAGMA integrity_check")
         return bool(rows and rows[0]["integrity_check"] == "ok")
 
+    # ---- queue and leases ----------------------------------------------------
+    async def claim(
+        self, limit: int, *, lease_seconds: float, caps: HostCaps, want_connections: Callable[[Task], int],
+        only: frozenset[int] | None = None, skip: frozenset[int] = frozenset(),
+    ) -> list[Claim]:
+        if limit <= 0 or (only is not None and not only - skip):
+            return []
+        node = self._node
 
-def _task_fields() -> tuple[str, ...]:
-    return tuple(c.strip() for c in _COLUMNS.split(","))
+        def candidates(conn: sqlite3.Connection, budget: HostBudget) -> Iterator[sqlite3.Row]:
+            if only is not None:
+                ids = sorted(only - skip)
+                for start in range(0, len(ids), ID_CHUNK):
+                    chunk = ids[start:start + ID_CHUNK]
+                    yield from conn.execute(
+                        f"SELECT {READ_COLUMNS}, host FROM tasks WHERE status=? AND id IN ({_marks(len(chunk))})"
+                        " ORDER BY id", [WAITING, *chunk]).fetchall()
+                return
+            after = 0
+            while True:
+                full = budget.full_hosts()  # hosts with no room left are not read at all
+                rows = conn.execute(
+                    f"SELECT {READ_COLUMNS}, host FROM tasks WHERE status=? AND id>? AND host NOT IN"
+                    f" ({_marks(len(full))}) ORDER BY id LIMIT ?", [WAITING, after, *full, CLAIM_PAGE]).fetchall()
+                if not rows:
+                    return
+                yield from rows
+                after = rows[-1]["id"]
+
+        def body(conn: sqlite3.Connection) -> list[Claim]:
+            now = time.time()
+            budget = HostBudget(caps)
+            if caps.any:
+                for row in conn.execute(
+                    "SELECT host, COUNT(*) AS n, COALESCE(SUM(connections), 0) AS c FROM tasks WHERE status=?"
+                    " GROUP BY host", (DOWNLOADING,)
+                ):
+                    budget.count(row["host"], row["n"], row["c"])
+            claims: list[Claim] = []
+            for scanned, row in enumerate(candidates(conn, budget)):
+                if len(claims) >= limit or scanned >= CLAIM_SCAN:
+                    break
+                task = task_from_row(row)
+                if task.id in skip or budget.full(row["host"]):
+                    continue
+                granted = budget.grant(row["host"], want_connections(task))
+                if granted < 1:
+                    continue
+                (gen,) = conn.execute(
+                    "UPDATE tasks SET status=?, error=NULL, node=?, lease_gen=lease_gen+1, lease_expires=?,"
+                    " connections=?, updated_at=? WHERE id=? AND status=? RETURNING lease_gen",
+                    (DOWNLOADING, node, now + lease_seconds, granted, now, task.id, WAITING),
+                ).fetchone()
+                task.status, task.error, task.node, task.updated_at = TaskStatus.DOWNLOADING, None, node, now
+                claims.append(Claim(task=task, lease=Lease(task.id, node, int(gen)), connections=granted))
+            return claims
+
+        def committed(claims: list[Claim]) -> None:
+            for claim in claims:
+                self._leases[claim.task.id] = claim.lease
+
+        return await self._write(body, committed=committed)
+
+    async def renew(self, lease_seconds: float) -> set[int]:
+        node = self._node
+
+        def body(conn: sqlite3.Connection) -> list[Lease]:
+            now = time.time()
+            conn.execute(
+                "INSERT INTO nodes (name, started_at, heartbeat_at) VALUES (?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET heartbeat_at=excluded.heartbeat_at", (node, now, now))
+            held = list(self._leases.values())
+            kept: set[tuple[int, int]] = set()
+            for start in range(0, len(held), ID_CHUNK):
+                chunk = held[start:start + ID_CHUNK]
+                pairs = ",".join("(?, ?)" for _ in chunk)
+                held_args = [v for lease in chunk for v in (lease.task_id, lease.gen)]
+                rows = conn.execute(
+                    f"UPDATE tasks SET lease_expires=? WHERE node=? AND status=? AND (id, lease_gen) IN"
+                    f" (VALUES {pairs}) RETURNING id, lease_gen", [now + lease_seconds, node, DOWNLOADING, *held_args],
+                ).fetchall()
+                kept.update((row["id"], row["lease_gen"]) for row in rows)
+            return [lease for lease in held if (lease.task_id, lease.gen) not in kept]
+
+        lost = await self._write(body, committed=self._forget)
+        return {lease.task_id for lease in lost}
+
+    async def reap(self) -> list[int]:
+        def body(conn: sqlite3.Connection) -> list[int]:
+            now = time.time()
+            rows = conn.execute(
+                "UPDATE tasks SET status=?, node=NULL, lease_expires=NULL, connections=0, updated_at=?"
+                " WHERE status=? AND lease_expires < ? RETURNING id", (WAITING, now, DOWNLOADING, now)).fetchall()
+            return sorted(row["id"] for row in rows)
+
+        return await self._write(body)
+
+    async def recover(self) -> int:
+        """Requeue every DOWNLOADING task: nobody else uses this store, so no run of them is alive."""
+        node = self._node
+
+        def body(conn: sqlite3.Connection) -> list[int]:
+            now = time.time()
+            conn.execute(
+                "INSERT INTO nodes (name, started_at, heartbeat_at) VALUES (?, ?, ?) ON CONFLICT(name)"
+                " DO UPDATE SET started_at=excluded.started_at, heartbeat_at=excluded.heartbeat_at", (node, now, now))
+            rows = conn.execute(
+                "UPDATE tasks SET status=?, node=NULL, lease_expires=NULL, connections=0, updated_at=?"
+                " WHERE status=? RETURNING id", (WAITING, now, DOWNLOADING)).fetchall()
+            return [row["id"] for row in rows]
+
+        def committed(ids: list[int]) -> None:
+            for task_id in ids:
+                self._leases.pop(task_id, None)
+
+        requeued = await self._write(body, committed=committed)
+        return len(requeued)
+
+    async def release(self, task_id: int) -> None:
+        def body(_conn: sqlite3.Connection) -> None:
+            self._leases.pop(task_id, None)
+
+        await self._write(body, transaction=False)
+
+    def lease(self, task_id: int) -> Lease | None:
+        return self._leases.get(task_id)
+
+    async def nodes(self) -> list[NodeInfo]:
+        rows = await self._read(
+            "SELECT n.name, n.started_at, n.heartbeat_at, (SELECT COUNT(*) FROM tasks t WHERE t.node=n.name"
+            " AND t.status=?) AS leases FROM nodes n ORDER BY n.name", (DOWNLOADING,))
+        return [NodeInfo(r["name"], r["started_at"], r["heartbeat_at"], r["leases"]) for r in rows]
+
+    # ---- durable download state ---------------------------------------------
+    async def get_state(self, task_id: int, key: str) -> bytes | None:
+        rows = await self._read("SELECT value FROM task_state WHERE task_id=? AND key=?", (task_id, key))
+        return bytes(rows[0]["value"]) if rows else None
+
+    async def put_state(self, task_id: int, key: str, value: bytes | None) -> None:
+        def body(conn: sqlite3.Connection) -> bool:
+            lease = self._leases.get(task_id)
+            if lease is not None and conn.execute(
+                "SELECT 1 FROM tasks WHERE id=? AND node=? AND lease_gen=?", (task_id, lease.node, lease.gen)
+            ).fetchone() is None:
+                return False
+            if value is None:
+                conn.execute("DELETE FROM task_state WHERE task_id=? AND key=?", (task_id, key))
+            else:
+                conn.execute(
+                    "INSERT INTO task_state (task_id, key, value) VALUES (?, ?, ?)"
+                    " ON CONFLICT(task_id, key) DO UPDATE SET value=excluded.value", (task_id, key, value))
+            return True
+
+        if not await self._write(body):
+            raise LeaseLost(frozenset({task_id}))

@@ -19,7 +19,8 @@ from core.engine import Engine
 from core.errors import DownloadError, IllegalTransition, InvalidField, InvalidInput, StoreUnavailable, TaskNotFound
 from core.models import LogLine, Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
 from core.store import TaskPatch, TaskStore
-from core.store.base import TaskFilter
+from core.store import base as store_base
+from core.store.base import HostCaps, Lease, NodeInfo, TaskFilter
 from core.store.repo import TaskRepo
 from tests.support.engine import engine_config
 
@@ -94,9 +95,49 @@ class RefusingStore(TaskStore):
         self._check()
         return await self.inner.transition(task_id, old, new)
 
-    async def requeue(self, old: TaskStatus, new: TaskStatus) -> int:
+    @property
+    def node(self) -> str:
+        return self.inner.node
+
+    @property
+    def shared(self) -> bool:
+        return self.inner.shared
+
+    async def claim(
+        self, limit: int, *, lease_seconds: float, caps: HostCaps, want_connections: Callable[[Task], int],
+        only: frozenset[int] | None = None, skip: frozenset[int] = frozenset(),
+    ) -> list[store_base.Claim]:
         self._check()
-        return await self.inner.requeue(old, new)
+        return await self.inner.claim(limit, lease_seconds=lease_seconds, caps=caps,
+                                      want_connections=want_connections, only=only, skip=skip)
+
+    async def renew(self, lease_seconds: float) -> set[int]:
+        self._check()
+        return await self.inner.renew(lease_seconds)
+
+    async def reap(self) -> list[int]:
+        self._check()
+        return await self.inner.reap()
+
+    async def recover(self) -> int:
+        self._check()
+        return await self.inner.recover()
+
+    async def release(self, task_id: int) -> None:
+        await self.inner.release(task_id)
+
+    def lease(self, task_id: int) -> Lease | None:
+        return self.inner.lease(task_id)
+
+    async def nodes(self) -> list[NodeInfo]:
+        return await self.inner.nodes()
+
+    async def get_state(self, task_id: int, key: str) -> bytes | None:
+        return await self.inner.get_state(task_id, key)
+
+    async def put_state(self, task_id: int, key: str, value: bytes | None) -> None:
+        self._check()
+        await self.inner.put_state(task_id, key, value)
 
     async def delete(self, task_id: int) -> None:
         self._check()
