@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
+from core.errors import StoreUnavailable
 from core.models import Task
 from core.store.base import HostCaps
 
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from core.unsaved import UnsavedOutcomes
 
 log = logging.getLogger("fetchdeck.engine")
+
+CLAIM_RETRY_SECONDS = 2.0  # a claim the store refused is tried again this much later
 
 
 class StopReason(Enum):
@@ -169,6 +172,9 @@ class Scheduler:
             self.wakeup.clear()
             try:
                 await self.fill_slots()
+            except StoreUnavailable as exc:  # the database is away: try again shortly (and when it is back)
+                log.warning("cannot take tasks from the queue: %s", exc)
+                asyncio.get_running_loop().call_later(CLAIM_RETRY_SECONDS, self.poke)
             except Exception:
                 log.exception("scheduler error")
 

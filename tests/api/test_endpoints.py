@@ -15,6 +15,7 @@ TASK_FIELDS = {
     "id", "name", "type", "url", "folder", "headers", "isLive", "status", "file", "createdDate", "updatedDate",
     "downloaded", "total", "speed", "eta", "percent", "error", "exists",
     "note",  # why a running task waits (issue 12), null when it does not
+    "node",  # the node running it when several share one queue (issue 13), null when none
 }
 
 

@@ -87,7 +87,7 @@ async def test_three_nodes_one_killed_every_task_once_byte_identical_in_s3(
         n1, n2, victim = nodes
         api1, api2 = httpx.Client(base_url=n1.url, timeout=30), httpx.Client(base_url=n2.url, timeout=30)
         urls = list(sources)
-        for client, share in ((api1, urls[0::2]), (api2, urls[1::2] + [hls_url])):
+        for client, share in ((api1, urls[0::2]), (api2, [*urls[1::2], hls_url])):
             reply = client.post("/api/downloads", json={"tasks": [{"url": u} for u in share],
                                                          "startDownload": True}).json()
             assert reply["success"], reply
