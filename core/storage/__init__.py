@@ -5,7 +5,7 @@
 - `S3Client`: the async client an engine opens once and closes with itself (client.py; aiobotocore,
   imported only when an s3:// destination is used);
 - `S3Target`: what a download run gets in `DownloadContext.remote` for an s3:// destination;
-- `part_size_for`: the part size rule (≥ 8 MiB, ≤ 10,000 parts).
+- `part_size_for`: the part size rule (≥ 8 MiB, ≤ 10,000 parts); `source_metadata`: an object's metadata.
 
 Everything else in the package is internal; import from here.
 """
@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from core.storage.client import MAX_PARTS, MIN_PART, Attempts, ObjectInfo, S3Client, once, part_size_for
-from core.storage.location import S3Location, is_s3_url
-from core.storage.settings import S3Settings
+from core.storage.location import S3Location, is_s3_url, source_metadata
+from core.storage.settings import S3Section, S3Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +36,11 @@ __all__ = [
     "ObjectInfo",
     "S3Client",
     "S3Location",
+    "S3Section",
     "S3Settings",
     "S3Target",
     "is_s3_url",
     "once",
     "part_size_for",
+    "source_metadata",
 ]

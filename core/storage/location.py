@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from core.errors import InvalidInput
 
@@ -92,3 +93,15 @@ def check_bucket(bucket: str, url: str = "") -> str:
             "(3-63 characters: lower-case letters, digits, '.' and '-')"
         )
     return bucket
+
+
+_METADATA_SAFE = "".join(chr(c) for c in range(33, 127) if chr(c) != "%")
+
+
+def source_metadata(url: str, etag: str | None) -> dict[str, str]:
+    """An object's metadata (x-amz-meta-*): `source-url`, and `source-etag` when the origin sent one;
+    header-safe (non-ASCII and spaces percent-encoded)."""
+    meta = {"source-url": quote(url, safe=_METADATA_SAFE)}
+    if etag:
+        meta["source-etag"] = quote(etag, safe=_METADATA_SAFE)
+    return meta

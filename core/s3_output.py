@@ -1,0 +1,99 @@
+"""What an s3:// destination changes in the engine: folders, the object's key, staging, the upload on success.
+
+- Folder rule: a task folder `s3://bucket/prefix` is that prefix; with `download.dir = "s3://bucket/prefix"`
+  a relative task folder joins the prefix (an absolute local folder stays local).
+- One S3 client per engine, opened at the first s3:// run and closed with the engine.
+- The key: decided once per task (`claim`), de-duplicated against the `file` of the other unfinished tasks and
+  against the objects already in the bucket ("name (1).ext"...), recorded as the task's `file`
+  (`s3://bucket/key`); a resumed run keeps it.
+- A kind without a direct-to-S3 downloader (HLS, yt-dlp, backends) downloads into `<data dir>/staging/<task id>/`;
+  when it succeeds the file is uploaded (multipart, streamed from disk, `source-url` metadata) and the staging
+  dir is removed. A failed upload fails the run with the store's reason; the next run downloads again if the
+  staged file is gone and uploads the whole file again (an upload of a finished file is not resumed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+
+from core.downloaders.base import DownloadContext
+from core.models import Task
+from core.naming import sanitize_name, with_counter
+from core.storage import S3Client, S3Location, S3Section, S3Settings, is_s3_url, source_metadata
+
+
+class S3Output:
+    """The engine's s3:// side (one per engine)."""
+
+    def __init__(
+        self, section: S3Section, environ: Mapping[str, str], staging_root: Path, download_dir: str = ""
+    ) -> None:
+        """download_dir: `download.dir` as configured (an s3:// URL makes relative task folders S3 prefixes)."""
+        self._section = section
+        self._environ = dict(environ)
+        self.staging_root = staging_root
+        self.root = S3Location.parse(download_dir) if is_s3_url(download_dir) else None
+        self._client: S3Client | None = None
+        self._lock = asyncio.Lock()
+
+    def location(self, folder: str) -> S3Location | None:
+        """The S3 prefix a stored task folder stands for; None: a local folder."""
+        if is_s3_url(folder):
+            return S3Location.parse(folder)
+        if self.root is not None and not Path(folder).is_absolute():
+            return self.root.join(folder) if folder else self.root
+        return None
+
+    async def client(self) -> S3Client:
+        async with self._lock:
+            if self._client is None:
+                settings = S3Settings.from_config(self._section, self._environ)
+                self._client = await S3Client(settings).open()
+            return self._client
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+    def staging(self, task_id: int) -> Path:
+        return self.staging_root / str(task_id)
+
+    def discard_staging(self, task_id: int) -> None:
+        shutil.rmtree(self.staging(task_id), ignore_errors=True)
+
+    async def claim(
+        self, task: Task, prefix: S3Location, filename: str, in_use: Callable[[], Awaitable[set[str]]],
+    ) -> S3Location | None:
+        """The key for a new output under `prefix` (None: the task already has its s3:// file: keep it)."""
+        if task.file and is_s3_url(task.file):
+            return None
+        client = await self.client()
+        taken = await in_use()
+        name = sanitize_name(filename)
+        candidate, n = prefix.join(name), 1
+        while candidate.url in taken or await client.exists(candidate):
+            candidate = prefix.join(with_counter(name, n))
+            n += 1
+        return candidate
+
+    async def upload_staged(self, ctx: DownloadContext, path: Path, location: S3Location) -> S3Location:
+        """Upload the finished local file of a staged run; the object's location (the file's own name when
+        the downloader chose another one, e.g. yt-dlp merging into .mkv). Removes the staging dir."""
+        if path.name != location.name:
+            location = location.parent.join(path.name)
+        from core.downloaders.http_s3 import task_attempts
+
+        client = await self.client()
+        ctx.log(f"uploading {path.name} ({path.stat().st_size} bytes) to {location.url}")
+        ctx.progress.set_note(f"uploading to {location.url}")
+        try:
+            await client.upload_file(path, location, source_metadata(ctx.task.url, None),
+                                     attempts=task_attempts(ctx))
+        finally:
+            ctx.progress.set_note(None)
+        await asyncio.to_thread(self.discard_staging, ctx.task.id)
+        return location
