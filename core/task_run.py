@@ -53,6 +53,21 @@ log = logging.getLogger("fetchdeck.engine")
 KIND_SWITCHES = 3  # downloaders tried per run when WrongKind corrections keep coming
 
 
+class StoredState:
+    """A run's DurableState (ctx.state): the task's blobs in the task store, so a run on another node
+    resumes from them; writes are fenced by the run's lease (LeaseLost)."""
+
+    def __init__(self, store: Callable[[], TaskStore], task_id: int) -> None:
+        self._store = store
+        self._task_id = task_id
+
+    async def load(self, key: str) -> bytes | None:
+        return await self._store().get_state(self._task_id, key)
+
+    async def save(self, key: str, value: bytes | None) -> None:
+        await self._store().put_state(self._task_id, key, value)
+
+
 class TaskRunner:
     """Runs the tasks the scheduler launches, and writes the state of tasks (running or not)."""
 
@@ -146,6 +161,7 @@ class TaskRunner:
             limiter=self.limiter,
             settings=settings,
             claim_output=claim or claim_output,
+            state=StoredState(self._store, task.id),
         )
 
     async def execute(self, run: TaskRun) -> None:
