@@ -10,7 +10,6 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from core.config import S3Config
@@ -104,7 +103,7 @@ async def test_ranges_become_parts_byte_identical_with_metadata(
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
     head = s3.head(bucket, "in/here/big.bin")
     assert head["ETag"].endswith('-5"')  # 37 MiB in parts of 8 MiB
-    origin_etag = httpx.head(url).headers["etag"]
+    origin_etag = (await clients.get().head(url)).headers["etag"]
     assert head["Metadata"] == {"source-url": url, "source-etag": origin_etag}
     assert sink.downloaded == sink.total == len(data)
     assert await state.load(STATE_KEY) is None  # the record goes once the object is complete
