@@ -5,7 +5,8 @@
 - One S3 client per engine, opened at the first s3:// run and closed with the engine.
 - The key: decided once per task (`claim`), de-duplicated against the `file` of the other unfinished tasks and
   against the objects already in the bucket ("name (1).ext"...), recorded as the task's `file`
-  (`s3://bucket/key`); a resumed run keeps it.
+  (`s3://bucket/key`); a resumed run keeps it. Claims of one engine are serialised; two nodes claiming the
+  same new name at the same instant could still pick the same key (the store has no unique index on files).
 - A kind without a direct-to-S3 downloader (HLS, yt-dlp, backends) downloads into `<data dir>/staging/<task id>/`;
   when it succeeds the file is uploaded (multipart, streamed from disk, `source-url` metadata) and the staging
   dir is removed. A failed upload fails the run with the store's reason; the next run downloads again if the
@@ -38,6 +39,7 @@ class S3Output:
         self.root = S3Location.parse(download_dir) if is_s3_url(download_dir) else None
         self._client: S3Client | None = None
         self._lock = asyncio.Lock()
+        self._claiming = asyncio.Lock()
 
     def location(self, folder: str) -> S3Location | None:
         """The S3 prefix a stored task folder stands for; None: a local folder."""
@@ -67,17 +69,21 @@ class S3Output:
 
     async def claim(
         self, task: Task, prefix: S3Location, filename: str, in_use: Callable[[], Awaitable[set[str]]],
-    ) -> S3Location | None:
-        """The key for a new output under `prefix` (None: the task already has its s3:// file: keep it)."""
+        record: Callable[[S3Location], Awaitable[None]],
+    ) -> S3Location:
+        """The task's object: its s3:// `file` if it has one, else a new key under `prefix`, chosen and
+        `record`ed one claim at a time (two runs of this engine never pick the same key)."""
         if task.file and is_s3_url(task.file):
-            return None
+            return S3Location.parse(task.file)
         client = await self.client()
-        taken = await in_use()
-        name = sanitize_name(filename)
-        candidate, n = prefix.join(name), 1
-        while candidate.url in taken or await client.exists(candidate):
-            candidate = prefix.join(with_counter(name, n))
-            n += 1
+        async with self._claiming:
+            taken = await in_use()
+            name = sanitize_name(filename)
+            candidate, n = prefix.join(name), 1
+            while candidate.url in taken or await client.exists(candidate):
+                candidate = prefix.join(with_counter(name, n))
+                n += 1
+            await record(candidate)
         return candidate
 
     async def upload_staged(self, ctx: DownloadContext, path: Path, location: S3Location) -> S3Location:

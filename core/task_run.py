@@ -231,17 +231,18 @@ class TaskRunner:
             taken.update(r.task.file for r in self.scheduler.runs.values() if r.task.file and r.task is not task)
             return taken
 
-        async def claim_key(filename: str) -> S3Location:
-            location = await s3.claim(task, prefix, filename, in_use)
-            if location is None:
-                return S3Location.parse(task.file or "")
+        async def record(location: S3Location) -> None:
             name = TaskPatch(name=location.name) if task.options.auto_name else TaskPatch()
             await self.write(task.id, TaskPatch(file=location.url).merge(name))
             self.bus.publish(TaskChanged(task.id))
-            return location
 
-        staging = s3.staging(task.id)
-        staging.mkdir(parents=True, exist_ok=True)
+        async def claim_key(filename: str) -> S3Location:
+            return await s3.claim(task, prefix, filename, in_use, record)
+
+        direct = self.downloaders.direct_to_storage(task.kind, task.options.backend)
+        staging = s3.staging(task.id)  # a staged run's local folder (a direct one writes nothing locally)
+        if direct is None:
+            staging.mkdir(parents=True, exist_ok=True)
 
         async def claim_staged(filename: str) -> Path:
             return staging / (await claim_key(filename)).name
@@ -249,7 +250,6 @@ class TaskRunner:
         ctx = self.context(run, staging, claim_staged)
         ctx.remote = S3Target(await s3.client(), claim_key)
         self.task_log(task.id, f"start {task.kind.value} download to {prefix.url}: {task.url}")
-        direct = self.downloaders.direct_to_storage(task.kind, task.options.backend)
         if direct is not None:
             await direct.run(task, ctx)
             return task.file or ""

@@ -4,7 +4,7 @@
         bucket = s3.new_bucket()          # a fresh, empty bucket
         s3.endpoint, s3.access_key, s3.secret_key, s3.region
         s3.get(bucket, key) -> bytes; s3.head(bucket, key) -> dict of x-amz-meta-* values
-        s3.stop(); s3.start()             # an outage and the store coming back (same ports, same data)
+        s3.kill(); s3.start()             # an outage and the store coming back (same ports, same data)
 
 One process runs master, volume, filer and S3 gateway on 127.0.0.1 with ports picked free at start; the S3
 gateway checks SigV4 signatures against one identity (`-s3.config`) with Admin actions, so authentication is
@@ -142,6 +142,15 @@ class S3Server:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(STOP_TIMEOUT)
+
+    def kill(self) -> None:
+        """An outage: SIGKILL the process (connections refused at once); `start()` brings it back."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(STOP_TIMEOUT)
 
     def __enter__(self) -> S3Server:
         self.start()
