@@ -50,7 +50,10 @@ def child(client: str, path: str, endpoint: str, key_id: str, secret: str, regio
 
         async def run() -> int:
             session = get_session()
-            config = Config(s3={"addressing_style": "path"}, max_pool_connections=concurrency)
+            # As core/storage/client.py configures it: no CRC32 of every part (SigV4 signs the payload hash).
+            config = Config(s3={"addressing_style": "path"}, max_pool_connections=concurrency,
+                            request_checksum_calculation="when_required",
+                            response_checksum_validation="when_required")
             async with session.create_client("s3", endpoint_url=endpoint, region_name=region,
                                              aws_access_key_id=key_id, aws_secret_access_key=secret,
                                              config=config) as s3:
