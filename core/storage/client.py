@@ -8,18 +8,20 @@ refused"), StorageError ("S3 bucket 'x' does not exist", refused credentials, a 
 UploadGone (the upload id being resumed is no longer there). Retries are the caller's: pass `attempts`
 (the task's `ctx.retry` rule) where a retry makes sense; botocore's own retries are off.
 
-The library: aiobotocore, chosen by measurement (tests/bench/bench_s3_clients.py, SeaweedFS 4.48 on
-127.0.0.1, 2 shared cores, 1 GiB from disk, parts of 16 MiB, 8 in flight; two runs each):
+The library: aiobotocore, chosen by measurement (tests/bench/bench_s3_clients.py --mib 1024; SeaweedFS 4.48
+on 127.0.0.1, 2 shared cores, 1 GiB from disk, parts of 16 MiB, 8 in flight; 4 uploads each, two runs;
+docs/benchmarks.md "Issue 13"):
 
-    obstore 0.12.1      import 0.003 s   upload  9.0–11.3 s (96–120 MB/s)   peak RSS 256 MiB
-    aiobotocore 3.10.0  import 0.52 s    upload 10.4–12.4 s (87–103 MB/s)   peak RSS 482 MiB
+    obstore 0.12.1      import 0.003 s   upload  8.4–11.3 s (95–127 MB/s)   peak RSS 240–272 MiB
+    aiobotocore 3.10.0  import 0.52–0.62 s   upload 10.3–12.4 s (87–104 MB/s)   peak RSS 467–482 MiB
 
-obstore is ~12 % faster and lighter, but its Python API has only `put`/`put_async` (multipart done inside
+obstore is ~10–20 % faster and lighter, but its Python API has only `put`/`put_async` (multipart done inside
 Rust): the upload id and the part ETags never reach Python, so an upload cannot be continued by its id on
 another node, which issue 13 requires (parts already uploaded are not fetched again after a node dies).
 aiobotocore exposes CreateMultipartUpload / UploadPart (explicit part number) / ListParts /
-CompleteMultipartUpload (explicit ETags) / AbortMultipartUpload; its import cost (0.5 s) is paid only by a
+CompleteMultipartUpload (explicit ETags) / AbortMultipartUpload; its import cost (~0.5 s) is paid only by a
 process that writes to S3 (imported lazily, here), and the transfer gap is small beside the origin's.
+Checksums are "when_required" (no CRC32 of every part: SigV4 already signs each payload's hash).
 """
 
 from __future__ import annotations
