@@ -199,3 +199,28 @@ async def test_an_unreachable_store_fails_a_staged_upload_with_the_reason(
     failed = await finished(engine, task.id, timeout=90)
     assert failed.status is TaskStatus.FAILED
     assert failed.error == f"S3 store unreachable at http://127.0.0.1:{port}: connection refused"
+
+
+async def test_a_failed_staged_upload_fails_the_task_and_a_retry_uploads_it(
+    s3: S3Server, file_server: FileServer, tmp_path: Path, make_engine: Any,
+) -> None:
+    playlist = make_vod(tmp_path / "media", seconds=2)
+    base = file_server.add_dir("/hls", playlist.parent)
+    engine = await make_engine(s3_config(tmp_path, s3, retries=0))
+    bucket = f"later-{tmp_path.name[-20:].lower().replace('_', '-')}".rstrip("-")
+    [task] = await engine.create([TaskSpec(url=base + "index.m3u8", name="late", folder=f"s3://{bucket}/x")])
+    failed = await finished(engine, task.id, timeout=90)
+    assert failed.status is TaskStatus.FAILED
+    assert failed.error == f"S3 bucket {bucket!r} does not exist at {s3.endpoint}"
+    s3.client().create_bucket(Bucket=bucket)
+    await engine.start(task.id)
+    done = await finished(engine, task.id, timeout=90)
+    assert done.status is TaskStatus.SUCCESS, done.error
+    assert done.file is not None
+    key = done.file.removeprefix(f"s3://{bucket}/")
+    assert key.startswith("x/late")
+    local = tmp_path / "back" / Path(key).name
+    local.parent.mkdir()
+    local.write_bytes(s3.get(bucket, key))
+    assert probe(local).video and decode_errors(local) == ""
+    assert not (tmp_path / "data0" / "staging" / str(task.id)).exists()
