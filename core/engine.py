@@ -459,9 +459,11 @@ class Engine:
             if run is not None:
                 await self.scheduler.cancel(run, StopReason.DELETE)
                 task = run.task
+            upload = await self._s3_upload_state(task)
             await self.store.delete(task_id)
         self.unsaved.discard(task_id)
         self.scheduler.release(task_id)
+        await self.s3.forget(task, upload, files)
         self.s3.discard_staging(task_id)
         if task.file and not is_s3_url(task.file):
             final = Path(task.file)
@@ -475,6 +477,14 @@ class Engine:
                     elif victim.exists():
                         victim.unlink()
         self.bus.publish(TaskDeleted(task_id))
+
+    async def _s3_upload_state(self, task: Task) -> bytes | None:
+        """An s3:// task's recorded multipart upload (read before the task and its state are deleted)."""
+        if not (task.file and is_s3_url(task.file)):
+            return None
+        from core.downloaders.http_s3 import STATE_KEY
+
+        return await self.store.get_state(task.id, STATE_KEY)
 
     async def update(self, task_id: int, patch: TaskPatch) -> Task:
         """Change name, url, headers, folder, is_live, kind or options (only the fields `patch` sets).

@@ -9,21 +9,26 @@
   same new name at the same instant could still pick the same key (the store has no unique index on files).
 - A kind without a direct-to-S3 downloader (HLS, yt-dlp, backends) downloads into `<data dir>/staging/<task id>/`;
   when it succeeds the file is uploaded (multipart, streamed from disk, `source-url` metadata) and the staging
-  dir is removed. A failed upload fails the run with the store's reason; the next run downloads again if the
-  staged file is gone and uploads the whole file again (an upload of a finished file is not resumed).
+  dir is removed. A failed upload fails the run with the store's reason; the next run downloads again and
+  uploads the whole file again (an upload of a finished file is not resumed).
+- Deleting a task aborts its unfinished multipart upload; with its files, the object goes too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from core.downloaders.base import DownloadContext
-from core.models import Task
+from core.errors import DownloadError, InvalidInput
+from core.models import Task, TaskStatus
 from core.naming import sanitize_name, with_counter
 from core.storage import S3Client, S3Location, S3Section, S3Settings, is_s3_url, source_metadata
+
+log = logging.getLogger("fetchdeck.engine")
 
 
 class S3Output:
@@ -85,6 +90,23 @@ class S3Output:
                 n += 1
             await record(candidate)
         return candidate
+
+    async def forget(self, task: Task, upload: bytes | None, files: bool) -> None:
+        """A deleted task's S3 side: abort its unfinished multipart upload (`upload`: its recorded state blob)
+        and, with `files`, delete its object. Best effort: a store that cannot be reached is logged, not raised."""
+        if not (task.file and is_s3_url(task.file)):
+            return
+        from core.downloaders.http_s3 import UploadRecord
+
+        record = UploadRecord.decode(upload)
+        try:
+            client = await self.client()
+            if record is not None:
+                await client.abort(record.location, record.upload_id)
+            if files and task.status is TaskStatus.SUCCESS:
+                await client.delete(S3Location.parse(task.file))
+        except (DownloadError, InvalidInput) as exc:
+            log.warning("task %s: could not clean up %s: %s", task.id, task.file, exc)
 
     async def upload_staged(self, ctx: DownloadContext, path: Path, location: S3Location) -> S3Location:
         """Upload the finished local file of a staged run; the object's location (the file's own name when

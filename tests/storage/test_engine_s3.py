@@ -224,3 +224,27 @@ async def test_a_failed_staged_upload_fails_the_task_and_a_retry_uploads_it(
     local.write_bytes(s3.get(bucket, key))
     assert probe(local).video and decode_errors(local) == ""
     assert not (tmp_path / "data0" / "staging" / str(task.id)).exists()
+
+
+async def test_deleting_a_task_aborts_its_upload_and_with_files_deletes_its_object(
+    s3: S3Server, bucket: str, file_server: FileServer, tmp_path: Path, make_engine: Any,
+) -> None:
+    data = random_bytes(24 * MiB, seed=24)
+    url = file_server.add("/d.bin", data)
+    file_server.faults.throttle("/d.bin", 8 * MiB)
+    engine = await make_engine(s3_config(tmp_path, s3, connections=1))
+    [partial] = await engine.create([TaskSpec(url=url, folder=f"s3://{bucket}/p")])
+    async with asyncio.timeout(60):
+        while (record := await upload_record(engine, partial.id)) is None or not record.parts:
+            await asyncio.sleep(0.05)
+    await engine.stop(partial.id)
+    assert len(s3.uploads(bucket)) == 1
+    await engine.delete(partial.id)
+    assert s3.uploads(bucket) == []
+
+    file_server.faults.throttle("/d.bin", None)
+    [whole] = await engine.create([TaskSpec(url=url, folder=f"s3://{bucket}/w")])
+    assert (await finished(engine, whole.id)).status is TaskStatus.SUCCESS
+    assert s3.keys(bucket, "w/") == ["w/d.bin"]
+    await engine.delete(whole.id, files=True)
+    assert s3.keys(bucket, "w/") == []
