@@ -26,7 +26,7 @@ from core.downloaders.base import DownloadContext
 from core.errors import DownloadError, InvalidInput
 from core.models import Task, TaskStatus
 from core.naming import sanitize_name, with_counter
-from core.storage import S3Client, S3Location, S3Section, S3Settings, is_s3_url, source_metadata
+from core.storage import Attempts, S3Client, S3Location, S3Section, S3Settings, is_s3_url, once, source_metadata
 
 log = logging.getLogger("fetchdeck.engine")
 
@@ -74,7 +74,7 @@ class S3Output:
 
     async def claim(
         self, task: Task, prefix: S3Location, filename: str, in_use: Callable[[], Awaitable[set[str]]],
-        record: Callable[[S3Location], Awaitable[None]],
+        record: Callable[[S3Location], Awaitable[None]], attempts: Attempts = once,
     ) -> S3Location:
         """The task's object: its s3:// `file` if it has one, else a new key under `prefix`, chosen and
         `record`ed one claim at a time (two runs of this engine never pick the same key)."""
@@ -85,7 +85,11 @@ class S3Output:
             taken = await in_use()
             name = sanitize_name(filename)
             candidate, n = prefix.join(name), 1
-            while candidate.url in taken or await client.exists(candidate):
+
+            def taken_in_bucket(at: S3Location) -> Awaitable[bool]:
+                return attempts(f"checking {at.url}", lambda: client.exists(at))
+
+            while candidate.url in taken or await taken_in_bucket(candidate):
                 candidate = prefix.join(with_counter(name, n))
                 n += 1
             await record(candidate)

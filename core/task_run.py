@@ -221,6 +221,7 @@ class TaskRunner:
 
     async def _download_to_s3(self, run: TaskRun, prefix: S3Location) -> str:
         """An s3:// destination (core/s3_output.py): straight to S3 (HTTP), or staged locally and uploaded."""
+        from core.downloaders.http_s3 import task_attempts
         from core.storage import S3Location, S3Target
 
         assert self.s3 is not None
@@ -237,7 +238,7 @@ class TaskRunner:
             self.bus.publish(TaskChanged(task.id))
 
         async def claim_key(filename: str) -> S3Location:
-            return await s3.claim(task, prefix, filename, in_use, record)
+            return await s3.claim(task, prefix, filename, in_use, record, task_attempts(ctx))
 
         direct = self.downloaders.direct_to_storage(task.kind, task.options.backend)
         staging = s3.staging(task.id)  # a staged run's local folder (a direct one writes nothing locally)
