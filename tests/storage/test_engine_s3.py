@@ -248,3 +248,23 @@ async def test_deleting_a_task_aborts_its_upload_and_with_files_deletes_its_obje
     assert s3.keys(bucket, "w/") == ["w/d.bin"]
     await engine.delete(whole.id, files=True)
     assert s3.keys(bucket, "w/") == []
+
+
+async def test_a_ytdlp_download_is_staged_then_uploaded(
+    s3: S3Server, bucket: str, tmp_path: Path, make_engine: Any,
+) -> None:
+    from core.models import TaskKind
+    from tests.support.media_fixtures import get_media
+
+    media = get_media()
+    with FileServer() as server:
+        server.add_dir("/m", media.dir)
+        url = server.url("/m/v360.mp4")
+        engine = await make_engine(s3_config(tmp_path, s3, dir=f"s3://{bucket}/yt", retries=2))
+        [task] = await engine.create([TaskSpec(url=url, kind=TaskKind.YTDLP)])
+        done = await finished(engine, task.id, timeout=90)
+    assert done.status is TaskStatus.SUCCESS, done.error
+    assert done.file == f"s3://{bucket}/yt/v360.mp4"
+    assert s3.get(bucket, "yt/v360.mp4") == media.bytes("v360.mp4")
+    assert s3.metadata(bucket, "yt/v360.mp4") == {"source-url": url}
+    assert not (tmp_path / "data0" / "staging" / str(task.id)).exists()
