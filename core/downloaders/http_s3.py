@@ -47,6 +47,7 @@ class UploadRecord:
     identity: RemoteIdentity
     part_size: int
     parts: dict[int, str] = field(default_factory=dict)  # part number → ETag
+    stored: bool = False  # not kept: the upload was completed already (the run stopped before forgetting it)
 
     @property
     def location(self) -> S3Location:
@@ -135,7 +136,13 @@ class HttpToS3Downloader:
         self, task: Task, ctx: DownloadContext, client: S3Client, location: S3Location, identity: RemoteIdentity
     ) -> None:
         attempts = task_attempts(ctx)
-        record = await self._resumable(ctx, client, location, identity)
+        record = await self._resumable(task, ctx, client, location, identity)
+        if record is not None and record.stored:
+            ctx.log(f"{location.url} was already complete (the last run stopped after completing the upload)")
+            await ctx.state.save(STATE_KEY, None)
+            ctx.progress.set_total(identity.size)
+            ctx.progress.set_downloaded(identity.size)
+            return
         if record is None:
             part_size = part_size_for(identity.size)
             metadata = source_metadata(task.url, identity.etag)
@@ -190,9 +197,10 @@ class HttpToS3Downloader:
         ctx.log(f"uploaded {size} bytes in {count} part(s) to {location.url}")
 
     async def _resumable(
-        self, ctx: DownloadContext, client: S3Client, location: S3Location, identity: RemoteIdentity
+        self, task: Task, ctx: DownloadContext, client: S3Client, location: S3Location, identity: RemoteIdentity
     ) -> UploadRecord | None:
-        """The recorded upload to continue, if it is of this object and of the same remote file."""
+        """The recorded upload to continue, if it is of this object and of the same remote file (`stored`:
+        it was completed already: the object is there with this size and source metadata)."""
         record = UploadRecord.decode(await ctx.state.load(STATE_KEY))
         if record is None:
             return None
@@ -204,6 +212,11 @@ class HttpToS3Downloader:
             held = await task_attempts(ctx)(f"listing the parts of {location.url}",
                                             lambda: client.list_parts(location, record.upload_id))
         except UploadGone:
+            stored = await client.head(location)
+            if stored is not None and stored.size == identity.size \
+                    and stored.metadata == source_metadata(task.url, identity.etag):
+                record.stored = True
+                return record
             ctx.log(f"the upload {record.upload_id} is gone from the store: starting over")
             await ctx.state.save(STATE_KEY, None)
             return None

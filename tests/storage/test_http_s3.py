@@ -188,3 +188,34 @@ async def test_a_server_without_ranges_streams_into_sequential_parts(
     assert s3.get(bucket, "s.bin") == data
     assert s3.metadata(bucket, "s.bin")["source-url"] == url
     assert s3.uploads(bucket) == []
+
+
+class RememberingState(MemoryState):
+    """MemoryState that keeps the last record saved, to play a run stopped between complete and forget."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: bytes | None = None
+
+    async def save(self, key: str, value: bytes | None) -> None:
+        if value is not None:
+            self.last = value
+        await super().save(key, value)
+
+
+async def test_a_run_stopped_after_completing_does_not_upload_again(
+    s3: S3Server, bucket: str, client: S3Client, clients: HttpClients, file_server: FileServer, tmp_path: Path,
+) -> None:
+    data = random_bytes(17 * MiB, seed=16)
+    url = file_server.add("/k.bin", data)
+    state = RememberingState()
+    ctx, _, _ = make_ctx(url, client, clients, S3Location(bucket, ""), tmp_path, state)
+    await DOWNLOADER.run(ctx.task, ctx)
+    assert state.last is not None and await state.load(STATE_KEY) is None
+    await state.save(STATE_KEY, state.last)  # as if the node died before forgetting the completed upload
+    file_server.reset_stats()
+    ctx2, sink, _ = make_ctx(url, client, clients, S3Location(bucket, ""), tmp_path, state)
+    await DOWNLOADER.run(ctx2.task, ctx2)
+    assert range_starts(file_server, "/k.bin") == [0]  # the probe only
+    assert await state.load(STATE_KEY) is None and sink.downloaded == len(data)
+    assert s3.get(bucket, "k.bin") == data
