@@ -21,7 +21,7 @@ _IP_LIKE = re.compile(r"\d+\.\d+\.\d+\.\d+")
 
 def is_s3_url(value: str | None) -> bool:
     """True if `value` is meant as an S3 location (`s3://…`, any case), well-formed or not."""
-    return bool(value) and value.strip()[:5].lower() == SCHEME  # type: ignore[union-attr]
+    return value is not None and value.strip()[:5].lower() == SCHEME
 
 
 def _segments(path: str, what: str, url: str) -> list[str]:
