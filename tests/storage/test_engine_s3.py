@@ -268,3 +268,35 @@ async def test_a_ytdlp_download_is_staged_then_uploaded(
     assert s3.get(bucket, "yt/v360.mp4") == media.bytes("v360.mp4")
     assert s3.metadata(bucket, "yt/v360.mp4") == {"source-url": url}
     assert not (tmp_path / "data0" / "staging" / str(task.id)).exists()
+
+
+async def test_an_engine_closed_mid_upload_leaves_it_for_the_next_engine_to_resume(
+    s3: S3Server, bucket: str, file_server: FileServer, tmp_path: Path,
+) -> None:
+    data = random_bytes(32 * MiB, seed=25)
+    url = file_server.add("/n.bin", data)
+    file_server.faults.throttle("/n.bin", 12 * MiB)
+    database = tmp_path / "shared" / "fetchdeck.db"
+    database.parent.mkdir()
+    first = await Engine(database, s3_config(tmp_path, s3, connections=2)).open()
+    try:
+        [task] = await first.create([TaskSpec(url=url, folder=f"s3://{bucket}/n")])
+        async with asyncio.timeout(60):
+            while (record := await upload_record(first, task.id)) is None or len(record.parts) < 2:
+                await asyncio.sleep(0.05)
+    finally:
+        await first.close()  # like a node going away: the task is queued again, its upload recorded
+    file_server.faults.throttle("/n.bin", None)
+    file_server.reset_stats()
+    second = await Engine(database, s3_config(tmp_path, s3, connections=2)).open()
+    try:
+        done = await finished(second, task.id)
+        record = await upload_record(second, task.id)
+    finally:
+        await second.close()
+    assert done.status is TaskStatus.SUCCESS, done.error
+    assert record is None
+    starts = [int(h.split("=")[1].split("-")[0]) for h in file_server.stats["/n.bin"].range_headers]
+    assert len(starts) - 1 <= 4 - 2  # at most the parts the first engine had not recorded
+    assert digest(s3.get(bucket, "n/n.bin")) == digest(data)
+    assert s3.uploads(bucket) == []
