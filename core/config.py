@@ -30,6 +30,7 @@ from tomlkit.items import Table
 
 from core.errors import InvalidInput
 from core.locations import default_download_dir
+from core.storage import is_s3_url
 from core.validation import normalize_proxy, validate_url
 
 if TYPE_CHECKING:
@@ -296,7 +297,10 @@ class DownloadConfig(Section):
 
     @property
     def download_dir(self) -> Path:
-        return Path(self.dir).expanduser() if self.dir else default_download_dir()
+        """The local download dir (with `dir = "s3://…"`, the default one: absolute local folders are under it)."""
+        if not self.dir or is_s3_url(self.dir):
+            return default_download_dir()
+        return Path(self.dir).expanduser()
 
     @property
     def speed_limit_bytes(self) -> int | None:

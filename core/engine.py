@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -62,7 +63,9 @@ from core.models import (
 from core.naming import name_from_url, resolve_folder, sanitize_name
 from core.progress import ProgressPump
 from core.ratelimit import RateLimiter
+from core.s3_output import S3Output
 from core.scheduler import Scheduler, StopReason
+from core.storage import is_s3_url
 from core.store.base import UNSET, StoreFactory, TaskFilter, TaskPatch, TaskStore
 from core.task_run import TaskRunner
 from core.unsaved import UnsavedOutcomes
@@ -101,6 +104,13 @@ def sqlite_store(database: Path) -> StoreFactory:
     return open_store
 
 
+def s3_output(config: Config, database: Path | None) -> S3Output:
+    """The engine's s3:// destinations; staged downloads go under <data dir>/staging (the database's dir)."""
+    data_dir = database.parent if database is not None else config.download.download_dir / ".fetchdeck"
+    dir_value = config.download.dir if is_s3_url(config.download.dir) else ""
+    return S3Output(config.storage.s3, os.environ, data_dir / "staging", dir_value)
+
+
 def _given(store: TaskStore) -> StoreFactory:
     async def open_store() -> TaskStore:
         return store
@@ -134,6 +144,7 @@ class Engine:
             store = _given(store)
         self.database = database
         self.config = config
+        self.s3 = s3_output(config, database)  # with download.dir = s3://…, relative folders are S3 prefixes
         self.download_root = config.download.download_dir.expanduser().resolve()
         self.allowed_roots = tuple(Path(p).expanduser().resolve() for p in config.download.allowed_roots)
         self.bus = EventBus()
@@ -151,7 +162,7 @@ class Engine:
         self.runner = TaskRunner(
             config=config, store=lambda: self.store, scheduler=self.scheduler, unsaved=self.unsaved, bus=self.bus,
             progress=self.progress, downloaders=self.downloaders, clients=self.clients, limiter=self.limiter,
-            folder_path=self.folder_path, shutdown_status=shutdown_status,
+            folder_path=self.folder_path, shutdown_status=shutdown_status, s3=self.s3,
         )
         self.scheduler.executor = self.runner
         self._loops: list[asyncio.Task[None]] = []
@@ -207,6 +218,7 @@ class Engine:
             log.error("could not save the final status of %d task(s): %s; they are resumed at the next start",
                       len(self.unsaved), ", ".join(map(str, self.unsaved.ids())))
         await self.clients.aclose()
+        await self.s3.close()
         self.bus.close_all()
         if self._store is not None:
             await self._store.close()
@@ -309,7 +321,8 @@ class Engine:
 
     # ---- input rules -----------------------------------------------------
     def check_folder(self, folder: str | None) -> str:
-        """The folder to store for `folder` (InvalidInput if it leaves the download roots)."""
+        """The folder to store for `folder` (InvalidInput if it leaves the download roots or is a malformed
+        s3:// location)."""
         return check_folder(folder, self.download_root, self.allowed_roots)
 
     def folder_path(self, folder: str) -> Path:
@@ -446,10 +459,13 @@ class Engine:
             if run is not None:
                 await self.scheduler.cancel(run, StopReason.DELETE)
                 task = run.task
+            upload = await self._s3_upload_state(task)
             await self.store.delete(task_id)
         self.unsaved.discard(task_id)
         self.scheduler.release(task_id)
-        if task.file:
+        await self.s3.forget(task, upload, files)
+        self.s3.discard_staging(task_id)
+        if task.file and not is_s3_url(task.file):
             final = Path(task.file)
             victims = list(temp_paths(final))
             if files:
@@ -461,6 +477,14 @@ class Engine:
                     elif victim.exists():
                         victim.unlink()
         self.bus.publish(TaskDeleted(task_id))
+
+    async def _s3_upload_state(self, task: Task) -> bytes | None:
+        """An s3:// task's recorded multipart upload (read before the task and its state are deleted)."""
+        if not (task.file and is_s3_url(task.file)):
+            return None
+        from core.downloaders.http_s3 import STATE_KEY
+
+        return await self.store.get_state(task.id, STATE_KEY)
 
     async def update(self, task_id: int, patch: TaskPatch) -> Task:
         """Change name, url, headers, folder, is_live, kind or options (only the fields `patch` sets).

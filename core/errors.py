@@ -14,10 +14,13 @@ FetchdeckError
     ├── UnsupportedMedia  e.g. SAMPLE-AES, unknown key method
     ├── UnsupportedUrl    yt-dlp has no extractor for the URL and found no media in it
     ├── WrongKind         the response shows another kind (e.g. an HLS playlist)
+    ├── StorageError      the S3-compatible store refused or failed a request (core/storage)
+    │   └── UploadGone    the multipart upload being resumed no longer exists there
     └── NetworkError      the transport failed (classified once, in core/downloaders/net.py)
         ├── CannotConnect     no connection could be made (unreachable: the server never answered)
         │   ├── ConnectionRefused
-        │   └── DnsFailure
+        │   ├── DnsFailure
+        │   └── StorageUnreachable  the S3-compatible store did not answer
         ├── TlsFailure        handshake or certificate; not retried
         ├── TimedOut
         └── ConnectionReset   reset, closed or broken off mid-body
@@ -106,6 +109,18 @@ class WrongKind(DownloadError):
         self.kind = kind
 
 
+class StorageError(DownloadError):
+    """The S3-compatible store refused or failed a request; str() names the store, bucket or key."""
+
+    def __init__(self, message: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class UploadGone(StorageError):
+    """The multipart upload a resume wanted to continue was aborted or expired: start a new one."""
+
+
 class InvalidField(InvalidInput):
     """InvalidInput that names what was wrong: `field` ("url", "folder", "headers", "options", "proxy"...)
     of the `index`-th item of a batch (None: a single request). str() is the rule's own sentence, so a
@@ -146,3 +161,7 @@ class TimedOut(NetworkError):
 
 class ConnectionReset(NetworkError):
     pass
+
+
+class StorageUnreachable(CannotConnect):
+    """Nothing answered at the S3-compatible store's endpoint ("S3 store unreachable at URL: reason")."""

@@ -26,8 +26,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.config import Config
 from core.downloaders import DownloaderRegistry
@@ -43,9 +44,28 @@ from core.scheduler import Scheduler, StopReason, TaskRun
 from core.store.base import TaskPatch, TaskStore
 from core.unsaved import SAVE_RETRY_SECONDS, UnsavedOutcomes
 
+if TYPE_CHECKING:
+    from core.s3_output import S3Output
+    from core.storage import S3Location
+
 log = logging.getLogger("fetchdeck.engine")
 
 KIND_SWITCHES = 3  # downloaders tried per run when WrongKind corrections keep coming
+
+
+class StoredState:
+    """A run's DurableState (ctx.state): the task's blobs in the task store, so a run on another node
+    resumes from them; writes are fenced by the run's lease (LeaseLost)."""
+
+    def __init__(self, store: Callable[[], TaskStore], task_id: int) -> None:
+        self._store = store
+        self._task_id = task_id
+
+    async def load(self, key: str) -> bytes | None:
+        return await self._store().get_state(self._task_id, key)
+
+    async def save(self, key: str, value: bytes | None) -> None:
+        await self._store().put_state(self._task_id, key, value)
 
 
 class TaskRunner:
@@ -55,8 +75,10 @@ class TaskRunner:
         self, *, config: Config, store: Callable[[], TaskStore], scheduler: Scheduler, unsaved: UnsavedOutcomes,
         bus: EventBus, progress: ProgressPump, downloaders: DownloaderRegistry, clients: HttpClients,
         limiter: RateLimiter, folder_path: Callable[[str], Path], shutdown_status: TaskStatus,
+        s3: S3Output | None = None,
     ) -> None:
-        """folder_path: where a task's stored folder is on disk (InvalidInput if outside the allowed roots)."""
+        """folder_path: where a task's stored folder is on disk (InvalidInput if outside the allowed roots).
+        s3: the engine's s3:// destinations (None: every folder is local)."""
         self.config = config
         self._store = store
         self.scheduler = scheduler
@@ -68,6 +90,7 @@ class TaskRunner:
         self.limiter = limiter
         self.folder_path = folder_path
         self.shutdown_status = shutdown_status
+        self.s3 = s3
 
     def task_log(self, task_id: int, text: str) -> None:
         self.progress.log(task_id, text)
@@ -101,7 +124,10 @@ class TaskRunner:
             return task.options.segment_threads or self.config.download.segment_threads
         return task.options.connections or self.config.download.connections
 
-    def context(self, run: TaskRun, folder: Path) -> DownloadContext:
+    def context(
+        self, run: TaskRun, folder: Path, claim: Callable[[str], Awaitable[Path]] | None = None
+    ) -> DownloadContext:
+        """claim: the run's `claim_output` when it is not the local one (an s3:// destination's)."""
         task = run.task
         connections = task.options.connections or self.config.download.connections
         segment_threads = task.options.segment_threads or self.config.download.segment_threads
@@ -134,7 +160,8 @@ class TaskRunner:
             log=lambda text: self.task_log(task.id, text),
             limiter=self.limiter,
             settings=settings,
-            claim_output=claim_output,
+            claim_output=claim or claim_output,
+            state=StoredState(self._store, task.id),
         )
 
     async def execute(self, run: TaskRun) -> None:
@@ -171,22 +198,65 @@ class TaskRunner:
         await self._finish(run, TaskStatus.SUCCESS, TaskPatch(file=str(path), error=None))
         self.bus.publish(TaskSucceeded(task.id))
 
-    async def _download(self, run: TaskRun) -> Path:
-        """Run the task's downloader; a WrongKind correction of a guessed kind switches downloaders."""
+    async def _download(self, run: TaskRun) -> str:
+        """Run the task's downloader; a WrongKind correction of a guessed kind switches downloaders.
+        The task's `file` as it is now (a path, or an s3:// URL)."""
         task = run.task
         for _attempt in range(KIND_SWITCHES):
             try:
+                prefix = self.s3.location(task.folder) if self.s3 is not None else None
+                if prefix is not None:
+                    return await self._download_to_s3(run, prefix)
                 folder = self.folder_path(task.folder)
                 folder.mkdir(parents=True, exist_ok=True)
                 self.task_log(task.id, f"start {task.kind.value} download: {task.url}")
                 downloader = self.downloaders.downloader(task.kind, task.options.backend)
-                return await downloader.run(task, self.context(run, folder))
+                return str(await downloader.run(task, self.context(run, folder)))
             except WrongKind as exc:
                 if not task.options.auto_kind or exc.kind == task.kind:
                     raise
                 self.task_log(task.id, f"switching to {exc.kind.value}: {exc}")
                 await self.write(task.id, TaskPatch(kind=exc.kind))
         raise DownloadError("the download type kept changing")
+
+    async def _download_to_s3(self, run: TaskRun, prefix: S3Location) -> str:
+        """An s3:// destination (core/s3_output.py): straight to S3 (HTTP), or staged locally and uploaded."""
+        from core.downloaders.http_s3 import task_attempts
+        from core.storage import S3Location, S3Target
+
+        assert self.s3 is not None
+        s3, task = self.s3, run.task
+
+        async def in_use() -> set[str]:
+            taken = await self._store().files_in_use()
+            taken.update(r.task.file for r in self.scheduler.runs.values() if r.task.file and r.task is not task)
+            return taken
+
+        async def record(location: S3Location) -> None:
+            name = TaskPatch(name=location.name) if task.options.auto_name else TaskPatch()
+            await self.write(task.id, TaskPatch(file=location.url).merge(name))
+            self.bus.publish(TaskChanged(task.id))
+
+        async def claim_key(filename: str) -> S3Location:
+            return await s3.claim(task, prefix, filename, in_use, record, task_attempts(ctx))
+
+        direct = self.downloaders.direct_to_storage(task.kind, task.options.backend)
+        staging = s3.staging(task.id)  # a staged run's local folder (a direct one writes nothing locally)
+        if direct is None:
+            staging.mkdir(parents=True, exist_ok=True)
+
+        async def claim_staged(filename: str) -> Path:
+            return staging / (await claim_key(filename)).name
+
+        ctx = self.context(run, staging, claim_staged)
+        ctx.remote = S3Target(await s3.client(), claim_key)
+        self.task_log(task.id, f"start {task.kind.value} download to {prefix.url}: {task.url}")
+        if direct is not None:
+            await direct.run(task, ctx)
+            return task.file or ""
+        path = await self.downloaders.downloader(task.kind, task.options.backend).run(task, ctx)
+        uploaded = await s3.upload_staged(ctx, path, S3Location.parse(task.file or ""))
+        return uploaded.url
 
     async def finish_cancelled(self, run: TaskRun) -> None:
         task = run.task

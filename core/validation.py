@@ -17,6 +17,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from core.errors import InvalidInput
 from core.naming import resolve_folder, sanitize_folder
+from core.storage import S3Location, is_s3_url
 
 # Control characters, line/paragraph separators, lone surrogates: never part of a URL, header or name.
 CONTROL_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs"})
@@ -94,9 +95,12 @@ def normalize_proxy(proxy: str | None) -> str | None:
 
 
 def check_folder(folder: str | None, download_root: Path, allowed_roots: Iterable[Path]) -> str:
-    """The folder to store: "" (the download root), a clean relative path, or an allowed absolute one."""
+    """The folder to store: "" (the download root), a clean relative path, an allowed absolute one, or an
+    `s3://bucket/prefix` (normalized; InvalidInput if malformed)."""
     if not folder:
         return ""
+    if is_s3_url(folder):
+        return S3Location.parse(folder).url
     if Path(folder).is_absolute():
         resolve_folder(download_root, folder, tuple(allowed_roots))  # raises if outside
         return str(Path(folder).resolve())

@@ -1,9 +1,11 @@
-"""SaveAny-Bot storages (named local folders from `[api] storages`) and the `transfer` backend.
+"""SaveAny-Bot storages (named folders from `[api] storages`) and the `transfer` backend.
 
-`[api] storages = ["local=", "media=/srv/media"]`: a relative dir is under the
+`[api] storages = ["local=", "media=/srv/media", "bucket=s3://bucket/prefix"]`: a relative dir is under the
 download dir, an absolute one must be inside the download dir or one of
-`download.allowed_roots` (the engine refuses anything else). Nothing
-configured: one storage, `local`, the download dir itself.
+`download.allowed_roots` (the engine refuses anything else); an `s3://bucket/prefix`
+is an S3 storage (type "s3"): its tasks' folders are that prefix, so they land in
+the S3-compatible store (core/storage). Nothing configured: one storage, `local`,
+the download dir itself. A transfer copies out of a local storage only.
 
 A transfer task is an engine task with `options.backend = "transfer"`, URL
 `transfer://<source storage>/<source path>` (what clients see) and the
@@ -26,6 +28,7 @@ from core.downloaders.base import DownloadContext
 from core.errors import DownloadError, InvalidInput
 from core.models import Task
 from core.naming import sanitize_folder
+from core.storage import S3Location, is_s3_url
 
 if TYPE_CHECKING:
     from core.downloaders import DownloaderRegistry
@@ -38,8 +41,8 @@ SCHEME = "transfer://"
 class Storage:
     name: str
     type: str
-    folder: str  # what the engine stores as the task folder for the storage root ("" or absolute)
-    path: Path  # absolute
+    folder: str  # what the engine stores as the task folder for the storage root ("", absolute or s3://)
+    path: Path | None  # absolute; None for an S3 storage (no local files)
 
 
 def parse_storages(entries: list[str], download_root: Path) -> dict[str, Storage]:
@@ -50,6 +53,13 @@ def parse_storages(entries: list[str], download_root: Path) -> dict[str, Storage
         if not sep or not name:
             raise InvalidInput(f"api.storages: {entry!r} is not name=dir")
         where = where.strip()
+        if is_s3_url(where):
+            try:
+                location = S3Location.parse(where)
+            except InvalidInput as exc:
+                raise InvalidInput(f"api.storages: {entry!r}: {exc}") from None
+            out[name] = Storage(name=name, type="s3", folder=location.url, path=None)
+            continue
         if where and Path(where).expanduser().is_absolute():
             path = Path(where).expanduser().resolve()
             folder = str(path)
@@ -67,6 +77,8 @@ def task_folder(storage: Storage, sub: str | None) -> str:
     rel = sanitize_folder(sub)
     if not storage.folder:
         return rel
+    if storage.type == "s3":
+        return S3Location.parse(storage.folder).join(rel).url
     if Path(storage.folder).is_absolute():
         return str(Path(storage.folder, rel)) if rel else storage.folder
     return f"{storage.folder}/{rel}" if rel else storage.folder
@@ -74,6 +86,8 @@ def task_folder(storage: Storage, sub: str | None) -> str:
 
 def source_path(storage: Storage, sub: str | None) -> Path:
     """An existing path inside a storage, holding at least one file (InvalidInput otherwise)."""
+    if storage.path is None:
+        raise InvalidInput(f"storage {storage.name!r} is an S3 storage; transfers copy from local storages only")
     target = (storage.path / sanitize_folder(sub)).resolve()
     root = storage.path.resolve()
     if target != root and root not in target.parents:

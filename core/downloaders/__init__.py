@@ -48,6 +48,16 @@ def load_ytdlp() -> Downloader:
     return ytdlp.load_downloader()
 
 
+def load_http_s3() -> Downloader:
+    from core.downloaders.http_s3 import DOWNLOADER
+
+    return DOWNLOADER
+
+
+# Downloaders that write a task of their kind straight to an s3:// destination (HTTP: each range one part of a
+# multipart upload). Kinds without one download into a local staging dir; the runner uploads the result.
+DIRECT_TO_STORAGE: Mapping[TaskKind, DownloaderLoader] = {TaskKind.HTTP: load_http_s3}
+
 BUILTIN_KINDS: Mapping[TaskKind, DownloaderLoader] = {
     TaskKind.HTTP: load_http,
     TaskKind.HLS: load_hls,
@@ -62,10 +72,18 @@ class DownloaderRegistry:
         """kinds: a loader per kind (default BUILTIN_KINDS); a kind without one cannot run."""
         self._kinds: dict[TaskKind, DownloaderLoader] = dict(BUILTIN_KINDS if kinds is None else kinds)
         self._backends: dict[str, Backend] = {}
+        self._direct: dict[TaskKind, DownloaderLoader] = dict(DIRECT_TO_STORAGE) if kinds is None else {}
 
     def set_kind(self, kind: TaskKind, downloader: Downloader) -> None:
-        """Run tasks of this kind with `downloader` from now on."""
+        """Run tasks of this kind with `downloader` from now on (to an s3:// destination too: staged, uploaded)."""
         self._kinds[kind] = lambda: downloader
+        self._direct.pop(kind, None)
+
+    def direct_to_storage(self, kind: TaskKind, backend: str | None = None) -> Downloader | None:
+        """The downloader that writes a task of `kind` straight to its s3:// destination (`ctx.remote`);
+        None: the task's own downloader writes a local file, which the runner uploads."""
+        loader = None if backend else self._direct.get(kind)
+        return loader() if loader is not None else None
 
     def register_backend(self, name: str, downloader: Downloader, check_url: Callable[[str], str]) -> None:
         """Make `options.backend == name` run with `downloader`; `check_url` validates the task's URL."""

@@ -11,13 +11,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
 from core.downloaders.net import Contact, HttpClients, Retry, RetryPolicy, as_download_error
 from core.models import Task
 from core.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from core.storage import S3Target
 
 
 class ProgressSink(Protocol):
@@ -83,6 +86,9 @@ class DownloadContext:
     claim_output: Callable[[str], Awaitable[Path]]
     contact: Contact = field(default_factory=Contact)  # has the server answered yet in this run
     state: DurableState = field(default_factory=MemoryState)  # resume blobs that outlive this node
+    # An s3:// destination (core/storage): a downloader that writes there itself (http_s3) uploads to it;
+    # None: the output is a local file (for an s3:// task, the runner uploads it when the run succeeds).
+    remote: S3Target | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.progress, NoteClearingSink):

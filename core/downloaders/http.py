@@ -81,7 +81,7 @@ def preferred_filename(task: Task, suggested: str | None, content_type: str | No
     return name
 
 
-def _parse_content_range(value: str | None) -> tuple[int, int, int | None] | None:
+def parse_content_range(value: str | None) -> tuple[int, int, int | None] | None:
     match = _CONTENT_RANGE.match(value or "")
     if not match:
         return None
@@ -89,11 +89,33 @@ def _parse_content_range(value: str | None) -> tuple[int, int, int | None] | Non
     return int(match.group(1)), int(match.group(2)), total
 
 
-def _identity(response: httpx.Response, url: str, size: int) -> RemoteIdentity:
+def identity_of(response: httpx.Response, url: str, size: int) -> RemoteIdentity:
     return RemoteIdentity(
         url=url, size=size, etag=response.headers.get("etag"),
         last_modified=response.headers.get("last-modified"),
     )
+
+
+def read_probe(task: Task, resp: httpx.Response) -> Probe:
+    """What the `Range: bytes=0-0` probe's response says (also core/downloaders/http_s3.py's probe)."""
+    if resp.status_code >= 400 and resp.status_code != 416:
+        raise HttpStatusError(resp.status_code, resp.reason_phrase, task.url, retry_after_seconds(resp))
+    content_type = resp.headers.get("content-type")
+    if task.options.auto_kind and task.kind == TaskKind.HTTP and is_hls_content_type(content_type):
+        raise WrongKind(TaskKind.HLS, f"the server sent an HLS playlist ({content_type})")
+    filename = name_from_content_disposition(resp.headers.get("content-disposition"))
+    if not filename:
+        path_name = name_from_url(str(resp.url), fallback="")
+        filename = name_from_url(task.url, fallback="") or path_name or None
+    final_url = str(resp.url)
+    if resp.status_code == 206:
+        parsed = parse_content_range(resp.headers.get("content-range"))
+        if parsed and parsed[2] is not None:
+            return Probe(identity_of(resp, final_url, parsed[2]), True, content_type, filename, final_url)
+    length = resp.headers.get("content-length")
+    size = int(length) if length and length.isdigit() and resp.status_code == 200 else None
+    identity = identity_of(resp, final_url, size) if size is not None else None
+    return Probe(identity, False, content_type, filename, final_url)
 
 
 def _write_all(fd: int, buffers: list[bytes | memoryview], offset: int, path: Path) -> None:
@@ -141,7 +163,7 @@ class HttpDownloader:
         while True:
             try:
                 async with client.stream("GET", task.url, headers={**headers, "Range": "bytes=0-0"}) as resp:
-                    probe = self._read_probe(task, resp)
+                    probe = read_probe(task, resp)
                     final = await ctx.claim_output(preferred_filename(task, probe.filename, probe.content_type))
                     if resp.status_code == 200:
                         ctx.log("server sends no ranges or no length: single stream, no resume")
@@ -164,26 +186,6 @@ class HttpDownloader:
             ctx.progress.set_downloaded(identity.size)
             return final
         return await self._segmented(task, ctx, final, identity)
-
-    def _read_probe(self, task: Task, resp: httpx.Response) -> Probe:
-        if resp.status_code >= 400 and resp.status_code != 416:
-            raise HttpStatusError(resp.status_code, resp.reason_phrase, task.url, retry_after_seconds(resp))
-        content_type = resp.headers.get("content-type")
-        if task.options.auto_kind and task.kind == TaskKind.HTTP and is_hls_content_type(content_type):
-            raise WrongKind(TaskKind.HLS, f"the server sent an HLS playlist ({content_type})")
-        filename = name_from_content_disposition(resp.headers.get("content-disposition"))
-        if not filename:
-            path_name = name_from_url(str(resp.url), fallback="")
-            filename = name_from_url(task.url, fallback="") or path_name or None
-        final_url = str(resp.url)
-        if resp.status_code == 206:
-            parsed = _parse_content_range(resp.headers.get("content-range"))
-            if parsed and parsed[2] is not None:
-                return Probe(_identity(resp, final_url, parsed[2]), True, content_type, filename, final_url)
-        length = resp.headers.get("content-length")
-        size = int(length) if length and length.isdigit() and resp.status_code == 200 else None
-        identity = _identity(resp, final_url, size) if size is not None else None
-        return Probe(identity, False, content_type, filename, final_url)
 
     # ---- single stream ---------------------------------------------------
     async def _single_stream(
@@ -349,7 +351,7 @@ class HttpDownloader:
                 raise RemoteChanged("the server answered a range request with the whole file (it changed?)")
             if resp.status_code != 206:
                 raise HttpStatusError(resp.status_code, resp.reason_phrase, identity.url, retry_after_seconds(resp))
-            parsed = _parse_content_range(resp.headers.get("content-range"))
+            parsed = parse_content_range(resp.headers.get("content-range"))
             if parsed is None or parsed[0] != seg.pos or (parsed[2] is not None and parsed[2] != identity.size):
                 raise RemoteChanged(f"unexpected Content-Range {resp.headers.get('content-range')!r}")
             await self._receive(resp, ctx, seg, fd, part)
@@ -420,4 +422,6 @@ def _trim(buffers: list[bytes | memoryview], limit: int) -> list[bytes | memoryv
 tune_malloc_for_streaming()
 DOWNLOADER = HttpDownloader()
 
-__all__ = ["DOWNLOADER", "HttpDownloader", "preferred_filename"]
+__all__ = [
+    "DOWNLOADER", "HttpDownloader", "Probe", "ShortBody", "parse_content_range", "preferred_filename", "read_probe",
+]

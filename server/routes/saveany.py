@@ -243,6 +243,8 @@ async def _build(kind: str, params: Decoded, base: TaskOptions, folder: str) -> 
 
 
 def _transfer_source(storage: Storage, sub: str) -> Path:
+    if storage.path is None:
+        creation_failed(f"failed to list source files: storage {storage.name} is an S3 storage")
     where = (storage.path / sanitize_folder(sub)).resolve()
     if where.is_dir() and not any(p.is_file() for p in where.rglob("*")):
         root = storage.path.resolve()

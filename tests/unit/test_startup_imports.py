@@ -23,7 +23,7 @@ from tests.support.hls_fixtures import make_vod
 from tests.support.tls import self_signed_context
 
 ROOT = Path(__file__).resolve().parents[2]
-NOT_ON_THE_GET_PATH = {"textual", "quart", "quart_schema", "hypercorn", "yt_dlp"}
+NOT_ON_THE_GET_PATH = {"textual", "quart", "quart_schema", "hypercorn", "yt_dlp", "aiobotocore", "botocore"}
 IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)$")
 
 
