@@ -53,6 +53,12 @@ def postgres_url(postgres: PostgresCluster) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture
+def pg_url(postgres_url: str) -> str:
+    """The same fresh database as `postgres_url` (the name tests/cluster uses)."""
+    return postgres_url
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest) -> str:
     """A store to run on: "" (the SQLite database in the test's tmp dir) or a fresh PostgreSQL database."""
