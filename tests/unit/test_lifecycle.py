@@ -134,6 +134,13 @@ class RefusingStore(TaskStore):
     async def get_state(self, task_id: int, key: str) -> bytes | None:
         return await self.inner.get_state(task_id, key)
 
+    # A shared inner store's LISTEN/NOTIFY (what the engine's cluster node needs besides the contract).
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        await self.inner.listen(channel, callback)  # type: ignore[attr-defined]
+
+    async def notify(self, channel: str, payload: str) -> None:
+        await self.inner.notify(channel, payload)  # type: ignore[attr-defined]
+
     async def put_state(self, task_id: int, key: str, value: bytes | None) -> None:
         self._check()
         await self.inner.put_state(task_id, key, value)
