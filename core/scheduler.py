@@ -195,6 +195,8 @@ class Scheduler:
                 skip=frozenset(self.runs) | frozenset(self._unsaved.ids()),
             )
             for claim in claims:
+                if claim.task.id in self.runs:  # launched directly while the claim was out: that run has it
+                    continue
                 self.launch(claim.task, claim.connections)
 
     def launch(self, task: Task, connections: int = 0) -> TaskRun:
