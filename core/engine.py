@@ -400,30 +400,29 @@ class Engine:
     async def start(self, task_id: int, folder: str | None = None, delete_segments: bool | None = None) -> Task:
         """Queue a task (again). folder: save under this folder from now on (InvalidField "folder")."""
         await self.unsaved.save(task_id)
-        task = await self.get(task_id)
-        if task.status == TaskStatus.DOWNLOADING:
-            run = self.scheduler.running(task_id)
-            if run is not None and not run.begun:
-                return task  # claimed and launching: this start is already being served
-            raise IllegalTransition(f"task {task_id} is already downloading")
-        self.scheduler.claim([task_id])
-        if task.status == TaskStatus.WAITING and folder is None and delete_segments is None:
+        async with self.scheduler.launching:  # no claim lands between reading the status and writing it
+            task = await self.get(task_id)
+            if task.status == TaskStatus.DOWNLOADING:
+                raise IllegalTransition(f"task {task_id} is already downloading")
+            self.scheduler.claim([task_id])
+            if task.status == TaskStatus.WAITING and folder is None and delete_segments is None:
+                self.scheduler.poke()
+                return task
+            patch = TaskPatch(status=TaskStatus.WAITING, error=None)
+            if folder is not None:
+                with _field("folder"):
+                    checked = self.check_folder(folder)
+                if checked != task.folder:
+                    patch = patch.merge(TaskPatch(folder=checked, file=None, downloaded=0))
+            if delete_segments is not None:
+                options = task.options.model_copy(update={"delete_segments": delete_segments})
+                patch = patch.merge(TaskPatch(options=options))
+            if task.status == TaskStatus.SUCCESS:
+                # Download again: a fresh file next to the old one.
+                patch = patch.merge(TaskPatch(file=None, downloaded=0, segments_done=0))
+            await self.runner.write(task_id, patch)
             self.scheduler.poke()
-            return task
-        patch = TaskPatch(status=TaskStatus.WAITING, error=None)
-        if folder is not None:
-            with _field("folder"):
-                checked = self.check_folder(folder)
-            if checked != task.folder:
-                patch = patch.merge(TaskPatch(folder=checked, file=None, downloaded=0))
-        if delete_segments is not None:
-            patch = patch.merge(TaskPatch(options=task.options.model_copy(update={"delete_segments": delete_segments})))
-        if task.status == TaskStatus.SUCCESS:
-            # Download again: a fresh file next to the old one.
-            patch = patch.merge(TaskPatch(file=None, downloaded=0, segments_done=0))
-        await self.runner.write(task_id, patch)
-        self.scheduler.poke()
-        return await self.get(task_id)
+            return await self.get(task_id)
 
     async def stop(self, task_id: int) -> Task:
         await self.unsaved.save(task_id)

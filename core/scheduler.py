@@ -12,7 +12,7 @@ for this node, within the per-host caps, and grants each its connections);
 an engine built with run_queued=False (the one-shot `fetchdeck get`) runs only
 the tasks it was asked to start (`claim`). A claim and its launches hold
 `launching`, and so does a command that reads a task's status and writes it
-(stop, delete): a task claimed meanwhile is either not yet claimed when the
+(start, stop, delete): a task claimed meanwhile is either not yet claimed when the
 command reads it or already has its run registered for the command to cancel. Running one task is
 core/task_run.py's job; the scheduler only starts and cancels it.
 
@@ -33,7 +33,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
 from core.errors import StoreUnavailable
-from core.models import Task
+from core.models import Task, TaskStatus
 from core.store.base import HostCaps
 
 if TYPE_CHECKING:
@@ -58,7 +58,6 @@ class TaskRun:
 
     task: Task
     connections: int = 0  # what the claim granted (0: not claimed, the task's own settings apply)
-    begun: bool = False  # the run has confirmed its claim and announced the start
     started: float = field(default_factory=time.monotonic)
     handle: asyncio.Task[None] | None = None
     stop_reason: StopReason | None = None
@@ -196,6 +195,8 @@ class Scheduler:
                 skip=frozenset(self.runs) | frozenset(self._unsaved.ids()),
             )
             for claim in claims:
+                if claim.task.id in self.runs:  # launched directly while the claim was out: that run has it
+                    continue
                 self.launch(claim.task, claim.connections)
 
     def launch(self, task: Task, connections: int = 0) -> TaskRun:
@@ -207,6 +208,9 @@ class Scheduler:
         # The handle exists before anything awaits, so a stop that comes in while the
         # run is being marked `downloading` always has something to cancel.
         run = TaskRun(task=task, connections=connections)
+        # Until the run has confirmed its claim it reads as queued (as before it was claimed): a start
+        # landing now is a no-op, a stop or delete cancels the run.
+        task.status = TaskStatus.WAITING
         task.error = None
         task.speed, task.eta = 0.0, None
         self.runs[task.id] = run

@@ -174,7 +174,6 @@ class TaskRunner:
                     or stored.node != lease.node:
                 self.scheduler.finished(run)
                 return
-            run.begun = True
             task.status, task.error = TaskStatus.DOWNLOADING, None
             self.bus.publish(TaskStarted(task.id))
             path = await self._download(run)

@@ -2,9 +2,11 @@
 
 `TaskStore` is the one interface the engine (core/engine.py, core/scheduler.py,
 core/task_run.py, core/unsaved.py, core/progress.py) talks to; it never sees SQL.
-Today's implementation is `core.store.repo.SqliteTaskStore` (aiosqlite, one
-writer thread); a PostgreSQL store shared by several nodes implements the same
-methods and is handed to the Engine as a `StoreFactory`, nothing else changes.
+Two implementations: `core.store.repo.TaskRepo` (SQLite: aiosqlite, one
+writer thread) and `core.store.pg.PgTaskStore` (PostgreSQL, shared by several
+nodes); `core.store.open_store` opens the one a store URL names, and the
+Engine is handed it as a `StoreFactory`. tests/store/test_contract.py runs the
+same contract tests against both.
 
 Changes are `TaskPatch`es: a typed set of task fields where only the fields a
 caller set are written. Reads come back as `core.models.Task`.

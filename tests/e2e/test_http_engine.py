@@ -15,6 +15,7 @@ import pytest
 
 from core.engine import Engine
 from core.models import Task, TaskOptions, TaskSpec, TaskStatus
+from core.store import StoreFactory
 from tests.support.engine import engine_config
 from tests.support.fileserver import FileServer, random_bytes
 
@@ -46,8 +47,8 @@ def assert_identical(task: Task, data: bytes) -> Path:
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    async with Engine(tmp_path / "db.sqlite", make_config(tmp_path)) as eng:
+async def engine(engine_store: StoreFactory, tmp_path: Path) -> AsyncIterator[Engine]:
+    async with Engine(None, store=engine_store, config=make_config(tmp_path)) as eng:
         yield eng
 
 
@@ -64,7 +65,9 @@ async def test_segmented_download_is_identical(engine: Engine, server: FileServe
     "fault",
     ["503 burst", "429 retry-after", "reset mid-body", "truncated body", "stall past read timeout"],
 )
-async def test_faults_still_give_identical_files(tmp_path: Path, server: FileServer, fault: str) -> None:
+async def test_faults_still_give_identical_files(
+    engine_store: StoreFactory, tmp_path: Path, server: FileServer, fault: str
+) -> None:
     data = random_bytes(6 * MB, seed=2)
     url = server.add("/f.bin", data)
     config = make_config(tmp_path, read_timeout=1.5)
@@ -79,7 +82,7 @@ async def test_faults_still_give_identical_files(tmp_path: Path, server: FileSer
         server.faults.truncate("/f.bin", nbytes=300_000, times=4)
     else:
         server.faults.stall("/f.bin", after_bytes=100_000, seconds=20, times=2)
-    async with Engine(tmp_path / "db.sqlite", config) as engine:
+    async with Engine(None, store=engine_store, config=config) as engine:
         task = await download(engine, url, connections=4)
         assert_identical(task, data)
         log = "\n".join(line.text for line in await engine.logs(task.id))
@@ -89,13 +92,16 @@ async def test_faults_still_give_identical_files(tmp_path: Path, server: FileSer
         assert "retry" in log, log
 
 
-async def test_stalled_connection_range_is_taken_over(tmp_path: Path, server: FileServer) -> None:
+async def test_stalled_connection_range_is_taken_over(
+    engine_store: StoreFactory, tmp_path: Path, server: FileServer
+) -> None:
     """A connection that stops sending (without timing out) must not hold up the end."""
     data = random_bytes(16 * MB, seed=3)
     url = server.add("/s.bin", data)
     server.faults.throttle("/s.bin", 4 * MB)
     server.faults.stall("/s.bin", after_bytes=64 * 1024, seconds=60, times=1)
-    async with Engine(tmp_path / "db.sqlite", make_config(tmp_path, read_timeout=120)) as engine:
+    config = make_config(tmp_path, read_timeout=120)
+    async with Engine(None, store=engine_store, config=config) as engine:
         started = time.monotonic()
         task = await download(engine, url, connections=4)
         elapsed = time.monotonic() - started
@@ -193,10 +199,11 @@ async def test_custom_headers_are_sent(engine: Engine, server: FileServer) -> No
     assert lowered and all(h.get("x-token") == "s3cret" and h.get("referer") == "http://r/" for h in lowered)
 
 
-async def test_global_speed_limit(tmp_path: Path, server: FileServer) -> None:
+async def test_global_speed_limit(engine_store: StoreFactory, tmp_path: Path, server: FileServer) -> None:
     data = random_bytes(3 * MB, seed=10)
     url = server.add("/slow.bin", data)
-    async with Engine(tmp_path / "db.sqlite", make_config(tmp_path, speed_limit="1M")) as engine:
+    config = make_config(tmp_path, speed_limit="1M")
+    async with Engine(None, store=engine_store, config=config) as engine:
         started = time.monotonic()
         task = await download(engine, url, connections=4)
         elapsed = time.monotonic() - started

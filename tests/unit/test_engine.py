@@ -9,15 +9,15 @@ from core.engine import Engine
 from core.errors import IllegalTransition, InvalidInput, TaskNotFound
 from core.events import EventType
 from core.models import TaskKind, TaskSpec, TaskStatus
-from core.store import TaskPatch
+from core.store import StoreFactory, TaskPatch
 from core.store.repo import TaskFilter
 from tests.support.engine import engine_config
 
 make_config = engine_config
 
 @pytest.fixture
-async def engine(tmp_path: Path):
-    eng = Engine(tmp_path / "db.sqlite", make_config(tmp_path))
+async def engine(engine_store: StoreFactory, tmp_path: Path):
+    eng = Engine(None, store=engine_store, config=make_config(tmp_path))
     await eng.open()
     yield eng
     await eng.close()
@@ -68,10 +68,10 @@ async def test_status_machine(engine: Engine) -> None:
         await engine.get(task.id)
 
 
-async def test_unreachable_host_fails_with_a_reason(tmp_path: Path) -> None:
+async def test_unreachable_host_fails_with_a_reason(engine_store: StoreFactory, tmp_path: Path) -> None:
     config = make_config(tmp_path)
     config.download.retries = 0
-    async with Engine(tmp_path / "db.sqlite", config) as eng:
+    async with Engine(None, store=engine_store, config=config) as eng:
         # port 9 (discard) on loopback: nothing listens, the connection is refused at once
         (task,) = await eng.create([TaskSpec(url="http://127.0.0.1:9/file.bin")])
         (done,) = await asyncio.wait_for(eng.wait_finished([task.id]), 20)
@@ -80,13 +80,15 @@ async def test_unreachable_host_fails_with_a_reason(tmp_path: Path) -> None:
         assert any("failed" in line.text for line in await eng.logs(task.id))
 
 
-async def test_start_up_recovery_requeues_interrupted_tasks(tmp_path: Path) -> None:
+async def test_start_up_recovery_requeues_interrupted_tasks(
+    engine_store: StoreFactory, tmp_path: Path
+) -> None:
     config = make_config(tmp_path)
-    async with Engine(tmp_path / "db.sqlite", config, run_queued=False) as eng:
+    async with Engine(None, store=engine_store, config=config, run_queued=False) as eng:
         (task,) = await eng.create([TaskSpec(url="http://example.invalid/a")], start=False)
         await eng.repo.update(task.id, TaskPatch(status=TaskStatus.DOWNLOADING))
     config.download.max_concurrent = 1
-    eng2 = Engine(tmp_path / "db.sqlite", config)
+    eng2 = Engine(None, store=engine_store, config=config)
     eng2.scheduler.max_concurrent = 0  # keep it queued: we only look at the recovered status
     await eng2.open()
     try:

@@ -18,10 +18,9 @@ from core.downloaders.scripted import Claim, Fail, Finish, Gate, Report, Scripte
 from core.engine import Engine
 from core.errors import DownloadError, IllegalTransition, InvalidField, InvalidInput, StoreUnavailable, TaskNotFound
 from core.models import LogLine, Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
-from core.store import TaskPatch, TaskStore
+from core.store import StoreFactory, TaskPatch, TaskStore
 from core.store import base as store_base
 from core.store.base import HostCaps, Lease, NodeInfo, TaskFilter
-from core.store.repo import TaskRepo
 from tests.support.engine import engine_config
 
 URL = "https://files.example.test/a.bin"
@@ -135,6 +134,13 @@ class RefusingStore(TaskStore):
     async def get_state(self, task_id: int, key: str) -> bytes | None:
         return await self.inner.get_state(task_id, key)
 
+    # A shared inner store's LISTEN/NOTIFY (what the engine's cluster node needs besides the contract).
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        await self.inner.listen(channel, callback)  # type: ignore[attr-defined]
+
+    async def notify(self, channel: str, payload: str) -> None:
+        await self.inner.notify(channel, payload)  # type: ignore[attr-defined]
+
     async def put_state(self, task_id: int, key: str, value: bytes | None) -> None:
         self._check()
         await self.inner.put_state(task_id, key, value)
@@ -165,10 +171,11 @@ def store_box() -> list[RefusingStore]:
 
 @pytest.fixture
 async def engine(
-    tmp_path: Path, http: ScriptedDownloader, hls: ScriptedDownloader, store_box: list[RefusingStore]
+    tmp_path: Path, http: ScriptedDownloader, hls: ScriptedDownloader, store_box: list[RefusingStore],
+    engine_store: StoreFactory,
 ) -> AsyncIterator[Engine]:
     async def open_store() -> TaskStore:
-        store = RefusingStore(await TaskRepo.open(tmp_path / "db.sqlite"))
+        store = RefusingStore(await engine_store())
         store_box.append(store)
         return store
 
@@ -377,16 +384,16 @@ async def test_a_backend_belongs_to_the_registry_of_the_engine_it_was_added_to(
         assert (info.value.field, info.value.index) == ("url", 0)
 
 
-async def test_an_engine_runs_on_the_store_it_is_given(tmp_path: Path) -> None:
+async def test_an_engine_runs_on_the_store_it_is_given(tmp_path: Path, engine_store: StoreFactory) -> None:
     """Any TaskStore drops in: here an open one handed over (the engine closes it with itself)."""
-    store = RefusingStore(await TaskRepo.open(tmp_path / "given.sqlite"))
+    store = RefusingStore(await engine_store())
     fake = ScriptedDownloader(default=(Finish(b"z"),))
     registry = DownloaderRegistry({TaskKind.HTTP: lambda: fake})
     async with Engine(None, engine_config(tmp_path), store=store, downloaders=registry) as eng:
         assert eng.store is store
         (task,) = await eng.create([TaskSpec(url=URL)])
         assert (await finished(eng, task.id)).status is TaskStatus.SUCCESS
-    reopened = await TaskRepo.open(tmp_path / "given.sqlite")
+    reopened = await engine_store()
     try:
         row = await reopened.get(task.id)
         assert row is not None and row.status is TaskStatus.SUCCESS
