@@ -66,6 +66,7 @@ from core.ratelimit import RateLimiter
 from core.s3_output import S3Output
 from core.scheduler import Scheduler, StopReason
 from core.storage import is_s3_url
+from core.store import store_factory
 from core.store.base import UNSET, StoreFactory, TaskFilter, TaskPatch, TaskStore
 from core.task_run import TaskRunner
 from core.unsaved import UnsavedOutcomes
@@ -91,17 +92,6 @@ def _field(field: str, index: int | None = None) -> Iterator[None]:
         raise
     except InvalidInput as exc:
         raise InvalidField(str(exc), field, index) from None
-
-
-def sqlite_store(database: Path) -> StoreFactory:
-    """The factory of today's store: the SQLite database at `database`."""
-
-    async def open_store() -> TaskStore:
-        from core.store.repo import TaskRepo
-
-        return await TaskRepo.open(database)
-
-    return open_store
 
 
 def s3_output(config: Config, database: Path | None) -> S3Output:
@@ -139,7 +129,8 @@ class Engine:
         if store is None:
             if database is None:
                 raise ValueError("an Engine needs a database path or a store factory")
-            store = sqlite_store(database)
+            # [store] url: empty for the SQLite database, or a PostgreSQL database shared with other nodes
+            store = store_factory(config.store.url, database=database, node=config.cluster.node_name)
         elif isinstance(store, TaskStore):
             store = _given(store)
         self.database = database
@@ -618,13 +609,15 @@ class Engine:
 
     # ---- the cluster (a store shared with other nodes) ---------------------
     async def _join_cluster(self, store: TaskStore) -> None:
-        from core.cluster import ClusterNode
+        from core.cluster import ClusterNode, Reconnecting
 
         self.cluster = ClusterNode(
             store, self.bus, lease_timeout=self.config.cluster.lease_timeout, on_wake=self.scheduler.poke,
             on_lost=self._leases_lost, on_command=self._command, on_remote=self._remote_event,
         )
         await self.cluster.start()
+        if isinstance(store, Reconnecting):
+            store.on_reconnect = self.cluster.reconnected
 
     def _elsewhere(self, task: Task) -> bool:
         """True if another node runs this task (only that node can cancel its run)."""

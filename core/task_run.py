@@ -26,9 +26,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from core.config import Config
 from core.downloaders import DownloaderRegistry
@@ -53,19 +54,54 @@ log = logging.getLogger("fetchdeck.engine")
 KIND_SWITCHES = 3  # downloaders tried per run when WrongKind corrections keep coming
 
 
+T = TypeVar("T")
+STORE_POLL = 0.5  # seconds between tries of a running task's store operation while the store is away
+
+
+class Patient:
+    """A running task's store operations; on a shared store an outage (a database restart) is waited
+    out for up to `limit` seconds (the lease timeout: longer, and another node may hold the task by
+    then) instead of failing the download. An unshared store's refusal (disk full) fails at once."""
+
+    def __init__(self, store: Callable[[], TaskStore], limit: float, note: Callable[[str | None], None]) -> None:
+        self._store = store
+        self._limit = limit
+        self._note = note
+
+    async def __call__(self, op: Callable[[TaskStore], Awaitable[T]]) -> T:
+        store = self._store()
+        if not store.shared:
+            return await op(store)
+        deadline = time.monotonic() + self._limit
+        waited = False
+        while True:
+            try:
+                result = await op(store)
+            except StoreUnavailable as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                self._note(f"waiting for the task store: {exc.reason}")
+                waited = True
+                await asyncio.sleep(STORE_POLL)
+                continue
+            if waited:
+                self._note(None)
+            return result
+
+
 class StoredState:
     """A run's DurableState (ctx.state): the task's blobs in the task store, so a run on another node
     resumes from them; writes are fenced by the run's lease (LeaseLost)."""
 
-    def __init__(self, store: Callable[[], TaskStore], task_id: int) -> None:
-        self._store = store
+    def __init__(self, patient: Patient, task_id: int) -> None:
+        self._patient = patient
         self._task_id = task_id
 
     async def load(self, key: str) -> bytes | None:
-        return await self._store().get_state(self._task_id, key)
+        return await self._patient(lambda store: store.get_state(self._task_id, key))
 
     async def save(self, key: str, value: bytes | None) -> None:
-        await self._store().put_state(self._task_id, key, value)
+        await self._patient(lambda store: store.put_state(self._task_id, key, value))
 
 
 class TaskRunner:
@@ -117,6 +153,10 @@ class TaskRunner:
         await self.write(task.id, patch)
         patch.apply(task)
 
+    def patient(self, run: TaskRun) -> Patient:
+        """The run's store operations, waiting out an outage of a shared store (shown as the task's note)."""
+        return Patient(self._store, self.config.cluster.lease_timeout, run.set_note)
+
     # ---- one run -------------------------------------------------------------
     def connections_wanted(self, task: Task) -> int:
         """Connections to its host the task opens at most: its HTTP connections or its HLS segment threads."""
@@ -141,14 +181,16 @@ class TaskRunner:
             read_timeout=self.config.download.read_timeout,
         )
 
+        patient = self.patient(run)
+
         async def claim_output(filename: str) -> Path:
             if task.file:
                 return Path(task.file)
-            in_use = await self._store().files_in_use()
+            in_use = await patient(lambda store: store.files_in_use())
             in_use.update(r.task.file for r in self.scheduler.runs.values() if r.task.file)
             path = unique_path(folder, filename, taken=lambda p: str(p) in in_use)
             patch = TaskPatch(file=str(path), name=path.name) if task.options.auto_name else TaskPatch(file=str(path))
-            await self.write(task.id, patch)
+            await patient(lambda _store: self.write(task.id, patch))
             self.bus.publish(TaskChanged(task.id))
             return path
 
@@ -161,14 +203,14 @@ class TaskRunner:
             limiter=self.limiter,
             settings=settings,
             claim_output=claim or claim_output,
-            state=StoredState(self._store, task.id),
+            state=StoredState(patient, task.id),
         )
 
     async def execute(self, run: TaskRun) -> None:
         task = run.task
         try:
             store = self._store()
-            stored = await store.get(task.id)
+            stored = await self.patient(run)(lambda store: store.get(task.id))
             lease = store.lease(task.id)
             if stored is None or lease is None or stored.status is not TaskStatus.DOWNLOADING \
                     or stored.node != lease.node:
@@ -226,14 +268,16 @@ class TaskRunner:
         assert self.s3 is not None
         s3, task = self.s3, run.task
 
+        patient = self.patient(run)
+
         async def in_use() -> set[str]:
-            taken = await self._store().files_in_use()
+            taken = await patient(lambda store: store.files_in_use())
             taken.update(r.task.file for r in self.scheduler.runs.values() if r.task.file and r.task is not task)
             return taken
 
         async def record(location: S3Location) -> None:
             name = TaskPatch(name=location.name) if task.options.auto_name else TaskPatch()
-            await self.write(task.id, TaskPatch(file=location.url).merge(name))
+            await patient(lambda _store: self.write(task.id, TaskPatch(file=location.url).merge(name)))
             self.bus.publish(TaskChanged(task.id))
 
         async def claim_key(filename: str) -> S3Location:

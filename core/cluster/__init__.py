@@ -5,6 +5,6 @@ node keeps its leases and talks to the others, core/cluster/codec.py what goes o
 """
 
 from core.cluster.codec import Command, Op
-from core.cluster.node import COMMAND_TIMEOUT, Broadcast, ClusterNode
+from core.cluster.node import COMMAND_TIMEOUT, Broadcast, ClusterNode, Reconnecting
 
-__all__ = ["COMMAND_TIMEOUT", "Broadcast", "ClusterNode", "Command", "Op"]
+__all__ = ["COMMAND_TIMEOUT", "Broadcast", "ClusterNode", "Command", "Op", "Reconnecting"]

@@ -120,6 +120,8 @@ def decode_events(text: str) -> EventBatch:
     return EventBatch(node=str(data["n"]), events=tuple(events))
 
 
-LIFECYCLE = frozenset({EventType.CREATE, EventType.SUCCESS, EventType.FAILED, EventType.STOP, EventType.DELETE,
+LIFECYCLE = frozenset({EventType.CREATE, EventType.START, EventType.SUCCESS, EventType.FAILED, EventType.STOP,
+                       EventType.DELETE,
                        EventType.UPDATE})
-"""Events after which a waiting task may be claimable by another node (a new task, a freed host slot)."""
+"""Events after which a waiting task may be claimable by another node: a new task, a freed host slot, or a
+claim that ended (a node that skipped a host another node was counting tries it again)."""

@@ -41,6 +41,13 @@ COMMAND_TIMEOUT = 3.0  # seconds the node running a task gets to carry out a sto
 
 
 @runtime_checkable
+class Reconnecting(Protocol):
+    """A shared store that says when its listening connection came back after an outage."""
+
+    on_reconnect: Callable[[], Awaitable[None] | None] | None
+
+
+@runtime_checkable
 class Broadcast(Protocol):
     """What a shared store offers besides the TaskStore contract: PostgreSQL's LISTEN/NOTIFY."""
 
@@ -130,6 +137,7 @@ class ClusterNode:
                 log.exception("heartbeat failed")
                 continue
             self.last_renewed = time.monotonic()
+            self._on_wake()  # a backstop: a claim that skipped a host another node was counting tries again
             if lost:
                 log.warning("lease lost on task(s) %s: another node runs them now", sorted(lost))
                 self._on_lost(lost)

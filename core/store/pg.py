@@ -83,6 +83,7 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     TimeoutError,
     asyncpg.PostgresConnectionError,  # class 08: connection lost or failed
     asyncpg.InterfaceError,  # the connection is closed
+    asyncpg.InternalClientError,  # a connection the server dropped mid-operation ("another operation is in progress")
     asyncpg.exceptions.OperatorInterventionError,  # class 57: shutting down, starting up, cancelled
     asyncpg.exceptions.InsufficientResourcesError,  # class 53: disk full, too many connections
 )

@@ -63,7 +63,7 @@ async def test_outcomes_reached_while_the_database_is_down_are_saved_when_it_is_
         try:
             # the downloads finish meanwhile; their outcomes cannot be stored yet
             await until(lambda: len(a.unsaved) == 2, timeout=30, what="both finished with the database away")
-            assert all((await a.get(t.id)).status is TaskStatus.SUCCESS for t in created)
+            assert [(await a.get(t.id)).status for t in created] == [TaskStatus.SUCCESS] * 2
         finally:
             await asyncio.to_thread(postgres.start)
         await until(lambda: len(a.unsaved) == 0, timeout=30, what="the outcomes saved")
