@@ -96,9 +96,10 @@ async def test_three_nodes_one_killed_every_task_once_byte_identical_in_s3(
         db = await asyncpg.connect(pg_url)
         try:
             async def victim_has_parts() -> list[asyncpg.Record]:
-                return await db.fetch(
+                rows = await db.fetch(
                     "SELECT s.task_id, s.value FROM task_state s JOIN tasks t ON t.id = s.task_id "
                     "WHERE t.node = 'n3' AND t.status = 'downloading' AND s.key = 's3-upload'")
+                return [r for r in rows if json.loads(bytes(r["value"]))["parts"]]
 
             rows = await _until(victim_has_parts, 90, "node n3 to record an uploaded part")
             victim.kill()
@@ -123,6 +124,11 @@ async def test_three_nodes_one_killed_every_task_once_byte_identical_in_s3(
             assert {r["task_id"]: r["n"] for r in done_lines} == {t["id"]: 1 for t in finished}
             assert await db.fetchval("SELECT count(*) FROM tasks WHERE node IS NOT NULL OR "
                                      "lease_expires IS NOT NULL") == 0
+            for task_id in victim_tasks:  # taken over by a live node, which resumed the dead node's upload
+                if recorded.get(task_id, {}).get("parts"):
+                    texts = [r["text"] for r in await db.fetch(
+                        "SELECT text FROM task_logs WHERE task_id = $1 ORDER BY id", task_id)]
+                    assert any(t.startswith("resuming upload") or "was already complete" in t for t in texts), texts
         finally:
             await db.close()
 
@@ -144,7 +150,7 @@ async def test_three_nodes_one_killed_every_task_once_byte_identical_in_s3(
             assert srv.stats.max_in_flight <= CAP, (srv.host, srv.stats.max_in_flight)
 
         # the dead node's recorded parts were not fetched again by the node that took over
-        refetched = []
+        refetched, checked = [], 0
         for task_id in victim_tasks:
             state = recorded.get(task_id)
             if not state:
@@ -152,11 +158,14 @@ async def test_three_nodes_one_killed_every_task_once_byte_identical_in_s3(
             url = victim_urls[task_id]
             srv = next(s for s in servers if url.startswith(s.url("/")))
             path = "/" + url.rsplit("/", 1)[1]
-            part_size = int(state["part_size"])
-            starts = {f"bytes={(int(n) - 1) * part_size}-" for n in state["parts"]}
+            part_size, size = int(state["part_size"]), int(state["identity"]["size"])
+            ranges = {f"bytes={(int(n) - 1) * part_size}-{min(int(n) * part_size, size) - 1}"
+                      for n in state["parts"]}
+            checked += len(ranges)
             refetched += [(path, rng) for p, rng, at in srv.stats.served
-                          if p == path and at > killed_at and rng and any(rng.startswith(s) for s in starts)]
+                          if p == path and at > killed_at and rng in ranges]
         assert not refetched, refetched
+        assert checked > 0  # the dead node had recorded parts, and they were looked for
         for n in (n1, n2):
             assert n.stop() == 0, n.log_text()[-3000:]
     finally:
