@@ -217,6 +217,8 @@ class TaskRunner:
                 self.scheduler.finished(run)
                 return
             task.status, task.error = TaskStatus.DOWNLOADING, None
+            if store.shared:
+                self.task_log(task.id, f"running on node {store.node}")
             self.bus.publish(TaskStarted(task.id))
             path = await self._download(run)
         except asyncio.CancelledError:

@@ -72,3 +72,30 @@ async def test_outcomes_reached_while_the_database_is_down_are_saved_when_it_is_
             assert stored is not None and stored.status is TaskStatus.SUCCESS and stored.node is None
             logs = [line.text for line in await a.logs(task.id)]
             assert sum(text.startswith("done: ") for text in logs) == 1
+
+
+async def test_a_database_away_longer_than_the_lease_hands_the_tasks_back_and_they_finish(
+        tmp_path: Path, postgres: PostgresCluster, pg_url: str, origin: FileServer) -> None:
+    bodies = _add(origin, 2, 3 << 20, 512 * 1024)  # about 6 s each
+    config = node_config(tmp_path, pg_url, "a")
+    config.cluster.lease_timeout = 2.0
+    async with node(tmp_path, pg_url, "a", config) as a:
+        created = await a.create([TaskSpec(url=origin.url(p)) for p in bodies])
+        await until(lambda: len(a.scheduler.runs) == 2, what="both running")
+        await asyncio.to_thread(postgres.stop)
+        try:
+            # no heartbeat for a whole lease: another node may hold them by now, so this one lets go
+            await until(lambda: not a.scheduler.runs, timeout=20, what="the node to give up its runs")
+        finally:
+            await asyncio.to_thread(postgres.start)
+
+        async def done() -> bool:
+            tasks = [await a.get(t.id) for t in created]
+            assert not [t for t in tasks if t.status is TaskStatus.FAILED], tasks
+            return all(t.status is TaskStatus.SUCCESS for t in tasks)
+
+        await until(done, timeout=60, what="both reaped, claimed again and finished")
+        for task in created:
+            stored = await a.store.get(task.id)
+            assert stored is not None and stored.node is None
+            assert Path(stored.file or "").read_bytes() == bodies["/" + task.url.rsplit("/", 1)[1]]

@@ -210,6 +210,8 @@ async def test_stop_while_launching_sticks_and_the_downloader_never_runs(
     """A stop landing between the launch and the run's claim of the task (or in the claim) wins."""
     http.default = (Finish(b"done"),)
     engine.scheduler.max_concurrent = 0  # the test launches the run itself, at a moment it chooses
+    async with engine.scheduler.launching:  # a claim the engine's start-up began has ended (it found nothing)
+        pass
     (task,) = await engine.create([TaskSpec(url=URL)])
     waiting = await engine.store.get(task.id)
     assert waiting is not None and waiting.status is TaskStatus.WAITING
@@ -264,6 +266,8 @@ async def test_delete_while_running_cancels_the_run_and_forgets_the_task(
 async def test_delete_while_launching_leaves_nothing_behind(engine: Engine, http: ScriptedDownloader) -> None:
     http.default = (Finish(b"done"),)
     engine.scheduler.max_concurrent = 0
+    async with engine.scheduler.launching:  # a claim the engine's start-up began has ended
+        pass
     (task,) = await engine.create([TaskSpec(url=URL)])
     waiting = await engine.store.get(task.id)
     assert waiting is not None
