@@ -172,3 +172,25 @@ async def test_a_host_cap_holds_across_nodes(tmp_path: Path, pg_url: str, origin
         assert peak_tasks <= 2
         assert origin.stats.max_in_flight <= 3, origin.stats.max_in_flight
         assert {len(b.scheduler.runs), len(a.scheduler.runs)} == {0}
+
+
+async def test_a_node_that_stops_hands_its_tasks_over_at_once(tmp_path: Path, pg_url: str,
+                                                              origin: FileServer) -> None:
+    body = random_bytes(4 << 20, seed=21)
+    origin.add("/slow.bin", body)
+    origin.faults.throttle("/slow.bin", 1 << 20)
+    config = node_config(tmp_path, pg_url, "b")
+    config.cluster.lease_timeout = 60.0  # far longer than the test: only the clean hand-over can explain it
+    async with node(tmp_path, pg_url, "b", config) as b:
+        async with node(tmp_path, pg_url, "a") as a:
+            b.scheduler.max_concurrent = 0  # a takes it first
+            (task,) = await a.create([TaskSpec(url=origin.url("/slow.bin"))])
+            await until(lambda: _running_on(a, task.id), what="a runs it")
+            b.scheduler.set_max_concurrent(2)
+        stopped_at = time.monotonic()  # a closed: its run went back to the queue and b heard of it
+        await until(lambda: _running_on(b, task.id), timeout=10, what="b takes it over")
+        assert time.monotonic() - stopped_at < 5
+        await until(lambda: _all_done(b, [task.id]), timeout=30, what="b finishes it")
+        done = await b.get(task.id)
+        assert Path(done.file or "").read_bytes() == body
+        assert any("resuming" in line.text for line in await b.logs(task.id))
