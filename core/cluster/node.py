@@ -127,14 +127,13 @@ class ClusterNode:
             await asyncio.sleep(self.heartbeat_interval)
             try:
                 lost = await self.store.renew(self.lease_timeout)
-            except StoreUnavailable as exc:
+            except Exception as exc:
+                if not isinstance(exc, StoreUnavailable):
+                    log.exception("heartbeat failed")
                 silent = time.monotonic() - self.last_renewed
                 if silent >= self.lease_timeout:
                     log.warning("no heartbeat for %.0f s (%s): giving up this node's running tasks", silent, exc)
                     self._on_lost(set())  # empty: every run of this node
-                continue
-            except Exception:
-                log.exception("heartbeat failed")
                 continue
             self.last_renewed = time.monotonic()
             self._on_wake()  # a backstop: a claim that skipped a host another node was counting tries again

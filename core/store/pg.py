@@ -88,6 +88,13 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InsufficientResourcesError,  # class 53: disk full, too many connections
 )
 
+TRANSIENT: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.DeadlockDetectedError,  # 40P01
+    asyncpg.exceptions.SerializationError,  # 40001
+)
+ANALYZE_AFTER = 1000  # a batch of new tasks at least this big refreshes the planner's statistics
+WRITE_ATTEMPTS = 4  # a write rolled back by a deadlock or a serialization failure is run again this often
+
 LISTEN_ERRORS: tuple[type[BaseException], ...] = (*UNAVAILABLE, asyncpg.PostgresError)
 
 Listener = Callable[[str], Awaitable[None] | None]
@@ -187,8 +194,16 @@ class PgTaskStore(TaskStore):
         """One transaction, run to its end even if the caller is cancelled; committed(result) after COMMIT."""
 
         async def run() -> T:
-            async with self._conn(transaction=True) as conn:
-                result = await body(conn)
+            for attempt in range(1, WRITE_ATTEMPTS + 1):
+                try:
+                    async with self._conn(transaction=True) as conn:
+                        result = await body(conn)
+                    break
+                except TRANSIENT:
+                    # Two transactions locked the same task rows in opposite orders (a heartbeat, another
+                    # node's reaper, a progress flush): one was rolled back whole; run it again.
+                    if attempt == WRITE_ATTEMPTS:
+                        raise
             if committed is not None:
                 committed(result)
             return result
@@ -314,13 +329,20 @@ class PgTaskStore(TaskStore):
         ids = await self._write(body)
         for task, task_id in zip(tasks, ids, strict=True):
             task.id = task_id
+        if len(tasks) >= ANALYZE_AFTER:
+            # Fresh statistics, so the planner walks the waiting-tasks index for claims at once rather than
+            # sorting every waiting row until autovacuum gets to the table.
+            with contextlib.suppress(StoreUnavailable):
+                async with self._conn() as conn:
+                    await conn.execute("ANALYZE tasks")
         return tasks
 
     async def update(self, task_id: int, patch: TaskPatch) -> None:
         await self.update_many([(task_id, patch)])
 
     async def update_many(self, changes: list[tuple[int, TaskPatch]]) -> None:
-        changes = [(task_id, patch) for task_id, patch in changes if patch]
+        # in id order: every writer locks task rows in the same order, so two of them cannot deadlock
+        changes = sorted(((task_id, patch) for task_id, patch in changes if patch), key=lambda c: c[0])
         if not changes:
             return
         now = time.time()
@@ -470,7 +492,7 @@ class PgTaskStore(TaskStore):
         return await self._write(body, committed)
 
     async def renew(self, lease_seconds: float) -> set[int]:
-        held = list(self._leases.values())
+        held = sorted(self._leases.values(), key=lambda lease: lease.task_id)
 
         async def body(conn: Conn) -> list[Lease]:
             rows = await conn.fetch(

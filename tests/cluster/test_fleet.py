@@ -29,7 +29,7 @@ HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 SIZES = (150_000, 2 << 20, 7 << 20, 13 << 20, 21 << 20)  # per host, twice each: 10 files a host
 RATE = 3 << 20  # bytes/s per connection at the origins
 CAP = 2
-LEASE = 2.0
+LEASE = 3.0  # short, so the dead node's tasks move soon; long enough for a loaded 2-core machine
 
 
 def _node_config() -> str:
