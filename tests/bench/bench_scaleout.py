@@ -672,6 +672,61 @@ def print_summary(report: dict[str, Any]) -> None:
             say(f"  API at {api['tasks']} tasks, {backend} (median/p95 ms): {cells}")
 
 
+def markdown(report: dict[str, Any]) -> str:
+    """The report's tables as docs/benchmarks.md shows them."""
+    lines: list[str] = []
+    s3 = report.get("s3")
+    if s3:
+        lines += [f"URL → S3, {s3['bytes'] / 2**20:.0f} MiB from {s3['source']}, {s3['runs']} run(s) per row:", "",
+                  "| row | runs ok | wall s med (min-max) | CPU s med | peak RSS MiB med | object identical |",
+                  "|---|---|---|---|---|---|"]
+        for t in s3["tools"].values():
+            if not t["runs"]:
+                continue
+            walls = t["wall_s"]
+            lines.append(f"| {t['command']} | {t['runs'] - t['failed_runs']}/{t['runs']} | {t['wall_median_s']:.2f} "
+                         f"({min(walls):.2f}-{max(walls):.2f}) | {t['cpu_median_s']:.2f} | {t['rss_median_mib']:.0f} "
+                         f"| {'yes' if t['verified'] and all(t['verified']) else 'NO'} |")
+            for part, q in t["parts"].items():
+                lines.append(f"| … of which {part} | | {q['wall_median_s']:.2f} | {q['cpu_median_s']:.2f} "
+                             f"| {q['rss_median_mib']:.0f} | |")
+        lines += ["", "| comparison (median walls) | ratio | target | |", "|---|---|---|---|"]
+        for key, label in (("fd_vs_download_then_upload", "fetchdeck / (aria2c + rclone copy)"),
+                           ("fd_vs_copyurl", "fetchdeck / rclone copyurl")):
+            if f"ratio_{key}" in s3:
+                ratio = s3[f"ratio_{key}"]
+                lines.append(f"| {label} | {ratio:.2f}x | ≤ {TARGETS[key]}x | "
+                             f"{'met' if ratio <= TARGETS[key] else 'missed'} |")
+        lines.append("")
+    claims = report.get("claims")
+    if claims:
+        lines += ["| store | nodes | claim limit | tasks | wall s | tasks/s | each claimed once | stored success "
+                  "| target |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for row in claims["rows"]:
+            target = ""
+            if row["store"] == "postgresql":
+                met = row["tasks_per_s"] >= TARGETS["claims_per_s"]
+                target = f"≥ {TARGETS['claims_per_s']:.0f}/s: {'met' if met else 'missed'}"
+            lines.append(f"| {row['store']} | {row['nodes']} | {row['limit']} | {row['tasks']} | {row['wall_s']:.2f} "
+                         f"| {row['tasks_per_s']:.0f} | {'yes' if row['claimed_exactly_once'] else 'NO'} "
+                         f"| {row['stored_success']} | {target} |")
+        lines.append("")
+    api = report.get("api")
+    if api:
+        stores = list(api["stores"])
+        lines += [f"| GET ({api['tasks']} tasks, {api['requests']} requests each) | "
+                  + " | ".join(f"{b} median / p95 ms" for b in stores) + " | tasks in the answer |",
+                  "|---|" + "---|" * (len(stores) + 1)]
+        labels = next(iter(api["stores"].values()))["targets"]
+        for label, first in labels.items():
+            cells = " | ".join(f"{api['stores'][b]['targets'][label]['median_ms']:.2f} / "
+                               f"{api['stores'][b]['targets'][label]['p95_ms']:.2f}" for b in stores)
+            lines.append(f"| `{first['target']}` | {cells} | {first['tasks_in_answer']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
@@ -709,6 +764,8 @@ def main() -> None:
     finally:
         report["ended"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         print_summary(report)
+        say("== markdown")
+        say(markdown(report))
         say(json.dumps(report, indent=1, default=lambda o: asdict(o) if hasattr(o, "__dataclass_fields__") else str(o)))
         if args.json:
             args.json.write_text(json.dumps(report, indent=1, default=str))
