@@ -281,12 +281,15 @@ def bench_s3(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "weed": subprocess.run([s3.binary, "version"], capture_output=True, text=True).stdout.strip(),
         }
 
-        def run_fetchdeck() -> tuple[Run, dict[str, Run], str]:
+        def run_fetchdeck(connections: int = 0) -> tuple[Run, dict[str, Run], str]:
             shutil.rmtree(fd_data, ignore_errors=True)
-            cmd = [*FETCHDECK, "get", url, "--download-dir", f"s3://{bucket}/fd", "--data-dir", str(fd_data)]
+            prefix = f"fd-x{connections}" if connections else "fd"
+            cmd = [*FETCHDECK, "get", url, "--download-dir", f"s3://{bucket}/{prefix}", "--data-dir", str(fd_data)]
+            if connections:
+                cmd += ["--connections", str(connections)]
             run = measure(cmd, fd_env, logs / "fetchdeck.log", timeout)
-            keys = s3.keys(bucket, "fd/")
-            return run, {}, keys[0] if len(keys) == 1 else f"fd/{source.name}"
+            keys = s3.keys(bucket, f"{prefix}/")
+            return run, {}, keys[0] if len(keys) == 1 else f"{prefix}/{source.name}"
 
         def run_download_then_upload() -> tuple[Run, dict[str, Run], str]:
             shutil.rmtree(aria_dir, ignore_errors=True)
@@ -303,9 +306,16 @@ def bench_s3(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             return measure(["rclone", "copyurl", url, f"s3:{bucket}/{key}"], rclone_env,
                            logs / "rclone-copyurl.log", timeout), {}, key
 
-        runners = {"fetchdeck": run_fetchdeck, "download_then_upload": run_download_then_upload,
-                   "copyurl": run_copyurl}
+        runners: dict[str, Callable[[], tuple[Run, dict[str, Run], str]]] = {
+            "fetchdeck": run_fetchdeck, "download_then_upload": run_download_then_upload, "copyurl": run_copyurl}
         chosen = [t.strip() for t in args.tools.split(",") if t.strip()]
+        for name in chosen:  # fetchdeck_xN: an extra fetchdeck row with --connections N
+            if name.startswith("fetchdeck_x") and name[len("fetchdeck_x"):].isdigit():
+                n = int(name[len("fetchdeck_x"):])
+                runners[name] = lambda n=n: run_fetchdeck(n)
+                tools[name] = ToolResult(f"fetchdeck get --connections {n} → s3://")
+            elif name not in runners:
+                raise SystemExit(f"unknown --tools row {name!r}")
         for round_no in range(1, runs + 1):
             shift = (round_no - 1) % len(chosen)  # each round starts with the next tool
             for name in chosen[shift:] + chosen[:shift]:
@@ -332,6 +342,9 @@ def bench_s3(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     for peer in ("download_then_upload", "copyurl"):
         if "fetchdeck" in walls and peer in walls:
             report[f"ratio_fd_vs_{peer}"] = round(walls["fetchdeck"] / walls[peer], 3)
+        for row in walls:  # the extra fetchdeck rows, for information (the targets judge the default row)
+            if row.startswith("fetchdeck_x") and peer in walls:
+                report.setdefault("extra_ratios", {})[f"{row}_vs_{peer}"] = round(walls[row] / walls[peer], 3)
     return report
 
 
@@ -656,6 +669,8 @@ def print_summary(report: dict[str, Any]) -> None:
                 continue
             ratio, target = s3[f"ratio_{key}"], TARGETS[key]
             say(f"  {label:<44} {ratio:>8.3f}  target ≤ {target}: {'met' if ratio <= target else 'MISSED'}")
+        for key, ratio in s3.get("extra_ratios", {}).items():
+            say(f"  {key:<44} {ratio:>8.3f}")
     claims = report.get("claims")
     if claims:
         for row in claims["rows"]:
@@ -697,6 +712,8 @@ def markdown(report: dict[str, Any]) -> str:
                 ratio = s3[f"ratio_{key}"]
                 lines.append(f"| {label} | {ratio:.2f}x | ≤ {TARGETS[key]}x | "
                              f"{'met' if ratio <= TARGETS[key] else 'missed'} |")
+        for key, ratio in s3.get("extra_ratios", {}).items():
+            lines.append(f"| {key} (information) | {ratio:.2f}x | | |")
         lines.append("")
     claims = report.get("claims")
     if claims:
@@ -732,8 +749,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
     parser.add_argument("--only", default="s3,claims,api", help="comma-separated parts: s3, claims, api")
     parser.add_argument("--runs", type=int, default=0, help="runs per tool for URL → S3 (default 3, 1 with --quick)")
-    parser.add_argument("--tools", default="fetchdeck,download_then_upload,copyurl",
-                        help="URL → S3 rows to run (comma-separated)")
+    parser.add_argument("--tools", default="fetchdeck,download_then_upload,copyurl,fetchdeck_x4",
+                        help="URL → S3 rows, comma-separated: fetchdeck (its default connections), "
+                        "download_then_upload, copyurl, fetchdeck_xN (--connections N)")
     parser.add_argument("--claim-limits", default="3,16", help="claim(limit=…) values, comma-separated")
     parser.add_argument("--fetchdeck", help="the fetchdeck command (default: the fetchdeck next to this python)")
     parser.add_argument("--stores", default="postgresql,sqlite", help="stores for the claims and API parts")
