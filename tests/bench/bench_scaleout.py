@@ -130,13 +130,6 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def wait_for(what: str, check: Callable[[], bool], timeout: float, every: float = 0.1) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -524,38 +517,16 @@ def list_statuses(i: int) -> Any:
 
 
 @contextlib.contextmanager
-def serving(data_dir: Path, store_url: str, node: str, log: Path) -> Iterator[int]:
-    port = free_port()
-    cmd = [*FETCHDECK, "serve", "--data-dir", str(data_dir), "--port", str(port),
-           "--download-dir", str(data_dir / "downloads")]
-    if store_url:
-        cmd += ["--store", store_url, "--node", node]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FETCHDECK_", "AWS_"))}
-    with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                start_new_session=True, cwd=REPO)
-    try:
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"fetchdeck serve exited with {proc.returncode}: see {log}")
-            try:
-                with contextlib.closing(http.client.HTTPConnection("127.0.0.1", port, timeout=5)) as conn:
-                    conn.request("GET", "/api/downloads?pageSize=1")
-                    return conn.getresponse().status == 200
-            except OSError:
-                return False
+def serving(root: Path, name: str, store_url: str) -> Iterator[int]:
+    """`fetchdeck serve` on the store (its data dir root/name; SQLite: root/name/fetchdeck.db); its API port."""
+    from tests.support.fleet import NodeProcess
 
-        wait_for("fetchdeck serve", up, 60)
-        yield port
+    node = NodeProcess(name, root, store_url=store_url, download_dir=str(root / name / "downloads"))
+    node.start(timeout=60)
+    try:
+        yield int(node.url.rsplit(":", 1)[1].split("/", 1)[0])
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        node.stop()
 
 
 def time_requests(port: int, targets: dict[str, str], requests: int, warmup: int = 5) -> dict[str, dict[str, Any]]:
@@ -607,13 +578,13 @@ def bench_api(args: argparse.Namespace, tmp: Path, cluster: Any) -> dict[str, An
         for backend in ("postgresql", "sqlite"):
             if backend not in args.stores:
                 continue
-            data_dir = tmp / f"api-{backend}"
-            data_dir.mkdir()
+            data_dir = tmp / "api" / backend
+            data_dir.mkdir(parents=True)
             url = new_database(cluster, "api") if backend == "postgresql" else ""
             loaded = time.perf_counter()
             asyncio.run(fill_store(url, data_dir / "fetchdeck.db", [t.copy() for t in tasks], chunk=10_000))
             fill_s = time.perf_counter() - loaded
-            with serving(data_dir, url, "bench-api", tmp / "logs" / f"serve-{backend}.log") as port:
+            with serving(tmp / "api", backend, url) as port:
                 rows = time_requests(port, targets, requests)
             report["stores"][backend] = {"insert_s": round(fill_s, 2), "targets": rows}
             say(f"  {backend}: {stored} tasks inserted in {fill_s:.1f} s")
@@ -753,7 +724,8 @@ def main() -> None:
                         help="URL → S3 rows, comma-separated: fetchdeck (its default connections), "
                         "download_then_upload, copyurl, fetchdeck_xN (--connections N)")
     parser.add_argument("--claim-limits", default="3,16", help="claim(limit=…) values, comma-separated")
-    parser.add_argument("--fetchdeck", help="the fetchdeck command (default: the fetchdeck next to this python)")
+    parser.add_argument("--fetchdeck", help="the command `fetchdeck get` runs as (default: the fetchdeck next to this "
+                        "python); `serve` runs as tests/support/fleet.py starts it")
     parser.add_argument("--stores", default="postgresql,sqlite", help="stores for the claims and API parts")
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
