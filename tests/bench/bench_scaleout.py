@@ -62,6 +62,7 @@ FETCHDECK = [str(Path(sys.executable).parent / "fetchdeck")]  # --fetchdeck "pyt
 RUN_TIMEOUT = 600.0  # one process of the full run; a --quick run's get 120 s
 TARGETS = {"fd_vs_download_then_upload": 0.6, "fd_vs_copyurl": 1.0, "claims_per_s": 500.0}
 NODES = 3
+CLAIMS_TIMEOUT = 900.0  # one claims row, all its nodes
 
 
 # ---------------------------------------------------------------------------------------------- measuring
@@ -344,19 +345,47 @@ def bench_s3(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- PostgreSQL
 
 
-@contextlib.contextmanager
-def postgres(tmp: Path) -> Iterator[Any]:
-    """A throwaway PostgreSQL cluster (tests/support/postgres.py); yields the object the helpers below use."""
-    from tests.support.postgres import PostgresCluster
-
-    with PostgresCluster(tmp / "pg") as cluster:
-        yield cluster
+PG_FIXTURE_SETTINGS = "fsync=off, synchronous_commit=off, full_page_writes=off (tests/support/postgres.py)"
+PG_DURABLE_SETTINGS = "fsync=on, synchronous_commit=on, full_page_writes=on (PostgreSQL's defaults)"
 
 
-def new_database(cluster: Any, name: str) -> str:
-    """A fresh empty database on the cluster; its URL."""
-    url: str = cluster.new_database(name)
-    return url
+class Postgres:
+    """A throwaway cluster of tests/support/postgres.py, started; `durable` runs it with PostgreSQL's default
+    durability (the test fixture turns fsync, synchronous_commit and full_page_writes off)."""
+
+    def __init__(self, durable: bool) -> None:
+        from tests.support.postgres import PostgresCluster, find_binaries
+
+        bin_dir = find_binaries()
+        if bin_dir is None:
+            raise SystemExit("no PostgreSQL binaries (initdb, pg_ctl, postgres)")
+
+        class Durable(PostgresCluster):
+            def start(self) -> None:
+                options = f"-c listen_addresses=127.0.0.1 -p {self.port} -c max_connections=200 -k {self.root}"
+                self._run("pg_ctl", "-w", "-t", "60", "-D", str(self.data), "-l", str(self.log), "-o", options,
+                          "start")
+
+        self.settings = PG_DURABLE_SETTINGS if durable else PG_FIXTURE_SETTINGS
+        self.label = "postgresql" if durable else "postgresql-fsync-off"
+        self.cluster = (Durable if durable else PostgresCluster)(bin_dir)
+        self._databases = contextlib.ExitStack()
+        try:
+            self.cluster.start()
+        except BaseException:
+            self.cluster.close()
+            raise
+
+    def new_database(self) -> str:
+        """A fresh empty database (dropped at close); its URL."""
+        url: str = self._databases.enter_context(self.cluster.database())
+        return url
+
+    def close(self) -> None:
+        try:
+            self._databases.close()
+        finally:
+            self.cluster.close()
 
 
 # ---------------------------------------------------------------------------------------------- 2. claims
@@ -416,15 +445,38 @@ async def claim_worker(url: str, database: Path, node: str, limit: int) -> None:
         await store.close()
 
 
-def run_claims(url: str, database: Path, count: int, nodes: int, limit: int) -> dict[str, Any]:
-    """Fill `count` waiting tasks, let `nodes` processes drain the queue; throughput and exactly-once check."""
+async def analyze(url: str) -> None:
+    """ANALYZE the tasks table (PostgreSQL): the planner's statistics then know the queue is full."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("ANALYZE tasks")
+    finally:
+        await conn.close()
+
+
+def run_claims(url: str, database: Path, count: int, nodes: int, limit: int, *,
+               analyzed: bool = False) -> dict[str, Any]:
+    """Fill `count` waiting tasks, let `nodes` processes drain the queue; throughput and exactly-once check.
+
+    analyzed: ANALYZE the table after filling it (untimed), as autovacuum does a while after a bulk insert."""
     from core.models import TaskStatus
 
     asyncio.run(fill_store(url, database, make_tasks(count, TaskStatus.WAITING)))
+    if analyzed:
+        asyncio.run(analyze(url))
     procs = [subprocess.Popen([sys.executable, __file__, "--claim-worker", url or "", str(database),
                                f"bench-node-{n}", str(limit)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
              for n in range(1, nodes + 1)]
+    def kill_all() -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+
+    guard = threading.Timer(CLAIMS_TIMEOUT, kill_all)  # a stuck worker ends the row instead of the run
+    guard.start()
     try:
         for proc in procs:
             assert proc.stdout is not None
@@ -439,15 +491,19 @@ def run_claims(url: str, database: Path, count: int, nodes: int, limit: int) -> 
         results = []
         for proc in procs:
             assert proc.stdout is not None
-            results.append(json.loads(proc.stdout.readline()))
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"a claim worker ended without its result (killed after {CLAIMS_TIMEOUT} s?)")
+            results.append(json.loads(line))
         wall = time.perf_counter() - started
+        guard.cancel()
         for proc in procs:
             proc.wait(60)
     finally:
+        guard.cancel()
+        kill_all()
         for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            proc.wait()
     ids = [i for r in results for i in r["ids"]]
     counts = asyncio.run(status_counts(url, database))
     return {
@@ -472,22 +528,22 @@ async def status_counts(url: str, database: Path) -> dict[str, int]:
         await store.close()
 
 
-def bench_claims(args: argparse.Namespace, tmp: Path, cluster: Any) -> dict[str, Any]:
+def bench_claims(args: argparse.Namespace, tmp: Path, clusters: list[Postgres]) -> dict[str, Any]:
     count = 3_000 if args.quick else 30_000
     limits = [int(x) for x in args.claim_limits.split(",")]
     say(f"== 2. claim throughput: {count} waiting tasks, claim(limit=L) then update to success per task")
-    report: dict[str, Any] = {"tasks": count, "rows": []}
+    report: dict[str, Any] = {"tasks": count, "rows": [],
+                              "postgresql_settings": {pg.label: pg.settings for pg in clusters}}
     for limit in limits:
-        for backend, nodes in (("postgresql", NODES), ("sqlite", 1)):
-            if backend not in args.stores:
-                continue
-            if backend == "postgresql":
-                url, database = new_database(cluster, f"claims_{limit}"), tmp / "unused.db"
-            else:
-                url, database = "", tmp / f"claims-{limit}.db"
-            row = {"store": backend, **run_claims(url, database, count, nodes, limit)}
+        stores: list[tuple[str, str, Path, int, bool]] = [
+            (label, pg.new_database(), tmp / "unused.db", NODES, analyzed)
+            for pg in clusters for label, analyzed in ((pg.label, False), (f"{pg.label}+analyze", True))]
+        if "sqlite" in args.stores:
+            stores.append(("sqlite", "", tmp / f"claims-{limit}.db", 1, False))
+        for label, url, database, nodes, analyzed in stores:
+            row = {"store": label, **run_claims(url, database, count, nodes, limit, analyzed=analyzed)}
             report["rows"].append(row)
-            say(f"  {backend:<10} {nodes} node(s) limit {limit:>3}: {row['tasks_per_s']:8.1f} tasks/s "
+            say(f"  {label:<20} {nodes} node(s) limit {limit:>3}: {row['tasks_per_s']:8.1f} tasks/s "
                 f"({row['wall_s']} s; per node {row['per_node']}; exactly once: {row['claimed_exactly_once']}; "
                 f"stored success {row['stored_success']})")
     return report
@@ -557,7 +613,7 @@ def time_requests(port: int, targets: dict[str, str], requests: int, warmup: int
     return out
 
 
-def bench_api(args: argparse.Namespace, tmp: Path, cluster: Any) -> dict[str, Any]:
+def bench_api(args: argparse.Namespace, tmp: Path, pg: Postgres | None) -> dict[str, Any]:
     from core.models import TaskStatus
 
     stored = 10_000 if args.quick else 100_000
@@ -576,11 +632,11 @@ def bench_api(args: argparse.Namespace, tmp: Path, cluster: Any) -> dict[str, An
         tasks = [*make_tasks(active, TaskStatus.WAITING, url=lambda i: f"http://127.0.0.1:{hole.port}/{i}.bin"),
                  *make_tasks(stored - active, list_statuses, start=active)]
         for backend in ("postgresql", "sqlite"):
-            if backend not in args.stores:
+            if backend not in args.stores or (backend == "postgresql" and pg is None):
                 continue
             data_dir = tmp / "api" / backend
             data_dir.mkdir(parents=True)
-            url = new_database(cluster, "api") if backend == "postgresql" else ""
+            url = pg.new_database() if backend == "postgresql" and pg is not None else ""
             loaded = time.perf_counter()
             asyncio.run(fill_store(url, data_dir / "fetchdeck.db", [t.copy() for t in tasks], chunk=10_000))
             fill_s = time.perf_counter() - loaded
@@ -646,7 +702,7 @@ def print_summary(report: dict[str, Any]) -> None:
     if claims:
         for row in claims["rows"]:
             verdict = ""
-            if row["store"] == "postgresql":
+            if row["store"].startswith("postgresql"):
                 met = row["tasks_per_s"] >= TARGETS["claims_per_s"]
                 verdict = f"  target ≥ {TARGETS['claims_per_s']:.0f}/s: {'met' if met else 'MISSED'}"
             say(f"  claims {row['store']:<10} {row['nodes']} node(s), limit {row['limit']:>3}: "
@@ -693,7 +749,7 @@ def markdown(report: dict[str, Any]) -> str:
                   "|---|---|---|---|---|---|---|---|---|"]
         for row in claims["rows"]:
             target = ""
-            if row["store"] == "postgresql":
+            if row["store"].startswith("postgresql"):
                 met = row["tasks_per_s"] >= TARGETS["claims_per_s"]
                 target = f"≥ {TARGETS['claims_per_s']:.0f}/s: {'met' if met else 'missed'}"
             lines.append(f"| {row['store']} | {row['nodes']} | {row['limit']} | {row['tasks']} | {row['wall_s']:.2f} "
@@ -726,13 +782,16 @@ def main() -> None:
     parser.add_argument("--claim-limits", default="3,16", help="claim(limit=…) values, comma-separated")
     parser.add_argument("--fetchdeck", help="the command `fetchdeck get` runs as (default: the fetchdeck next to this "
                         "python); `serve` runs as tests/support/fleet.py starts it")
-    parser.add_argument("--stores", default="postgresql,sqlite", help="stores for the claims and API parts")
+    parser.add_argument("--stores", default="postgresql,sqlite",
+                        help="stores for the claims and API parts: postgresql (default durability), "
+                        "postgresql-fsync-off (claims only: the test fixture's settings), sqlite")
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     args = parser.parse_args()
     if args.fetchdeck:
         FETCHDECK[:] = shlex.split(args.fetchdeck)
     parts = {p.strip() for p in args.only.split(",") if p.strip()}
+    args.stores = {p.strip() for p in args.stores.split(",") if p.strip()}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still stops the servers (finally blocks)
     tmp = Path(tempfile.mkdtemp(prefix="fetchdeck-scaleout-"))
     (tmp / "logs").mkdir()
@@ -745,12 +804,20 @@ def main() -> None:
         if "s3" in parts:
             report["s3"] = bench_s3(args, tmp)
         if parts & {"claims", "api"}:
-            os.chmod(tmp, 0o755)  # the PostgreSQL cluster runs as an unprivileged user under it
-            with postgres(tmp) if "postgresql" in args.stores else contextlib.nullcontext() as cluster:
+            with contextlib.ExitStack() as stack:
+                clusters: list[Postgres] = []
+                if "postgresql" in args.stores:
+                    durable = Postgres(durable=True)
+                    stack.callback(durable.close)
+                    clusters.append(durable)
+                if "postgresql-fsync-off" in args.stores and "claims" in parts:
+                    fixture = Postgres(durable=False)
+                    stack.callback(fixture.close)
+                    clusters.append(fixture)
                 if "claims" in parts:
-                    report["claims"] = bench_claims(args, tmp, cluster)
+                    report["claims"] = bench_claims(args, tmp, clusters)
                 if "api" in parts:
-                    report["api"] = bench_api(args, tmp, cluster)
+                    report["api"] = bench_api(args, tmp, clusters[0] if "postgresql" in args.stores else None)
     finally:
         report["ended"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         print_summary(report)
