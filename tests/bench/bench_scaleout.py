@@ -705,7 +705,7 @@ def print_summary(report: dict[str, Any]) -> None:
             if row["store"].startswith("postgresql"):
                 met = row["tasks_per_s"] >= TARGETS["claims_per_s"]
                 verdict = f"  target ≥ {TARGETS['claims_per_s']:.0f}/s: {'met' if met else 'MISSED'}"
-            say(f"  claims {row['store']:<10} {row['nodes']} node(s), limit {row['limit']:>3}: "
+            say(f"  claims {row['store']:<20} {row['nodes']} node(s), limit {row['limit']:>3}: "
                 f"{row['tasks_per_s']:>8.1f} tasks/s, exactly once {row['claimed_exactly_once']}{verdict}")
     api = report.get("api")
     if api:
