@@ -653,6 +653,9 @@ def bench_api(args: argparse.Namespace, tmp: Path, pg: Postgres | None) -> dict[
                 asyncio.run(analyze(url))
             with serving(tmp / "api", backend, url) as port:
                 rows = time_requests(port, targets, requests)
+            seen = rows["first page"]["total"]
+            if seen != stored:  # a node that did not open the store it was given answers from another
+                raise RuntimeError(f"fetchdeck serve on {backend} lists {seen} tasks, not the {stored} stored")
             report["stores"][backend] = {"insert_s": round(fill_s, 2), "targets": rows}
             say(f"  {backend}: {stored} tasks inserted in {fill_s:.1f} s")
     finally:
