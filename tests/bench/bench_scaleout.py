@@ -55,6 +55,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -636,7 +637,7 @@ def bench_api(args: argparse.Namespace, tmp: Path, pg: Postgres | None) -> dict[
     say(f"== 3. API list latency: {stored} tasks ({active} waiting on a server that never answers, the rest "
         f"70% success / 10% failed / 20% stopped), {requests} requests per target")
     hole = Blackhole()
-    report: dict[str, Any] = {"tasks": stored, "requests": requests, "stores": {}}
+    report: dict[str, Any] = {"tasks": stored, "requests": requests, "stores": {}, "errors": {}}
     try:
         tasks = [*make_tasks(active, TaskStatus.WAITING, url=lambda i: f"http://127.0.0.1:{hole.port}/{i}.bin"),
                  *make_tasks(stored - active, list_statuses, start=active)]
@@ -655,7 +656,9 @@ def bench_api(args: argparse.Namespace, tmp: Path, pg: Postgres | None) -> dict[
                 rows = time_requests(port, targets, requests)
             seen = rows["first page"]["total"]
             if seen != stored:  # a node that did not open the store it was given answers from another
-                raise RuntimeError(f"fetchdeck serve on {backend} lists {seen} tasks, not the {stored} stored")
+                say(f"  {backend}: FAILED: fetchdeck serve lists {seen} tasks, not the {stored} stored")
+                report["errors"][backend] = f"fetchdeck serve listed {seen} tasks, not the {stored} stored"
+                continue
             report["stores"][backend] = {"insert_s": round(fill_s, 2), "targets": rows}
             say(f"  {backend}: {stored} tasks inserted in {fill_s:.1f} s")
     finally:
@@ -693,6 +696,10 @@ def machine() -> dict[str, Any]:
 
 def print_summary(report: dict[str, Any]) -> None:
     say("== summary")
+    for part, reason in report.get("failed", {}).items():
+        say(f"  {part}: FAILED: {reason}")
+    for backend, reason in report.get("api", {}).get("errors", {}).items():
+        say(f"  API on {backend}: FAILED: {reason}")
     s3 = report.get("s3")
     if s3:
         say(f"  URL → S3, {s3['bytes'] / 2**20:.0f} MiB, medians of {s3['runs']} run(s):")
@@ -771,7 +778,7 @@ def markdown(report: dict[str, Any]) -> str:
                          f"| {row['stored_success']} | {target} |")
         lines.append("")
     api = report.get("api")
-    if api:
+    if api and api["stores"]:
         stores = list(api["stores"])
         lines += [f"| GET ({api['tasks']} tasks, {api['requests']} requests each) | "
                   + " | ".join(f"{b} median / p95 ms" for b in stores) + " | tasks in the answer |",
@@ -783,6 +790,17 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"| `{first['target']}` | {cells} | {first['tasks_in_answer']} |")
         lines.append("")
     return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def failures_reported(report: dict[str, Any], part: str) -> Iterator[None]:
+    """A part that fails is reported (traceback on stderr, the reason in the report); the others still run."""
+    try:
+        yield
+    except Exception as exc:
+        traceback.print_exc()
+        report.setdefault("failed", {})[part] = f"{type(exc).__name__}: {exc}"
+        say(f"== {part} FAILED: {type(exc).__name__}: {exc}")
 
 
 def main() -> None:
@@ -816,9 +834,10 @@ def main() -> None:
     say(f"machine: {report['machine']}")
     try:
         if "s3" in parts:
-            report["s3"] = bench_s3(args, tmp)
+            with failures_reported(report, "s3"):
+                report["s3"] = bench_s3(args, tmp)
         if parts & {"claims", "api"}:
-            with contextlib.ExitStack() as stack:
+            with failures_reported(report, "claims+api"), contextlib.ExitStack() as stack:
                 clusters: list[Postgres] = []
                 if "postgresql" in args.stores:
                     durable = Postgres(durable=True)
@@ -829,9 +848,11 @@ def main() -> None:
                     stack.callback(fixture.close)
                     clusters.append(fixture)
                 if "claims" in parts:
-                    report["claims"] = bench_claims(args, tmp, clusters)
+                    with failures_reported(report, "claims"):
+                        report["claims"] = bench_claims(args, tmp, clusters)
                 if "api" in parts:
-                    report["api"] = bench_api(args, tmp, clusters[0] if "postgresql" in args.stores else None)
+                    with failures_reported(report, "api"):
+                        report["api"] = bench_api(args, tmp, clusters[0] if "postgresql" in args.stores else None)
     finally:
         report["ended"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         print_summary(report)
