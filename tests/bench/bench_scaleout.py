@@ -49,6 +49,7 @@ import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -516,6 +517,7 @@ def run_claims(url: str, database: Path, count: int, nodes: int, limit: int, *,
             proc.wait()
     ids = [i for r in results for i in r["ids"]]
     counts = asyncio.run(status_counts(url, database))
+    leftover = asyncio.run(leases_left(url, database))
     return {
         "tasks": count, "nodes": nodes, "limit": limit, "wall_s": round(wall, 3),
         "tasks_per_s": round(count / wall, 1),
@@ -525,7 +527,23 @@ def run_claims(url: str, database: Path, count: int, nodes: int, limit: int, *,
         "duplicates": len(ids) - len(set(ids)), "missed": count - len(set(ids)),
         "stored_success": counts.get("success", 0),
         "stored_not_success": sum(counts.values()) - counts.get("success", 0),
+        "leases_left": leftover,
     }
+
+
+async def leases_left(url: str, database: Path) -> int:
+    """Tasks that still name a node or a lease expiry (a finished run must leave none)."""
+    sql = "SELECT count(*) FROM tasks WHERE node IS NOT NULL OR lease_expires IS NOT NULL"
+    if not url:
+        with contextlib.closing(sqlite3.connect(database)) as conn:
+            return int(conn.execute(sql).fetchone()[0])
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval(sql))
+    finally:
+        await conn.close()
 
 
 async def status_counts(url: str, database: Path) -> dict[str, int]:
@@ -555,7 +573,7 @@ def bench_claims(args: argparse.Namespace, tmp: Path, clusters: list[Postgres]) 
             report["rows"].append(row)
             say(f"  {label:<20} {nodes} node(s) limit {limit:>3}: {row['tasks_per_s']:8.1f} tasks/s "
                 f"({row['wall_s']} s; per node {row['per_node']}; exactly once: {row['claimed_exactly_once']}; "
-                f"stored success {row['stored_success']})")
+                f"stored success {row['stored_success']}; leases left {row['leases_left']})")
     return report
 
 
@@ -766,8 +784,8 @@ def markdown(report: dict[str, Any]) -> str:
     claims = report.get("claims")
     if claims:
         lines += ["| store | nodes | claim limit | tasks | wall s | tasks/s | each claimed once | stored success "
-                  "| target |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| leases left | target |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for row in claims["rows"]:
             target = ""
             if row["store"].startswith("postgresql"):
@@ -775,7 +793,7 @@ def markdown(report: dict[str, Any]) -> str:
                 target = f"≥ {TARGETS['claims_per_s']:.0f}/s: {'met' if met else 'missed'}"
             lines.append(f"| {row['store']} | {row['nodes']} | {row['limit']} | {row['tasks']} | {row['wall_s']:.2f} "
                          f"| {row['tasks_per_s']:.0f} | {'yes' if row['claimed_exactly_once'] else 'NO'} "
-                         f"| {row['stored_success']} | {target} |")
+                         f"| {row['stored_success']} | {row['leases_left']} | {target} |")
         lines.append("")
     api = report.get("api")
     if api and api["stores"]:
