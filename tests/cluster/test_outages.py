@@ -58,7 +58,10 @@ async def test_outcomes_reached_while_the_database_is_down_are_saved_when_it_is_
     config.cluster.lease_timeout = 30.0
     async with node(tmp_path, pg_url, "a", config) as a:
         created = await a.create([TaskSpec(url=origin.url(p)) for p in quick])
-        await until(lambda: len(a.scheduler.runs) == 2, what="both running")
+        async def both_receiving() -> bool:  # past their claim and their file name: nothing left to store
+            return all([(await a.get(t.id)).downloaded > 0 for t in created])
+
+        await until(both_receiving, what="both receiving")
         await asyncio.to_thread(postgres.stop)
         try:
             # the downloads finish meanwhile; their outcomes cannot be stored yet
