@@ -42,7 +42,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import asyncpg
@@ -59,6 +59,7 @@ from core.store.rows import (
     READ_COLUMNS,
     WAITING,
     HostBudget,
+    LeaseBook,
     ends_lease,
     insert_values,
     patch_columns,
@@ -120,7 +121,7 @@ class PgTaskStore(TaskStore):
         self._pool = pool
         self._url = url
         self._node = node
-        self._leases: dict[int, Lease] = {}
+        self._leases = LeaseBook()
         self.on_reconnect: Callable[[], Awaitable[None] | None] | None = None
         self._listeners: dict[str, list[Listener]] = {}
         self._listen_conn: asyncpg.Connection | None = None
@@ -372,14 +373,10 @@ class PgTaskStore(TaskStore):
                     ended.append(lease)
             return lost, ended
 
-        lost, _ = await self._write(body, committed=lambda result: self._forget(result[1]))
+        lost, _ = await self._write(body, committed=lambda result: self._leases.forget(result[1]))
         if lost:
             raise LeaseLost(frozenset(lost))
 
-    def _forget(self, leases: Sequence[Lease]) -> None:
-        for lease in leases:
-            if self._leases.get(lease.task_id) == lease:
-                del self._leases[lease.task_id]
 
     async def transition(self, task_id: int, old: TaskStatus, new: TaskStatus) -> bool:
         patch = TaskPatch(status=new, error=None)
@@ -396,7 +393,7 @@ class PgTaskStore(TaskStore):
         def committed(changed: bool) -> None:
             lease = self._leases.get(task_id)
             if changed and lease is not None and ends_lease(patch):
-                self._forget([lease])
+                self._leases.forget([lease])
 
         return await self._write(body, committed)
 
@@ -407,7 +404,7 @@ class PgTaskStore(TaskStore):
             await conn.execute("DELETE FROM tasks WHERE id=$1", task_id)
 
         def committed(_: None) -> None:
-            self._leases.pop(task_id, None)
+            self._leases.drop([task_id])
 
         await self._write(body, committed)
 
@@ -487,12 +484,12 @@ class PgTaskStore(TaskStore):
 
         def committed(claims: list[Claim]) -> None:
             for claim in claims:
-                self._leases[claim.task.id] = claim.lease
+                self._leases.hold(claim.lease)
 
         return await self._write(body, committed)
 
     async def renew(self, lease_seconds: float) -> set[int]:
-        held = sorted(self._leases.values(), key=lambda lease: lease.task_id)
+        held = self._leases.held()
 
         async def body(conn: Conn) -> list[Lease]:
             rows = await conn.fetch(
@@ -506,7 +503,7 @@ class PgTaskStore(TaskStore):
             kept = {(r["id"], r["lease_gen"]) for r in rows}
             return [lease for lease in held if (lease.task_id, lease.gen) not in kept]
 
-        lost = await self._write(body, self._forget)
+        lost = await self._write(body, self._leases.forget)
         return {lease.task_id for lease in lost}
 
     async def reap(self) -> list[int]:
@@ -531,15 +528,11 @@ class PgTaskStore(TaskStore):
                 " WHERE status=$3 AND (node=$4 OR node IS NULL) RETURNING id", WAITING, time.time(), DOWNLOADING, node)
             return [r["id"] for r in rows]
 
-        def committed(ids: list[int]) -> None:
-            for task_id in ids:
-                self._leases.pop(task_id, None)
-
-        requeued = await self._write(body, committed)
+        requeued = await self._write(body, self._leases.drop)
         return len(requeued)
 
     async def release(self, task_id: int) -> None:
-        self._leases.pop(task_id, None)
+        self._leases.drop([task_id])
 
     def lease(self, task_id: int) -> Lease | None:
         return self._leases.get(task_id)

@@ -45,6 +45,7 @@ from core.store.rows import (
     READ_COLUMNS,
     WAITING,
     HostBudget,
+    LeaseBook,
     ends_lease,
     insert_values,
     patch_columns,
@@ -83,7 +84,7 @@ class TaskRepo(TaskStore):
         self._writer = writer
         self._writer.row_factory = sqlite3.Row
         self._node = node
-        self._leases: dict[int, Lease] = {}  # changed only in the writer thread
+        self._leases = LeaseBook()  # changed only in the writer thread
         self._write_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetchdeck-store-writer")
 
     @classmethod
@@ -250,15 +251,10 @@ class TaskRepo(TaskStore):
                     ended.append(lease)
             return lost, ended
 
-        lost, _ = await self._write(body, committed=lambda result: self._forget(result[1]))
+        lost, _ = await self._write(body, committed=lambda result: self._leases.forget(result[1]))
         if lost:
             raise LeaseLost(frozenset(lost))
 
-    def _forget(self, leases: Sequence[Lease]) -> None:
-        """Drop these leases if they are still the ones held (writer thread only)."""
-        for lease in leases:
-            if self._leases.get(lease.task_id) == lease:
-                del self._leases[lease.task_id]
 
     async def transition(self, task_id: int, old: TaskStatus, new: TaskStatus) -> bool:
         """Set new status only if the row still has `old` (atomic check-and-set; not fenced)."""
@@ -273,7 +269,7 @@ class TaskRepo(TaskStore):
         def committed(changed: bool) -> None:
             lease = self._leases.get(task_id)
             if changed and lease is not None and ends_lease(patch):
-                self._forget([lease])
+                self._leases.forget([lease])
 
         return await self._write(body, transaction=False, committed=committed)
 
@@ -284,7 +280,7 @@ class TaskRepo(TaskStore):
             conn.execute("DELETE FROM tasks WHERE id=?", (task_id,))
 
         def committed(_: None) -> None:
-            self._leases.pop(task_id, None)
+            self._leases.drop([task_id])
 
         await self._write(body, committed=committed)
 
@@ -368,7 +364,7 @@ class TaskRepo(TaskStore):
 
         def committed(claims: list[Claim]) -> None:
             for claim in claims:
-                self._leases[claim.task.id] = claim.lease
+                self._leases.hold(claim.lease)
 
         return await self._write(body, committed=committed)
 
@@ -380,7 +376,7 @@ class TaskRepo(TaskStore):
             conn.execute(
                 "INSERT INTO nodes (name, started_at, heartbeat_at) VALUES (?, ?, ?)"
                 " ON CONFLICT(name) DO UPDATE SET heartbeat_at=excluded.heartbeat_at", (node, now, now))
-            held = list(self._leases.values())
+            held = self._leases.held()
             kept: set[tuple[int, int]] = set()
             for start in range(0, len(held), ID_CHUNK):
                 chunk = held[start:start + ID_CHUNK]
@@ -393,7 +389,7 @@ class TaskRepo(TaskStore):
                 kept.update((row["id"], row["lease_gen"]) for row in rows)
             return [lease for lease in held if (lease.task_id, lease.gen) not in kept]
 
-        lost = await self._write(body, committed=self._forget)
+        lost = await self._write(body, committed=self._leases.forget)
         return {lease.task_id for lease in lost}
 
     async def reap(self) -> list[int]:
@@ -420,16 +416,12 @@ class TaskRepo(TaskStore):
                 " WHERE status=? RETURNING id", (WAITING, now, DOWNLOADING)).fetchall()
             return [row["id"] for row in rows]
 
-        def committed(ids: list[int]) -> None:
-            for task_id in ids:
-                self._leases.pop(task_id, None)
-
-        requeued = await self._write(body, committed=committed)
+        requeued = await self._write(body, committed=self._leases.drop)
         return len(requeued)
 
     async def release(self, task_id: int) -> None:
         def body(_conn: sqlite3.Connection) -> None:
-            self._leases.pop(task_id, None)
+            self._leases.drop([task_id])
 
         await self._write(body, transaction=False)
 

@@ -1,5 +1,6 @@
 """What both store back ends share above SQL: a task's column encoding, its row decoding, the host a task
-is counted under, the columns a `TaskPatch` writes, and the per-host budget a `claim` grants connections from.
+is counted under, the columns a `TaskPatch` writes, the per-host budget a `claim` grants connections from, and
+the book of leases this node holds.
 
 One owner for these rules, so SQLite (repo.py) and PostgreSQL (pg.py) cannot drift apart: the same patch
 writes the same columns, the same claim grants the same connections.
@@ -8,12 +9,13 @@ writes the same columns, the same claim grants the same connections.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from core.models import Headers, Task, TaskKind, TaskOptions, TaskStatus
-from core.store.base import HostCaps, HostLimit, TaskPatch
+from core.store.base import HostCaps, HostLimit, Lease, TaskPatch
 
 # The stored task fields in insert order (`id` first; `host` is derived from `url`, the lease columns start empty).
 TASK_FIELDS: tuple[str, ...] = (
@@ -151,3 +153,34 @@ class HostBudget:
         use.tasks += 1
         use.connections += granted
         return granted
+
+
+class LeaseBook:
+    """The leases this node holds, by task id: what its claims took and its writes are fenced with.
+
+    Each store changes it only where its writes are serialised (SQLite: the writer thread; PostgreSQL: after
+    the transaction committed), so the book never says a lease is held that the database has ended."""
+
+    def __init__(self) -> None:
+        self._held: dict[int, Lease] = {}
+
+    def get(self, task_id: int) -> Lease | None:
+        return self._held.get(task_id)
+
+    def hold(self, lease: Lease) -> None:
+        self._held[lease.task_id] = lease
+
+    def drop(self, task_ids: Iterable[int]) -> None:
+        """Forget these tasks' leases, whichever they are."""
+        for task_id in task_ids:
+            self._held.pop(task_id, None)
+
+    def forget(self, leases: Iterable[Lease]) -> None:
+        """Forget these leases if they are still the ones held (a newer claim of the task is kept)."""
+        for lease in leases:
+            if self._held.get(lease.task_id) == lease:
+                del self._held[lease.task_id]
+
+    def held(self) -> list[Lease]:
+        """Every lease held, in task id order (the order rows are locked in)."""
+        return sorted(self._held.values(), key=lambda lease: lease.task_id)
