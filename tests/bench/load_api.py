@@ -32,7 +32,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.support.crashloop import ServeProcess, SoakPlan
+from tests.support.crashloop import SoakPlan, serve_process
 from tests.support.fileserver import FileServer, random_bytes
 
 JSON = {"Content-Type": "application/json"}
@@ -111,8 +111,8 @@ async def run(clients: int, downloads: int, seconds: float, workdir: Path) -> di
     source.start()
     try:
         urls: list[str] = ours.recv()
-        serve = ServeProcess(workdir / "data", workdir / "downloads", plan)
-        base = serve.start()
+        serve = serve_process(workdir / "data", workdir / "downloads", plan)
+        base = serve.start().url
         timeout = aiohttp.ClientTimeout(total=30)
         connector = aiohttp.TCPConnector(limit=clients + 10)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:

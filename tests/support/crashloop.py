@@ -25,13 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import re
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,9 +36,8 @@ from typing import Any
 import httpx
 
 from tests.support.fileserver import FileServer, random_bytes
+from tests.support.fleet import NodeProcess
 
-ROOT = Path(__file__).resolve().parents[2]
-URL_LINE = re.compile(r"serving the API on (http://\S+)")
 FOLDER = "soak"
 TEMP_SUFFIXES = (".part", ".part.json", ".parts", ".part.json.tmp")
 
@@ -173,78 +168,14 @@ def make_sources(files: FileServer, plan: SoakPlan) -> list[Source]:
 # ---- the server process ----------------------------------------------------------------
 
 
-class ServeProcess:
-    """`fetchdeck serve --port 0` as a child process; stderr goes to a log file per run."""
-
-    def __init__(self, data_dir: Path, download_dir: Path, plan: SoakPlan) -> None:
-        self.data_dir, self.download_dir, self.plan = data_dir, download_dir, plan
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = ""
-        self.runs = 0
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FETCHDECK_")}
-        env.update(
-            PYTHONPATH=str(ROOT),
-            FETCHDECK_DOWNLOAD_READ_TIMEOUT=str(self.plan.read_timeout),
-            FETCHDECK_DOWNLOAD_MAX_CONCURRENT=str(self.plan.max_concurrent),
-            FETCHDECK_DOWNLOAD_CONNECTIONS=str(self.plan.connections),
-            FETCHDECK_DOWNLOAD_RETRIES="10",
-        )
-        for proxy in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-            env.pop(proxy, None)
-        return env
-
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir / f"serve-{self.runs}.log"
-
-    def start(self, timeout: float = 20.0) -> str:
-        self.runs += 1
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "wb")
-        try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tui.cli", "serve", "--port", "0", "--data-dir", str(self.data_dir),
-                 "--download-dir", str(self.download_dir)],
-                cwd=ROOT, env=self.env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-            )
-        finally:
-            log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            match = URL_LINE.search(self.log_path.read_text(errors="replace"))
-            if match:
-                self.url = match.group(1)
-                return self.url
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"serve exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}")
-            time.sleep(0.02)
-        raise RuntimeError(f"serve did not start within {timeout}s: {self.log_path.read_text()[-2000:]}")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> int:
-        """SIGTERM and wait: the clean exit code."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-            return -9
-
-    def rss_kib(self) -> int:
-        assert self.proc is not None
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        return 0
+def serve_process(data_dir: Path, download_dir: Path, plan: SoakPlan) -> NodeProcess:
+    """`fetchdeck serve --port 0` on its own SQLite store in `data_dir`, with the plan's download settings."""
+    return NodeProcess(data_dir.name, data_dir.parent, store_url=None, download_dir=str(download_dir), env={
+        "FETCHDECK_DOWNLOAD_READ_TIMEOUT": str(plan.read_timeout),
+        "FETCHDECK_DOWNLOAD_MAX_CONCURRENT": str(plan.max_concurrent),
+        "FETCHDECK_DOWNLOAD_CONNECTIONS": str(plan.connections),
+        "FETCHDECK_DOWNLOAD_RETRIES": "10",
+    })
 
 
 # ---- the run ------------------------------------------------------------------------------
@@ -279,8 +210,8 @@ def run_soak(plan: SoakPlan, files: FileServer, workdir: Path, log: Any = None) 
             report.fault_kinds[kind] = report.fault_kinds.get(kind, 0) + 1
             report.faults_set += 1
     data_dir, downloads = workdir / "data", workdir / "downloads"
-    serve = ServeProcess(data_dir, downloads, plan)
-    base = serve.start()
+    serve = serve_process(data_dir, downloads, plan)
+    base = serve.start().url
     headers = {"Content-Type": "application/json"}
     client = httpx.Client(base_url=base, timeout=30, trust_env=False, headers=headers)
     try:
@@ -302,7 +233,7 @@ def run_soak(plan: SoakPlan, files: FileServer, workdir: Path, log: Any = None) 
                 changed = True
             if kill == plan.kills // 2:
                 files.faults.throttle("/soak/changing.bin", None)
-            base = serve.start()
+            base = serve.start().url
             report.restarts += 1
             client.close()
             client = httpx.Client(base_url=base, timeout=30, trust_env=False, headers=headers)

@@ -1,7 +1,9 @@
-"""fetchdeck node processes on one shared store, for the fleet test and the scale-out benchmark.
+"""fetchdeck as a child process: the fleet test's and the scale-out benchmark's nodes on one shared store,
+the crash loop's and the API load benchmark's single `serve`.
 
 `NodeProcess` starts `fetchdeck serve` (with the API on a free port) or `fetchdeck worker` as a child
-process with its own data dir, the given store URL and node name, and its stderr in a log file.
+process with its own data dir (`root/name`), the given store URL and node name (none: its own SQLite
+store), and its stderr in a log file per run.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ WORKER_LINE = re.compile(r"node \S+: downloading from")
 class NodeProcess:
     """One node: `serve` (API and downloads) or `worker` (downloads only)."""
 
-    def __init__(self, name: str, root: Path, *, store_url: str, download_dir: str, command: str = "serve",
+    def __init__(self, name: str, root: Path, *, store_url: str | None, download_dir: str, command: str = "serve",
                  env: dict[str, str] | None = None, config_toml: str = "") -> None:
         self.name, self.command = name, command
         self.data_dir = root / name
@@ -49,8 +51,10 @@ class NodeProcess:
         for proxy in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
             env.pop(proxy, None)
         env.update(PYTHONPATH=str(ROOT), **self.extra_env)
-        args = [sys.executable, "-m", "tui.cli", self.command, "--store", self.store_url, "--node", self.name,
-                "--data-dir", str(self.data_dir), "--download-dir", self.download_dir]
+        args = [sys.executable, "-m", "tui.cli", self.command, "--data-dir", str(self.data_dir),
+                "--download-dir", self.download_dir]
+        if self.store_url is not None:
+            args += ["--store", self.store_url, "--node", self.name]
         if self.command == "serve":
             args += ["--port", "0"]
         with open(self.log_path, "wb") as log:
@@ -85,3 +89,11 @@ class NodeProcess:
             self.proc.kill()
             self.proc.wait(5)
             return -9
+
+    def rss_kib(self) -> int:
+        """The process's resident memory (KiB)."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
