@@ -303,18 +303,22 @@ async def article_images(page: str) -> list[str]:
 
 
 async def create_group(specs: list[TaskSpec]) -> Task:
-    """One engine task per spec; the first leads. Members exist before the leader may finish."""
+    """One engine task per spec; the first leads. Members exist before the leader may finish, and the
+    group's webhook is armed only once the leader lists them all: until then the group would read as the
+    stopped leader alone, "cancelled" to the notifier."""
     eng = engine()
     if len(specs) == 1:
         (leader,) = await eng.create(specs, start=True)
         return leader
-    (leader,) = await eng.create(specs[:1], start=False)
+    first = specs[0]
+    (leader,) = await eng.create([replace(first, options=first.options.model_copy(update={"webhook": None}))],
+                                 start=False)
     members = await eng.create(
         [replace(s, options=s.options.model_copy(update={"group": leader.id, "webhook": None})) for s in specs[1:]],
         start=True,
     )
-    members_options = leader.options.model_copy(update={"members": [m.id for m in members]})
-    await eng.update(leader.id, TaskPatch(options=members_options))
+    whole = leader.options.model_copy(update={"members": [m.id for m in members], "webhook": first.options.webhook})
+    await eng.update(leader.id, TaskPatch(options=whole))
     return await eng.start(leader.id)
 
 

@@ -389,6 +389,34 @@ async def test_multi_url_directlinks_download_with_live_progress(make_api: ApiFa
     assert check_time(payload["completed_at"]) >= check_time(done["created_at"])
 
 
+async def test_group_webhook_not_sent_while_the_group_is_being_created(make_api: ApiFactory, files: FileServer,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A member that starts (and finishes) before the leader lists it: the group is not reported as the stopped
+    leader alone ("cancelled"); the one webhook says completed once every file is in."""
+    api = await saveany(make_api)
+    urls = [files.add(f"/grp/{n}.bin", random_bytes(1000, seed=n)) for n in range(3)]
+    real_update = api.engine.update
+
+    async def late_update(task_id: int, patch: Any) -> Any:  # the window a slow machine leaves open
+        async def members_done() -> bool:  # the members are the next two ids
+            return [(await api.engine.get(task_id + n)).status for n in (1, 2)] == ["success"] * 2
+        await wait_for(members_done, timeout=10)
+        for _ in range(5):  # let the event consumer handle the members' events
+            await asyncio.sleep(0)
+        return await real_update(task_id, patch)
+
+    monkeypatch.setattr(api.engine, "update", late_update)
+    hook = await Receiver().start()
+    try:
+        task_id = await created(api, {"type": "directlinks", "storage": "local", "webhook": hook.url,
+                                      "params": {"urls": urls}})
+        await poll(api, task_id, lambda t: t["status"] == "completed")
+        await wait_for(lambda: asyncio.sleep(0, hook.raw), timeout=10)
+    finally:
+        await hook.stop()
+    assert [json.loads(body)["status"] for body in hook.raw] == ["completed"]
+
+
 async def test_failed_task_error_field_and_webhook(make_api: ApiFactory, files: FileServer) -> None:
     """A failed download: `error` set (omitempty elsewhere), no `progress` (nothing known), the webhook
     with `error` and `completed_at`; cancelling it is the real queue's cancel_failed."""
