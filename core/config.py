@@ -416,6 +416,83 @@ class StorageConfig(Section):
     s3: S3Config = Field(default_factory=S3Config)
 
 
+# ---- events out ([notify], [webhook], [hooks]: core/notify/ delivers them) ---------------------------
+
+OUTCOMES = ("success", "failed")
+
+
+def _outcomes(value: list[str]) -> list[str]:
+    for outcome in value:
+        if outcome not in OUTCOMES:
+            raise InvalidInput(f"unknown outcome {outcome!r} (known: {', '.join(OUTCOMES)})")
+    return value
+
+
+def _apprise_urls(value: list[str]) -> list[str]:
+    for url in value:
+        if "://" not in url:
+            raise InvalidInput(f"not an Apprise URL: {url!r} (e.g. ntfy://ntfy.sh/topic, tgram://token/chat)")
+    return value
+
+
+def _argv(value: Any) -> Any:
+    """A hook's command: a TOML array as it is, or one string split like a shell would (shlex) into one."""
+    if isinstance(value, str):
+        import shlex
+
+        try:
+            return shlex.split(value)
+        except ValueError as exc:
+            raise InvalidInput(f"not a command line: {exc}") from None
+    return value
+
+
+def _webhook_url(value: str) -> str:
+    if value and not value.lower().startswith(("http://", "https://")):
+        raise InvalidInput(f"not an http(s) URL: {value!r}")
+    return value
+
+
+Outcomes = Annotated[list[str], BeforeValidator(_comma_list), AfterValidator(_outcomes)]
+AppriseUrls = Annotated[list[str], BeforeValidator(_comma_list), AfterValidator(_apprise_urls)]
+Argv = Annotated[list[str], BeforeValidator(_argv)]
+WebhookUrl = Annotated[str, AfterValidator(_webhook_url)]
+
+
+class NotifyConfig(Section):
+    """`[notify]`: Apprise notifications when a task finishes or fails, and how every delivery is retried."""
+
+    name = "notify"
+
+    urls: AppriseUrls = Field(default_factory=list)  # ntfy://host/topic, tgram://…, mailto://… (Apprise URLs)
+    on: Outcomes = Field(default_factory=lambda: list(OUTCOMES))  # which outcomes are notified
+    retries: Int = Field(default=3, ge=0, le=20)  # retries after a failed notification or webhook
+    retry_delay: Float = Field(default=1.0, gt=0)  # seconds before the first retry, doubled before each next
+    timeout: Float = Field(default=10.0, gt=0)  # seconds per notification or webhook attempt
+    grace: Float = Field(default=5.0, ge=0)  # seconds pending deliveries get when fetchdeck stops
+
+
+class WebhookConfig(Section):
+    """`[webhook]`: a JSON POST signed with HMAC-SHA256 (X-Fetchdeck-Signature) for every finished task."""
+
+    name = "webhook"
+
+    url: WebhookUrl = ""  # empty: no webhook
+    secret: str = ""  # the HMAC key; empty: the body is sent unsigned
+    on: Outcomes = Field(default_factory=lambda: list(OUTCOMES))
+
+
+class HooksConfig(Section):
+    """`[hooks]`: a program run after a task finishes (never through a shell; task data as arguments/env)."""
+
+    name = "hooks"
+
+    on_success: Argv = Field(default_factory=list)  # ["program", "arg", "{file}"] or "program arg {file}"
+    on_failure: Argv = Field(default_factory=list)
+    timeout: Float = Field(default=60.0, gt=0)  # seconds before the program is killed
+    retries: Int = Field(default=0, ge=0, le=20)  # a failing hook is run again this many times
+
+
 class Config(BaseModel):
     """All sections. Its own schema is built at the first `Config(...)`: loading and layering assemble
     already validated sections (`model_construct`, `model_copy`), so a command's start-up never needs it."""
@@ -431,6 +508,9 @@ class Config(BaseModel):
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     hosts: HostsConfig = Field(default_factory=HostsConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    webhook: WebhookConfig = Field(default_factory=WebhookConfig)
+    hooks: HooksConfig = Field(default_factory=HooksConfig)
 
     def override(self, section: str, **values: Any) -> "Config":
         """A copy with the given non-None values set in `section` (command-line flags), checked like the file's."""
@@ -451,6 +531,7 @@ class Config(BaseModel):
 SECTIONS: dict[str, type[Section]] = {model.name: model for model in (
     DownloadConfig, ServerConfig, ApiConfig, Aria2Config, UiConfig, StoreConfig, ClusterConfig, HostsConfig,
     StorageConfig)}
+SECTIONS.update({model.name: model for model in (NotifyConfig, WebhookConfig, HooksConfig)})  # events out
 
 
 # ---- what a field takes, in words --------------------------------------------------------------------
@@ -594,6 +675,25 @@ cors_origins = []
 
 [ui]
 theme = "fetchdeck-dark"
+
+# Events out: when a task finishes or fails (every attempt is in the task's log).
+# Notifications through Apprise (ntfy, Gotify, Telegram, e-mail, Discord... https://github.com/caronc/Apprise):
+# [notify]
+# urls = ["ntfy://ntfy.sh/my-downloads"]
+# on = ["success", "failed"]
+# retries = 3        # then 1, 2, 4 s apart (retry_delay doubled)
+# retry_delay = 1.0
+# A JSON POST for every task from any API, signed X-Fetchdeck-Signature: sha256=HMAC-SHA256(body, secret):
+# [webhook]
+# url = "https://example.com/fetchdeck"
+# secret = "change-me"
+# A program run after a task (no shell: "{file}", "{id}", "{name}", "{url}", "{status}" in an argument are
+# replaced, the file path is the last argument otherwise; FETCHDECK_TASK_ID, FETCHDECK_FILE, FETCHDECK_NAME,
+# FETCHDECK_URL, FETCHDECK_STATUS, FETCHDECK_ERROR in its environment, the JSON report on its stdin):
+# [hooks]
+# on_success = ["/usr/bin/notify-send", "fetchdeck: done", "{file}"]
+# on_failure = "logger -t fetchdeck failed"
+# timeout = 60
 """
 
 

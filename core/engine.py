@@ -61,6 +61,7 @@ from core.models import (
     forwardable_headers,
 )
 from core.naming import name_from_url, resolve_folder, sanitize_name
+from core.notify import Notifier
 from core.progress import ProgressPump
 from core.ratelimit import RateLimiter
 from core.s3_output import S3Output
@@ -162,6 +163,8 @@ class Engine:
         self.node_name = config.cluster.node_name
         self.cluster: ClusterNode | None = None  # set when the store is shared with other nodes
         self.remote_progress: dict[int, TaskProgress] = {}  # the latest tick of tasks other nodes run
+        # Events out (core/notify/): notifications, the signed webhook and hooks when a task ends.
+        self.notifier = Notifier(config, self.bus, self.get, self.task_log, self.node_name)
 
     # ---- lifecycle -------------------------------------------------------
     async def open(self) -> Engine:
@@ -181,6 +184,7 @@ class Engine:
             asyncio.create_task(self.progress.run(), name="fetchdeck-ticker"),
             asyncio.create_task(self.unsaved.run(), name="fetchdeck-unsaved"),
         ]
+        self.notifier.start()
         self.scheduler.poke()
         return self
 
@@ -198,6 +202,7 @@ class Engine:
         runs = list(self.scheduler.runs.values())
         for run in runs:
             await self.scheduler.cancel(run, StopReason.SHUTDOWN)
+        await self.notifier.close()  # pending deliveries get [notify] grace seconds
         if self.cluster is not None:
             for run in runs:  # back in the queue: other nodes hear of it and take them over now
                 self.bus.publish(TaskChanged(run.task.id))

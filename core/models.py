@@ -124,6 +124,10 @@ class TaskOptions(BaseModel):
     # with its own options (e.g. "aria2" and its aria2 options).
     backend: str | None = None
     backend_options: dict[str, str] = Field(default_factory=dict)
+    # Events out (core/notify/): notify=False: no Apprise notification for this task (the [webhook] and
+    # [hooks] still run); notify_urls: Apprise URLs notified for this task besides [notify] urls.
+    notify: bool = True
+    notify_urls: list[str] = Field(default_factory=list)
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_defaults=True)
