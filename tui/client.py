@@ -196,6 +196,8 @@ class LocalClient:
             if getattr(current, name) != getattr(new, name):
                 setattr(current, name, getattr(new, name))
                 self.engine.announce_config(f"download.{name}", getattr(new, name))
+        for section in ("notify", "webhook", "hooks"):  # events out: read at each finished task (core/notify/)
+            setattr(self.engine.config, section, getattr(config, section))
         restart = []
         if new.download_dir.expanduser().resolve() != self.engine.download_root:
             restart.append("download dir")

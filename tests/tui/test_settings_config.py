@@ -82,3 +82,31 @@ async def test_inline_errors_are_the_declared_rules(make_app: Callable[..., Fetc
         assert "proxy 'proxy.lan:3128': must look like http://" in text  # core/validation.py's proxy rule
         await pilot.press("escape")
     assert config_path.read_text() == before
+
+
+async def test_events_out_lists_and_commands_round_trip(
+    make_app: Callable[..., FetchdeckApp], config_path: Path,
+) -> None:
+    """[notify] urls is a comma list, a hook a command line (shlex): saved as TOML arrays, shown back the same."""
+    config_path.write_text(FILE)
+    app = make_app(MemoryClient())
+    async with app.run_test(size=(110, 40)) as pilot:
+        screen = await open_settings(app, pilot)
+        screen.field("notify_urls").value = "ntfy://127.0.0.1:8080/dl, gotify://g.lan/TOKEN"
+        screen.field("webhook_url").value = "https://hooks.lan/fetchdeck"
+        screen.field("webhook_secret").value = "k3y"
+        screen.field("hook_success").value = "/usr/bin/mv {file} '/media/My Films/'"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, MainScreen), what="saved and closed")
+        config = load_config(config_path, environ={}, report=lambda _: None)
+        assert config.notify.urls == ["ntfy://127.0.0.1:8080/dl", "gotify://g.lan/TOKEN"]
+        assert (config.webhook.url, config.webhook.secret) == ("https://hooks.lan/fetchdeck", "k3y")
+        assert config.hooks.on_success == ["/usr/bin/mv", "{file}", "/media/My Films/"]
+        screen = await open_settings(app, pilot)
+        assert screen.field("notify_urls").value == "ntfy://127.0.0.1:8080/dl, gotify://g.lan/TOKEN"
+        assert screen.field("hook_success").value == "/usr/bin/mv '{file}' '/media/My Films/'"
+        assert screen.field("webhook_secret").password
+        screen.field("notify_urls").value = "ntfy.sh/topic"
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.2)
+        assert "not an Apprise URL: 'ntfy.sh/topic'" in screen_text(app)

@@ -9,6 +9,7 @@ file config for the app to apply.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,9 +35,18 @@ class FormField:
     key: str
     label: str
     placeholder: str
+    secret: bool = False  # typed like a password
+    argv: bool = False  # a command line: shown joined with shlex (a list setting is otherwise a comma list)
 
     def read(self, config: Config) -> Any:
         return getattr(getattr(config, self.section), self.key)
+
+    def text(self, config: Config) -> str:
+        """The setting as the form shows it (what check_value reads back)."""
+        value = self.read(config)
+        if isinstance(value, list):
+            return shlex.join(value) if self.argv else ", ".join(value)
+        return str(value)
 
     @property
     def default(self) -> Any:
@@ -56,6 +66,13 @@ FIELDS: tuple[FormField, ...] = (
     FormField("host", "server", "host", "API host", "{default}"),
     FormField("port", "server", "port", "API port", "{default}"),
     FormField("token", "server", "token", "API token", "none (required off loopback)"),
+    # Events out (core/notify/)
+    FormField("notify_urls", "notify", "urls", "Notify URLs", "none (Apprise URLs, comma separated)"),
+    FormField("webhook_url", "webhook", "url", "Webhook URL", "none (signed JSON POST per finished task)"),
+    FormField("webhook_secret", "webhook", "secret", "Webhook secret", "none (unsigned)", secret=True),
+    FormField("hook_success", "hooks", "on_success", "On success run", "nothing (e.g. notify-send done {file})",
+              argv=True),
+    FormField("hook_failure", "hooks", "on_failure", "On failure run", "nothing", argv=True),
 )
 BLANK_IS_DEFAULT = frozenset({"host"})  # an emptied field that means "the setting's default"
 
@@ -90,7 +107,7 @@ class SettingsScreen(ModalScreen[SettingsSaved | None]):
                     with Horizontal(classes="form-row"):
                         yield Label(form.label, classes="field-label")
                         yield Input(placeholder=form.hint, id=f"set-{form.id}", compact=True,
-                                    password=form.id == "token")
+                                    password=form.id == "token" or form.secret)
                         if form.id == "token":
                             yield Button("show", id="set-token-toggle", compact=True)
                     yield Static(id=f"set-{form.id}-error", classes="field-error")
@@ -141,7 +158,7 @@ class SettingsScreen(ModalScreen[SettingsSaved | None]):
     def _fill(self, config: Config) -> None:
         self.original = config
         for form in FIELDS:
-            self.field(form.id).value = str(form.read(config))
+            self.field(form.id).value = form.text(config)
         if self.file_warnings:
             self._show_error("settings-error", "; ".join(w.split(": ", 1)[-1] for w in self.file_warnings))
         self.field("dir").focus()
