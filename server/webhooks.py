@@ -10,26 +10,26 @@ Delivery: `Content-Type: application/json`, `User-Agent: SaveAny-Bot/1.0`,
 the body as SaveAny-Bot's json.Marshal writes its WebhookPayload (compact, Go's
 timestamps; server/saveany_shapes.py), `api.webhook_timeout` (30 s) per
 attempt, a retry after each of `api.webhook_retry_delays` on a network error or
-a non-2xx answer. Every attempt's outcome goes to the task's log.
+a non-2xx answer. Every attempt's outcome goes to the task's log (core/notify/delivery.py's attempts,
+the same as the generic [webhook]'s).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from typing import Any
 
 import httpx
 
 from core.config import ApiConfig
-from core.downloaders.net import Retry, RetryPolicy, RetryWait, retrying
 from core.engine import Engine
 from core.models import Task
+from core.notify import DeliveryFailed, deliver
+from core.notify.webhook import describe_http_error
 from server.compat import TERMINAL, group_status, group_tasks
 from server.saveany_shapes import go_json, go_time, storage_and_path, type_of
 
-log = logging.getLogger("fetchdeck.server")
 USER_AGENT = "SaveAny-Bot/1.0"
 
 
@@ -43,19 +43,6 @@ def webhook_payload(leader: Task, tasks: list[Task], status: str) -> dict[str, A
     if error:
         body["error"] = error
     return body
-
-
-class _NotDelivered(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(f"HTTP {status}")
-
-
-def _outcome(exc: BaseException) -> str:
-    if isinstance(exc, _NotDelivered):
-        return str(exc)
-    if isinstance(exc, httpx.HTTPError):
-        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return f"error: {exc}"
 
 
 def parse_delays(text: str) -> list[float]:
@@ -112,36 +99,20 @@ class WebhookNotifier:
         content = go_json(payload).encode("utf-8")
         attempts = len(self.delays) + 1
 
-        def where(attempt: int) -> str:
-            return f"webhook {payload['status']} to {url} (attempt {attempt}/{attempts})"
-
-        tried = 0
-
-        async def post() -> int:
-            nonlocal tried
-            tried += 1
+        async def post() -> str:
             try:
                 response = await self._http().post(url, content=content, headers=headers)
-            except httpx.HTTPError:
-                raise
-            except Exception:  # never let a delivery crash silently
-                log.exception("webhook delivery crashed")
-                raise
+            except httpx.HTTPError as exc:
+                raise DeliveryFailed(describe_http_error(exc)) from None
             if not 200 <= response.status_code < 300:
-                raise _NotDelivered(response.status_code)
-            return response.status_code
+                raise DeliveryFailed(f"HTTP {response.status_code}")
+            return f"HTTP {response.status_code}"
 
-        def waiting(wait: RetryWait) -> None:
-            self.engine.task_log(task_id, f"{where(wait.failures)}: {wait.reason}; retrying in {wait.delay:g} s")
+        def delay(failures: int) -> float:
+            return self.delays[min(failures, len(self.delays)) - 1]
 
-        retry = Retry(RetryPolicy(delays=tuple(self.delays)), "webhook", log=lambda _: None,
-                      retryable=lambda _: True, describe=_outcome, final=lambda exc: exc, on_wait=waiting)
-        try:
-            status = await retrying(post, retry)
-        except Exception as exc:
-            self.engine.task_log(task_id, f"{where(tried)}: {_outcome(exc)}; giving up")
-            return
-        self.engine.task_log(task_id, f"{where(tried)}: delivered, HTTP {status}")
+        await deliver(post, attempts=attempts, delay=delay, task_log=lambda text: self.engine.task_log(task_id, text),
+                      where=lambda n: f"webhook {payload['status']} to {url} (attempt {n}/{attempts})")
 
     async def close(self) -> None:
         for delivery in list(self._deliveries):

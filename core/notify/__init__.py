@@ -7,14 +7,16 @@ One module per channel, and the dispatcher that owns delivery:
 - apprise_channel.py: Apprise notifications (`[notify] urls`, a task's `notify_urls`), in a thread;
 - webhook.py: the generic webhook signed with HMAC-SHA256 (`[webhook] url`, `secret`);
 - hooks.py: the post-finish command (`[hooks] on_success`, `on_failure`), never through a shell;
+- delivery.py: one delivery's attempts and their task log lines (SaveAny's webhook uses it too);
 - channel.py: the channel contract and `DeliveryFailed`.
 """
 
 from core.notify.channel import DeliveryFailed
+from core.notify.delivery import deliver
 from core.notify.hooks import command_line, environment
 from core.notify.notifier import Notifier
 from core.notify.report import Outcome, TaskReport
 from core.notify.webhook import SIGNATURE_HEADER, sign, verify
 
 __all__ = ["SIGNATURE_HEADER", "DeliveryFailed", "Notifier", "Outcome", "TaskReport", "command_line",
-           "environment", "sign", "verify"]
+           "deliver", "environment", "sign", "verify"]

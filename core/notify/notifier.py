@@ -31,7 +31,8 @@ from core.config import Config
 from core.events import Event, EventBus, Subscription, TaskFailed, TaskSucceeded
 from core.models import Task
 from core.notify.apprise_channel import AppriseChannel
-from core.notify.channel import Channel, DeliveryFailed
+from core.notify.channel import Channel
+from core.notify.delivery import deliver
 from core.notify.hooks import HookChannel
 from core.notify.report import Outcome, TaskReport
 from core.notify.webhook import WebhookChannel
@@ -169,30 +170,10 @@ class Notifier:
         def task_log(text: str) -> None:
             self.task_log(task_id, text)
 
+        async def send() -> str:
+            async with self._sending:
+                return await channel.send(report, task_log)
+
         attempts = channel.retries + 1
-        attempt = 0
-        try:
-            while True:
-                attempt += 1
-                where = f"{channel.label} ({report.status.value}, attempt {attempt}/{attempts})"
-                try:
-                    async with self._sending:
-                        result = await channel.send(report, task_log)
-                except DeliveryFailed as exc:
-                    if not exc.retry or attempt >= attempts:
-                        task_log(f"{where}: {exc}; giving up")
-                        return
-                    wait = self.delay(attempt)
-                    task_log(f"{where}: {exc}; retrying in {wait:g} s")
-                    await asyncio.sleep(wait)
-                    continue
-                except Exception as exc:
-                    log.exception("notify: %s crashed", channel.label)
-                    task_log(f"{where}: {type(exc).__name__}: {exc}; giving up")
-                    return
-                task_log(f"{where}: delivered, {result}")
-                return
-        except asyncio.CancelledError:
-            task_log(f"{channel.label} ({report.status.value}): not delivered: fetchdeck stopped "
-                     f"after attempt {attempt}/{attempts}")
-            raise
+        await deliver(send, attempts=attempts, delay=self.delay, task_log=task_log,
+                      where=lambda n: f"{channel.label} ({report.status.value}, attempt {n}/{attempts})")
