@@ -428,10 +428,20 @@ def _outcomes(value: list[str]) -> list[str]:
     return value
 
 
+_APPRISE_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,31}://\S+$")
+
+
+def check_apprise_url(url: str) -> str:
+    """The shape of an Apprise URL (`[notify] urls`, a task's `notify_urls`): SCHEME://… without spaces or
+    control characters, at most 2048 characters. Whether Apprise knows the scheme shows at the first send."""
+    if len(url) > 2048 or not _APPRISE_SCHEME.match(url) or any(ord(c) < 32 or ord(c) == 127 for c in url):
+        raise InvalidInput(f"not an Apprise URL: {url[:100]!r} (e.g. ntfy://ntfy.sh/topic, tgram://token/chat)")
+    return url
+
+
 def _apprise_urls(value: list[str]) -> list[str]:
     for url in value:
-        if "://" not in url:
-            raise InvalidInput(f"not an Apprise URL: {url!r} (e.g. ntfy://ntfy.sh/topic, tgram://token/chat)")
+        check_apprise_url(url)
     return value
 
 

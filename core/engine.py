@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.config import Config
+from core.config import Config, check_apprise_url
 from core.detect import guess_kind
 from core.downloaders import DownloaderRegistry
 from core.downloaders.net import HttpClients
@@ -80,6 +80,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("fetchdeck.engine")
 
 MAX_BATCH = 100_000
+MAX_NOTIFY_URLS = 16  # Apprise URLs of one task's own
 MARKED_FAILED = "marked as failed by a client"
 EDITABLE = frozenset({"name", "url", "headers", "folder", "is_live", "kind", "options"})  # what `update` may patch
 
@@ -344,6 +345,12 @@ class Engine:
         if options.proxy:
             with _field("proxy", index):
                 normalize_proxy(options.proxy)
+        if options.notify_urls:  # events out: a task's own Apprise URLs (core/notify/)
+            with _field("notify_urls", index):
+                if len(options.notify_urls) > MAX_NOTIFY_URLS:
+                    raise InvalidInput(f"at most {MAX_NOTIFY_URLS} notification URLs per task")
+                for notify_url in options.notify_urls:
+                    check_apprise_url(notify_url)
         name = sanitize_name(spec.name) if spec.name and spec.name.strip() else ""
         return Task(
             id=0,

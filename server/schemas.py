@@ -130,6 +130,12 @@ class TaskInput(_Body):
         default=None, description="Extra request headers, 'Name: value' lines (one string or a list)"
     )
     is_live: bool = Field(default=False, alias="isLive")
+    # Events out (core/notify/): this task's Apprise notifications
+    notify: bool = Field(default=True, description="false: no notification for this task ([webhook] and "
+                         "[hooks] still run)")
+    notify_urls: list[str] | None = Field(default=None, alias="notifyUrls", max_length=16, description=(
+        "Apprise URLs notified when this task finishes or fails, besides the configured ones "
+        "(e.g. ntfy://ntfy.sh/topic)"))
 
 
 class CreateRequest(_Body):

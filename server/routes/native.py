@@ -87,6 +87,7 @@ async def _ids_in_range() -> None:
 # The engine applies the URL and folder rules and names the field that failed (InvalidField);
 # this dialect answers those with its own codes and the field's path in the request.
 FIELD_CODES = {"url": ErrorCode.INVALID_URL, "folder": ErrorCode.INVALID_FOLDER, "headers": ErrorCode.INVALID_HEADERS}
+FIELD_CODES["notify_urls"] = ErrorCode.VALIDATION_FAILED  # events out: a task's own Apprise URLs
 
 
 @contextmanager
@@ -248,6 +249,8 @@ async def create_downloads() -> Response:
             options = options_for[item.type] = (
                 TaskOptions(api_type=canonical_type(item.type)) if item.type else TaskOptions()
             )
+        if not item.notify or item.notify_urls:  # events out: this task's own notifications
+            options = options.model_copy(update={"notify": item.notify, "notify_urls": item.notify_urls or []})
         specs.append(
             TaskSpec(
                 url=item.url,
