@@ -43,16 +43,21 @@ def _capture() -> None:
 def _plugin(url: str) -> Any:
     import apprise
 
-    return apprise.Apprise.instantiate(url)
+    asset = apprise.AppriseAsset(app_id="fetchdeck", app_desc="fetchdeck download manager")
+    return apprise.Apprise.instantiate(url, asset=asset)
 
 
 def display_url(url: str) -> str:
-    """The URL as a log may show it: scheme, host and path; no credentials, tokens or query."""
+    """The URL as a task log may show it (task logs are served by the API): the scheme, and the host only when
+    it looks like a host name or address: many Apprise URLs carry a token where the host goes (tgram://TOKEN/,
+    discord://ID/TOKEN, ntfy://TOPIC). No credentials, path or query."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         return "(not a URL)"
-    host = rest.split("/", 1)[0].rpartition("@")[2]
-    return f"{scheme}://{host}/…" if "/" in rest else f"{scheme}://{host}"
+    host = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+    if not (host == "localhost" or "." in host or host.startswith("[")):
+        host = "…"
+    return f"{scheme}://{host}/…" if host != "…" else f"{scheme}://…"
 
 
 def _notify(url: str, title: str, body: str, timeout: float) -> None:

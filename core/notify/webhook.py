@@ -48,7 +48,8 @@ class WebhookChannel:
         self.retries = retries
         self.timeout = timeout
         self.client = client
-        self.label = f"webhook {httpx.URL(url).copy_with(query=None, fragment=None, userinfo=b'')}"
+        parsed = httpx.URL(url)  # the task log (served by the API) names the receiver, not its path or query:
+        self.label = f"webhook {parsed.scheme}://{parsed.netloc.decode('ascii').rpartition('@')[2]}/…"  # tokens
 
     def headers(self, report: TaskReport, body: bytes) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, EVENT_HEADER: report.event}
