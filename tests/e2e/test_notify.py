@@ -229,3 +229,27 @@ async def test_a_hook_past_its_timeout_is_killed_and_retried(tmp_path: Path, fil
     name = Path(sys.executable).name
     assert lines == [f"hook on_success {name} (success, attempt 1/2): killed after 0.5 s; retrying in 0.2 s",
                      f"hook on_success {name} (success, attempt 2/2): killed after 0.5 s; giving up"], lines
+
+
+async def test_shutdown_gives_pending_deliveries_a_grace_period(tmp_path: Path, files: FileServer,
+                                                                receiver: Receiver) -> None:
+    url = files.add("/z.bin", b"z" * 5000)
+    receiver.answers = [503] * 10  # never delivered
+    config = config_for(tmp_path)
+    config.webhook.url = f"http://127.0.0.1:{receiver.port}/h"
+    config.notify.retry_delay = 5  # the second attempt would come after the grace period
+    config.notify.grace = 0.5
+    engine = await Engine(tmp_path / "db.sqlite", config).open()
+    try:
+        done = await run(engine, url)
+        await wait_for(lambda: receiver.requests, what="the first attempt")
+    finally:
+        started = time.monotonic()
+        await engine.close()
+        took = time.monotonic() - started
+    assert took < 3, took  # the grace period, not the 5 s backoff
+    assert len(receiver.requests) == 1
+    async with Engine(tmp_path / "db.sqlite", config) as engine:
+        lines = [t for t in await log_texts(engine, done.id) if t.startswith("webhook")]
+    where = f"webhook http://127.0.0.1:{receiver.port}/… (success, attempt 1/4)"
+    assert lines == [f"{where}: HTTP 503; retrying in 5 s", f"{where}: not delivered: fetchdeck stopped"], lines
