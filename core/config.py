@@ -693,6 +693,7 @@ theme = "fetchdeck-dark"
 # on = ["success", "failed"]
 # retries = 3        # then 1, 2, 4 s apart (retry_delay doubled)
 # retry_delay = 1.0
+# grace = 5          # seconds pending deliveries (running hooks too) get when fetchdeck stops
 # A JSON POST for every task from any API, signed X-Fetchdeck-Signature: sha256=HMAC-SHA256(body, secret):
 # [webhook]
 # url = "https://example.com/fetchdeck"

@@ -6,7 +6,8 @@
   first attempt; both attempts are in the task log, the body is the task's report;
 - hooks: argv and environment arrive verbatim for a file name made to inject shell commands, and
   nothing is injected; a string command is split from the config value only; a hook that outlives
-  its timeout is killed; the output is in the task log.
+  its timeout is killed; the output is in the task log;
+- at shutdown a pending delivery gets the grace period, then is logged as not delivered.
 """
 
 from __future__ import annotations

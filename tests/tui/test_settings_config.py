@@ -14,7 +14,7 @@ from tests.tui.conftest import screen_text, wait_for
 from tests.tui.fakes import MemoryClient
 from tui.app import FetchdeckApp
 from tui.screens.main import MainScreen
-from tui.screens.settings import SettingsScreen
+from tui.screens.settings import FIELDS, SettingsScreen
 
 FILE = """\
 # my fetchdeck: hand-written
@@ -92,21 +92,21 @@ async def test_events_out_lists_and_commands_round_trip(
     app = make_app(MemoryClient())
     async with app.run_test(size=(110, 40)) as pilot:
         screen = await open_settings(app, pilot)
+        assert screen.field("webhook_secret").password
+        screen.field("notify_urls").value = "ntfy.sh/topic"
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.2)
+        assert "not an Apprise URL: 'ntfy.sh/topic'" in screen_text(app)
         screen.field("notify_urls").value = "ntfy://127.0.0.1:8080/dl, gotify://g.lan/TOKEN"
         screen.field("webhook_url").value = "https://hooks.lan/fetchdeck"
         screen.field("webhook_secret").value = "k3y"
         screen.field("hook_success").value = "/usr/bin/mv {file} '/media/My Films/'"
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: isinstance(app.screen, MainScreen), what="saved and closed")
-        config = load_config(config_path, environ={}, report=lambda _: None)
-        assert config.notify.urls == ["ntfy://127.0.0.1:8080/dl", "gotify://g.lan/TOKEN"]
-        assert (config.webhook.url, config.webhook.secret) == ("https://hooks.lan/fetchdeck", "k3y")
-        assert config.hooks.on_success == ["/usr/bin/mv", "{file}", "/media/My Films/"]
-        screen = await open_settings(app, pilot)
-        assert screen.field("notify_urls").value == "ntfy://127.0.0.1:8080/dl, gotify://g.lan/TOKEN"
-        assert screen.field("hook_success").value == "/usr/bin/mv '{file}' '/media/My Films/'"
-        assert screen.field("webhook_secret").password
-        screen.field("notify_urls").value = "ntfy.sh/topic"
-        await pilot.press("ctrl+s")
-        await pilot.pause(0.2)
-        assert "not an Apprise URL: 'ntfy.sh/topic'" in screen_text(app)
+    config = load_config(config_path, environ={}, report=lambda _: None)
+    assert config.notify.urls == ["ntfy://127.0.0.1:8080/dl", "gotify://g.lan/TOKEN"]
+    assert (config.webhook.url, config.webhook.secret) == ("https://hooks.lan/fetchdeck", "k3y")
+    assert config.hooks.on_success == ["/usr/bin/mv", "{file}", "/media/My Films/"]
+    shown = {form.id: form.text(config) for form in FIELDS}  # what the form shows when opened again
+    assert shown["notify_urls"] == "ntfy://127.0.0.1:8080/dl, gotify://g.lan/TOKEN"
+    assert shown["hook_success"] == "/usr/bin/mv '{file}' '/media/My Films/'"
