@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 from collections.abc import Mapping, Sequence
 
@@ -27,6 +28,9 @@ MAX_LINE = 500  # characters per line
 MAX_OUTPUT = 256 * 1024  # bytes of output read per run; the rest is discarded
 
 
+_PLACEHOLDER = re.compile(r"\{(?:file|id|name|url|status|error|kind)\}")
+
+
 def placeholders(report: TaskReport) -> dict[str, str]:
     return {"{file}": report.file or "", "{id}": str(report.task_id), "{name}": report.name,
             "{url}": report.url, "{status}": report.status.value, "{error}": report.error or "",
@@ -36,11 +40,8 @@ def placeholders(report: TaskReport) -> dict[str, str]:
 def command_line(argv: Sequence[str], report: TaskReport) -> list[str]:
     """The argv to run: each config argument with the placeholders replaced; the file last without {file}."""
     values = placeholders(report)
-    out = []
-    for arg in argv:
-        for key, value in values.items():
-            arg = arg.replace(key, value)
-        out.append(arg)
+    # one pass: a value that itself contains "{url}" (a file name may) is not expanded again
+    out = [_PLACEHOLDER.sub(lambda m: values[m.group(0)], arg) for arg in argv]
     if report.file and not any("{file}" in arg for arg in argv):
         out.append(report.file)
     return out

@@ -165,7 +165,7 @@ print(f"hook saw {len(sys.argv) - 1} arguments")
 print("second line", file=sys.stderr)
 """
 
-HOSTILE = "a; touch PWNED $(touch PWNED2) `touch PWNED3` 'q' && rm -rf x | $HOME\n\"l2\".bin"
+HOSTILE = "a; touch PWNED $(touch PWNED2) `touch PWNED3` 'q' && rm -rf x | $HOME {url} {id}\n\"l2\".bin"
 
 
 async def test_hooks_get_the_task_verbatim_and_nothing_is_injected(
@@ -190,6 +190,7 @@ async def test_hooks_get_the_task_verbatim_and_nothing_is_injected(
         assert done.status is TaskStatus.SUCCESS and done.file is not None
         assert Path(done.file).read_bytes() == data
         assert "$(touch PWNED2)" in done.name and "`touch PWNED3`" in done.name and "; touch PWNED" in done.name
+        assert "{url} {id}" in done.name  # placeholders in task data are not expanded again
         bad_url = files.url("/nope.bin") + "?q=$(touch%20PWNED4);`id`"
         failed = await run(engine, bad_url, name="f.bin")
         assert failed.status is TaskStatus.FAILED
