@@ -109,6 +109,11 @@ def launch_tui(download_dir: str | None, data_dir: str | None, port: int | None,
         lock.release()
 
 
+# Events out (core/notify/): a task's own notifications, on `get` and `add`
+NOTIFY_HELP = "Also notify this Apprise URL (ntfy://host/topic, ...) when the task ends; repeatable."
+NO_NOTIFY_HELP = "No Apprise notification for these tasks ([webhook] and [hooks] still run)."
+
+
 @main.command()
 @click.argument("urls", nargs=-1, required=True)
 @click.option("--download-dir", "-d", type=click.Path(file_okay=False), help="Where files land.")
@@ -130,17 +135,21 @@ def launch_tui(download_dir: str | None, data_dir: str | None, port: int | None,
     help="Give up on a server that cannot be reached at all (refused, unknown host, no answer to connect) "
     "after this many seconds; also each connection attempt's limit (at most 15).",
 )
+@click.option("--notify", "notify_urls", multiple=True, metavar="URL", help=NOTIFY_HELP)
+@click.option("--no-notify", is_flag=True, help=NO_NOTIFY_HELP)
 def get(
     urls: tuple[str, ...], download_dir: str | None, data_dir: str | None, connections: int | None,
     name: str | None, kind: str | None, headers: tuple[str, ...], quality: str | None, audio_only: bool,
     proxy: str | None, insecure: bool, speed_limit: str | None, connect_timeout: float,
+    notify_urls: tuple[str, ...], no_notify: bool,
 ) -> None:
     """Download URLs now, in this process; re-run to resume."""
     from tui.get_cli import GetArgs, run
 
     run(GetArgs(urls=urls, download_dir=download_dir, data_dir=data_dir, connections=connections, name=name,
                 kind=kind, headers=headers, quality=quality, audio_only=audio_only, proxy=proxy, insecure=insecure,
-                speed_limit=speed_limit, connect_timeout=connect_timeout))
+                speed_limit=speed_limit, connect_timeout=connect_timeout, notify_urls=notify_urls,
+                no_notify=no_notify))
 
 
 # ---- headless server -------------------------------------------------------
@@ -240,9 +249,11 @@ def _remote(server: str, token: str | None) -> Remote:
 @click.option("--folder", help="Subfolder of the download dir.")
 @click.option("-H", "--header", "headers", multiple=True, help="Extra request header 'Name: value'.")
 @click.option("--no-start", is_flag=True, help="Add the tasks stopped, without starting them.")
+@click.option("--notify", "notify_urls", multiple=True, metavar="URL", help=NOTIFY_HELP)
+@click.option("--no-notify", is_flag=True, help=NO_NOTIFY_HELP)
 @remote_options
 def add(urls: tuple[str, ...], kind: str | None, name: str | None, folder: str | None, headers: tuple[str, ...],
-        no_start: bool, server: str, token: str | None) -> None:
+        no_start: bool, notify_urls: tuple[str, ...], no_notify: bool, server: str, token: str | None) -> None:
     """Add downloads to a running fetchdeck; prints id, status and name per task."""
     if name and len(urls) > 1:
         fail("--name works with a single URL")
@@ -250,7 +261,8 @@ def add(urls: tuple[str, ...], kind: str | None, name: str | None, folder: str |
     from tui import remote_commands
 
     sys.exit(remote_commands.add(remote, urls, kind=kind, name=name, folder=folder,
-                                 headers=headers, start=not no_start))
+                                 headers=headers, start=not no_start, notify_urls=notify_urls,
+                                 notify=not no_notify))
 
 
 @main.command(name="ls")

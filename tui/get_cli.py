@@ -40,6 +40,8 @@ class GetArgs:
     insecure: bool = False
     speed_limit: str | None = None
     connect_timeout: float = CONNECT_TIMEOUT
+    notify_urls: tuple[str, ...] = ()  # --notify URL: this task's own Apprise URLs
+    no_notify: bool = False
 
 
 # option word → GetArgs field, for the options taking one value (-H, repeatable, is handled apart)
@@ -183,6 +185,10 @@ def run(args: GetArgs) -> NoReturn:
     if args.audio_only:
         options["postprocess"] = "audio"
         options.setdefault("quality", "audio")
+    if args.notify_urls:
+        options["notify_urls"] = list(args.notify_urls)
+    if args.no_notify:
+        options["notify"] = False
     request = GetRequest(urls=args.urls, kind=parsed_kind, name=args.name, specs_options=options,
                          headers=parsed_headers, connect_timeout=args.connect_timeout)
     try:

@@ -66,7 +66,8 @@ def run(remote: Remote, body: Callable[[ApiClient], Awaitable[int]], *, interrup
 
 def add(
     remote: Remote, urls: tuple[str, ...], *, kind: str | None, name: str | None, folder: str | None,
-    headers: tuple[str, ...], start: bool, out: TextIO | None = None,
+    headers: tuple[str, ...], start: bool, out: TextIO | None = None, notify_urls: tuple[str, ...] = (),
+    notify: bool = True,
 ) -> int:
     stream = out or sys.stdout
     tasks: list[dict[str, Any]] = []
@@ -80,6 +81,10 @@ def add(
             item["folder"] = folder
         if headers:
             item["headers"] = "\n".join(headers)
+        if notify_urls:
+            item["notifyUrls"] = list(notify_urls)
+        if not notify:
+            item["notify"] = False
         tasks.append(item)
 
     async def body(api: ApiClient) -> int:

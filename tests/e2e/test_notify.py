@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -255,3 +256,25 @@ async def test_shutdown_gives_pending_deliveries_a_grace_period(tmp_path: Path, 
         lines = [t for t in await log_texts(engine, done.id) if t.startswith("webhook")]
     where = f"webhook http://127.0.0.1:{receiver.port}/… (success, attempt 1/4)"
     assert lines == [f"{where}: HTTP 503; retrying in 5 s", f"{where}: not delivered: fetchdeck stopped"], lines
+
+
+async def test_fetchdeck_get_delivers_before_it_exits(tmp_path: Path, files: FileServer, receiver: Receiver) -> None:
+    """The one-shot `get`: --notify adds the task's own Apprise URL; [hooks] from the environment (a string,
+    split with shlex); both have run when the command returns."""
+    data = random_bytes(80_000, seed=8)
+    url = files.add("/cli.bin", data)
+    script = tmp_path / "hook.py"
+    script.write_text(HOOK, encoding="utf-8")
+    out = tmp_path / "hook.jsonl"
+    env = {**os.environ, "HOOK_OUT": str(out), "FETCHDECK_HOOKS_ON_SUCCESS": f"{sys.executable} {script} 'a b'"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tui.cli", "get", url, "--download-dir", str(tmp_path / "dl"), "--data-dir",
+        str(tmp_path / "data"), "--notify", f"ntfy://127.0.0.1:{receiver.port}/from-cli", env=env,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()
+    path = stdout.decode().strip()
+    assert Path(path).read_bytes() == data
+    assert [json.loads(raw)["topic"] for _, _, raw, _ in receiver.requests] == ["from-cli"]
+    (hook,) = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert hook["argv"] == ["a b", path] and hook["env"]["FETCHDECK_FILE"] == path
