@@ -503,6 +503,18 @@ class HooksConfig(Section):
     retries: Int = Field(default=0, ge=0, le=20)  # a failing hook is run again this many times
 
 
+# Cookie jars (core/cookies.py).
+class CookiesConfig(Section):
+    """`[cookies]`: where the cookie jars every download sends live (one 0600 cookies.txt per domain)."""
+
+    name = "cookies"
+
+    dir: str = ""  # empty: <data dir>/cookies
+
+    def directory(self, data_dir: Path) -> Path:
+        return Path(self.dir).expanduser() if self.dir else data_dir / "cookies"
+
+
 class Config(BaseModel):
     """All sections. Its own schema is built at the first `Config(...)`: loading and layering assemble
     already validated sections (`model_construct`, `model_copy`), so a command's start-up never needs it."""
@@ -521,6 +533,7 @@ class Config(BaseModel):
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
     hooks: HooksConfig = Field(default_factory=HooksConfig)
+    cookies: CookiesConfig = Field(default_factory=CookiesConfig)
 
     def override(self, section: str, **values: Any) -> "Config":
         """A copy with the given non-None values set in `section` (command-line flags), checked like the file's."""
@@ -542,6 +555,7 @@ SECTIONS: dict[str, type[Section]] = {model.name: model for model in (
     DownloadConfig, ServerConfig, ApiConfig, Aria2Config, UiConfig, StoreConfig, ClusterConfig, HostsConfig,
     StorageConfig)}
 SECTIONS.update({model.name: model for model in (NotifyConfig, WebhookConfig, HooksConfig)})  # events out
+SECTIONS.update({CookiesConfig.name: CookiesConfig})  # cookie jars
 
 
 # ---- what a field takes, in words --------------------------------------------------------------------
@@ -705,6 +719,12 @@ theme = "fetchdeck-dark"
 # on_success = ["/usr/bin/notify-send", "fetchdeck: done", "{file}"]
 # on_failure = "logger -t fetchdeck failed"
 # timeout = 60
+
+# Cookie jars every download sends (direct, HLS, yt-dlp); cookies servers set are kept.
+# Import with `fetchdeck cookies import cookies.txt` or `--from-browser firefox`.
+[cookies]
+# Folder of the per-domain cookies.txt files, 0600 (empty: <data dir>/cookies).
+dir = ""
 """
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.config import Config, check_apprise_url
+from core.cookies import CookieStore
 from core.detect import guess_kind
 from core.downloaders import DownloaderRegistry
 from core.downloaders.net import HttpClients
@@ -103,6 +104,13 @@ def s3_output(config: Config, database: Path | None) -> S3Output:
     return S3Output(config.storage.s3, os.environ, data_dir / "staging", dir_value)
 
 
+def cookie_jar(config: Config, database: Path | None) -> CookieStore | None:
+    """The engine's cookie jar: `[cookies] dir`, else <data dir>/cookies; None without either (a store given)."""
+    if not config.cookies.dir and database is None:
+        return None
+    return CookieStore.open(config.cookies.directory(database.parent if database is not None else Path()))
+
+
 def _given(store: TaskStore) -> StoreFactory:
     async def open_store() -> TaskStore:
         return store
@@ -142,6 +150,10 @@ class Engine:
         self.allowed_roots = tuple(Path(p).expanduser().resolve() for p in config.download.allowed_roots)
         self.bus = EventBus()
         self.clients = clients or HttpClients(read_timeout=config.download.read_timeout)
+        # Cookie jars (core/cookies.py): every client sends the jar's cookies and keeps what servers set.
+        self.cookies = cookie_jar(config, database)
+        if self.clients.cookies is None:
+            self.clients.cookies = self.cookies
         self.limiter = RateLimiter(config.download.speed_limit_bytes)
         self.downloaders = downloaders if downloaders is not None else DownloaderRegistry()
         self._open_store = store
@@ -215,6 +227,8 @@ class Engine:
             log.error("could not save the final status of %d task(s): %s; they are resumed at the next start",
                       len(self.unsaved), ", ".join(map(str, self.unsaved.ids())))
         await self.clients.aclose()
+        if self.cookies is not None:
+            await asyncio.to_thread(self.cookies.save)
         await self.s3.close()
         self.bus.close_all()
         if self._store is not None:

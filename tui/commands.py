@@ -305,3 +305,42 @@ def watch(as_json: bool, server: str, token: str | None) -> None:
     from tui import remote_commands
 
     sys.exit(remote_commands.watch(remote, as_json=as_json))
+
+
+# ---- cookie jars (core/cookies.py; tui/cookies_command.py) ------------------------------
+
+
+@main.group()
+def cookies() -> None:
+    """The cookie jar every download sends: import, list, clear (values are never shown)."""
+
+
+@cookies.command(name="import")
+@click.argument("file", required=False)
+@click.option("--from-browser", "browser", metavar="BROWSER[+KEYRING][:PROFILE][::CONTAINER]",
+              help="Read an installed browser's cookies through yt-dlp, e.g. firefox or chrome:'Profile 1'.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the task database (and jar) live.")
+def cookies_import(file: str | None, browser: str | None, data_dir: str | None) -> None:
+    """Add cookies from a Netscape cookies.txt FILE (- for stdin) or from a browser."""
+    from tui.cookies_command import run_import
+
+    run_import(data_dir, file, browser)
+
+
+@cookies.command(name="list")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the task database (and jar) live.")
+def cookies_list(data_dir: str | None) -> None:
+    """Domains in the jar and how many cookies each has."""
+    from tui.cookies_command import run_list
+
+    run_list(data_dir)
+
+
+@cookies.command(name="clear")
+@click.argument("domain", required=False)
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the task database (and jar) live.")
+def cookies_clear(domain: str | None, data_dir: str | None) -> None:
+    """Forget the cookies of DOMAIN and its subdomains (all cookies without DOMAIN)."""
+    from tui.cookies_command import run_clear
+
+    run_clear(data_dir, domain)

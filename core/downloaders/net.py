@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import http.cookiejar
 import random
 import socket
 import ssl
@@ -136,10 +137,11 @@ class SharedClient(httpx.AsyncClient):
     """The httpx client HttpClients hands out; `direct` is its aiohttp transport, if it has one."""
 
     def __init__(
-        self, direct: _AiohttpTransport | None, transport: httpx.AsyncBaseTransport, timeout: httpx.Timeout
+        self, direct: _AiohttpTransport | None, transport: httpx.AsyncBaseTransport, timeout: httpx.Timeout,
+        cookies: http.cookiejar.CookieJar | None = None,
     ) -> None:
         super().__init__(transport=transport, timeout=timeout, follow_redirects=True,
-                         headers={"User-Agent": USER_AGENT}, trust_env=False)
+                         headers={"User-Agent": USER_AGENT}, trust_env=False, cookies=cookies)
         self.direct = direct
 
 
@@ -155,12 +157,16 @@ class HttpClients:
     unreachable_budget: seconds a task may spend retrying a server that has not
     answered once in this run (refused, no such host, connect timeout) before it
     gives up; None = the patient policy (every retry). The one-shot `get` sets it.
+    cookies: the cookie jar every client sends from and stores `Set-Cookie` into (the
+    engine's, core/cookies.py; set before the first client is made); None: each client its own.
     """
 
     def __init__(
-        self, read_timeout: float = 30.0, connect_timeout: float = 15.0, unreachable_budget: float | None = None
+        self, read_timeout: float = 30.0, connect_timeout: float = 15.0, unreachable_budget: float | None = None,
+        cookies: http.cookiejar.CookieJar | None = None,
     ) -> None:
         self._clients: dict[ClientKey, httpx.AsyncClient] = {}
+        self.cookies = cookies
         self.timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0, pool=None)
         self.unreachable_budget = unreachable_budget
 
@@ -181,7 +187,7 @@ class HttpClients:
             transport = httpx.AsyncHTTPTransport(verify=not key.insecure, limits=limits, proxy=proxy, trust_env=False)
         else:
             transport = direct = _AiohttpTransport(lambda: _aiohttp_session(key.insecure), proxy)
-        return SharedClient(direct, transport, self.timeout)
+        return SharedClient(direct, transport, self.timeout, self.cookies)
 
     async def aclose(self) -> None:
         for client in self._clients.values():

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import os
 import shutil
 import threading
@@ -44,6 +45,8 @@ from typing import Any
 import yt_dlp  # type: ignore[import-untyped]
 from yt_dlp.utils import DownloadCancelled, MaxDownloadsReached, YoutubeDLError  # type: ignore[import-untyped]
 
+from core.cookies import merge as merge_cookies
+from core.cookies import netscape_for
 from core.downloaders.base import DownloadContext
 from core.downloaders.paths import work_dir
 from core.downloaders.ytdlp import procs as ytdlp_procs
@@ -282,6 +285,8 @@ class _Job:
             "postprocessor_hooks": [self._on_postprocessor],
             "post_hooks": [self._on_file],
         }
+        given = params["cookiefile"].getvalue() if "cookiefile" in params else None
+        ydl: yt_dlp.YoutubeDL | None = None
         try:
             with yt_dlp.YoutubeDL(params) as ydl:
                 for extra in plan.extra_pps:
@@ -305,6 +310,17 @@ class _Job:
                 raise _Cancelled() from None
             raise_ytdlp_error(exc, logger)
             raise  # not reached
+        finally:
+            if ydl is not None:
+                self._keep_cookies(ydl, given)
+
+    def _keep_cookies(self, ydl: yt_dlp.YoutubeDL, given: str | None) -> None:
+        """The cookies the site set during the run go into the engine's jar (core/cookies.py)."""
+        jar = self.ctx.clients.cookies
+        if jar is None or "cookiejar" not in ydl.__dict__:  # no jar, or yt-dlp never made one
+            return
+        cookies = list(ydl.cookiejar)
+        self._call(merge_cookies, jar, cookies, given)  # on the loop: the jar schedules its own save
 
     def _prepare(self, ydl: yt_dlp.YoutubeDL, name: str) -> tuple[Path, Path, bool]:
         """Claim the final path; set up the work folder. → (final, work, already_done)."""
@@ -444,6 +460,7 @@ class YtdlpDownloader:
         except InvalidInput as exc:
             raise DownloadError(str(exc)) from None
         req = YtdlpRequest.from_task(task, ctx.proxy, ctx.settings.retries, ctx.settings.read_timeout)
+        req = dataclasses.replace(req, jar_cookies=netscape_for(ctx.clients.cookies, task.url))
         if task.file:
             await _wait_for_previous_run(task.file)
         ytdlp_procs.install()

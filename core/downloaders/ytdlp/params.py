@@ -15,6 +15,7 @@ from typing import Any
 from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor, FFmpegVideoConvertorPP  # type: ignore[import-untyped]
 from yt_dlp.utils import PostProcessingError  # type: ignore[import-untyped]
 
+from core.cookies import redact_cookies
 from core.downloaders.ffmpeg import find_ffmpeg
 from core.downloaders.ytdlp.flags import flags_to_params
 from core.downloaders.ytdlp.options import (
@@ -51,7 +52,7 @@ class YtdlpLogger:
 
     def __init__(self, emit: Callable[[str], None], check: Callable[[], None] | None = None,
                  verbose: bool = False, log_errors: bool = False) -> None:
-        self.emit = emit
+        self.emit: Callable[[str], None] = lambda text: emit(redact_cookies(text))  # cookies are never logged
         self.check = check
         self.verbose = verbose
         self.log_errors = log_errors
@@ -151,6 +152,7 @@ class YtdlpRequest:
     concurrent_fragments: int = 1
     keep_server_mtime: bool = False
     verbose: bool = False
+    jar_cookies: str | None = None  # the cookie jar's cookies for this site, as cookies.txt (core/cookies.py)
 
     @classmethod
     def from_task(cls, task: Task, proxy: str | None, retries: int, read_timeout: float) -> YtdlpRequest:
@@ -188,6 +190,8 @@ def build_plan(req: YtdlpRequest, logger: YtdlpLogger) -> Plan:
     header_jar = cookies_to_netscape(cookie_text, req.url) if cookie_text else None
     if header_jar:
         netscape = (netscape or "") + header_jar.split("\n", 1)[1]
+    if req.jar_cookies:  # first: the task's own cookies (later lines) replace the jar's of the same name
+        netscape = req.jar_cookies + (netscape.split("\n", 1)[1] if netscape else "")
 
     params: dict[str, Any] = {
         "quiet": True,
