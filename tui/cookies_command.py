@@ -6,6 +6,7 @@ second. What it prints is domains and counts, never a cookie's value.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -27,7 +28,7 @@ def run_import(data_dir: str | None, file: str | None, browser: str | None) -> N
         if browser is not None:
             report = jar.import_browser(browser)
         elif file == "-":
-            report = jar.import_text(click.get_text_stream("stdin").read(), "standard input")
+            report = jar.import_text(sys.stdin.read(), "standard input")
         else:
             report = jar.import_file(Path(file or ""))
     except CookieImportError as exc:

@@ -6,14 +6,17 @@ Routes are thin: validate (server/bodies.py), call the engine, serialize
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response, request
 from quart_schema import document_querystring, document_request, document_response
 
+from core.cookies import CookieImportError, CookieStore, DomainCount
 from core.engine import Engine
 from core.errors import IllegalTransition, InvalidField, InvalidInput, TaskNotFound
 from core.models import TaskOptions, TaskSpec, TaskStatus
@@ -21,6 +24,7 @@ from core.store import TaskFilter, TaskPatch
 from core.store.base import UNSET, Unset
 from server.bodies import parse_body, parse_query
 from server.errors import ApiError, ErrorCode
+from server.guards import is_json_type
 from server.respond import ok
 from server.schemas import (
     ACCEPTED_TYPES,
@@ -371,6 +375,81 @@ async def stop_download(task_id: int) -> Response:
     """Stop a task; what was downloaded stays and a later start resumes."""
     await engine().stop(task_id)
     return ok({})
+
+
+# ------------------------------------------------------------ cookie jars (core/cookies.py)
+
+
+class CookieDomain(BaseModel):
+    domain: str = Field(description="A cookie domain without its leading dot (its subdomains included)")
+    cookies: int = Field(description="How many cookies the jar holds (or the import added) for it")
+
+
+class CookiesData(BaseModel):
+    total: int = Field(description="How many cookies in all; the values are never returned")
+    domains: list[CookieDomain]
+
+
+class CookiesUpload(BaseModel):
+    """A browser's form of the upload (a body from a web page must be JSON); curl can send the file itself."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(description="The Netscape cookies.txt text")
+
+
+class CookiesQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    domain: str | None = Field(default=None, description="Only this domain and its subdomains (default: all)")
+
+
+def _jar() -> CookieStore:
+    jar = engine().cookies
+    if jar is None:
+        raise ApiError(400, ErrorCode.BAD_REQUEST, "this fetchdeck keeps no cookie jar (set [cookies] dir)")
+    return jar
+
+
+def _cookies_data(domains: tuple[DomainCount, ...]) -> dict[str, Any]:
+    return {"total": sum(d.cookies for d in domains),
+            "domains": [{"domain": d.domain, "cookies": d.cookies} for d in domains]}
+
+
+@native.get("/cookies")
+@documented(Envelope[CookiesData])
+async def list_cookies() -> Response:
+    """The cookie jar's domains and how many cookies each has (never a value)."""
+    return ok(_cookies_data(_jar().summary()))
+
+
+@native.post("/cookies")
+@document_request(CookiesUpload)
+@documented(Envelope[CookiesData], 413)
+async def upload_cookies() -> Response:
+    """Import cookies: the body is a Netscape cookies.txt (`curl --data-binary @cookies.txt`), or JSON
+    `{"text": "<cookies.txt>"}`. Answers with the domains and counts imported, never a value."""
+    jar = _jar()
+    data = await request.get_data(cache=True)
+    raw = data.encode() if isinstance(data, str) else data
+    if is_json_type(request.headers.get("Content-Type")) or raw.lstrip()[:1] == b"{":
+        text = (await parse_body(CookiesUpload)).text
+    else:
+        text = raw.decode("utf-8-sig", "replace")
+    try:
+        report = await asyncio.to_thread(jar.import_text, text, "the uploaded cookies.txt")
+    except CookieImportError as exc:
+        raise ApiError(400, ErrorCode.BAD_REQUEST, str(exc)) from None
+    return ok(_cookies_data(report.domains))
+
+
+@native.delete("/cookies")
+@document_querystring(CookiesQuery)
+@documented(Envelope[CookiesData])
+async def clear_cookies() -> Response:
+    """Forget the cookies of `domain` and its subdomains (all without it); answers with what is left."""
+    jar = _jar()
+    query = parse_query(CookiesQuery)
+    await asyncio.to_thread(jar.remove, query.domain or None)
+    return ok(_cookies_data(jar.summary()))
 
 
 # ------------------------------------------------------------ events
