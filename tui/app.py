@@ -28,6 +28,7 @@ from core.models import TaskStatus
 from tui.client import Client, ClientError, ConnectionState
 from tui.screens.add import AddTaskScreen
 from tui.screens.confirm import ConfirmDeleteScreen
+from tui.screens.cookies import CookiesScreen
 from tui.screens.main import MainScreen
 from tui.screens.settings import SettingsSaved, SettingsScreen
 from tui.state import TaskFilter, TaskIndex
@@ -71,6 +72,7 @@ def binding_ids(*owners: type[Any]) -> set[str]:
 
 
 KEYMAP_IDS = binding_ids(MainScreen, AddTaskScreen, ConfirmDeleteScreen, SettingsScreen, FilterBar)
+KEYMAP_IDS |= binding_ids(CookiesScreen)  # the cookies dialog (tui/screens/cookies.py)
 
 
 class FetchdeckApp(App[None]):
@@ -226,6 +228,10 @@ class FetchdeckApp(App[None]):
         current = load_config(self.config_path, environ={})
         save_config(self.config_path, current.override("ui", theme=name))
 
+    # ---- cookies (tui/screens/cookies.py) ---------------------------------
+    def action_cookies(self) -> None:
+        self.push_screen(CookiesScreen(self.client.import_cookies))
+
     # ---- settings --------------------------------------------------------
     def action_settings(self) -> None:
         if self.config_path is None:
@@ -269,6 +275,7 @@ class FetchdeckApp(App[None]):
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Settings", "Edit config.toml: download dir, limits, API, theme", self.action_settings)
+        yield SystemCommand("Cookies", "Paste a cookies.txt into the cookie jar (C)", self.action_cookies)
         if not isinstance(screen, MainScreen):
             return
         yield SystemCommand("Add downloads", "Add one or more URLs (a)", screen.action_add)

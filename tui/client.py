@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar, runtime_checkable
 
 from core.config import Config
+from core.cookies import ImportReport
 from core.engine import Engine
 from core.errors import FetchdeckError, TaskNotFound
 from core.events import EventType, Payload
@@ -104,6 +105,11 @@ class Client(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+    # Cookie jars (core/cookies.py): the answer names domains and counts, never a value.
+    async def import_cookies(self, text: str) -> ImportReport:
+        """Add a cookies.txt text to the engine's jar."""
+        ...
 
 
 def log_line_text(ts: float, text: str) -> str:
@@ -201,10 +207,18 @@ class LocalClient:
         restart = []
         if new.download_dir.expanduser().resolve() != self.engine.download_root:
             restart.append("download dir")
+        if config.cookies.dir != self.engine.config.cookies.dir:  # the jar is opened with the engine
+            restart.append("cookie jar dir")
         return restart
 
     async def close(self) -> None:
         self._closed.set()
+
+    async def import_cookies(self, text: str) -> ImportReport:
+        jar = self.engine.cookies
+        if jar is None:
+            raise ClientError("this fetchdeck keeps no cookie jar (set [cookies] dir)")
+        return await self._call(asyncio.to_thread(jar.import_text, text, "the pasted text"))
 
     async def _call(self, coro: Awaitable[T]) -> T:
         try:

@@ -20,6 +20,7 @@ from typing import TypeVar
 import httpx
 
 from core.config import Config
+from core.cookies import DomainCount, ImportReport
 from core.models import Task, TaskSpec
 from server.wire import decode_event, decode_task, encode_spec
 from tui.api_client import ApiClient, ApiError, ServerUnreachable
@@ -106,6 +107,12 @@ class RemoteClient:
         self._closed.set()
         await self._stream_http.aclose()
         await self.api.aclose()
+
+    async def import_cookies(self, text: str) -> ImportReport:
+        data = await self._call(self.api.call("POST", "/api/cookies", json_body={"text": text}))
+        domains = data.get("domains", []) if isinstance(data, dict) else []
+        return ImportReport(tuple(DomainCount(str(d.get("domain")), int(d.get("cookies") or 0)) for d in domains
+                                  if isinstance(d, dict)), "the pasted text")
 
     # ---- events --------------------------------------------------------
     async def events(self) -> AsyncIterator[ClientEvent]:

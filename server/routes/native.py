@@ -397,11 +397,6 @@ class CookiesUpload(BaseModel):
     text: str = Field(description="The Netscape cookies.txt text")
 
 
-class CookiesQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    domain: str | None = Field(default=None, description="Only this domain and its subdomains (default: all)")
-
-
 def _jar() -> CookieStore:
     jar = engine().cookies
     if jar is None:
@@ -439,17 +434,6 @@ async def upload_cookies() -> Response:
     except CookieImportError as exc:
         raise ApiError(400, ErrorCode.BAD_REQUEST, str(exc)) from None
     return ok(_cookies_data(report.domains))
-
-
-@native.delete("/cookies")
-@document_querystring(CookiesQuery)
-@documented(Envelope[CookiesData])
-async def clear_cookies() -> Response:
-    """Forget the cookies of `domain` and its subdomains (all without it); answers with what is left."""
-    jar = _jar()
-    query = parse_query(CookiesQuery)
-    await asyncio.to_thread(jar.remove, query.domain or None)
-    return ok(_cookies_data(jar.summary()))
 
 
 # ------------------------------------------------------------ events

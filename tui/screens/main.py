@@ -64,6 +64,7 @@ class MainScreen(Screen[None]):
         Binding("o", "open_folder", "Folder", id="open-folder", tooltip="Show and copy the task's folder"),
         Binding("t", "app.change_theme", "Theme", id="theme", tooltip="Choose a theme"),
         Binding("comma", "app.settings", "Settings", id="settings", key_display=",", show=False),
+        Binding("C", "app.cookies", "Cookies", id="cookies", show=False, tooltip="Paste a cookies.txt"),
         Binding("q", "app.quit", "Quit", id="quit", tooltip="Quit (downloads resume next time)"),
         Binding("escape", "collapse", "Back", id="collapse", show=False),
     ]

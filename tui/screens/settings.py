@@ -73,6 +73,8 @@ FIELDS: tuple[FormField, ...] = (
     FormField("hook_success", "hooks", "on_success", "On success run", "nothing (e.g. notify-send done {file})",
               argv=True),
     FormField("hook_failure", "hooks", "on_failure", "On failure run", "nothing", argv=True),
+    # Cookie jars (core/cookies.py)
+    FormField("cookies_dir", "cookies", "dir", "Cookie jar dir", "<data dir>/cookies"),
 )
 BLANK_IS_DEFAULT = frozenset({"host"})  # an emptied field that means "the setting's default"
 
