@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.config import Config, check_apprise_url
-from core.cookies import CookieStore
+from core.cookies import CookieStore, netscape_for
 from core.detect import guess_kind
 from core.downloaders import DownloaderRegistry
 from core.downloaders.net import HttpClients
@@ -592,6 +592,7 @@ class Engine:
         return await extract_info(
             url, quality=quality, cookies=cookies, headers=tuple(headers), insecure=insecure, flags=flags,
             proxy=proxy or self.config.download.proxy or None, timeout=self.config.download.read_timeout,
+            jar_cookies=netscape_for(self.cookies, url),
         )
 
     async def supported_sites(self) -> list[str]:

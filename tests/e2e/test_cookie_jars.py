@@ -104,7 +104,9 @@ async def test_jar_cookies_reach_every_kind_and_set_cookies_are_kept(tmp_path: P
     async with Engine(tmp_path / "db.sqlite", engine_config(tmp_path, retries=2)) as engine:
         direct = await run(engine, site.url("/m/v360.mp4"), TaskKind.HTTP, connections=2)
         hls = await run(engine, site.url("/m/hls360/index.m3u8"), TaskKind.HLS)
-        ytdlp = await run(engine, site.url("/m/v720.mp4"), TaskKind.YTDLP, cookies="own=task-option")
+        ytdlp = await run(engine, site.url("/m/v720.mp4"), TaskKind.YTDLP, cookies="own=task-option", debug_log=True)
+        info = await engine.extract(site.url("/m/page.html"))  # info extraction sends the jar's cookies too
+        assert info.title.startswith("Sample Clip") and any("sid=jar-s3cret" in h for h in site.sent("/m/page.html"))
         logs = [line.text for t in (direct, hls, ytdlp) for line in await engine.logs(t.id)]
         records = [repr(await engine.get(t.id)) for t in (direct, hls, ytdlp)]
 

@@ -43,12 +43,13 @@ def load_downloader() -> Downloader:
 async def extract_info(
     url: str, *, quality: str | None = None, cookies: str | None = None, headers: Sequence[tuple[str, str]] = (),
     proxy: str | None = None, insecure: bool = False, flags: Sequence[str] = (), timeout: float = 30.0,
+    jar_cookies: str | None = None,
 ) -> MediaInfo:
     """What yt-dlp finds at url (title, duration, formats...), without downloading."""
     from core.downloaders.ytdlp.info import extract_info as _extract
 
     return await _extract(url, quality=quality, cookies=cookies, headers=tuple(headers), proxy=proxy,
-                          insecure=insecure, flags=flags, timeout=timeout)
+                          insecure=insecure, flags=flags, timeout=timeout, jar_cookies=jar_cookies)
 
 
 def supported_sites() -> list[str]:

@@ -205,14 +205,17 @@ def extract_media_info(req: YtdlpRequest) -> MediaInfo:
 async def extract_info(
     url: str, *, quality: str | None = None, cookies: str | None = None, headers: Headers = (),
     proxy: str | None = None, insecure: bool = False, flags: Sequence[str] = (), timeout: float = 30.0,
+    jar_cookies: str | None = None,
 ) -> MediaInfo:
-    """Validate the options (InvalidInput), then extract in a worker thread."""
+    """Validate the options (InvalidInput), then extract in a worker thread. jar_cookies: the cookie jar's
+    for the site, as cookies.txt (core/cookies.py)."""
     options = validate_ytdlp_options(
         TaskOptions(quality=quality, cookies=cookies, ytdlp_flags=list(flags), insecure=insecure), url
     )
     req = YtdlpRequest(
         url=url, quality=options.quality, cookies=options.cookies, headers=headers, proxy=proxy,
         insecure=insecure, flags=tuple(options.ytdlp_flags), socket_timeout=timeout, retries=3,
+        jar_cookies=jar_cookies,
     )
     return await asyncio.to_thread(extract_media_info, req)
 
