@@ -206,7 +206,10 @@ def merge(jar: http.cookiejar.CookieJar, cookies: Iterable[http.cookiejar.Cookie
           given: str | None = None) -> int:
     """Keep in jar the cookies of a run that are new or changed compared with `given` (the cookies.txt
     text the run started with: cookies passed unchanged are not the server's). Returns how many."""
-    known = {_identity(c) for c in parse_netscape(given, "given")} if given else set()
+    try:
+        known = {_identity(c) for c in parse_netscape(given, "given")} if given else set()
+    except CookieImportError:
+        known = set()
     kept = 0
     for cookie in cookies:
         if _identity(cookie) in known or not cookie.name:

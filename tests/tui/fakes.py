@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 
 from core.config import Config
+from core.cookies import ImportReport, counts, parse_netscape
 from core.events import Payload
 from core.models import Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
 from tui.client import ClientEvent, ConnectionState, TaskGone
@@ -147,3 +148,6 @@ class MemoryClient:
 
     async def close(self) -> None:
         pass
+
+    async def import_cookies(self, text: str) -> ImportReport:  # no engine: counted, kept nowhere
+        return ImportReport(counts(parse_netscape(text)), "the pasted text")

@@ -85,7 +85,7 @@ class YtdlpLogger:
         self.emit(f"warning: {text}")
 
     def error(self, msg: str) -> None:
-        text = clean_message(msg)
+        text = redact_cookies(clean_message(msg))
         self.errors.append(text)
         if self.log_errors:
             self.emit(f"error: {text}")
