@@ -75,7 +75,8 @@ class CookiesScreen(ModalScreen[ImportReport | None]):
             return
         self.report = report
         self.text_area.clear()  # the values do not stay on screen
-        self._show(report.describe().capitalize() + ".", error=not report.domains)
+        said = report.describe()
+        self._show(said[:1].upper() + said[1:] + ".", error=not report.domains)
 
     def _show(self, text: str, error: bool) -> None:
         self.result.update(text)
