@@ -100,9 +100,17 @@ def counts(cookies: Iterable[http.cookiejar.Cookie]) -> tuple[DomainCount, ...]:
 # ---- cookies.txt ---------------------------------------------------------------------------------------
 
 
+def local_name(host: str) -> str:
+    """`localhost` → `localhost.local` (http.cookiejar's name for a host without a dot); others unchanged."""
+    bare = host.lstrip(".")
+    return host + ".local" if bare and "." not in bare and ":" not in bare and "[" not in bare else host
+
+
 def make_cookie(domain: str, name: str, value: str | None, path: str = "/", secure: bool = False,
                 expires: int | None = None, http_only: bool = False) -> http.cookiejar.Cookie:
-    """A Netscape cookie as http.cookiejar keeps it (a leading dot: the domain and its subdomains)."""
+    """A Netscape cookie as http.cookiejar keeps it (a leading dot: the domain and its subdomains). A host
+    without a dot (`localhost`) is named `localhost.local`, as http.cookiejar names the request's host."""
+    domain = local_name(domain)
     dot = domain.startswith(".")
     return http.cookiejar.Cookie(
         0, name, value, None, False, domain.lower(), dot, dot, path or "/", bool(path), secure,
@@ -180,7 +188,7 @@ def cookies_for_site(jar: http.cookiejar.CookieJar, url: str) -> list[http.cooki
     """The cookies a run on url may need: those its host would be sent (a browser's domain match), and
     those of the site's other hosts (`music.example.com` for `www.example.com`), which yt-dlp's
     extractors call while they work; never another site's."""
-    host = _host(url)
+    host = local_name(_host(url))
     if not host:
         return []
     site = host[4:] if host.startswith("www.") else host
@@ -429,7 +437,7 @@ class CookieStore(http.cookiejar.CookieJar):
             self.refresh()
             keys = self._keys()
             if domain is not None:
-                wanted = domain_key(domain.strip())
+                wanted = domain_key(local_name(domain.strip()))
                 keys = {k for k in keys if k == wanted or k.endswith("." + wanted)}
             gone = sum(self._drop(k) for k in keys)
             self._dirty.update(keys)

@@ -145,7 +145,8 @@ def test_domain_matching_and_another_process_changes() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         jar = CookieStore.open(Path(tmp) / "cookies")
         jar.import_text(".example.com\tTRUE\t/\tFALSE\t0\twide\t1\n"
-                        "host.example.com\tFALSE\t/\tTRUE\t0\tnarrow\t2\n")
+                        "host.example.com\tFALSE\t/\tTRUE\t0\tnarrow\t2\n"
+                        "localhost\tFALSE\t/\tFALSE\t0\tdev\t4\n")
 
         def header(url: str, store: http.cookiejar.CookieJar = jar) -> str:
             request = urllib.request.Request(url)
@@ -157,6 +158,7 @@ def test_domain_matching_and_another_process_changes() -> None:
         assert header("https://host.example.com/") == "narrow=2; wide=1"
         assert header("http://host.example.com/") == "wide=1"  # secure: https only
         assert header("http://notexample.com/") == "" and header("http://example.org/") == ""
+        assert header("http://localhost:8080/") == "dev=4"  # as browsers do (http.cookiejar alone would not)
 
         other = CookieStore.open(Path(tmp) / "cookies")  # `fetchdeck cookies …` in another process
         assert other.remove("host.example.com") == 1
