@@ -21,6 +21,8 @@ def guess_kind(url: str) -> TaskKind:
     path = parts.path.lower()
     if path.endswith((".m3u8", ".m3u")):
         return TaskKind.HLS
+    if path.endswith(".mpd"):
+        return TaskKind.DASH
     host = (parts.hostname or "").lower()
     if any(host == h or host.endswith("." + h) for h in _YTDLP_HOSTS):
         return TaskKind.YTDLP
@@ -31,3 +33,30 @@ def is_hls_content_type(content_type: str | None) -> bool:
     if not content_type:
         return False
     return content_type.split(";")[0].strip().lower() in HLS_CONTENT_TYPES
+
+
+# ---- DASH (MPEG-DASH manifests, core/downloaders/dash) ----
+DASH_CONTENT_TYPES = ("application/dash+xml", "video/vnd.mpeg.dash.mpd")
+
+
+def refine_kind(kind: TaskKind, url: str) -> TaskKind:
+    """The kind a task of `kind` really is: an HLS-typed task (MediaGo's and the m3u8 API's `m3u8` type, which
+    N_m3u8DL-RE behind them also uses for DASH) whose URL is an .mpd manifest is a DASH task."""
+    return TaskKind.DASH if kind is TaskKind.HLS and guess_kind(url) is TaskKind.DASH else kind
+
+
+def is_dash_content_type(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    return content_type.split(";")[0].strip().lower() in DASH_CONTENT_TYPES
+
+
+def looks_like_mpd(head: bytes) -> bool:
+    """Whether a body's first bytes can be an MPD: XML (a declaration, a comment) or an <MPD> element."""
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return text.startswith((b"<?xml", b"<!--", b"<MPD")) or b"<MPD" in text
+
+
+def is_dash_manifest(head: bytes, content_type: str | None) -> bool:
+    """A response that is a DASH manifest: served as one, or an XML body with an <MPD> element."""
+    return is_dash_content_type(content_type) or (looks_like_mpd(head) and b"<MPD" in head)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.config import Config, check_apprise_url
 from core.cookies import CookieStore, netscape_for
-from core.detect import guess_kind
+from core.detect import guess_kind, refine_kind
 from core.downloaders import DownloaderRegistry
 from core.downloaders.net import HttpClients
 from core.downloaders.paths import temp_paths
@@ -348,7 +348,7 @@ class Engine:
             url = self.downloaders.backend_url(backend, spec.url) if backend else validate_url(spec.url)
         with _field("folder", index):
             folder = self.check_folder(spec.folder)
-        kind = spec.kind or guess_kind(url)
+        kind = refine_kind(spec.kind, url) if spec.kind else guess_kind(url)
         if kind is TaskKind.YTDLP:
             from core.downloaders.ytdlp import validate_ytdlp_options  # not on an HTTP or HLS task's path
 

@@ -104,9 +104,12 @@ class UnsupportedUrl(DownloadError):
 
 
 class WrongKind(DownloadError):
-    def __init__(self, kind: TaskKind, why: str) -> None:
+    def __init__(self, kind: TaskKind, why: str, certain: bool = False) -> None:
         super().__init__(f"this is a {kind.value} download: {why}")
         self.kind = kind
+        # certain: the response proves the kind whatever the client said (an "m3u8" task whose URL serves a
+        # DASH manifest): the task switches even if its kind was given, not guessed.
+        self.certain = certain
 
 
 class StorageError(DownloadError):

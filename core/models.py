@@ -23,6 +23,7 @@ class TaskKind(StrEnum):
     HTTP = "http"
     HLS = "hls"
     YTDLP = "ytdlp"
+    DASH = "dash"  # an MPEG-DASH manifest (.mpd): core/downloaders/dash
 
 
 # API type names (MediaGo, SaveAny-Bot, Downie...) → the kind that runs them.
@@ -37,6 +38,7 @@ KIND_ALIASES: dict[str, TaskKind] = {
     "yt-dlp": TaskKind.YTDLP,
     "youtube": TaskKind.YTDLP,
     "bilibili": TaskKind.YTDLP,
+    "dash": TaskKind.DASH,
 }
 
 
@@ -87,6 +89,7 @@ class TaskOptions(BaseModel):
     http: connections, proxy, insecure, speed_limit
     hls: segment_threads, skip, log_skipped, keep_segments, no_merge,
          delete_segments, quality (variant choice), use_server_file_time
+    dash: the hls options (quality picks the video representation)
     ytdlp: quality, postprocess, cookies, ytdlp_flags, proxy
     """
 

@@ -10,8 +10,9 @@ granted its connections):
 2. resolve its folder, build the `DownloadContext` (settings, the shared HTTP
    clients, the rate limiter, `claim_output` for its file name) and run the
    downloader the registry gives for its kind;
-3. a `WrongKind` from a task whose kind was guessed switches the kind (stored)
-   and runs the other downloader (at most three tries);
+3. a `WrongKind` from a task whose kind was guessed (or one that is certain: a
+   DASH manifest behind an "m3u8" task) switches the kind (stored) and runs the
+   other downloader (at most three tries);
 4. finish: the outcome (success, failed, stopped, left waiting at shutdown) is
    set on the in-memory task, written to the store in one patch, and the run
    leaves the scheduler. If the store refuses the write, the outcome goes to
@@ -160,7 +161,7 @@ class TaskRunner:
     # ---- one run -------------------------------------------------------------
     def connections_wanted(self, task: Task) -> int:
         """Connections to its host the task opens at most: its HTTP connections or its HLS segment threads."""
-        if task.kind is TaskKind.HLS:
+        if task.kind in (TaskKind.HLS, TaskKind.DASH):
             return task.options.segment_threads or self.config.download.segment_threads
         return task.options.connections or self.config.download.connections
 
@@ -256,7 +257,7 @@ class TaskRunner:
                 downloader = self.downloaders.downloader(task.kind, task.options.backend)
                 return str(await downloader.run(task, self.context(run, folder)))
             except WrongKind as exc:
-                if not task.options.auto_kind or exc.kind == task.kind:
+                if not (task.options.auto_kind or exc.certain) or exc.kind == task.kind:
                     raise
                 self.task_log(task.id, f"switching to {exc.kind.value}: {exc}")
                 await self.write(task.id, TaskPatch(kind=exc.kind))

@@ -34,7 +34,8 @@ from core.models import Task, TaskKind, TaskStatus
 from server.compat import group_status
 
 SAVEANY_TYPES = ("directlinks", "ytdlp", "aria2", "parseditem", "tgfiles", "tphpics", "transfer")
-_KIND_TYPES = {TaskKind.HTTP: "directlinks", TaskKind.HLS: "directlinks", TaskKind.YTDLP: "ytdlp"}
+_KIND_TYPES = {TaskKind.HTTP: "directlinks", TaskKind.HLS: "directlinks", TaskKind.YTDLP: "ytdlp",
+               TaskKind.DASH: "directlinks"}
 MIB = 1024 * 1024
 
 

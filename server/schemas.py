@@ -31,7 +31,7 @@ ACCEPTED_TYPES: dict[str, TaskKind | None] = {**KIND_ALIASES, **SPEC_TYPES}
 
 InputType = Literal[
     "m3u8", "bilibili", "direct", "youtube", "mediago",
-    "http", "directlinks", "file", "hls", "ytdlp", "yt-dlp",
+    "http", "directlinks", "file", "hls", "ytdlp", "yt-dlp", "dash",
 ]
 assert set(InputType.__args__) == set(ACCEPTED_TYPES), "InputType must list every accepted type name"  # type: ignore[attr-defined]
 
@@ -120,8 +120,8 @@ class TaskInput(_Body):
     """One task to create."""
 
     type: InputType | None = Field(
-        default=None, description="m3u8, bilibili, direct, youtube or mediago (also http, hls, ytdlp); "
-        "omitted or mediago: detected from the URL"
+        default=None, description="m3u8, bilibili, direct, youtube or mediago (also http, hls, ytdlp, dash); "
+        "omitted or mediago: detected from the URL (an m3u8 task whose URL is a DASH .mpd runs as dash)"
     )
     url: str = Field(pattern=URL_PATTERN, max_length=8192, description="http:// or https:// URL")
     name: str | None = Field(default=None, max_length=1024, description="Task name, used as the file name")

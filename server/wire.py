@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.detect import guess_kind
+from core.detect import guess_kind, refine_kind
 from core.errors import InvalidInput
 from core.events import (
     ConfigChanged,
@@ -56,15 +56,21 @@ SPEC_TYPES: dict[str, TaskKind | None] = {
     "youtube": TaskKind.YTDLP,
     "mediago": None,
 }
-DEFAULT_TYPE = {TaskKind.HTTP: "direct", TaskKind.HLS: "m3u8", TaskKind.YTDLP: "youtube"}
+# MediaGo has no DASH type: its m3u8 type covers DASH manifests (its engine N_m3u8DL-RE downloads both).
+DEFAULT_TYPE = {TaskKind.HTTP: "direct", TaskKind.HLS: "m3u8", TaskKind.YTDLP: "youtube", TaskKind.DASH: "m3u8"}
 _BILIBILI_HOSTS = ("bilibili.com", "b23.tv")
 ApiType = Literal["m3u8", "bilibili", "direct", "youtube", "mediago"]
+
+
+def _covers(type_kind: TaskKind | None, kind: TaskKind) -> bool:
+    """Whether a type name's kind fits a task of `kind` (the m3u8 type also covers DASH)."""
+    return type_kind == kind or (type_kind is TaskKind.HLS and kind is TaskKind.DASH)
 
 
 def api_type_of(task: Task) -> str:
     """The type a client sees: the name it used if that still fits the task's kind."""
     label = task.options.api_type
-    if label == "mediago" or (label in SPEC_TYPES and SPEC_TYPES[label] == task.kind):
+    if label == "mediago" or (label in SPEC_TYPES and _covers(SPEC_TYPES[label], task.kind)):
         return label
     if task.kind is TaskKind.YTDLP:
         host = (urlsplit(task.url).hostname or "").lower()
@@ -76,7 +82,7 @@ def api_type_of(task: Task) -> str:
 def kind_of_type(name: object, url: str) -> TaskKind:
     """The kind behind a DownloadTask's `type`; "mediago" (or none): guessed from the URL, as the server did."""
     kind = SPEC_TYPES.get(name) if isinstance(name, str) else None
-    return kind if kind is not None else guess_kind(url)
+    return refine_kind(kind, url) if kind is not None else guess_kind(url)
 
 
 # ---------------------------------------------------------------- values

@@ -123,7 +123,7 @@ NO_NOTIFY_HELP = "No Apprise notification for these tasks ([webhook] and [hooks]
     help="Connections per HTTP download, or HLS segments in flight (1-64).",
 )
 @click.option("--name", "-o", help="File name (one URL only).")
-@click.option("--type", "kind", help="http, hls/m3u8 or ytdlp (default: detected).")
+@click.option("--type", "kind", help="http, hls/m3u8, dash or ytdlp (default: detected).")
 @click.option("-H", "--header", "headers", multiple=True, help="Extra request header 'Name: value'.")
 @click.option("--quality", help="best, 1080p, 720p, 480p, 360p, worst, audio.")
 @click.option("--audio-only", is_flag=True, help="Extract the audio track (yt-dlp).")

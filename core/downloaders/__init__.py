@@ -1,7 +1,7 @@
 """Which downloader runs a task: the `DownloaderRegistry` an Engine is given.
 
 A registry maps each task kind to a loader of its downloader (the built-in
-http, hls and ytdlp families are imported on first use: yt-dlp is heavy, and
+http, hls, dash and ytdlp families are imported on first use: yt-dlp is heavy, and
 a `get` of an HTTP file must not pay for it). Named backends are downloaders
 the host process plugs into ITS engine's registry (the API server adds aria2
 and storage transfers, server/app.py); a task selects one with
@@ -42,6 +42,12 @@ def load_hls() -> Downloader:
     return hls.load_downloader()
 
 
+def load_dash() -> Downloader:
+    from core.downloaders import dash
+
+    return dash.load_downloader()
+
+
 def load_ytdlp() -> Downloader:
     from core.downloaders import ytdlp
 
@@ -62,6 +68,7 @@ BUILTIN_KINDS: Mapping[TaskKind, DownloaderLoader] = {
     TaskKind.HTTP: load_http,
     TaskKind.HLS: load_hls,
     TaskKind.YTDLP: load_ytdlp,
+    TaskKind.DASH: load_dash,
 }
 
 

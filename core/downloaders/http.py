@@ -103,6 +103,8 @@ def read_probe(task: Task, resp: httpx.Response) -> Probe:
     content_type = resp.headers.get("content-type")
     if task.options.auto_kind and task.kind == TaskKind.HTTP and is_hls_content_type(content_type):
         raise WrongKind(TaskKind.HLS, f"the server sent an HLS playlist ({content_type})")
+    if task.options.auto_kind and task.kind == TaskKind.HTTP and is_dash_content_type(content_type):
+        raise WrongKind(TaskKind.DASH, f"the server sent a DASH manifest ({content_type})")
     filename = name_from_content_disposition(resp.headers.get("content-disposition"))
     if not filename:
         path_name = name_from_url(str(resp.url), fallback="")

@@ -31,6 +31,7 @@ KIND_LABELS = {
     TaskKind.HTTP: "http: a direct file",
     TaskKind.HLS: "hls: an m3u8 stream",
     TaskKind.YTDLP: "ytdlp: a video page",
+    TaskKind.DASH: "dash: an mpd manifest",
 }
 
 

@@ -11,6 +11,7 @@ backoff; the error that finally escapes names what failed ("segment 17
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from urllib.parse import unquote, urlsplit
@@ -33,7 +34,14 @@ PLAYLIST_MAX_BYTES = 64 * 1024 * 1024
 
 
 class NotAPlaylist(DownloadError):
-    """The body does not start with #EXTM3U (checked before reading all of it)."""
+    """The body does not start with #EXTM3U (checked before reading all of it).
+
+    `head` (the first bytes) and `content_type` let the caller see what it is instead (a DASH manifest?)."""
+
+    def __init__(self, message: str, head: bytes = b"", content_type: str | None = None) -> None:
+        super().__init__(message)
+        self.head = head
+        self.content_type = content_type
 
 
 def _looks_like_playlist(head: bytes) -> bool:
@@ -59,6 +67,10 @@ class Fetcher:
     ctx: DownloadContext
     want_mtime: bool = False
     newest_mtime: float | None = None
+    # What a playlist body must look like, and what the error says when it does not: HLS's #EXTM3U test;
+    # the DASH downloader (core/downloaders/dash) puts its MPD test here.
+    looks_right: Callable[[bytes], bool] = _looks_like_playlist
+    wrong_body: str = "not an HLS playlist (no #EXTM3U header)"
     _warned_no_range: bool = field(default=False, repr=False)
     _opener: GetOpener = field(default_factory=GetOpener, repr=False)
 
@@ -108,10 +120,11 @@ class Fetcher:
                             raise DownloadError(f"{what}: over {PLAYLIST_MAX_BYTES >> 20} MiB, not a playlist")
                         if not checked and received >= 64:
                             checked = True  # give up early on a body that is no playlist (the video itself?)
-                            if not _looks_like_playlist(b"".join(chunks)[:64]):
-                                raise NotAPlaylist(f"{what}: not an HLS playlist (no #EXTM3U header)")
-                if not checked and not _looks_like_playlist(b"".join(chunks)):
-                    raise NotAPlaylist(f"{what}: not an HLS playlist (no #EXTM3U header)")
+                            if not self.looks_right(head := b"".join(chunks)[:64]):
+                                raise NotAPlaylist(f"{what}: {self.wrong_body}", head,
+                                                   response.headers.get("content-type"))
+                if not checked and not self.looks_right(head := b"".join(chunks)):
+                    raise NotAPlaylist(f"{what}: {self.wrong_body}", head, response.headers.get("content-type"))
                 expected = response.headers.get("content-length")
                 if expected and "content-encoding" not in response.headers and int(expected) != received:
                     raise httpx.RemoteProtocolError(f"body truncated: {received} of {expected} bytes")

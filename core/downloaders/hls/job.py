@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from core.detect import is_dash_manifest
 from core.downloaders.base import DownloadContext
 from core.downloaders.ffmpeg import FfmpegError, PipeRemuxer, container_for, find_ffmpeg
 from core.downloaders.hls.crypto import KeyStore, decrypt
@@ -46,7 +47,7 @@ from core.errors import DownloadError, WrongKind
 from core.models import Task, TaskKind
 
 MEDIA_EXTS = (".ts", ".mp4", ".mkv", ".mov", ".m4a")
-STRIPPED_EXTS = (*MEDIA_EXTS, ".m3u8", ".m3u", ".m4s", ".aac")
+STRIPPED_EXTS = (*MEDIA_EXTS, ".m3u8", ".m3u", ".m4s", ".aac", ".mpd")
 
 
 def output_name(name: str, *, ffmpeg: bool, fmp4: bool, audio_only: bool, no_merge: bool) -> str:
@@ -71,7 +72,12 @@ def _source_key(urls: list[str]) -> str:
 
 
 class HlsJob:
-    """One run of one HLS task."""
+    """One run of one HLS task.
+
+    The DASH downloader (core/downloaders/dash) is a subclass: it overrides `playlists` (the MPD's chosen
+    representations as media playlists) and `reload` (a live manifest refreshed); the rest is shared."""
+
+    end_mark = "EXT-X-ENDLIST"  # what ends a live stream, as the log names it
 
     def __init__(self, task: Task, ctx: DownloadContext) -> None:
         self.task = task
@@ -93,7 +99,9 @@ class HlsJob:
         """[(role, url, playlist)] to download, and whether only audio was asked for."""
         try:
             text, url = await self.fetcher.get_text(self.task.url, "playlist")
-        except NotAPlaylist:
+        except NotAPlaylist as exc:
+            if is_dash_manifest(exc.head, exc.content_type):  # an "m3u8" task that is a DASH manifest
+                raise WrongKind(TaskKind.DASH, "the URL is a DASH manifest (MPD)", certain=True) from None
             if self.opts.auto_kind:  # the type was guessed: let the engine hand it to the http downloader
                 raise WrongKind(TaskKind.HTTP, "the URL is not an HLS playlist") from None
             raise
@@ -121,7 +129,7 @@ class HlsJob:
                        f"{'' if pl.endlist else ', live'}")
         live = any(not pl.endlist for _, _, pl in sources)
         if self.task.is_live and not live:
-            self.ctx.log("playlist has EXT-X-ENDLIST: downloading it as a finished stream")
+            self.ctx.log(f"playlist has {self.end_mark}: downloading it as a finished stream")
         fmp4 = any(seg.init is not None for _, _, pl in sources for seg in pl.segments[:1])
         name = output_name(self.task.name, ffmpeg=self.ffmpeg is not None, fmp4=fmp4,
                            audio_only=audio_only, no_merge=self.opts.no_merge and not live)
@@ -148,6 +156,11 @@ class HlsJob:
         finally:
             for stream in streams:
                 stream.store.close()
+
+    async def reload(self, stream: Stream) -> MediaPlaylist:
+        """A live stream's playlist again (LiveRecorder polls it)."""
+        text, url = await self.fetcher.get_text(stream.url, f"{stream.role} playlist", retries=0)
+        return parse_media(text, url)
 
     def _check_work(self, work: Path, urls: list[str]) -> None:
         """A work folder left by another variant or playlist is not resumed from."""

@@ -38,7 +38,7 @@ from core.downloaders.base import DownloadContext
 from core.downloaders.ffmpeg import FfmpegError, Input, file_url, remux
 from core.downloaders.hls.fetch import Fetcher
 from core.downloaders.hls.merge import Stream, keep_segments, remove_tree
-from core.downloaders.hls.playlist import MediaPlaylist, MediaSegment, parse_media
+from core.downloaders.hls.playlist import MediaPlaylist, MediaSegment
 from core.downloaders.hls.pool import Arrivals, SegmentPool, Tally, cancel_all, supervise
 from core.downloaders.hls.store import init_key, write_file
 from core.downloaders.net import Retry, RetryPolicy, RetryWait, describe_error
@@ -102,7 +102,11 @@ class LiveJob(Protocol):
     @property
     def keeps_segments(self) -> bool: ...
 
+    @property
+    def end_mark(self) -> str: ...  # what ends a live stream ("EXT-X-ENDLIST")
+
     def new_pool(self, tally: Tally, arrivals: Arrivals) -> SegmentPool: ...
+    async def reload(self, stream: Stream) -> MediaPlaylist: ...
     async def fetch_inits(self, stream: Stream, segments: Iterable[MediaSegment]) -> None: ...
     def apply_mtime(self, out: Path) -> None: ...
 
@@ -133,7 +137,7 @@ class LiveRecorder:
         if any(r.seq >= 0 for r in self.recs):
             self.ctx.log(f"resuming the live recording after segment {self.recs[0].seq}")
         else:
-            self.ctx.log("live stream: recording until EXT-X-ENDLIST or stop")
+            self.ctx.log(f"live stream: recording until {self.job.end_mark} or stop")
         tasks = self.pool.start()
         tasks.append(asyncio.create_task(self._poll_all(), name="hls-live-poll"))
         tasks += [asyncio.create_task(self._append(i), name=f"hls-live-append-{i}") for i in range(len(self.streams))]
@@ -182,7 +186,7 @@ class LiveRecorder:
                     await self._queue(i, new)
                     last, last_new = new[-1].seq, started
                 if pl.endlist:
-                    self.ctx.log(f"{stream.role}: stream ended (EXT-X-ENDLIST)")
+                    self.ctx.log(f"{stream.role}: stream ended ({self.job.end_mark})")
                     return
                 if started - last_new > LIVE_GIVE_UP:
                     self.ctx.log(f"{stream.role}: no new segment for {LIVE_GIVE_UP / 60:.0f} min: recording ends")
@@ -214,8 +218,7 @@ class LiveRecorder:
                       on_wait=waiting)
         while True:
             try:
-                text, url = await self.job.fetcher.get_text(stream.url, f"{stream.role} playlist", retries=0)
-                playlist = parse_media(text, url)
+                playlist = await self.job.reload(stream)
             except Exception as exc:
                 if not isinstance(exc, UnsupportedMedia) and time.monotonic() - last_ok > LIVE_GIVE_UP:
                     self.ctx.log(f"{stream.role} playlist unavailable for {LIVE_GIVE_UP / 60:.0f} min "
