@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from core.detect import is_hls_content_type
+from core.detect import is_dash_content_type, is_hls_content_type
 from core.downloaders.base import DownloadContext
 from core.downloaders.http_state import (
     RemoteIdentity,
