@@ -6,7 +6,14 @@ import struct
 
 import pytest
 
-from core.downloaders.dash.mpd import SegmentBase, SegmentList, SegmentTemplate, TimelineEntry, parse_duration, parse_mpd
+from core.downloaders.dash.mpd import (
+    SegmentBase,
+    SegmentList,
+    SegmentTemplate,
+    TimelineEntry,
+    parse_duration,
+    parse_mpd,
+)
 from core.downloaders.dash.protection import refuse_drm
 from core.downloaders.dash.segments import fill_template, list_segments, template_segments, timeline_times
 from core.downloaders.dash.select import select
