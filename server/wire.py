@@ -179,6 +179,8 @@ class DownloadTask(BaseModel):
                              "'retrying in 4 s: connection refused (3/8)'; null when it does not")
     node: str | None = Field(description="The fetchdeck node running the task (several nodes may share one "
                              "queue); null when no node runs it")
+    kind: TaskKind = Field(description="fetchdeck's own kind of the task (http, hls, dash, ytdlp); `type` is "
+                           "its MediaGo name, which has no dash: a DASH task is an m3u8 one there")
 
 
 def encode_task(task: Task, on_disk: str | None = None) -> dict[str, Any]:
@@ -206,7 +208,16 @@ def encode_task(task: Task, on_disk: str | None = None) -> dict[str, Any]:
         **({"file": on_disk} if on_disk is not None and on_disk != task.file else {}),
         "note": task.note,
         "node": task.node,
+        "kind": task.kind.value,
     }
+
+
+def _kind(value: object) -> TaskKind | None:
+    """The wire's `kind` (None from a server that sends none, or one this client does not know)."""
+    try:
+        return TaskKind(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def decode_task(data: Mapping[str, Any]) -> Task:
@@ -225,7 +236,7 @@ def decode_task(data: Mapping[str, Any]) -> Task:
     total = _int(data.get("total"), None)
     return Task(
         id=task_id,
-        kind=kind_of_type(type_name, url),
+        kind=_kind(data.get("kind")) or kind_of_type(type_name, url),
         url=url,
         name=_str(data.get("name")),
         folder=_str(data.get("folder")),
