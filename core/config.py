@@ -672,7 +672,7 @@ dir = ""
 max_concurrent = 3
 # Connections per direct HTTP download (1-64).
 connections = 8
-# Segments fetched at once per HLS download (1-64).
+# Segments fetched at once per HLS or DASH download (1-64).
 segment_threads = 16
 # Retries per request on 5xx, 429, resets, timeouts and short bodies.
 retries = 8

@@ -171,6 +171,17 @@ async def test_an_m3u8_typed_task_whose_url_serves_a_manifest_runs_as_dash(
     assert "switching to dash" in await log_text(engine, done)
 
 
+async def test_a_guessed_http_url_served_as_dash_xml_switches_to_dash(
+    engine: Engine, server: FileServer, media: DashMedia
+) -> None:
+    server.add("/media/list/watch", media.manifest("list").read_bytes(), content_type="application/dash+xml")
+    task = await create(engine, server.url("/media/list/watch"))
+    assert task.kind == TaskKind.HTTP
+    done = await finish(engine, task)
+    assert done.kind == TaskKind.DASH
+    check(done)
+
+
 # ---- live ---------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -190,6 +201,6 @@ async def test_a_live_manifest_is_recorded_until_it_turns_static(
     check(done)
     assert done.segments_done == 2 * SECONDS
     text = await log_text(engine, done)
-    assert "DASH manifest (live)" in text and "stream ended (the manifest turning static)" in text
+    assert "DASH manifest (live)" in text and 'stream ended (MPD type="static")' in text
     assert server.stats["/live/live.mpd"].requests >= 3
     assert all(server.stats[f"/media/timeline/{n}"].requests == 1 for n in media.segments("timeline", 0))

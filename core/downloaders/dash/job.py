@@ -56,7 +56,7 @@ MANIFEST_REUSE = 0.5  # seconds a live manifest fetched for one stream serves th
 class DashJob(HlsJob):
     """One run of one DASH task."""
 
-    end_mark = "the manifest turning static"
+    end_mark = 'MPD type="static"'  # a live manifest that turns static has ended
 
     def __init__(self, task: Task, ctx: DownloadContext) -> None:
         super().__init__(task, ctx)
