@@ -202,5 +202,6 @@ async def test_a_live_manifest_is_recorded_until_it_turns_static(
     assert done.segments_done == 2 * SECONDS
     text = await log_text(engine, done)
     assert "DASH manifest (live)" in text and 'stream ended (MPD type="static")' in text
+    assert "left the live window" not in text
     assert server.stats["/live/live.mpd"].requests >= 3
     assert all(server.stats[f"/media/timeline/{n}"].requests == 1 for n in media.segments("timeline", 0))

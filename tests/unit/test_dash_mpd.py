@@ -101,7 +101,9 @@ def test_a_timeline_template_numbers_from_start_number_and_uses_times_as_identit
     assert isinstance(rep.addressing, SegmentTemplate)
     segs = template_segments(rep, rep.addressing, manifest, manifest.periods[0], now=0)
     assert [s.url for s in segs] == ["http://h/7-100.m4s", "http://h/8-120.m4s", "http://h/9-140.m4s"]
-    assert [s.seq for s in segs] == [100, 120, 140] and [s.duration for s in segs] == [2.0, 2.0, 1.0]
+    assert [s.seq for s in segs] == [7, 8, 9] and [s.duration for s in segs] == [2.0, 2.0, 1.0]
+    by_time = SegmentTemplate(media="$Time$.m4s", initialization=None, timescale=10, timeline=rep.addressing.timeline)
+    assert [s.seq for s in template_segments(rep, by_time, manifest, manifest.periods[0], now=0)] == [100, 120, 140]
 
 
 def test_a_live_template_lists_what_the_clock_says_is_available() -> None:

@@ -92,7 +92,7 @@ class DashJob(HlsJob):
         for role, _ in selections[0].chosen:
             segments: list[MediaSegment] = []
             for period, sel in zip(periods, selections, strict=True):
-                rep = getattr(sel, role)
+                rep = sel.of(role)
                 if rep is None:
                     self.ctx.log(f"period {period.id or periods.index(period) + 1} has no {role}: skipped")
                     continue
@@ -112,7 +112,7 @@ class DashJob(HlsJob):
         else:
             mpd = await self._manifest(retries=0)
         period = mpd.periods[-1]
-        rep: Representation | None = getattr(select(period, self.opts.quality), stream.role)
+        rep = select(period, self.opts.quality).of(stream.role)
         if rep is None:
             raise DownloadError(f"the manifest no longer has a {stream.role} representation")
         refuse_drm([rep])

@@ -4,7 +4,7 @@ The result is the HLS family's `MediaSegment` (an absolute URL, a duration, an
 optional byte range, the init section), so the shared segment machinery fetches,
 stores and merges DASH exactly like fMP4 HLS. A segment's `seq` is its identity
 (what a resume looks up in the segment store): the segment's number, or its
-start time for a SegmentTimeline. SegmentBase needs the sidx box from the
+start time for a SegmentTimeline whose URLs carry only $Time$. SegmentBase needs the sidx box from the
 network, so the job resolves it (`sidx`); here it is only recognised.
 
 Templates: $RepresentationID$, $Number$, $Time$, $Bandwidth$, each with an
@@ -125,7 +125,11 @@ def template_segments(rep: Representation, tpl: SegmentTemplate, mpd: Manifest, 
         if end is None and mpd.dynamic and mpd.availability_start is not None:
             end = tpl.presentation_time_offset + round((now - mpd.availability_start - period.start) * scale)
         times = timeline_times(tpl.timeline, end)
-        return [segment(tpl.start_number + i, t, d, t) for i, (t, d) in enumerate(times)]
+        # Identity: the number when the URLs carry it (consecutive, as live recording expects), else the time
+        # (a $Time$ server may leave startNumber alone while its window slides).
+        by_number = "$Number" in tpl.media
+        return [segment(tpl.start_number + i, t, d, tpl.start_number + i if by_number else t)
+                for i, (t, d) in enumerate(times)]
     if tpl.duration is None or tpl.duration <= 0:
         raise DownloadError(f"representation {rep.id}: SegmentTemplate with neither a duration nor a SegmentTimeline")
     if mpd.dynamic:

@@ -31,6 +31,10 @@ class Selection:
             parts.append(f"audio{lang} @ {self.audio.bandwidth // 1000} kbit/s")
         return " + ".join(parts)
 
+    def of(self, role: str) -> Representation | None:
+        """The representation chosen for a stream role ("video" or "audio")."""
+        return self.video if role == "video" else self.audio if role == "audio" else None
+
     @property
     def chosen(self) -> list[tuple[str, Representation]]:
         return [(role, rep) for role, rep in (("video", self.video), ("audio", self.audio)) if rep is not None]

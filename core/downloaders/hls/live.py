@@ -180,7 +180,8 @@ class LiveRecorder:
                     self.ctx.log(f"{stream.role}: media sequence went back (stream restarted?); following it")
                     new = list(pl.segments)
                 if new:
-                    if last >= 0 and new[0].seq > last + 1:
+                    # (not when the last one is still listed: a DASH $Time$ stream's numbers are times)
+                    if last >= 0 and new[0].seq > last + 1 and all(seg.seq != last for seg in pl.segments):
                         self.ctx.log(f"{stream.role}: {new[0].seq - last - 1} segment(s) left the live window "
                                      "before they could be fetched (gap)")
                     await self._queue(i, new)
