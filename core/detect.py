@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from core.models import TaskKind
@@ -37,6 +38,8 @@ def is_hls_content_type(content_type: str | None) -> bool:
 
 # ---- DASH (MPEG-DASH manifests, core/downloaders/dash) ----
 DASH_CONTENT_TYPES = ("application/dash+xml", "video/vnd.mpeg.dash.mpd")
+_FIRST_ELEMENT = re.compile(rb"<([A-Za-z_][\w.:-]*)")
+_COMMENT = re.compile(rb"<!--.*?(?:-->|$)", re.S)  # a head may end inside one
 
 
 def refine_kind(kind: TaskKind, url: str) -> TaskKind:
@@ -51,12 +54,21 @@ def is_dash_content_type(content_type: str | None) -> bool:
     return content_type.split(";")[0].strip().lower() in DASH_CONTENT_TYPES
 
 
+def _first_element(text: bytes) -> bytes | None:
+    """The local name of the first element in an XML head (None: only a declaration and comments so far)."""
+    first = _FIRST_ELEMENT.search(_COMMENT.sub(b"", text))
+    return None if first is None else first.group(1).rsplit(b":", 1)[-1]
+
+
 def looks_like_mpd(head: bytes) -> bool:
-    """Whether a body's first bytes can be an MPD: XML (a declaration, a comment) or an <MPD> element."""
+    """Whether a body's first bytes can be an MPD: XML whose first element is <MPD> (or not yet seen)."""
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    return text.startswith((b"<?xml", b"<!--", b"<MPD")) or b"<MPD" in text
+    if not text.startswith(b"<"):
+        return False
+    return _first_element(text) in (None, b"MPD")
 
 
 def is_dash_manifest(head: bytes, content_type: str | None) -> bool:
-    """A response that is a DASH manifest: served as one, or an XML body with an <MPD> element."""
-    return is_dash_content_type(content_type) or (looks_like_mpd(head) and b"<MPD" in head)
+    """A response that is a DASH manifest: served as one, or an XML body whose first element is <MPD> (or
+    whose first bytes are only a declaration and comments: the DASH downloader then checks the root)."""
+    return is_dash_content_type(content_type) or looks_like_mpd(head)

@@ -6,6 +6,7 @@ import struct
 
 import pytest
 
+from core.detect import guess_kind, is_dash_manifest, refine_kind
 from core.downloaders.dash.mpd import (
     SegmentBase,
     SegmentList,
@@ -20,6 +21,7 @@ from core.downloaders.dash.select import select
 from core.downloaders.dash.sidx import parse_sidx
 from core.downloaders.hls import ByteRange
 from core.errors import DownloadError, UnsupportedMedia
+from core.models import TaskKind
 
 NS = 'xmlns="urn:mpeg:dash:schema:mpd:2011"'
 
@@ -174,3 +176,16 @@ def test_drm_is_refused_naming_the_systems() -> None:
     assert str(err.value) == "DRM-protected stream (PlayReady, ClearKey): fetchdeck does not decrypt DRM"
     with pytest.raises(UnsupportedMedia, match=r"^DRM-protected stream \(cbcs\)"):
         refuse_drm([audio])
+
+
+def test_what_counts_as_a_dash_manifest() -> None:
+    assert guess_kind("https://h/a/manifest.mpd?token=x") is TaskKind.DASH
+    assert refine_kind(TaskKind.HLS, "https://h/a/manifest.MPD") is TaskKind.DASH  # an m3u8-typed .mpd
+    assert refine_kind(TaskKind.HLS, "https://h/a/index.m3u8") is TaskKind.HLS
+    assert refine_kind(TaskKind.HTTP, "https://h/a/manifest.mpd") is TaskKind.HTTP  # a kind asked for stays
+    usp = b'<?xml version="1.0" encoding="utf-8" standalone="yes"?>\n<!-- Created with <b>a packager</b> '
+    assert is_dash_manifest(usp, None)  # no element yet in the head: the DASH downloader checks the root
+    assert is_dash_manifest(b'<?xml version="1.0"?><mpd:MPD xmlns:mpd="urn:mpeg:dash:schema:mpd:2011">', None)
+    assert is_dash_manifest(b"#EXTM3U", "application/dash+xml; charset=utf-8")
+    assert not is_dash_manifest(b'<?xml version="1.0"?><rss version="2.0">', "text/xml")
+    assert not is_dash_manifest(b"\0\0\0\x20ftypisom", "video/mp4")
