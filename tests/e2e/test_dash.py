@@ -205,3 +205,22 @@ async def test_a_live_manifest_is_recorded_until_it_turns_static(
     assert "left the live window" not in text
     assert server.stats["/live/live.mpd"].requests >= 3
     assert all(server.stats[f"/media/timeline/{n}"].requests == 1 for n in media.segments("timeline", 0))
+
+
+async def test_a_stopped_live_recording_keeps_what_it_got_and_continues(
+    engine: Engine, server: FileServer, media: DashMedia, live: LiveMpd
+) -> None:
+    live.start()
+    task = await create(engine, server.url("/live/live.mpd"))
+    deadline = time.monotonic() + 20
+    while (await engine.get(task.id)).segments_done < 4:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    stopped = await engine.stop(task.id)
+    assert stopped.status == TaskStatus.STOPPED and stopped.file is not None
+    at_stop = probe(Path(stopped.file)).duration
+    assert at_stop >= 1.5  # the recording so far is written out at the stop
+    await engine.start(task.id)
+    done = await finish(engine, task)
+    check(done)  # the whole stream: the manifest keeps every segment, so nothing left the window meanwhile
+    assert "resuming the live recording" in await log_text(engine, done)
