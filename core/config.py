@@ -503,6 +503,15 @@ class HooksConfig(Section):
     retries: Int = Field(default=0, ge=0, le=20)  # a failing hook is run again this many times
 
 
+class RelinkConfig(Section):
+    """Expired links (core/downloaders/refresh.py): how often a task may re-extract its media URLs after a 403/410."""
+
+    name = "relink"
+
+    refreshes: Int = Field(default=3, ge=0)  # per task per window; 0: an expired link fails the task
+    window: Float = Field(default=600.0, gt=0)  # seconds
+
+
 # Cookie jars (core/cookies.py).
 class CookiesConfig(Section):
     """`[cookies]`: where the cookie jars every download sends live (one 0600 cookies.txt per domain)."""
@@ -534,6 +543,7 @@ class Config(BaseModel):
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
     hooks: HooksConfig = Field(default_factory=HooksConfig)
     cookies: CookiesConfig = Field(default_factory=CookiesConfig)
+    relink: RelinkConfig = Field(default_factory=RelinkConfig)
 
     def override(self, section: str, **values: Any) -> "Config":
         """A copy with the given non-None values set in `section` (command-line flags), checked like the file's."""
@@ -556,6 +566,7 @@ SECTIONS: dict[str, type[Section]] = {model.name: model for model in (
     StorageConfig)}
 SECTIONS.update({model.name: model for model in (NotifyConfig, WebhookConfig, HooksConfig)})  # events out
 SECTIONS.update({CookiesConfig.name: CookiesConfig})  # cookie jars
+SECTIONS.update({RelinkConfig.name: RelinkConfig})  # expired links
 
 
 # ---- what a field takes, in words --------------------------------------------------------------------
@@ -725,6 +736,13 @@ theme = "fetchdeck-dark"
 [cookies]
 # Folder of the per-domain cookies.txt files, 0600 (empty: <data dir>/cookies).
 dir = ""
+
+# Expired links: an HLS or yt-dlp task whose media URLs answer 403/410 mid-download
+# fetches its playlist/page again and goes on with the new URLs, keeping what it has;
+# at most `refreshes` times per task in `window` seconds (0: fail at once).
+# [relink]
+# refreshes = 3
+# window = 600
 """
 
 

@@ -524,6 +524,32 @@ class Engine:
         self.bus.publish(TaskChanged(task_id))
         return await self.get(task_id)
 
+    # ---- relink (core/relink.py owns the rules) ------------------------------------------
+    async def relink(self, task_id: int, url: str, restart: bool = False) -> Task:
+        """Give a task a new URL and queue it: a direct download continues from the bytes on disk when the
+        new URL serves the same file (size and ETag/Last-Modified), else RelinkRefused (409) says why;
+        restart: start over from the new URL instead. A running task is stopped, relinked and resumed.
+        InvalidField "url" for a URL the rules refuse; IllegalTransition for a finished task."""
+        from core.relink import apply_direct, check_direct
+
+        with _field("url"):
+            url = validate_url(url)
+        await self.unsaved.save(task_id)
+        task = await self.get(task_id)
+        if task.status is TaskStatus.SUCCESS:
+            raise IllegalTransition(f"task {task_id} has finished; there is nothing to relink")
+        client = self.clients.get(proxy=task.options.proxy or self.config.download.proxy or None,
+                                  insecure=task.options.insecure)
+        check = await check_direct(task, url, client, dict(task.headers), restart)  # before touching the task
+        if task.status in ACTIVE_STATUSES:
+            task = await self.stop(task_id)
+        apply_direct(task, check, restart)
+        patch = TaskPatch(url=url, downloaded=0) if restart else TaskPatch(url=url)
+        await self.runner.write(task_id, patch)
+        self.task_log(task_id, f"relinked to {url}: {check.note}")
+        self.bus.publish(TaskChanged(task_id))
+        return await self.start(task_id)
+
     async def mark(self, task_id: int, status: TaskStatus) -> Task:
         """A client records how a task ended (MediaGo's bulk status), outside the download's own outcome.
 

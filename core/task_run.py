@@ -36,6 +36,7 @@ from core.config import Config
 from core.downloaders import DownloaderRegistry
 from core.downloaders.base import DownloadContext, DownloadSettings
 from core.downloaders.net import HttpClients, describe_error
+from core.downloaders.refresh import RefreshBudget
 from core.errors import DownloadError, IllegalTransition, LeaseLost, StoreUnavailable, WrongKind
 from core.events import EventBus, TaskChanged, TaskFailed, TaskStarted, TaskStopped, TaskSucceeded
 from core.models import Task, TaskKind, TaskStatus, can_transition
@@ -124,6 +125,7 @@ class TaskRunner:
         self.progress = progress
         self.downloaders = downloaders
         self.clients = clients
+        self.refreshes = RefreshBudget()  # expired-link refreshes per task (core/downloaders/refresh.py), across runs
         self.limiter = limiter
         self.folder_path = folder_path
         self.shutdown_status = shutdown_status
@@ -180,6 +182,8 @@ class TaskRunner:
             segment_threads=segment_threads,
             proxy=self.config.download.proxy or None,
             read_timeout=self.config.download.read_timeout,
+            link_refreshes=self.config.relink.refreshes,
+            link_refresh_window=self.config.relink.window,
         )
 
         patient = self.patient(run)
@@ -205,6 +209,7 @@ class TaskRunner:
             settings=settings,
             claim_output=claim or claim_output,
             state=StoredState(patient, task.id),
+            refreshes=self.refreshes,
         )
 
     async def execute(self, run: TaskRun) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 import httpx
 
 from core.downloaders.net import Contact, HttpClients, Retry, RetryPolicy, as_download_error
+from core.downloaders.refresh import RefreshBudget
 from core.models import Task
 from core.ratelimit import RateLimiter
 
@@ -70,6 +71,9 @@ class DownloadSettings:
     read_timeout: float = 30.0
     backoff_base: float = 0.5
     backoff_max: float = 30.0
+    # Expired links (core/downloaders/refresh.py): re-extractions allowed per task in a sliding window of seconds.
+    link_refreshes: int = 3
+    link_refresh_window: float = 600.0
 
 
 @dataclass(slots=True)
@@ -89,6 +93,8 @@ class DownloadContext:
     # An s3:// destination (core/storage): a downloader that writes there itself (http_s3) uploads to it;
     # None: the output is a local file (for an s3:// task, the runner uploads it when the run succeeds).
     remote: S3Target | None = None
+    # Expired-link refreshes used per task (core/downloaders/refresh.py); the engine's one outlives a run.
+    refreshes: RefreshBudget = field(default_factory=RefreshBudget)
 
     def __post_init__(self) -> None:
         if not isinstance(self.progress, NoteClearingSink):

@@ -41,6 +41,7 @@ from core.downloaders.hls.playlist import (
     parse_skip,
 )
 from core.downloaders.hls.pool import Arrivals, InOrder, SegmentPool, Tally, supervise
+from core.downloaders.hls.refresh import PlaylistRefresher
 from core.downloaders.hls.store import SegmentStore, write_file
 from core.downloaders.paths import work_dir
 from core.errors import DownloadError, WrongKind
@@ -88,6 +89,7 @@ class HlsJob:
         self.ffmpeg = find_ffmpeg()
         self.debug = ctx.log if self.opts.debug_log else (lambda _text: None)
         self._pipe_ok = True
+        self.sources: list[tuple[str, str, MediaPlaylist]] = []
 
     @property
     def keeps_segments(self) -> bool:
@@ -123,6 +125,7 @@ class HlsJob:
     # ---- the run -------------------------------------------------------
     async def run(self) -> Path:
         sources, audio_only = await self.playlists()
+        self.sources = sources
         for role, url, pl in sources:
             self.debug(f"{role} playlist {url}: {len(pl.segments)} segment(s), {pl.duration:.1f} s, "
                        f"target {pl.target_duration:g} s, media sequence {pl.media_sequence}"
@@ -211,6 +214,15 @@ class HlsJob:
                 data = decrypt(data, await self.keys.get(seg.key), seg.key.iv, what)
             stream.store.save_init(init, data)
 
+    def refresher(self) -> PlaylistRefresher:
+        """Expired segment/key URLs (403/410) are renewed by fetching the task's URL again (hls/refresh.py)."""
+        async def reload() -> list[tuple[str, str, MediaPlaylist]]:
+            return (await self.playlists())[0]
+
+        settings = self.ctx.settings
+        return PlaylistRefresher(self.task.id, {role: pl for role, _, pl in self.sources}, reload, self.ctx.log,
+                                 settings.link_refreshes, settings.link_refresh_window, self.ctx.refreshes)
+
     def new_pool(self, tally: Tally, arrivals: Arrivals) -> SegmentPool:
         return SegmentPool(self.fetcher, self.keys, tally, arrivals, self.ctx.settings.segment_threads)
 
@@ -227,6 +239,7 @@ class HlsJob:
         todo = [(s, o, seg) for s in streams for o, seg in s.segments if seg.seq not in s.store.done]
         arrivals = Arrivals()
         pool = self.new_pool(tally, arrivals)
+        pool.refresher = self.refresher()
         pool.put_all(todo)
         tasks = pool.start(len(todo))
         pool.close()

@@ -19,6 +19,7 @@ from core.downloaders.hls.crypto import KeyStore
 from core.downloaders.hls.fetch import Fetcher, short_name
 from core.downloaders.hls.merge import Stream
 from core.downloaders.hls.playlist import MediaSegment
+from core.downloaders.hls.refresh import PlaylistRefresher
 
 MEMORY_BUDGET = 32 * 1024 * 1024  # finished segments held for the in-order consumer; beyond, re-read
 HOLD_BUDGET = 64 * 1024 * 1024  # early segments held until their predecessors are stored (a ~0.1 s stall at speed)
@@ -158,6 +159,7 @@ class SegmentPool:
         self.tasks: list[asyncio.Task[None]] = []
         self.tolerate_failures = False  # live: a lost segment is a gap, not a failed task
         self.in_order: InOrder | None = None  # set for a stream whose pack should be its concatenation
+        self.refresher: PlaylistRefresher | None = None  # VOD: renews expired (403/410) URLs (hls/refresh.py)
 
     def start(self, n: int | None = None) -> list[asyncio.Task[None]]:
         count = self.threads if n is None else max(1, min(self.threads, n))
@@ -178,19 +180,19 @@ class SegmentPool:
 
     async def fetch(self, stream: Stream, ordinal: int, seg: MediaSegment) -> None:
         what = f"{'audio ' if stream.role == 'audio' else ''}segment {ordinal} ({short_name(seg.url, seg.byterange)})"
-        try:
-            data = await self.fetcher.get_segment(seg.url, seg.byterange, what)
-        except Exception as exc:
-            if not self.tolerate_failures:
-                raise
-            self.fetcher.ctx.log(f"{exc}; recording continues without it")
-            self.arrivals.failed.add((stream.role, seg.seq))
-            self.arrivals.announce()
-            return
-        fetched = len(data)
-        if seg.key is not None:
-            data = await self.keys.decrypt(data, seg.key, seg.seq, what)
-            self.fetcher.ctx.progress.add(len(data) - fetched)  # count what is stored
+        if self.refresher is not None:  # expired links: re-fetch the playlist, retry with the new URLs
+            data = await self.refresher.fetch(stream.role, seg, lambda current: self._fetch_plain(current, what))
+        else:
+            try:
+                data = await self.fetcher.get_segment(seg.url, seg.byterange, what)
+            except Exception as exc:
+                if not self.tolerate_failures:
+                    raise
+                self.fetcher.ctx.log(f"{exc}; recording continues without it")
+                self.arrivals.failed.add((stream.role, seg.seq))
+                self.arrivals.announce()
+                return
+            data = await self._decrypted(data, seg, what)
         if self.in_order is not None and self.in_order.store is stream.store:
             stored = self.in_order.save(seg.seq, data)
         else:
@@ -199,6 +201,22 @@ class SegmentPool:
         for seq, piece in stored:
             self.tally.segment_done(len(piece))
             self.arrivals.put(stream.role, seq, piece)
+
+    async def _fetch_plain(self, seg: MediaSegment, what: str) -> bytes:
+        data = await self.fetcher.get_segment(seg.url, seg.byterange, what)
+        try:
+            return await self._decrypted(data, seg, what)
+        except BaseException:
+            self.fetcher.ctx.progress.add(-len(data))  # fetched again (e.g. after its key URL expired)
+            raise
+
+    async def _decrypted(self, data: bytes, seg: MediaSegment, what: str) -> bytes:
+        if seg.key is None:
+            return data
+        fetched = len(data)
+        data = await self.keys.decrypt(data, seg.key, seg.seq, what)
+        self.fetcher.ctx.progress.add(len(data) - fetched)  # count what is stored
+        return data
 
 
 async def cancel_all(tasks: Iterable[asyncio.Task[None]]) -> None:
