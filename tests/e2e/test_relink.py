@@ -26,7 +26,7 @@ from core.models import Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
 from core.relink import RelinkRefused
 from tests.support.engine import engine_config
 from tests.support.fileserver import FileServer, random_bytes
-from tests.support.hls_fixtures import AES_FIRST_SEQ, AES_IV, KEY, KEY2, make_aes, segments_of
+from tests.support.hls_fixtures import AES_FIRST_SEQ, AES_IV, ENC_V, KEY, KEY2, ffmpeg, make_aes, segments_of
 from tests.support.token_server import TokenServer
 
 
@@ -135,3 +135,24 @@ async def test_direct_relink_to_another_host_continues(engine: Engine) -> None:
 
         with pytest.raises(IllegalTransition, match="finished"):
             await engine.relink(task.id, two.url("/file.bin"))
+
+
+async def test_ytdlp_expired_media_url_is_re_extracted_and_the_part_resumed(engine: Engine, tmp_path: Path) -> None:
+    folder = tmp_path / "site"
+    folder.mkdir()
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=10:duration=3", *ENC_V, str(folder / "v720.mp4"))
+    data = (folder / "v720.mp4").read_bytes()
+    with TokenServer(folder, bytes_per_token=len(data) * 3 // 4, media="v720.mp4") as srv:
+        spec = TaskSpec(url=srv.url("clip.html"), kind=TaskKind.YTDLP)
+        (task,) = await engine.create([spec])
+        (done,) = await asyncio.wait_for(engine.wait_finished([task.id], poll=0.05), 30)
+        log = [line.text for line in await engine.logs(task.id)]
+        assert done.status is TaskStatus.SUCCESS, (done.error, log)
+        assert done.file is not None and Path(done.file).read_bytes() == data
+        # Each page fetch renewed the token (yt-dlp may lose its last unwritten block, hence maybe twice);
+        # each new token's first request asks for the rest only: the .part was kept.
+        assert srv.log.pages >= 2 and srv.log.forbidden["v720.mp4"] == srv.log.pages - 1, srv.log
+        for token in range(2, srv.log.pages + 1):
+            first = next(rng for t, rng in srv.log.ranges if t == token)
+            assert first is not None and int(first[6:-1]) > 0, srv.log.ranges
+        assert any("HTTP Error 403" in t and "page re-extracted" in t for t in log), log

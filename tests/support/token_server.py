@@ -32,6 +32,11 @@ class TokenLog:
     ranges: list[tuple[int, str | None]] = field(default_factory=list)  # (token, Range header) per media request
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that hangs up on a cut-off response is what these tests do
+
+
 class TokenServer:
     def __init__(self, root: Path, *, per_token: int | None = None, bytes_per_token: int | None = None,
                  media: str | None = None) -> None:
@@ -44,7 +49,7 @@ class TokenServer:
         self.token = 0
         self._used: Counter[int] = Counter()  # token -> media responses or bytes given under it
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},

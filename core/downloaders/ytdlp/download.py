@@ -49,6 +49,7 @@ from core.cookies import merge as merge_cookies
 from core.cookies import netscape_for
 from core.downloaders.base import DownloadContext
 from core.downloaders.paths import work_dir
+from core.downloaders.refresh import limit_reason, ytdlp_expired
 from core.downloaders.ytdlp import procs as ytdlp_procs
 from core.downloaders.ytdlp.info import raise_ytdlp_error
 from core.downloaders.ytdlp.options import predict_ext, proposed_name, validate_ytdlp_options
@@ -343,7 +344,14 @@ class _Job:
             ydl.params["final_ext"] = ext  # lets a rerun see a finished conversion
         with self._lock:
             self.progress.expect(info)
-        ydl.process_ie_result(info, download=True)
+        while True:
+            try:
+                ydl.process_ie_result(info, download=True)
+                break
+            except YoutubeDLError as exc:  # the media URL expired: extract again, resume the .part
+                if self.cancel.is_set() or not ytdlp_expired(clean_message(exc)):
+                    raise
+                info = self._refreshed(ydl, exc)
         self.check()  # stopped during post-processing: keep the work folder for the rerun
         produced = self._produced(work, ext)
         target = final
@@ -356,6 +364,24 @@ class _Job:
         shutil.rmtree(work, ignore_errors=True)
         self._finish_progress(target)
         return target
+
+    def _refreshed(self, ydl: yt_dlp.YoutubeDL, exc: YoutubeDLError) -> dict[str, Any]:
+        """The info extracted again from the page URL (its media URLs renewed), within the task's refresh
+        budget (core/downloaders/refresh.py); yt-dlp then resumes the .part in the work folder (continuedl)."""
+        reason = clean_message(exc)
+        settings = self.ctx.settings
+        if settings.link_refreshes <= 0:
+            raise exc
+        if not self.ctx.refreshes.take(self.task.id, settings.link_refreshes, settings.link_refresh_window):
+            raise DownloadError(f"{reason}; {limit_reason(settings.link_refreshes, settings.link_refresh_window)}")
+        fresh = ydl.extract_info(self.req.url, download=False)
+        self.check()
+        if not fresh or fresh.get("_type") in ("playlist", "multi_video"):
+            raise DownloadError(f"{reason}; extracting the page again found no single video")
+        self._log(f"{reason.removeprefix('ERROR: ')}: page re-extracted, resuming with the new media URL")
+        with self._lock:
+            self.progress.expect(fresh)
+        return dict(fresh)
 
     def _playlist(self, ydl: yt_dlp.YoutubeDL, info: dict[str, Any], logger: YtdlpLogger) -> Path:
         entries = [e for e in info.get("entries") or [] if e]
