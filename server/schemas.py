@@ -153,6 +153,13 @@ class UpdateRequest(_Body):
     is_live: bool | None = Field(default=None, alias="isLive")
 
 
+class RelinkRequest(_Body):
+    """A new URL for a task (core/relink.py): kept bytes when it serves the same file; restart: start over."""
+
+    url: str = Field(pattern=URL_PATTERN, max_length=8192)
+    restart: bool = False
+
+
 class LiveRequest(_Body):
     is_live: bool = Field(alias="isLive")
 

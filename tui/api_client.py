@@ -143,6 +143,10 @@ class ApiClient:
     async def stop(self, task_id: int) -> None:
         await self.call("POST", f"/api/downloads/{task_id}/stop")
 
+    async def relink(self, task_id: int, url: str, restart: bool = False) -> dict[str, Any]:
+        body = {"url": url, "restart": restart}
+        return await self.call("POST", f"/api/downloads/{task_id}/relink", json_body=body)  # type: ignore[no-any-return]
+
     async def delete(self, task_id: int, delete_file: bool = False) -> None:
         params = {"deleteFile": "true"} if delete_file else None
         await self.call("DELETE", f"/api/downloads/{task_id}", params=params)

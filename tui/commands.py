@@ -297,6 +297,20 @@ _id_command("rm", "Remove tasks by id (stopping them first).")
 
 
 @main.command()
+@click.argument("task_id", metavar="ID", type=click.IntRange(1))
+@click.argument("url")
+@click.option("--restart", is_flag=True, help="Start over from the new URL when it is not the same file.")
+@remote_options
+def relink(task_id: int, url: str, restart: bool, server: str, token: str | None) -> None:
+    """Give a task a new URL (an expired link); it continues where it stopped when the new URL serves
+    the same file (size and ETag/Last-Modified), else it is refused with the reason (or, --restart, starts over)."""
+    remote = _remote(server, token)
+    from tui import remote_commands
+
+    sys.exit(remote_commands.relink(remote, task_id, url, restart=restart))
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event.")
 @remote_options
 def watch(as_json: bool, server: str, token: str | None) -> None:

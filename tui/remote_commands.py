@@ -158,6 +158,17 @@ def each(remote: Remote, ids: tuple[int, ...], action: str, *, delete_file: bool
     return run(remote, body)
 
 
+def relink(remote: Remote, task_id: int, url: str, *, restart: bool, out: TextIO | None = None) -> int:
+    """Give a task a new URL (core/relink.py); prints the task's row, or why the server refused."""
+
+    async def body(api: ApiClient) -> int:
+        task = decode_task(await api.relink(task_id, url, restart))
+        (out or sys.stdout).write(format_row(task) + "\n")
+        return EXIT_OK
+
+    return run(remote, body)
+
+
 # ---- watch ------------------------------------------------------------------
 
 

@@ -43,6 +43,7 @@ from server.schemas import (
     ListQuery,
     LiveRequest,
     LogsData,
+    RelinkRequest,
     StartRequest,
     StatusRequest,
     TaskPageData,
@@ -434,6 +435,22 @@ async def upload_cookies() -> Response:
     except CookieImportError as exc:
         raise ApiError(400, ErrorCode.BAD_REQUEST, str(exc)) from None
     return ok(_cookies_data(report.domains))
+
+
+# ------------------------------------------------------------ relink (core/relink.py)
+
+
+@native.post(f"/downloads/{ID}/relink")
+@document_request(RelinkRequest)
+@documented(Envelope[DownloadTask], 404, 409, 413)
+async def relink_download(task_id: int) -> Response:
+    """Give a task a new URL and queue it (a running task is stopped first). A direct download continues
+    from its bytes on disk when the new URL serves the same file (size and ETag/Last-Modified), else 409
+    says how it differs; restart=true starts over from the new URL instead."""
+    body = await parse_body(RelinkRequest)
+    with field_errors(field_name):
+        task = await engine().relink(task_id, body.url, restart=body.restart)
+    return ok(task_to_api(task))
 
 
 # ------------------------------------------------------------ events
