@@ -86,6 +86,10 @@ class Client(Protocol):
 
     async def stop(self, task_id: int) -> None: ...
 
+    async def relink(self, task_id: int, url: str, restart: bool) -> Task:
+        """A new URL for the task (core/relink.py); ClientError with the reason when it is refused."""
+        ...
+
     async def delete(self, task_id: int, files: bool) -> None: ...
 
     async def logs(self, task_id: int) -> list[str]: ...
@@ -159,6 +163,9 @@ class LocalClient:
 
     async def stop(self, task_id: int) -> None:
         await self._call(self.engine.stop(task_id))
+
+    async def relink(self, task_id: int, url: str, restart: bool) -> Task:
+        return await self._call(self.engine.relink(task_id, url, restart=restart))
 
     async def delete(self, task_id: int, files: bool) -> None:
         await self._call(self.engine.delete(task_id, files=files))

@@ -85,6 +85,9 @@ class RemoteClient:
     async def stop(self, task_id: int) -> None:
         await self._call(self.api.stop(task_id))
 
+    async def relink(self, task_id: int, url: str, restart: bool) -> Task:
+        return _decode(await self._call(self.api.relink(task_id, url, restart)))
+
     async def delete(self, task_id: int, files: bool) -> None:
         await self._call(self.api.delete(task_id, delete_file=files))
 

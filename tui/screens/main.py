@@ -23,6 +23,7 @@ from core.models import ACTIVE_STATUSES, Task, TaskStatus
 from tui.client import ClientError
 from tui.screens.add import AddRequest, AddTaskScreen
 from tui.screens.confirm import ConfirmDeleteScreen, DeleteChoice
+from tui.screens.relink import RelinkRequest, RelinkScreen
 from tui.state import Changes, TaskFilter
 from tui.widgets.cells import Palette
 from tui.widgets.detail import TaskDetail
@@ -62,6 +63,8 @@ class MainScreen(Screen[None]):
         Binding("enter", "details", "Details", id="details", tooltip="Show or hide the details and log"),
         Binding("slash", "filter", "Filter", id="filter", key_display="/", tooltip="Filter by text and status"),
         Binding("o", "open_folder", "Folder", id="open-folder", tooltip="Show and copy the task's folder"),
+        Binding("l", "relink", "Relink", id="relink", show=False,
+                tooltip="Give the selected task a new URL (an expired link); it continues when it is the same file"),
         Binding("t", "app.change_theme", "Theme", id="theme", tooltip="Choose a theme"),
         Binding("comma", "app.settings", "Settings", id="settings", key_display=",", show=False),
         Binding("C", "app.cookies", "Cookies", id="cookies", show=False, tooltip="Paste a cookies.txt"),
@@ -311,6 +314,27 @@ class MainScreen(Screen[None]):
                 self.apply_frame()
 
         self.app.push_screen(ConfirmDeleteScreen(f"“{task.name}”", has_files=bool(task.file)), confirmed)
+
+    def action_relink(self) -> None:
+        task = self._need_selection()
+        if task is None:
+            return
+        if task.status == TaskStatus.SUCCESS:
+            self.notify("Already downloaded; there is nothing to relink.", timeout=3)
+            return
+        app = self.fetchdeck
+
+        async def submit(request: RelinkRequest) -> Task:
+            return await app.client.relink(task.id, request.url, request.restart)
+
+        def relinked(updated: Task | None) -> None:
+            if updated is None:
+                return
+            app.index.upsert(updated)
+            self.apply_frame()
+            self.notify(f"Relinked “{updated.name}”.", timeout=3)
+
+        self.app.push_screen(RelinkScreen(task, submit), relinked)
 
     def action_details(self) -> None:
         expanded = not self.has_class("-expanded")
