@@ -107,22 +107,33 @@ class PlaylistRefresher:
             if self.limit <= 0:
                 raise exc
             if not self.budget.take(self.task_id, self.limit, self.window):
-                raise DownloadError(f"{exc}; {limit_reason(self.limit, self.window)}") from exc
+                raise _explained(exc, limit_reason(self.limit, self.window)) from exc
             try:
                 sources = await self.reload()
             except DownloadError as reload_error:
-                raise DownloadError(f"{exc}; re-fetching the playlist failed: {reload_error}") from exc
+                raise _explained(exc, f"re-fetching the playlist failed: {reload_error}") from exc
             fresh = {role: pl for role, _url, pl in sources}
             renewed: dict[tuple[str, int], MediaSegment] = {}
             for role, old in self.playlists.items():
                 new = fresh.get(role)
                 if new is None:
-                    raise DownloadError(f"{exc}; the re-fetched playlist has no {role} stream") from exc
+                    raise _explained(exc, f"the re-fetched playlist has no {role} stream") from exc
                 try:
                     renewed.update(((role, seq), seg) for seq, seg in renew_segments(old, new).items())
                 except PlaylistMismatch as mismatch:
-                    raise DownloadError(f"{exc}; the re-fetched playlist is another stream: {mismatch}") from exc
+                    raise _explained(exc, f"the re-fetched playlist is another stream: {mismatch}") from exc
             changed = sum(1 for (role, seq), seg in renewed.items() if seg.url != self._url_now(role, seq))
+            fresh_urls = {seg.url for seg in renewed.values()} | {seg.key.url for seg in renewed.values() if seg.key}
+            if exc.url and exc.url in fresh_urls:  # not an expired token: the same URL is refused
+                self.log(f"{what} answered {exc.status}: the playlist fetched again gives the same URL")
+                raise exc
             self.renewed = renewed
             self.generation += 1
             self.log(f"{what} answered {exc.status}: playlist re-fetched, {changed} segment URLs renewed")
+
+
+def _explained(exc: HttpStatusError, reason: str) -> HttpStatusError:
+    """The same HTTP failure (class, status, URL), its message saying why no refresh could help."""
+    same = HttpStatusError(exc.status, exc.reason, exc.url)
+    same.args = (f"{exc}; {reason}",)
+    return same
