@@ -211,6 +211,8 @@ class LocalClient:
                 self.engine.announce_config(f"download.{name}", getattr(new, name))
         for section in ("notify", "webhook", "hooks"):  # events out: read at each finished task (core/notify/)
             setattr(self.engine.config, section, getattr(config, section))
+        if self.engine.config.relink != config.relink:  # expired links: read by each new run
+            self.engine.config.relink = config.relink
         restart = []
         if new.download_dir.expanduser().resolve() != self.engine.download_root:
             restart.append("download dir")

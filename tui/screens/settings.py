@@ -75,6 +75,9 @@ FIELDS: tuple[FormField, ...] = (
     FormField("hook_failure", "hooks", "on_failure", "On failure run", "nothing", argv=True),
     # Cookie jars (core/cookies.py)
     FormField("cookies_dir", "cookies", "dir", "Cookie jar dir", "<data dir>/cookies"),
+    # Expired links (core/downloaders/refresh.py)
+    FormField("relink_refreshes", "relink", "refreshes", "Link refreshes",
+              "{default} per task per window (expired links; 0: none)"),
 )
 BLANK_IS_DEFAULT = frozenset({"host"})  # an emptied field that means "the setting's default"
 
