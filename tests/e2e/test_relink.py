@@ -137,6 +137,29 @@ async def test_direct_relink_to_another_host_continues(engine: Engine) -> None:
             await engine.relink(task.id, two.url("/file.bin"))
 
 
+async def test_direct_relink_with_restart_starts_over_from_another_file(engine: Engine) -> None:
+    data = random_bytes(4 << 20, seed=16)
+    other = random_bytes(3 << 20, seed=17)
+    with FileServer() as one, FileServer(host="127.0.0.3") as two:
+        one.add("/file.bin", data)
+        one.faults.throttle("/file.bin", 2 << 20)
+        two.add("/other.bin", other)
+        (task,) = await engine.create([TaskSpec(url=one.url("/file.bin"), kind=TaskKind.HTTP)])
+        await _until(lambda: engine.scheduler.running(task.id) is not None
+                     and (engine.scheduler.running(task.id).task.downloaded or 0) > (256 << 10))  # type: ignore[union-attr]
+        stopped = await engine.stop(task.id)
+        assert stopped.status is TaskStatus.STOPPED and stopped.file is not None
+
+        with pytest.raises(RelinkRefused, match="3145728 bytes, the download has 4194304"):
+            await engine.relink(task.id, two.url("/other.bin"))
+        assert (await engine.get(task.id)).status is TaskStatus.STOPPED  # refused: nothing changed
+
+        await engine.relink(task.id, two.url("/other.bin"), restart=True)
+        (done,) = await asyncio.wait_for(engine.wait_finished([task.id], poll=0.05), 20)
+        assert done.status is TaskStatus.SUCCESS, done.error
+        assert done.file == stopped.file and Path(done.file).read_bytes() == other
+
+
 async def test_ytdlp_expired_media_url_is_re_extracted_and_the_part_resumed(engine: Engine, tmp_path: Path) -> None:
     folder = tmp_path / "site"
     folder.mkdir()
