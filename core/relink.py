@@ -31,6 +31,7 @@ from core.downloaders.http_state import RemoteIdentity, discard_state, load_stat
 from core.downloaders.paths import part_path, state_path
 from core.errors import IllegalTransition
 from core.models import Task, TaskKind
+from core.storage import is_s3_url
 
 # ---- direct downloads: a new URL for a task ---------------------------------------------------
 
@@ -51,7 +52,7 @@ class RelinkRefused(IllegalTransition):
 
 def _saved(task: Task) -> tuple[Path, RemoteIdentity, int] | None:
     """(resume state file, the identity it records, bytes on disk) of a direct task with a resumable .part."""
-    if not task.file or task.file.startswith("s3://"):
+    if not task.file or is_s3_url(task.file):
         return None
     final = Path(task.file)
     if not part_path(final).exists():
@@ -114,6 +115,8 @@ async def check_direct(
     saved = _saved(task)
     if restart:
         return RelinkCheck(url, 0, None, "starting over from the new URL (--restart)")
+    if saved is None and task.file and is_s3_url(task.file):
+        return RelinkCheck(url, 0, None, "an s3:// output: its upload resumes only if the new URL's file matches")
     if saved is None:
         return RelinkCheck(url, 0, None, "nothing resumable on disk: the new URL is downloaded from the start")
     _state, old, done = saved
@@ -133,7 +136,7 @@ async def check_direct(
 
 def apply_direct(task: Task, check: RelinkCheck, restart: bool) -> None:
     """Rewrite the resume state for the new URL (after the task stopped), or drop it for a restart."""
-    if task.kind is not TaskKind.HTTP or not task.file or task.file.startswith("s3://"):
+    if task.kind is not TaskKind.HTTP or not task.file or is_s3_url(task.file):
         return
     final = Path(task.file)
     if restart:
