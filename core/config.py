@@ -524,6 +524,23 @@ class CookiesConfig(Section):
         return Path(self.dir).expanduser() if self.dir else data_dir / "cookies"
 
 
+# ---- checksums and disk safety ([integrity]: core/integrity.py) ----------------------------------------
+
+
+class IntegrityConfig(Section):
+    """Checksums and disk safety (core/integrity.py)."""
+
+    name = "integrity"
+
+    sidecar: Bool = True  # look for URL.sha256 when a direct download has no checksum
+    min_free: Size = ""  # free space kept on the download disk, e.g. "100M"; empty: none
+    disk_retry: Float = Field(default=10.0, gt=0)  # seconds between checks of a task waiting for disk space
+
+    @property
+    def min_free_bytes(self) -> int:
+        return parse_size(self.min_free) or 0
+
+
 class Config(BaseModel):
     """All sections. Its own schema is built at the first `Config(...)`: loading and layering assemble
     already validated sections (`model_construct`, `model_copy`), so a command's start-up never needs it."""
@@ -544,6 +561,7 @@ class Config(BaseModel):
     hooks: HooksConfig = Field(default_factory=HooksConfig)
     cookies: CookiesConfig = Field(default_factory=CookiesConfig)
     relink: RelinkConfig = Field(default_factory=RelinkConfig)
+    integrity: IntegrityConfig = Field(default_factory=IntegrityConfig)
 
     def override(self, section: str, **values: Any) -> "Config":
         """A copy with the given non-None values set in `section` (command-line flags), checked like the file's."""
@@ -567,6 +585,7 @@ SECTIONS: dict[str, type[Section]] = {model.name: model for model in (
 SECTIONS.update({model.name: model for model in (NotifyConfig, WebhookConfig, HooksConfig)})  # events out
 SECTIONS.update({CookiesConfig.name: CookiesConfig})  # cookie jars
 SECTIONS.update({RelinkConfig.name: RelinkConfig})  # expired links
+SECTIONS[IntegrityConfig.name] = IntegrityConfig  # checksums and disk safety
 
 
 # ---- what a field takes, in words --------------------------------------------------------------------
@@ -743,6 +762,13 @@ dir = ""
 # [relink]
 # refreshes = 3
 # window = 600
+
+# Checksums and disk safety. A direct download without --checksum looks for URL.sha256 on its server.
+# A task whose size is known waits (note "waiting for disk space") while it would not fit.
+# [integrity]
+# sidecar = true
+# min_free = "100M"    # free space always kept on the download disk
+# disk_retry = 10      # seconds between checks of a task waiting for disk space
 """
 
 

@@ -50,6 +50,7 @@ from core.events import (
     TaskStopped,
     TaskSucceeded,
 )
+from core.integrity import normalize_checksum
 from core.models import (
     ACTIVE_STATUSES,
     EngineStats,
@@ -266,6 +267,8 @@ class Engine:
             # Another node runs it: its last progress tick (≤ 0.25 s old) is newer than the row (≤ 1 s old).
             task.downloaded, task.total, task.speed, task.eta = tick.downloaded, tick.total, tick.speed, tick.eta
             task.segments_done, task.segments_total, task.note = tick.segments_done, tick.segments_total, tick.note
+        if task.status is TaskStatus.WAITING and task.note is None:
+            task.note = self.scheduler.deferred_note(task.id)  # e.g. "waiting for disk space: ..."
         return task
 
     async def get(self, task_id: int) -> Task:
@@ -365,6 +368,9 @@ class Engine:
                     raise InvalidInput(f"at most {MAX_NOTIFY_URLS} notification URLs per task")
                 for notify_url in options.notify_urls:
                     check_apprise_url(notify_url)
+        if options.checksum:
+            with _field("checksum", index):
+                options = options.model_copy(update={"checksum": normalize_checksum(options.checksum)})
         name = sanitize_name(spec.name) if spec.name and spec.name.strip() else ""
         return Task(
             id=0,
@@ -492,6 +498,7 @@ class Engine:
                         shutil.rmtree(victim)
                     elif victim.exists():
                         victim.unlink()
+            self.scheduler.retry_deferred()  # a task waiting for disk space may fit now
         self.bus.publish(TaskDeleted(task_id))
 
     async def _s3_upload_state(self, task: Task) -> bytes | None:

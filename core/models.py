@@ -131,6 +131,10 @@ class TaskOptions(BaseModel):
     # [hooks] still run); notify_urls: Apprise URLs notified for this task besides [notify] urls.
     notify: bool = True
     notify_urls: list[str] = Field(default_factory=list)
+    # Integrity (core/integrity.py): the expected digest "ALGO=HEX" (given, or read from the server's
+    # URL.sha256 sidecar), and whether the sidecar was looked for (once per task).
+    checksum: str | None = None
+    checksum_sidecar: bool = False
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_defaults=True)

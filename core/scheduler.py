@@ -16,6 +16,9 @@ the tasks it was asked to start (`claim`). A claim and its launches hold
 command reads it or already has its run registered for the command to cancel. Running one task is
 core/task_run.py's job; the scheduler only starts and cancels it.
 
+A run that found too little disk space (core/integrity.py) goes back to waiting and is `defer`red: it is
+not claimed again until another run ends or its retry time comes; meanwhile `deferred_note` is its note.
+
 `TaskRun` is also the ProgressSink a downloader reports to; the progress pump
 reads it at ≤ 4 Hz to publish progress and about once a second to flush it.
 """
@@ -140,6 +143,7 @@ class Scheduler:
         self._lease_seconds = lease_seconds
         self._caps = caps or HostCaps()
         self.launching = asyncio.Lock()
+        self._deferred: dict[int, tuple[str, float]] = {}  # task id → (note, monotonic retry time)
 
     @property
     def free_slots(self) -> int:
@@ -162,6 +166,27 @@ class Scheduler:
 
     def release(self, task_id: int) -> None:
         self._claimed.discard(task_id)
+        self._deferred.pop(task_id, None)
+
+    # ---- tasks waiting for a resource (disk space) ------------------------------------
+    def defer(self, task_id: int, note: str, seconds: float) -> None:
+        """Do not claim this (waiting) task again for `seconds`, or until another run ends; `note` says why."""
+        self._deferred[task_id] = (note, time.monotonic() + seconds)
+        asyncio.get_running_loop().call_later(seconds, self.poke)
+
+    def deferred_note(self, task_id: int) -> str | None:
+        entry = self._deferred.get(task_id)
+        return entry[0] if entry else None
+
+    def retry_deferred(self) -> None:
+        """Every deferred task may be claimed again now (each keeps its note until its run checks again)."""
+        if self._deferred:
+            self._deferred = {task_id: (note, 0.0) for task_id, (note, _until) in self._deferred.items()}
+            self.poke()
+
+    def _held_back(self) -> frozenset[int]:
+        now = time.monotonic()
+        return frozenset(task_id for task_id, (_note, until) in self._deferred.items() if until > now)
 
     # ---- the loop ------------------------------------------------------------
     async def run(self) -> None:
@@ -192,7 +217,7 @@ class Scheduler:
                 free, lease_seconds=self._lease_seconds, caps=self._caps,
                 want_connections=executor.connections_wanted,
                 only=None if self._run_queued else frozenset(self._claimed),
-                skip=frozenset(self.runs) | frozenset(self._unsaved.ids()),
+                skip=frozenset(self.runs) | frozenset(self._unsaved.ids()) | self._held_back(),
             )
             for claim in claims:
                 if claim.task.id in self.runs:  # launched directly while the claim was out: that run has it
@@ -213,6 +238,7 @@ class Scheduler:
         task.status = TaskStatus.WAITING
         task.error = None
         task.speed, task.eta = 0.0, None
+        self._deferred.pop(task.id, None)  # this run checks again (and defers it again if need be)
         self.runs[task.id] = run
         run.handle = asyncio.create_task(self.executor.execute(run), name=f"fetchdeck-task-{task.id}")
         return run
@@ -221,6 +247,8 @@ class Scheduler:
         """The run is over (its outcome is stored or kept unsaved): free its slot."""
         if self.runs.get(run.task.id) is run:
             del self.runs[run.task.id]
+        if run.task.id not in self._deferred:  # a run that ended (not one deferred just now): space may be free
+            self.retry_deferred()
         self.poke()
 
     async def cancel(self, run: TaskRun, reason: StopReason) -> None:

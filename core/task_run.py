@@ -13,7 +13,10 @@ granted its connections):
 3. a `WrongKind` from a task whose kind was guessed (or one that is certain: a
    DASH manifest behind an "m3u8" task) switches the kind (stored) and runs the
    other downloader (at most three tries);
-4. finish: the outcome (success, failed, stopped, left waiting at shutdown) is
+4. integrity (core/integrity.py): a direct task without a checksum looks once for its URL.sha256
+   sidecar; the result is verified against the expected checksum (a mismatch fails the run); a run
+   that found too little disk space goes back to waiting, deferred by the scheduler;
+5. finish: the outcome (success, failed, stopped, left waiting at shutdown) is
    set on the in-memory task, written to the store in one patch, and the run
    leaves the scheduler. If the store refuses the write, the outcome goes to
    core/unsaved.py, which is its source of truth until it is saved.
@@ -39,6 +42,7 @@ from core.downloaders.net import HttpClients, describe_error
 from core.downloaders.refresh import RefreshBudget
 from core.errors import DownloadError, IllegalTransition, LeaseLost, StoreUnavailable, WrongKind
 from core.events import EventBus, TaskChanged, TaskFailed, TaskStarted, TaskStopped, TaskSucceeded
+from core.integrity import Checksum, Pending, TaskIntegrity, WaitForSpace, check_space, fetch_sidecar
 from core.models import Task, TaskKind, TaskStatus, can_transition
 from core.naming import unique_path
 from core.progress import ProgressPump
@@ -130,6 +134,7 @@ class TaskRunner:
         self.folder_path = folder_path
         self.shutdown_status = shutdown_status
         self.s3 = s3
+        self._space_waits: set[int] = set()  # tasks deferred for disk space (their wait is logged once)
 
     def task_log(self, task_id: int, text: str) -> None:
         self.progress.log(task_id, text)
@@ -210,7 +215,49 @@ class TaskRunner:
             claim_output=claim or claim_output,
             state=StoredState(patient, task.id),
             refreshes=self.refreshes,
+            integrity=self.integrity(run),
         )
+
+    # ---- integrity and disk space (core/integrity.py) -------------------------------
+    def integrity(self, run: TaskRun) -> TaskIntegrity:
+        """The run's expected checksum and its free-space check (counting what the other runs still need)."""
+        checksum = Checksum.parse(run.task.options.checksum) if run.task.options.checksum else None
+        min_free = self.config.integrity.min_free_bytes
+
+        def space(folder: Path, need: int) -> None:
+            others = [
+                Pending(Path(r.task.file).parent, r.task.total - r.task.downloaded)
+                for r in self.scheduler.runs.values()
+                if r is not run and r.task.total is not None and r.task.file and "://" not in r.task.file
+            ]
+            check_space(folder, need, others, min_free)
+
+        return TaskIntegrity(checksum, space)
+
+    async def _look_for_sidecar(self, run: TaskRun) -> None:
+        """A direct task without a checksum: the server's URL.sha256, looked for once per task."""
+        task = run.task
+        if task.kind is not TaskKind.HTTP or task.options.checksum or task.options.checksum_sidecar \
+                or not self.config.integrity.sidecar or task.options.backend:
+            return
+        client = self.clients.get(proxy=task.options.proxy or self.config.download.proxy or None,
+                                  insecure=task.options.insecure)
+        found = await fetch_sidecar(client, task.url, dict(task.headers), lambda text: self.task_log(task.id, text))
+        if found is not None:
+            self.task_log(task.id, f"expected checksum from the server's sidecar: {found.algorithm} {found.hex}")
+        options = task.options.model_copy(
+            update={"checksum_sidecar": True, "checksum": str(found) if found else None})
+        await self.patient(run)(lambda _store: self.write(task.id, TaskPatch(options=options)))
+
+    async def _space_wait(self, run: TaskRun, exc: WaitForSpace) -> None:
+        """Too little disk space now: back to waiting with the reason as its note, retried later."""
+        task = run.task
+        if task.id not in self._space_waits:
+            self._space_waits.add(task.id)
+            self.task_log(task.id, f"{exc}; will try again when a task finishes or in "
+                          f"{self.config.integrity.disk_retry:g} s")
+        self.scheduler.defer(task.id, str(exc), self.config.integrity.disk_retry)
+        await self._finish(run, TaskStatus.WAITING)
 
     async def execute(self, run: TaskRun) -> None:
         task = run.task
@@ -233,7 +280,11 @@ class TaskRunner:
         except LeaseLost:
             await self._lost(run)
             return
+        except WaitForSpace as exc:
+            await self._space_wait(run, exc)
+            return
         except Exception as exc:
+            self._space_waits.discard(task.id)
             reason = describe_error(exc)
             if not isinstance(exc, DownloadError | OSError | StoreUnavailable):
                 log.exception("task %s crashed", task.id)
@@ -241,6 +292,7 @@ class TaskRunner:
             await self._finish(run, TaskStatus.FAILED, TaskPatch(error=reason))
             self.bus.publish(TaskFailed(task.id, reason))
             return
+        self._space_waits.discard(task.id)
         if task.total is None or task.total < task.downloaded:
             task.total = task.downloaded
         self.task_log(task.id, f"done: {path}")
@@ -258,9 +310,17 @@ class TaskRunner:
                     return await self._download_to_s3(run, prefix)
                 folder = self.folder_path(task.folder)
                 folder.mkdir(parents=True, exist_ok=True)
-                self.task_log(task.id, f"start {task.kind.value} download: {task.url}")
+                if task.id not in self._space_waits:  # a task waiting for disk space tries quietly
+                    self.task_log(task.id, f"start {task.kind.value} download: {task.url}")
+                await self._look_for_sidecar(run)
                 downloader = self.downloaders.downloader(task.kind, task.options.backend)
-                return str(await downloader.run(task, self.context(run, folder)))
+                ctx = self.context(run, folder)
+                try:
+                    path = await downloader.run(task, ctx)
+                    await ctx.integrity.verify(path, ctx.log)
+                finally:
+                    ctx.integrity.close()
+                return str(path)
             except WrongKind as exc:
                 if not (task.options.auto_kind or exc.certain) or exc.kind == task.kind:
                     raise
@@ -304,8 +364,14 @@ class TaskRunner:
         self.task_log(task.id, f"start {task.kind.value} download to {prefix.url}: {task.url}")
         if direct is not None:
             await direct.run(task, ctx)
+            if ctx.integrity.checksum is not None:
+                self.task_log(task.id, "checksum not verified: the file went straight to S3")
             return task.file or ""
-        path = await self.downloaders.downloader(task.kind, task.options.backend).run(task, ctx)
+        try:
+            path = await self.downloaders.downloader(task.kind, task.options.backend).run(task, ctx)
+            await ctx.integrity.verify(path, ctx.log)
+        finally:
+            ctx.integrity.close()
         uploaded = await s3.upload_staged(ctx, path, S3Location.parse(task.file or ""))
         return uploaded.url
 

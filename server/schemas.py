@@ -136,6 +136,10 @@ class TaskInput(_Body):
     notify_urls: list[str] | None = Field(default=None, alias="notifyUrls", max_length=16, description=(
         "Apprise URLs notified when this task finishes or fails, besides the configured ones "
         "(e.g. ntfy://ntfy.sh/topic)"))
+    checksum: str | None = Field(
+        default=None, max_length=200, description="Expected digest 'ALGO=HEX' (md5, sha1, sha256, sha512): "
+        "a mismatch fails the task with both digests and keeps the file as NAME.corrupt"
+    )
 
 
 class CreateRequest(_Body):

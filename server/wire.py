@@ -270,6 +270,8 @@ def encode_spec(spec: TaskSpec) -> dict[str, Any]:
         item["headers"] = headers_text(spec.headers)
     if spec.is_live:
         item["isLive"] = True
+    if spec.options.checksum:
+        item["checksum"] = spec.options.checksum
     return item
 
 

@@ -18,6 +18,9 @@ from core.errors import FetchdeckError, InvalidInput
 from tui import __version__
 from tui.cli_support import CONNECT_TIMEOUT, fail, load_profile, with_flags
 
+CHECKSUM_HELP = ("Expected digest, e.g. sha256=HEX (md5, sha1, sha256, sha512); a mismatch fails the task "
+                 "and keeps the file as NAME.corrupt. One URL only.")
+
 if TYPE_CHECKING:
     from core.config import Config
     from core.locations import Locations
@@ -137,11 +140,12 @@ NO_NOTIFY_HELP = "No Apprise notification for these tasks ([webhook] and [hooks]
 )
 @click.option("--notify", "notify_urls", multiple=True, metavar="URL", help=NOTIFY_HELP)
 @click.option("--no-notify", is_flag=True, help=NO_NOTIFY_HELP)
+@click.option("--checksum", help=CHECKSUM_HELP)
 def get(
     urls: tuple[str, ...], download_dir: str | None, data_dir: str | None, connections: int | None,
     name: str | None, kind: str | None, headers: tuple[str, ...], quality: str | None, audio_only: bool,
     proxy: str | None, insecure: bool, speed_limit: str | None, connect_timeout: float,
-    notify_urls: tuple[str, ...], no_notify: bool,
+    notify_urls: tuple[str, ...], no_notify: bool, checksum: str | None,
 ) -> None:
     """Download URLs now, in this process; re-run to resume."""
     from tui.get_cli import GetArgs, run
@@ -149,7 +153,7 @@ def get(
     run(GetArgs(urls=urls, download_dir=download_dir, data_dir=data_dir, connections=connections, name=name,
                 kind=kind, headers=headers, quality=quality, audio_only=audio_only, proxy=proxy, insecure=insecure,
                 speed_limit=speed_limit, connect_timeout=connect_timeout, notify_urls=notify_urls,
-                no_notify=no_notify))
+                no_notify=no_notify, checksum=checksum))
 
 
 # ---- headless server -------------------------------------------------------
@@ -251,18 +255,29 @@ def _remote(server: str, token: str | None) -> Remote:
 @click.option("--no-start", is_flag=True, help="Add the tasks stopped, without starting them.")
 @click.option("--notify", "notify_urls", multiple=True, metavar="URL", help=NOTIFY_HELP)
 @click.option("--no-notify", is_flag=True, help=NO_NOTIFY_HELP)
+@click.option("--checksum", help=CHECKSUM_HELP)
 @remote_options
 def add(urls: tuple[str, ...], kind: str | None, name: str | None, folder: str | None, headers: tuple[str, ...],
-        no_start: bool, notify_urls: tuple[str, ...], no_notify: bool, server: str, token: str | None) -> None:
+        no_start: bool, notify_urls: tuple[str, ...], no_notify: bool, checksum: str | None, server: str,
+        token: str | None) -> None:
     """Add downloads to a running fetchdeck; prints id, status and name per task."""
     if name and len(urls) > 1:
         fail("--name works with a single URL")
+    if checksum:
+        if len(urls) > 1:
+            fail("--checksum works with a single URL")
+        from core.integrity import normalize_checksum
+
+        try:
+            checksum = normalize_checksum(checksum)
+        except InvalidInput as exc:
+            fail(str(exc))
     remote = _remote(server, token)
     from tui import remote_commands
 
     sys.exit(remote_commands.add(remote, urls, kind=kind, name=name, folder=folder,
                                  headers=headers, start=not no_start, notify_urls=notify_urls,
-                                 notify=not no_notify))
+                                 notify=not no_notify, checksum=checksum))
 
 
 @main.command(name="ls")

@@ -42,6 +42,7 @@ class GetArgs:
     connect_timeout: float = CONNECT_TIMEOUT
     notify_urls: tuple[str, ...] = ()  # --notify URL: this task's own Apprise URLs
     no_notify: bool = False
+    checksum: str | None = None  # expected digest "ALGO=HEX" (core/integrity.py)
 
 
 # option word → GetArgs field, for the options taking one value (-H, repeatable, is handled apart)
@@ -49,7 +50,7 @@ _VALUE_OPTIONS = {
     "-d": "download_dir", "--download-dir": "download_dir", "--data-dir": "data_dir",
     "-x": "connections", "--connections": "connections", "-o": "name", "--name": "name", "--type": "kind",
     "--quality": "quality", "--proxy": "proxy", "--speed-limit": "speed_limit",
-    "--connect-timeout": "connect_timeout",
+    "--connect-timeout": "connect_timeout", "--checksum": "checksum",
 }
 _FLAGS = {"--audio-only": "audio_only", "--insecure": "insecure"}
 _DIGITS = re.compile(r"[0-9]{1,6}")
@@ -104,6 +105,7 @@ def parse_plain_get(argv: list[str]) -> GetArgs | None:
         connections=connections, name=values.get("name"), kind=values.get("kind"), headers=tuple(headers),
         quality=values.get("quality"), audio_only="audio_only" in flags, proxy=values.get("proxy"),
         insecure="insecure" in flags, speed_limit=values.get("speed_limit"), connect_timeout=connect_timeout,
+        checksum=values.get("checksum"),
     )
 
 
@@ -160,13 +162,17 @@ def run(args: GetArgs) -> NoReturn:
     """Download args.urls now, in this process; exit with the command's code."""
     import asyncio
 
+    from core.integrity import normalize_checksum
     from core.locations import DataDirBusy, DataDirLock
     from core.models import parse_header_lines, parse_kind
     from tui.get_command import GetRequest, Stderr, run_get
 
     if args.name and len(args.urls) > 1:
         fail("--name works with a single URL")
+    if args.checksum and len(args.urls) > 1:
+        fail("--checksum works with a single URL")
     try:
+        checksum = normalize_checksum(args.checksum) if args.checksum else None
         parsed_kind = parse_kind(args.kind) if args.kind else None
         parsed_headers = parse_header_lines(list(args.headers))
     except InvalidInput as exc:
@@ -189,6 +195,8 @@ def run(args: GetArgs) -> NoReturn:
         options["notify_urls"] = list(args.notify_urls)
     if args.no_notify:
         options["notify"] = False
+    if checksum:
+        options["checksum"] = checksum
     request = GetRequest(urls=args.urls, kind=parsed_kind, name=args.name, specs_options=options,
                          headers=parsed_headers, connect_timeout=args.connect_timeout)
     try:

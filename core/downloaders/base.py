@@ -17,6 +17,7 @@ import httpx
 
 from core.downloaders.net import Contact, HttpClients, Retry, RetryPolicy, as_download_error
 from core.downloaders.refresh import RefreshBudget
+from core.integrity import TaskIntegrity
 from core.models import Task
 from core.ratelimit import RateLimiter
 
@@ -95,6 +96,8 @@ class DownloadContext:
     remote: S3Target | None = None
     # Expired-link refreshes used per task (core/downloaders/refresh.py); the engine's one outlives a run.
     refreshes: RefreshBudget = field(default_factory=RefreshBudget)
+    # The expected checksum's hasher and the free-space check (core/integrity.py); the default checks nothing.
+    integrity: TaskIntegrity = field(default_factory=TaskIntegrity)
 
     def __post_init__(self) -> None:
         if not isinstance(self.progress, NoteClearingSink):

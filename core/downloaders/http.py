@@ -38,6 +38,7 @@ from core.downloaders.memory import tune_malloc_for_streaming
 from core.downloaders.net import raise_for_status, retry_after_seconds
 from core.downloaders.paths import part_path, state_path
 from core.errors import DownloadError, HttpStatusError, NoSpaceLeft, RemoteChanged, WrongKind
+from core.integrity import InOrderHasher
 from core.models import Task, TaskKind
 from core.naming import name_from_content_disposition, name_from_url, sanitize_name
 
@@ -120,8 +121,11 @@ def read_probe(task: Task, resp: httpx.Response) -> Probe:
     return Probe(identity, False, content_type, filename, final_url)
 
 
-def _write_all(fd: int, buffers: list[bytes | memoryview], offset: int, path: Path) -> None:
-    """pwritev every buffer at offset (retrying partial writes); ENOSPC → NoSpaceLeft."""
+def _write_all(
+    fd: int, buffers: list[bytes | memoryview], offset: int, path: Path, hasher: InOrderHasher | None = None
+) -> None:
+    """pwritev every buffer at offset (retrying partial writes); ENOSPC → NoSpaceLeft. Then the
+    expected checksum's hasher (core/integrity.py), if any, is told what is on disk."""
     try:
         total = sum(len(b) for b in buffers)
         written = os.pwritev(fd, buffers, offset)
@@ -135,6 +139,8 @@ def _write_all(fd: int, buffers: list[bytes | memoryview], offset: int, path: Pa
         if exc.errno == errno.ENOSPC:
             raise NoSpaceLeft(str(path)) from exc
         raise
+    if hasher is not None:
+        hasher.wrote(offset, buffers)
 
 
 # Disk writes run here so receiving (event loop) and page-cache copies overlap.
@@ -200,6 +206,8 @@ class HttpDownloader:
         part = part_path(final)
         discard_state(state_path(final))
         size = probe.identity.size if probe.identity else None
+        if size is not None:
+            ctx.integrity.reserve(final.parent, size)  # WaitForSpace/NeverFits before a byte is written
         ctx.progress.set_total(size)
         retry = ctx.retry("single stream (restarts from byte 0)")
         response: httpx.Response | None = resp
@@ -227,10 +235,11 @@ class HttpDownloader:
     async def _stream_to(self, resp: httpx.Response, part: Path, ctx: DownloadContext) -> int:
         written = 0
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        hasher = ctx.integrity.track(part)
         try:
             async for chunk in resp.aiter_raw():
                 await ctx.limiter.acquire(len(chunk))
-                _write_all(fd, [chunk], written, part)
+                _write_all(fd, [chunk], written, part, hasher)
                 written += len(chunk)
                 ctx.progress.add(len(chunk))
         finally:
@@ -241,11 +250,14 @@ class HttpDownloader:
     async def _segmented(self, task: Task, ctx: DownloadContext, final: Path, identity: RemoteIdentity) -> Path:
         part, state_file = part_path(final), state_path(final)
         plan = self._resume_plan(ctx, part, state_file, identity)
+        # WaitForSpace/NeverFits before a byte is written (the .part is sparse: what is left is what it needs)
+        ctx.integrity.reserve(final.parent, identity.size - (plan.done_bytes if plan else 0))
         if plan is None:
             plan = SegmentPlan.fresh(identity.size, ctx.settings.connections)
             with open(part, "wb") as fh:
                 fh.truncate(identity.size)
             save_state(state_file, identity, plan)
+        ctx.integrity.track(part, [(s.start, s.pos) for s in plan.segments])
         ctx.progress.set_total(identity.size)
         ctx.progress.set_downloaded(plan.done_bytes)
         connections = max(1, min(ctx.settings.connections, 64))
@@ -366,7 +378,7 @@ class HttpDownloader:
         `seg.pos` moves only after bytes are on disk (the resume state never
         over-claims); `seg.received` is the receive cursor work stealing splits at.
         """
-        limiter, progress = ctx.limiter, ctx.progress
+        limiter, progress, hasher = ctx.limiter, ctx.progress, ctx.integrity.hasher
         loop = asyncio.get_running_loop()
         batch: list[bytes | memoryview] = []
         batch_len = 0
@@ -394,7 +406,7 @@ class HttpDownloader:
                 if batch_len >= WRITE_BATCH or now >= batch_due or cursor >= seg.end or len(batch) >= MAX_IOVECS:
                     offset, todo = seg.pos, batch
                     batch, batch_len = [], 0
-                    await loop.run_in_executor(_WRITER, _write_all, fd, todo, offset, part)
+                    await loop.run_in_executor(_WRITER, _write_all, fd, todo, offset, part, hasher)
                     seg.pos = max(seg.pos, min(cursor, seg.end))
                 if cursor >= seg.end:
                     break
@@ -403,7 +415,7 @@ class HttpDownloader:
             # then un-count whatever did not reach the disk (someone else fetches it).
             if batch and seg.end > seg.pos and seg.received == seg.pos + batch_len:
                 keep = _trim(batch, seg.end - seg.pos)
-                _write_all(fd, keep, seg.pos, part)
+                _write_all(fd, keep, seg.pos, part, hasher)
                 seg.pos += sum(len(b) for b in keep)
             dropped = seg.received - seg.pos
             if dropped > 0:

@@ -93,6 +93,7 @@ async def _ids_in_range() -> None:
 # this dialect answers those with its own codes and the field's path in the request.
 FIELD_CODES = {"url": ErrorCode.INVALID_URL, "folder": ErrorCode.INVALID_FOLDER, "headers": ErrorCode.INVALID_HEADERS}
 FIELD_CODES["notify_urls"] = ErrorCode.VALIDATION_FAILED  # events out: a task's own Apprise URLs
+FIELD_CODES["checksum"] = ErrorCode.VALIDATION_FAILED  # integrity: a task's expected digest
 
 
 @contextmanager
@@ -256,6 +257,8 @@ async def create_downloads() -> Response:
             )
         if not item.notify or item.notify_urls:  # events out: this task's own notifications
             options = options.model_copy(update={"notify": item.notify, "notify_urls": item.notify_urls or []})
+        if item.checksum is not None:  # checked by the engine (core/integrity.py), named tasks[i].checksum
+            options = options.model_copy(update={"checksum": item.checksum})
         specs.append(
             TaskSpec(
                 url=item.url,
