@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import random
 import subprocess
 import time
@@ -151,7 +152,7 @@ def test_in_order_hasher_follows_scattered_overlapping_writes(tmp_path: Path) ->
     path.write_bytes(bytes(len(data)))
     rng = random.Random(5)
     cuts = sorted({0, len(data), *(rng.randrange(len(data)) for _ in range(60))})
-    pieces = list(zip(cuts, cuts[1:], strict=False))
+    pieces = list(itertools.pairwise(cuts))
     on_disk = pieces[3:6]  # a resume: these were written by an earlier run
     with path.open("r+b") as fh:
         for start, end in on_disk:
