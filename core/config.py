@@ -533,6 +533,7 @@ class IntegrityConfig(Section):
     name = "integrity"
 
     sidecar: Bool = True  # look for URL.sha256 when a direct download has no checksum
+    space_check: Bool = True  # a task whose size is known waits while it would not fit on its disk
     min_free: Size = ""  # free space kept on the download disk, e.g. "100M"; empty: none
     disk_retry: Float = Field(default=10.0, gt=0)  # seconds between checks of a task waiting for disk space
 
@@ -767,6 +768,7 @@ dir = ""
 # A task whose size is known waits (note "waiting for disk space") while it would not fit.
 # [integrity]
 # sidecar = true
+# space_check = true   # false: no free-space check (a full disk then fails the write)
 # min_free = "100M"    # free space always kept on the download disk
 # disk_retry = 10      # seconds between checks of a task waiting for disk space
 """

@@ -232,7 +232,7 @@ class TaskRunner:
             ]
             check_space(folder, need, others, min_free)
 
-        return TaskIntegrity(checksum, space)
+        return TaskIntegrity(checksum, space if self.config.integrity.space_check else None)
 
     async def _look_for_sidecar(self, run: TaskRun) -> None:
         """A direct task without a checksum: the server's URL.sha256, looked for once per task."""
