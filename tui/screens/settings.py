@@ -78,6 +78,8 @@ FIELDS: tuple[FormField, ...] = (
     # Expired links (core/downloaders/refresh.py)
     FormField("relink_refreshes", "relink", "refreshes", "Link refreshes",
               "{default} per task per window (expired links; 0: none)"),
+    # Checksums and disk safety (core/integrity.py)
+    FormField("min_free", "integrity", "min_free", "Disk reserve", "none: free space kept (e.g. 100M)"),
 )
 BLANK_IS_DEFAULT = frozenset({"host"})  # an emptied field that means "the setting's default"
 
