@@ -51,7 +51,7 @@ ALGORITHMS: dict[str, int] = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128
 _BY_LENGTH = {length: name for name, length in ALGORITHMS.items()}
 _HEX = re.compile(r"[0-9a-fA-F]+")
 READ_CHUNK = 1 << 20  # bytes read back per pread
-CATCH_UP_PER_WRITE = 8 << 20  # read-back bytes a write may hash before it returns (the rest: later writes, the end)
+CATCH_UP_PER_WRITE = 4 << 20  # read-back bytes a write may hash before it returns (the rest: later writes, the end)
 SIDECAR_SUFFIX = ".sha256"
 SIDECAR_MAX = 64 << 10  # a sidecar bigger than this is not a checksum file
 
