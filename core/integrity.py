@@ -188,6 +188,8 @@ class InOrderHasher:
         """`buffers` are now on disk at `offset`."""
         total = sum(len(b) for b in buffers)
         with self._lock:
+            if self._fd is None:  # closed: a write that was in flight when the run ended
+                return
             end = offset + total
             if offset <= self.pos < end:
                 skip = self.pos - offset
@@ -356,6 +358,11 @@ class TaskIntegrity:
         if checksum is None:
             return
         hasher, self.hasher = self.hasher, None
+        if not path.is_file():  # e.g. an HLS task kept as segments (no_merge)
+            if hasher is not None:
+                hasher.close()
+            log(f"checksum not verified: the result is not one file ({path.name})")
+            return
         stat = path.stat()
         if hasher is not None and hasher.inode == stat.st_ino:
             actual = await asyncio.to_thread(hasher.finish, stat.st_size)

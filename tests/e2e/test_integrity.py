@@ -22,7 +22,7 @@ import pytest
 from core.config import Config
 from core.engine import Engine
 from core.integrity import Checksum, InOrderHasher
-from core.models import Task, TaskOptions, TaskSpec, TaskStatus
+from core.models import Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
 from tests.support.engine import engine_config
 from tests.support.fileserver import FileServer, random_bytes
 
@@ -139,6 +139,21 @@ async def test_resume_after_stop_still_verifies(engine: Engine, server: FileServ
     assert done.file is not None and Path(done.file).read_bytes() == data
     log = await _log(engine, task.id)
     assert "resuming:" in log and f"checksum ok: sha256 {digest}" in log
+
+
+async def test_an_hls_result_is_verified_by_reading_it(engine: Engine, server: FileServer) -> None:
+    segments = [random_bytes(200_000, seed=60 + i) for i in range(4)]
+    for i, seg in enumerate(segments):
+        server.add(f"/hls/s{i}.ts", seg)
+    playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n" + "".join(f"#EXTINF:2,\ns{i}.ts\n" for i in range(4))
+    url = server.add("/hls/index.m3u8", (playlist + "#EXT-X-ENDLIST\n").encode())
+    digest = hashlib.sha1(b"".join(segments)).hexdigest()
+    (task,) = await engine.create([TaskSpec(url=url, name="stream.ts", kind=TaskKind.HLS,
+                                            options=TaskOptions(checksum=f"sha1={digest}"))])
+    (done,) = await asyncio.wait_for(engine.wait_finished([task.id]), 30)
+    assert done.status == TaskStatus.SUCCESS, done.error
+    assert done.file is not None and Path(done.file).read_bytes() == b"".join(segments)
+    assert f"checksum ok: sha1 {digest}" in await _log(engine, task.id)
 
 
 async def _downloaded_at_least(engine: Engine, task_id: int, nbytes: int) -> bool:
