@@ -176,7 +176,8 @@ class DownloadTask(BaseModel):
     exists: bool = Field(description="The task finished and its file is on disk (under localPath when "
                          "the list was asked with one)")
     note: str | None = Field(description="While the task runs: why it waits, e.g. "
-                             "'retrying in 4 s: connection refused (3/8)'; null when it does not")
+                             "'retrying in 4 s: connection refused (3/8)'; on a waiting task, why it cannot "
+                             "start yet ('waiting for disk space: …'); null when it does not")
     node: str | None = Field(description="The fetchdeck node running the task (several nodes may share one "
                              "queue); null when no node runs it")
     kind: TaskKind = Field(description="fetchdeck's own kind of the task (http, hls, dash, ytdlp); `type` is "
