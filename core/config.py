@@ -382,6 +382,7 @@ class HostLimitConfig(BaseModel):
 
     connections: Int = Field(default=0, ge=0)
     tasks: Int = Field(default=0, ge=0)
+    speed: Size = ""  # this node's speed limit for the host, shared by its tasks (core/ratelimit.py); "": none
 
 
 class HostsConfig(Section):
@@ -397,6 +398,75 @@ class HostsConfig(Section):
 
         limits = {name.lower(): HostLimit(v.connections, v.tasks) for name, v in self.limits.items()}
         return HostCaps(hosts={k: v for k, v in limits.items() if k != "*"}, default=limits.get("*", HostLimit()))
+
+    def speeds(self) -> dict[str, int | None]:
+        """Host name (lower case, "*" for the others) → its speed limit in bytes/s, for hosts that set one."""
+        return {name.lower(): parse_size(v.speed) for name, v in self.limits.items() if v.speed}
+
+
+# ---- [[schedule]]: bandwidth windows (core/schedule.py owns what they mean) -------------------------------
+
+
+def _window_table(value: Any) -> Any:
+    """One `[[schedule]]` table's keys checked (InvalidInput), with `from` as the model's `from_`."""
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"days", "from", "from_", "to", "speed", "pause", "cap"})
+        if unknown:
+            raise InvalidInput(f"unknown key {unknown[0]!r} (known: days, from, to, speed, pause, cap)")
+        for key in ("days", "from", "to"):
+            if key not in value and not (key == "from" and "from_" in value):
+                raise InvalidInput(f"{key} is required, e.g. days = \"mon-fri\", from = \"08:00\", to = \"18:00\"")
+        table = {("from_" if k == "from" else k): v for k, v in value.items()}
+        for key in ("days", "from_", "to"):
+            if not isinstance(table[key], str):
+                raise InvalidInput(f"{'from' if key == 'from_' else key}: {table[key]!r} is not text")
+        return table
+    return value
+
+
+class ScheduleWindowConfig(BaseModel):
+    """One `[[schedule]]` table: days, from, to and speed or pause, with an optional data cap."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, coerce_numbers_to_str=True,
+                              str_strip_whitespace=True)
+
+    days: str
+    from_: str = Field(alias="from")
+    to: str
+    speed: Size = ""  # the global speed limit while in force ("": unlimited)
+    pause: Bool = False  # no downloads while in force
+    cap: Size = ""  # bytes per window, then it acts as paused until it ends ("": no cap)
+
+
+def _windows(value: Any) -> Any:
+    from core.schedule import check_window, window_tables
+
+    if isinstance(value, list) and all(isinstance(v, ScheduleWindowConfig) for v in value):
+        return value
+    out = []
+    for number, table in enumerate(window_tables(value), 1):
+        try:
+            window = ScheduleWindowConfig.model_validate(_window_table(table))
+            check_window(window.days, window.from_, window.to, window.pause, window.speed)
+            out.append(window)
+        except InvalidInput as exc:
+            raise InvalidInput(f"window {number}: {exc}") from None
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            key = ".".join(str(p) for p in error["loc"]).replace("from_", "from")
+            cause = (error.get("ctx") or {}).get("error")
+            reason = str(cause) if isinstance(cause, InvalidInput) else error["msg"]
+            raise InvalidInput(f"window {number}: {key}: {reason}") from None
+    return out
+
+
+class ScheduleConfig(Section):
+    """`[[schedule]]` tables: weekly windows with a speed limit or a pause (and an optional data cap)."""
+
+    name = "schedule"
+    array_of_tables: ClassVar[bool] = True  # the section is an array of tables, not one table of settings
+
+    windows: Annotated[list[ScheduleWindowConfig], BeforeValidator(_windows)] = Field(default_factory=list)
 
 
 class S3Config(BaseModel):
@@ -563,6 +633,7 @@ class Config(BaseModel):
     cookies: CookiesConfig = Field(default_factory=CookiesConfig)
     relink: RelinkConfig = Field(default_factory=RelinkConfig)
     integrity: IntegrityConfig = Field(default_factory=IntegrityConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
 
     def override(self, section: str, **values: Any) -> "Config":
         """A copy with the given non-None values set in `section` (command-line flags), checked like the file's."""
@@ -587,6 +658,7 @@ SECTIONS.update({model.name: model for model in (NotifyConfig, WebhookConfig, Ho
 SECTIONS.update({CookiesConfig.name: CookiesConfig})  # cookie jars
 SECTIONS.update({RelinkConfig.name: RelinkConfig})  # expired links
 SECTIONS[IntegrityConfig.name] = IntegrityConfig  # checksums and disk safety
+SECTIONS.update({ScheduleConfig.name: ScheduleConfig})  # the bandwidth schedule
 
 
 # ---- what a field takes, in words --------------------------------------------------------------------
@@ -616,7 +688,7 @@ def _bad(exc: ValidationError, model: type[Section], values: Mapping[str, Any], 
     """The first error of a section's validation as one line: where, section.key, what the key takes."""
     error = exc.errors()[0]
     key = str(error["loc"][0]) if error["loc"] else ""
-    dotted = f"{model.name}.{key}"
+    dotted = model.name if getattr(model, "array_of_tables", False) else f"{model.name}.{key}"
     cause = (error.get("ctx") or {}).get("error")
     if isinstance(cause, InvalidInput):  # a rule with its own sentence (a size, a proxy, a listener, a URL)
         rule = reason = str(cause)
@@ -657,6 +729,10 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None, *, report:
         for name, table in document.items():
             if name not in SECTIONS:
                 warn(f"{path}: unknown key {name} (ignored)")
+                continue
+            if getattr(SECTIONS[name], "array_of_tables", False):  # [[schedule]]: one setting, the whole array
+                values[name]["windows"] = table
+                where[name]["windows"] = str(path)
                 continue
             if not isinstance(table, dict):
                 raise InvalidInput(f"{path}: {name} must be a table ([{name}])")
@@ -807,8 +883,8 @@ def save_config(path: Path, config: Config) -> None:
     else:
         document = tomlkit.parse(_TEMPLATE)
     for name, model in SECTIONS.items():
-        if getattr(model, "free_keys", False):
-            continue  # written by hand only ([hosts."NAME"] tables are not changed at run time)
+        if getattr(model, "free_keys", False) or getattr(model, "array_of_tables", False):
+            continue  # written by hand only ([hosts."NAME"] and [[schedule]] tables are not changed at run time)
         section: Section = getattr(config, name)
         found = document.get(name)
         table = found if isinstance(found, Table | OutOfOrderTableProxy) else None

@@ -65,8 +65,9 @@ from core.models import (
 from core.naming import name_from_url, resolve_folder, sanitize_name
 from core.notify import Notifier
 from core.progress import ProgressPump
-from core.ratelimit import RateLimiter
+from core.ratelimit import SpeedLimits
 from core.s3_output import S3Output
+from core.schedule import Clock, Schedule, ScheduleKeeper, ScheduleState, SystemClock
 from core.scheduler import Scheduler, StopReason
 from core.storage import is_s3_url
 from core.store import store_factory
@@ -130,13 +131,15 @@ class Engine:
         store: StoreFactory | TaskStore | None = None,
         downloaders: DownloaderRegistry | None = None,
         clients: HttpClients | None = None,
+        clock: Clock | None = None,
     ) -> None:
         """database: the SQLite file (ignored when `store` is given: a store, or a factory that opens one;
         the engine closes it with itself).
         run_queued=False: only run tasks this engine was explicitly asked to
         start (the one-shot `fetchdeck get`), never the rest of the queue.
         downloaders: which downloader runs each kind (default: the built-in ones).
-        clients: the network layer to use (the one-shot `get` gives up sooner on unreachable servers)."""
+        clients: the network layer to use (the one-shot `get` gives up sooner on unreachable servers).
+        clock: where the bandwidth schedule reads the local time (tests pass a fake one)."""
         if store is None:
             if database is None:
                 raise ValueError("an Engine needs a database path or a store factory")
@@ -155,7 +158,9 @@ class Engine:
         self.cookies = cookie_jar(config, database)
         if self.clients.cookies is None:
             self.clients.cookies = self.cookies
-        self.limiter = RateLimiter(config.download.speed_limit_bytes)
+        # Speed limits (core/ratelimit.py): global, per host, per task; `limiter` is the global bucket.
+        self.limits = SpeedLimits(config.download.speed_limit_bytes, config.hosts.speeds())
+        self.limiter = self.limits.global_limiter
         self.downloaders = downloaders if downloaders is not None else DownloaderRegistry()
         self._open_store = store
         self._store: TaskStore | None = None
@@ -167,10 +172,16 @@ class Engine:
         self.progress = ProgressPump(self.scheduler.runs, self.bus)
         self.runner = TaskRunner(
             config=config, store=lambda: self.store, scheduler=self.scheduler, unsaved=self.unsaved, bus=self.bus,
-            progress=self.progress, downloaders=self.downloaders, clients=self.clients, limiter=self.limiter,
+            progress=self.progress, downloaders=self.downloaders, clients=self.clients, limits=self.limits,
             folder_path=self.folder_path, shutdown_status=shutdown_status, s3=self.s3,
         )
         self.scheduler.executor = self.runner
+        # The bandwidth schedule ([[schedule]], core/schedule.py); the one-shot `get` (run_queued=False) ignores it.
+        self._run_queued = run_queued
+        self.schedule = ScheduleKeeper(
+            Schedule.from_config(config.schedule), clock or SystemClock(), self.scheduler, self.limits,
+            on_change=self._schedule_changed,
+        )
         self._loops: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Future[None]] = set()
         self._closing = False
@@ -193,7 +204,10 @@ class Engine:
             log.info("recovered %d interrupted task(s)", recovered)
         if self._store.shared:
             await self._join_cluster(self._store)
-        self._loops = [
+        if self._run_queued and self.schedule.schedule.windows:
+            await self.schedule.tick()  # a pause window in force now holds the queue from the first claim
+            self._loops.append(asyncio.create_task(self.schedule.run(), name="fetchdeck-schedule"))
+        self._loops += [
             asyncio.create_task(self.scheduler.run(), name="fetchdeck-scheduler"),
             asyncio.create_task(self.progress.run(), name="fetchdeck-ticker"),
             asyncio.create_task(self.unsaved.run(), name="fetchdeck-unsaved"),
@@ -262,6 +276,8 @@ class Engine:
         unsaved = self.unsaved.get(task.id)
         if unsaved is not None:
             return unsaved
+        if task.status is TaskStatus.WAITING and self.schedule.state.paused:
+            task.note = self.schedule.state.waiting_note()  # held back by a schedule pause window
         tick = self.remote_progress.get(task.id)
         if tick is not None and task.status is TaskStatus.DOWNLOADING:
             # Another node runs it: its last progress tick (≤ 0.25 s old) is newer than the row (≤ 1 s old).
@@ -528,6 +544,8 @@ class Engine:
             if not task.downloaded and task.status != TaskStatus.SUCCESS:
                 patch = patch.merge(TaskPatch(file=None))  # not started: the new name becomes the file name
         await self.runner.write(task_id, patch)
+        if patch.options is not UNSET:  # a running task's own speed limit applies to its next bytes
+            self.limits.set_task(task_id, patch.options.speed_limit)
         self.bus.publish(TaskChanged(task_id))
         return await self.get(task_id)
 
@@ -648,7 +666,31 @@ class Engine:
             self.announce_config("download.max_concurrent", value)
 
     def set_speed_limit(self, rate: int | None) -> None:
-        self.limiter.set_rate(rate)
+        """The global speed limit (a schedule speed window in force still sets the rate until it ends)."""
+        self.limits.set_global(rate)
+
+    # ---- bandwidth: per-task and per-host limits, the schedule (core/ratelimit.py, core/schedule.py) ----
+    async def set_task_speed_limit(self, task_id: int, rate: int | None) -> Task:
+        """A task's own speed limit in bytes/s (None: none), stored with its options; a running task's
+        next bytes already obey it."""
+        task = await self.get(task_id)
+        options = task.options.model_copy(update={"speed_limit": rate if rate and rate > 0 else None})
+        return await self.update(task_id, TaskPatch(options=options))
+
+    def set_host_speed_limit(self, host: str, rate: int | None) -> None:
+        """A host's speed limit on this node (`[hosts."NAME"] speed`; "*": every host not named), now."""
+        name = host.strip().lower()
+        if not name or any(c.isspace() or c in "/?#@" for c in name):
+            raise InvalidInput(f"{host!r} is not a host name")
+        self.limits.set_host(name, rate)
+        self.announce_config(f"hosts.{name}.speed", rate)
+
+    def schedule_state(self) -> ScheduleState:
+        """The schedule window in force on this node (mode, rate, until when, data cap count)."""
+        return self.schedule.state
+
+    def _schedule_changed(self, state: ScheduleState) -> None:
+        self.announce_config("schedule", state.describe())
 
     def announce_config(self, key: str, value: Any) -> None:
         """Tell subscribers a setting changed while running (`section.key`, e.g. "download.proxy")."""

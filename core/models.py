@@ -86,7 +86,8 @@ PostProcessing = Literal["none", "audio", "mp4"]
 class TaskOptions(BaseModel):
     """Per-task options. Each downloader reads the fields that concern it.
 
-    http: connections, proxy, insecure, speed_limit
+    all kinds: speed_limit (bytes/s, enforced by the engine's limiters)
+    http: connections, proxy, insecure
     hls: segment_threads, skip, log_skipped, keep_segments, no_merge,
          delete_segments, quality (variant choice), use_server_file_time
     dash: the hls options (quality picks the video representation)
@@ -135,6 +136,9 @@ class TaskOptions(BaseModel):
     # URL.sha256 sidecar), and whether the sidecar was looked for (once per task).
     checksum: str | None = None
     checksum_sidecar: bool = False
+    # Bandwidth (core/ratelimit.py): this task's own speed limit in bytes/s (None: none), on top of the
+    # global and per-host limits; changeable while it runs (Engine.set_task_speed_limit).
+    speed_limit: int | None = Field(default=None, ge=1)
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_defaults=True)

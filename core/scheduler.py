@@ -9,6 +9,7 @@ outcome the store refused, core/unsaved.py is).
 Queue policy: waiting tasks in creation order, up to `max_concurrent` at once,
 taken with the store's `claim` (which moves them to DOWNLOADING under a lease
 for this node, within the per-host caps, and grants each its connections);
+while `held` (a schedule pause window, core/schedule.py) nothing is claimed;
 an engine built with run_queued=False (the one-shot `fetchdeck get`) runs only
 the tasks it was asked to start (`claim`). A claim and its launches hold
 `launching`, and so does a command that reads a task's status and writes it
@@ -53,6 +54,7 @@ class StopReason(Enum):
     DELETE = "delete"  # the task is being deleted
     SHUTDOWN = "shutdown"  # the engine is closing → left resumable
     LEASE_LOST = "lease lost"  # another node took the task over → nothing more is written
+    PAUSE = "pause"  # a schedule pause window (core/schedule.py) → waiting again, resumable
 
 
 @dataclass(eq=False)
@@ -68,6 +70,11 @@ class TaskRun:
     emitted_downloaded: int = -1
     emitted_segments: int = -1
     flushed_downloaded: int = -1
+    resumed_from: int = -1  # the bytes it had when launched (core/schedule.py counts a window's bytes from it)
+
+    def __post_init__(self) -> None:
+        if self.resumed_from < 0:
+            self.resumed_from = self.task.downloaded
 
     # ---- ProgressSink ---------------------------------------------------
     def set_total(self, total: int | None) -> None:
@@ -144,6 +151,7 @@ class Scheduler:
         self._caps = caps or HostCaps()
         self.launching = asyncio.Lock()
         self._deferred: dict[int, tuple[str, float]] = {}  # task id → (note, monotonic retry time)
+        self.held = False  # a schedule pause window is in force (core/schedule.py): claim nothing
 
     @property
     def free_slots(self) -> int:
@@ -204,14 +212,14 @@ class Scheduler:
 
     async def fill_slots(self) -> None:
         free = self.free_slots
-        if free <= 0 or self.closing:
+        if free <= 0 or self.closing or self.held:
             return
         executor = self.executor
         if executor is None:
             raise RuntimeError("the scheduler has no executor")
         async with self.launching:
             free = self.free_slots
-            if free <= 0 or self.closing:
+            if free <= 0 or self.closing or self.held:
                 return
             claims = await self._store().claim(
                 free, lease_seconds=self._lease_seconds, caps=self._caps,

@@ -8,7 +8,7 @@ granted its connections):
    lease; a run launched without a claim, or whose task was handed back or
    deleted before it began, does nothing) and announce the start;
 2. resolve its folder, build the `DownloadContext` (settings, the shared HTTP
-   clients, the rate limiter, `claim_output` for its file name) and run the
+   clients, the task's speed limits (core/ratelimit.py), `claim_output` for its file name) and run the
    downloader the registry gives for its kind;
 3. a `WrongKind` from a task whose kind was guessed (or one that is certain: a
    DASH manifest behind an "m3u8" task) switches the kind (stored) and runs the
@@ -46,7 +46,7 @@ from core.integrity import Checksum, Pending, TaskIntegrity, WaitForSpace, check
 from core.models import Task, TaskKind, TaskStatus, can_transition
 from core.naming import unique_path
 from core.progress import ProgressPump
-from core.ratelimit import RateLimiter
+from core.ratelimit import SpeedLimits
 from core.scheduler import Scheduler, StopReason, TaskRun
 from core.store.base import TaskPatch, TaskStore
 from core.unsaved import SAVE_RETRY_SECONDS, UnsavedOutcomes
@@ -116,7 +116,7 @@ class TaskRunner:
     def __init__(
         self, *, config: Config, store: Callable[[], TaskStore], scheduler: Scheduler, unsaved: UnsavedOutcomes,
         bus: EventBus, progress: ProgressPump, downloaders: DownloaderRegistry, clients: HttpClients,
-        limiter: RateLimiter, folder_path: Callable[[str], Path], shutdown_status: TaskStatus,
+        limits: SpeedLimits, folder_path: Callable[[str], Path], shutdown_status: TaskStatus,
         s3: S3Output | None = None,
     ) -> None:
         """folder_path: where a task's stored folder is on disk (InvalidInput if outside the allowed roots).
@@ -130,7 +130,7 @@ class TaskRunner:
         self.downloaders = downloaders
         self.clients = clients
         self.refreshes = RefreshBudget()  # expired-link refreshes per task (core/downloaders/refresh.py), across runs
-        self.limiter = limiter
+        self.limits = limits
         self.folder_path = folder_path
         self.shutdown_status = shutdown_status
         self.s3 = s3
@@ -210,7 +210,7 @@ class TaskRunner:
             clients=self.clients,
             progress=run,
             log=lambda text: self.task_log(task.id, text),
-            limiter=self.limiter,
+            limiter=self.limits.for_task(task.id, task.url, task.options.speed_limit),
             settings=settings,
             claim_output=claim or claim_output,
             state=StoredState(patient, task.id),
@@ -388,6 +388,9 @@ class TaskRunner:
             self.task_log(task.id, "stopped")
             await self._finish(run, TaskStatus.STOPPED)
             self.bus.publish(TaskStopped(task.id))
+        elif reason is StopReason.PAUSE:
+            self.task_log(task.id, "paused by the schedule; resumes when the window ends")
+            await self._finish(run, TaskStatus.WAITING)
         else:
             self.task_log(task.id, "interrupted by shutdown; will resume")
             await self._finish(run, self.shutdown_status)

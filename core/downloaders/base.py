@@ -19,7 +19,7 @@ from core.downloaders.net import Contact, HttpClients, Retry, RetryPolicy, as_do
 from core.downloaders.refresh import RefreshBudget
 from core.integrity import TaskIntegrity
 from core.models import Task
-from core.ratelimit import RateLimiter
+from core.ratelimit import Limiter
 
 if TYPE_CHECKING:
     from core.storage import S3Target
@@ -84,7 +84,7 @@ class DownloadContext:
     clients: HttpClients
     progress: ProgressSink
     log: Callable[[str], None]
-    limiter: RateLimiter
+    limiter: Limiter
     settings: DownloadSettings
     # Decide (once) the final output path for a proposed file name: sanitized,
     # de-duplicated, recorded on the task. Returns the recorded path on resume.
