@@ -168,6 +168,12 @@ class LiveRequest(_Body):
     is_live: bool = Field(alias="isLive")
 
 
+class LimitRequest(_Body):
+    """A speed limit: bytes per second, or a size like "500K" or "2M"; null, 0 or "" for none."""
+
+    speed: str | int | None = Field(default=None, description='bytes/s, or "500K", "2M"; null/0/"": none')
+
+
 # Bulk status words: the seed's five, and MediaGo core's pending (queued) and ready (created, not started).
 BulkStatus = Literal["waiting", "downloading", "success", "failed", "stopped", "pending", "ready"]
 START_WORDS = frozenset({"waiting", "downloading", "pending"})

@@ -8,6 +8,7 @@ are written there (ids, type names, ISO dates, rounding of speed/eta/percent, he
 - `encode_spec`: a TaskSpec as a create request's task (`POST /api/downloads`).
 - `encode_event` / `decode_event`: a typed engine event (core/events.py) as the `data` of its SSE
   message (`GET /api/events`), the event name being its `EventType`.
+- `encode_schedule` / `decode_schedule`: the bandwidth schedule's window in force (`GET /api/schedule`).
 
 The server encodes (server/schemas.py, server/sse.py); the TUI's remote client decodes
 (tui/remote.py). Pure: it imports core, pydantic and the standard library only, never Quart,
@@ -24,6 +25,7 @@ import calendar
 import contextlib
 import time
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -45,6 +47,7 @@ from core.events import (
     TaskSucceeded,
 )
 from core.models import Headers, Task, TaskKind, TaskOptions, TaskSpec, TaskStatus, parse_header_lines
+from core.schedule import Mode, ScheduleState
 
 # ---------------------------------------------------------------- type names
 
@@ -177,11 +180,14 @@ class DownloadTask(BaseModel):
                          "the list was asked with one)")
     note: str | None = Field(description="While the task runs: why it waits, e.g. "
                              "'retrying in 4 s: connection refused (3/8)'; on a waiting task, why it cannot "
-                             "start yet ('waiting for disk space: …'); null when it does not")
+                             "start yet ('waiting for disk space: …', or the bandwidth schedule's "
+                             "'scheduled: starts 18:00'); null when it does not")
     node: str | None = Field(description="The fetchdeck node running the task (several nodes may share one "
                              "queue); null when no node runs it")
     kind: TaskKind = Field(description="fetchdeck's own kind of the task (http, hls, dash, ytdlp); `type` is "
                            "its MediaGo name, which has no dash: a DASH task is an m3u8 one there")
+    speedLimit: int | None = Field(default=None, description="The task's own speed limit in bytes/s "
+                                   "(PUT /api/downloads/:id/limit); null: none")
 
 
 def encode_task(task: Task, on_disk: str | None = None) -> dict[str, Any]:
@@ -210,6 +216,7 @@ def encode_task(task: Task, on_disk: str | None = None) -> dict[str, Any]:
         "note": task.note,
         "node": task.node,
         "kind": task.kind.value,
+        "speedLimit": task.options.speed_limit,
     }
 
 
@@ -243,7 +250,8 @@ def decode_task(data: Mapping[str, Any]) -> Task:
         folder=_str(data.get("folder")),
         headers=_headers(data.get("headers")),
         status=status,
-        options=TaskOptions(api_type=type_name) if type_name in SPEC_TYPES else TaskOptions(),
+        options=TaskOptions(api_type=type_name if type_name in SPEC_TYPES else None,
+                            speed_limit=max(0, _int(data.get("speedLimit"), None) or 0) or None),
         is_live=data.get("isLive") is True,
         file=_text(data.get("file")),
         downloaded=_int(data.get("downloaded")) or 0,
@@ -341,3 +349,54 @@ def decode_event(name: str, data: object) -> Payload | None:
     if kind is EventType.FAILED:
         return TaskFailed(task_id, _text(data.get("error")) or "")
     return _ID_ONLY[kind](task_id)
+
+
+# ---------------------------------------------------------------- bandwidth (core/ratelimit.py, core/schedule.py)
+
+
+class ScheduleStatus(BaseModel):
+    """The bandwidth schedule window in force on the node answering, and its global speed limit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["normal", "speed", "paused"] = Field(
+        description="normal: outside every window (or a cap-only window); speed: a speed window sets the "
+                    "global limit; paused: a pause window, or a window whose data cap was reached")
+    text: str = Field(description="What the TUI's status line shows, e.g. 'paused until 18:00', "
+                                  "'2M/s until 18:00'; empty outside every window")
+    until: str | None = Field(description="When the window in force ends (local time, ISO 8601); null: none")
+    window: str = Field(description="The window in force as configured, e.g. 'mon-fri 08:00-18:00'")
+    speed: int | None = Field(description="mode speed: the window's global limit in bytes/s (null: unlimited)")
+    cap: int | None = Field(description="The window's data cap in bytes; null: none")
+    used: int = Field(description="Bytes downloaded on this node during the window (counted for the cap)")
+    capped: bool = Field(description="Paused because the data cap was reached")
+    speedLimit: int | None = Field(description="The global speed limit in force now, in bytes/s (null: unlimited)")
+
+
+def encode_schedule(state: ScheduleState, global_rate: int | None) -> dict[str, Any]:
+    return {
+        "mode": state.mode.value,
+        "text": state.describe(),
+        "until": state.until.isoformat(timespec="minutes") if state.until is not None else None,
+        "window": state.window,
+        "speed": state.speed,
+        "cap": state.cap,
+        "used": state.used,
+        "capped": state.capped,
+        "speedLimit": global_rate,
+    }
+
+
+def decode_schedule(data: Mapping[str, Any]) -> ScheduleState:
+    """A ScheduleStatus (as `encode_schedule` writes it) → the state; unknown or malformed fields: defaults."""
+    try:
+        mode = Mode(_str(data.get("mode")))
+    except ValueError:
+        mode = Mode.NORMAL
+    until = None
+    with contextlib.suppress(ValueError):
+        until = datetime.fromisoformat(_str(data.get("until"))) if data.get("until") else None
+    return ScheduleState(
+        mode=mode, speed=_int(data.get("speed"), None), until=until, window=_str(data.get("window")),
+        cap=_int(data.get("cap"), None), used=_int(data.get("used")) or 0, capped=data.get("capped") is True,
+    )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -150,6 +151,18 @@ class ApiClient:
     async def delete(self, task_id: int, delete_file: bool = False) -> None:
         params = {"deleteFile": "true"} if delete_file else None
         await self.call("DELETE", f"/api/downloads/{task_id}", params=params)
+
+    # ---- bandwidth ----------------------------------------------------------
+    async def set_task_limit(self, task_id: int, speed: str | int | None) -> dict[str, Any]:
+        """A task's own speed limit ("500K", bytes/s; None/0/"": none); the task as it is now."""
+        return await self.call("PUT", f"/api/downloads/{task_id}/limit", json_body={"speed": speed})  # type: ignore[no-any-return]
+
+    async def set_host_limit(self, host: str, speed: str | int | None) -> None:
+        await self.call("PUT", f"/api/hosts/{quote(host, safe='')}/limit", json_body={"speed": speed})
+
+    async def schedule(self) -> dict[str, Any]:
+        """The bandwidth schedule's window in force (a ScheduleStatus, server/wire.py)."""
+        return await self.call("GET", "/api/schedule")  # type: ignore[no-any-return]
 
     # ---- events -------------------------------------------------------------
     async def events(

@@ -326,6 +326,32 @@ def relink(task_id: int, url: str, restart: bool, server: str, token: str | None
 
 
 @main.command()
+@click.argument("target", metavar="ID|HOST")
+@click.argument("speed")
+@click.option("--host", "is_host", is_flag=True, help="TARGET is a host name (\"*\": every host not named).")
+@remote_options
+def limit(target: str, speed: str, is_host: bool, server: str, token: str | None) -> None:
+    """Set a task's (or with --host a host's) speed limit while it runs: `fetchdeck limit 7 500K`; 0 for none."""
+    if not is_host and not (target.isascii() and target.isdigit() and int(target) >= 1):
+        fail(f"{target!r} is not a task id (use --host for a host name)")
+    remote = _remote(server, token)
+    from tui import remote_commands
+
+    sys.exit(remote_commands.limit(remote, target if is_host else int(target), speed))
+
+
+@main.command(name="schedule")
+@click.option("--json", "as_json", is_flag=True, help="Print the state as JSON.")
+@remote_options
+def schedule_command(as_json: bool, server: str, token: str | None) -> None:
+    """Show the bandwidth schedule's window in force ([[schedule]] in config.toml)."""
+    remote = _remote(server, token)
+    from tui import remote_commands
+
+    sys.exit(remote_commands.schedule(remote, as_json=as_json))
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event.")
 @remote_options
 def watch(as_json: bool, server: str, token: str | None) -> None:

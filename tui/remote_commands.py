@@ -1,4 +1,4 @@
-"""`fetchdeck add | ls | start | stop | rm | watch`: drive a running fetchdeck over its API.
+"""`fetchdeck add | ls | start | stop | rm | limit | schedule | watch`: drive a running fetchdeck over its API.
 
 Each command talks to --server (env FETCHDECK_SERVER, default the local
 http://127.0.0.1:39719) with --token (env FETCHDECK_TOKEN). Exit codes:
@@ -18,7 +18,8 @@ from typing import Any, TextIO
 
 from core.events import TaskFailed, TaskProgress, TasksCreated
 from core.models import Task, TaskStatus
-from server.wire import api_type_of, decode_event, decode_task
+from core.schedule import format_rate
+from server.wire import api_type_of, decode_event, decode_schedule, decode_task
 from tui.api_client import ApiClient, ApiError, ServerUnreachable
 
 EXIT_OK = 0
@@ -166,6 +167,46 @@ def relink(remote: Remote, task_id: int, url: str, *, restart: bool, out: TextIO
     async def body(api: ApiClient) -> int:
         task = decode_task(await api.relink(task_id, url, restart))
         (out or sys.stdout).write(format_row(task) + "\n")
+        return EXIT_OK
+
+    return run(remote, body)
+
+
+# ---- limit / schedule ----------------------------------------------------------
+
+
+def limit(remote: Remote, target: int | str, speed: str, *, out: TextIO | None = None) -> int:
+    """Set a task's (an int id) or a host's (a name) speed limit while it runs; "0" or "none": no limit."""
+    value: str | None = None if speed.strip().lower() in ("0", "none", "off", "unlimited", "") else speed
+    stream = out or sys.stdout
+
+    async def body(api: ApiClient) -> int:
+        if isinstance(target, int):
+            task = decode_task(await api.set_task_limit(target, value))
+            rate = task.options.speed_limit
+            stream.write(f"task {task.id}: {'no speed limit' if rate is None else format_rate(rate)}\n")
+        else:
+            await api.set_host_limit(target, value)
+            stream.write(f"host {target}: {'no speed limit' if value is None else value + '/s'}\n")
+        return EXIT_OK
+
+    return run(remote, body)
+
+
+def schedule(remote: Remote, *, as_json: bool, out: TextIO | None = None) -> int:
+    """Print the bandwidth schedule's window in force."""
+    stream = out or sys.stdout
+
+    async def body(api: ApiClient) -> int:
+        data = await api.schedule()
+        if as_json:
+            stream.write(json.dumps(data) + "\n")
+            return EXIT_OK
+        state = decode_schedule(data)
+        line = state.describe() or "no window in force"
+        if state.cap is not None:
+            line += f" (cap {human_bytes(state.cap)}, {human_bytes(state.used)} used)"
+        stream.write(f"schedule: {line}\n")
         return EXIT_OK
 
     return run(remote, body)

@@ -40,6 +40,7 @@ from server.schemas import (
     ErrorEnvelope,
     EventsQuery,
     ExportQuery,
+    LimitRequest,
     ListQuery,
     LiveRequest,
     LogsData,
@@ -54,6 +55,7 @@ from server.schemas import (
     task_to_api,
 )
 from server.state import server_state
+from server.wire import ScheduleStatus, encode_schedule
 
 native = Blueprint("native", __name__, url_prefix="/api")
 ID = "<int:task_id>"
@@ -350,6 +352,44 @@ async def set_status() -> Response:
             pass  # changed state meanwhile (started or finished on its own): report it as it is
         out.append(task_to_api(await eng.get(task.id)))
     return ok(out)
+
+
+# ------------------------------------------------------------ bandwidth (core/ratelimit.py, core/schedule.py)
+
+
+def _speed(body: LimitRequest) -> int | None:
+    from core.config import parse_size
+
+    if isinstance(body.speed, int) and body.speed < 0:
+        raise ApiError(400, ErrorCode.VALIDATION_FAILED, "speed: must be 0 or more bytes per second")
+    return checked(ErrorCode.VALIDATION_FAILED, "speed", parse_size, body.speed)  # type: ignore[no-any-return]
+
+
+@native.put(f"/downloads/{ID}/limit")
+@document_request(LimitRequest)
+@documented(Envelope[DownloadTask], 404, 413)
+async def set_download_limit(task_id: int) -> Response:
+    """The task's own speed limit (on top of the global and per-host ones); a running task obeys it at once."""
+    body = await parse_body(LimitRequest)
+    return ok(task_to_api(await engine().set_task_speed_limit(task_id, _speed(body))))
+
+
+@native.put("/hosts/<string:host>/limit")
+@document_request(LimitRequest)
+@documented(Envelope[Empty], 413)
+async def set_host_limit(host: str) -> Response:
+    """A host's speed limit on this node (`[hosts."NAME"] speed`; "*": every host not named), until restart."""
+    body = await parse_body(LimitRequest)
+    checked(ErrorCode.VALIDATION_FAILED, "host", engine().set_host_speed_limit, host, _speed(body))
+    return ok({})
+
+
+@native.get("/schedule")
+@documented(Envelope[ScheduleStatus])
+async def schedule_status() -> Response:
+    """The bandwidth schedule's window in force on this node (`[[schedule]]`), and the global limit now."""
+    eng = engine()
+    return ok(encode_schedule(eng.schedule_state(), eng.limits.global_rate))
 
 
 # ------------------------------------------------------------ start / stop
