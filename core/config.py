@@ -437,6 +437,14 @@ class ScheduleWindowConfig(BaseModel):
     pause: Bool = False  # no downloads while in force
     cap: Size = ""  # bytes per window, then it acts as paused until it ends ("": no cap)
 
+    @property
+    def speed_bytes(self) -> int | None:
+        return parse_size(self.speed)
+
+    @property
+    def cap_bytes(self) -> int | None:
+        return parse_size(self.cap)
+
 
 def _windows(value: Any) -> Any:
     from core.schedule import check_window, window_tables

@@ -179,7 +179,7 @@ class Engine:
         # The bandwidth schedule ([[schedule]], core/schedule.py); the one-shot `get` (run_queued=False) ignores it.
         self._run_queued = run_queued
         self.schedule = ScheduleKeeper(
-            Schedule.from_config(config.schedule), clock or SystemClock(), self.scheduler, self.limits,
+            Schedule.from_config(config.schedule.windows), clock or SystemClock(), self.scheduler, self.limits,
             on_change=self._schedule_changed,
         )
         self._loops: list[asyncio.Task[None]] = []
@@ -460,6 +460,8 @@ class Engine:
                 # Download again: a fresh file next to the old one.
                 patch = patch.merge(TaskPatch(file=None, downloaded=0, segments_done=0))
             await self.runner.write(task_id, patch)
+            if self.scheduler.held:  # no claim follows (a schedule pause window): say it is queued now
+                self.bus.publish(TaskChanged(task_id))
             self.scheduler.poke()
             return await self.get(task_id)
 

@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from core.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from core.config import ScheduleConfig
     from core.ratelimit import SpeedLimits
     from core.scheduler import Scheduler
 
@@ -139,19 +138,33 @@ class Window:
         return None
 
 
+class WindowSettings(Protocol):
+    """One `[[schedule]]` table as the config loader validated it (core/config.py ScheduleWindowConfig)."""
+
+    @property
+    def days(self) -> str: ...
+    @property
+    def from_(self) -> str: ...
+    @property
+    def to(self) -> str: ...
+    @property
+    def pause(self) -> bool: ...
+    @property
+    def speed_bytes(self) -> int | None: ...
+    @property
+    def cap_bytes(self) -> int | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Schedule:
     windows: tuple[Window, ...] = ()
 
     @classmethod
-    def from_config(cls, config: ScheduleConfig) -> Schedule:
-        from core.config import parse_size
-
+    def from_config(cls, windows: Sequence[WindowSettings]) -> Schedule:
         return cls(tuple(
             Window(days=parse_days(w.days), start=parse_clock(w.from_), end=parse_clock(w.to),
-                   speed=parse_size(w.speed), pause=w.pause, cap=parse_size(w.cap),
-                   text=f"{w.days} {w.from_}-{w.to}")
-            for w in config.windows
+                   speed=w.speed_bytes, pause=w.pause, cap=w.cap_bytes, text=f"{w.days} {w.from_}-{w.to}")
+            for w in windows
         ))
 
     def in_force(self, now: datetime) -> tuple[int, Window, datetime, datetime] | None:

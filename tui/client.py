@@ -23,6 +23,7 @@ from core.engine import Engine
 from core.errors import FetchdeckError, TaskNotFound
 from core.events import EventType, Payload
 from core.models import Task, TaskSpec
+from core.schedule import ScheduleState
 
 T = TypeVar("T")
 
@@ -106,6 +107,14 @@ class Client(Protocol):
 
     async def apply_settings(self, config: Config) -> list[str]:
         """Apply what can change at run time; return the settings that need a restart."""
+        ...
+
+    async def set_speed_limit(self, task_id: int, rate: int | None) -> None:
+        """A task's own speed limit in bytes/s (None: none), applied at once if it runs."""
+        ...
+
+    async def schedule(self) -> ScheduleState:
+        """The bandwidth schedule's window in force (core/schedule.py)."""
         ...
 
     async def close(self) -> None: ...
@@ -219,6 +228,12 @@ class LocalClient:
         if config.cookies.dir != self.engine.config.cookies.dir:  # the jar is opened with the engine
             restart.append("cookie jar dir")
         return restart
+
+    async def set_speed_limit(self, task_id: int, rate: int | None) -> None:
+        await self._call(self.engine.set_task_speed_limit(task_id, rate))
+
+    async def schedule(self) -> ScheduleState:
+        return self.engine.schedule_state()
 
     async def close(self) -> None:
         self._closed.set()

@@ -22,7 +22,8 @@ import httpx
 from core.config import Config
 from core.cookies import DomainCount, ImportReport
 from core.models import Task, TaskSpec
-from server.wire import decode_event, decode_task, encode_spec
+from core.schedule import ScheduleState
+from server.wire import decode_event, decode_schedule, decode_task, encode_spec
 from tui.api_client import ApiClient, ApiError, ServerUnreachable
 from tui.client import ClientError, ClientEvent, ConnectionState, TaskGone
 from tui.sse import Connected, Connecting, Disconnected, follow_events
@@ -105,6 +106,12 @@ class RemoteClient:
 
     async def apply_settings(self, config: Config) -> list[str]:
         return []  # the remote engine has its own config
+
+    async def set_speed_limit(self, task_id: int, rate: int | None) -> None:
+        await self._call(self.api.set_task_limit(task_id, rate or 0))
+
+    async def schedule(self) -> ScheduleState:
+        return decode_schedule(await self._call(self.api.schedule()))
 
     async def close(self) -> None:
         self._closed.set()

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 
 from core.events import (
+    ConfigChanged,
     TaskDeleted,
     TaskEvent,
     TaskFailed,
@@ -23,6 +24,7 @@ from core.events import (
     TaskSucceeded,
 )
 from core.models import TaskStatus
+from core.schedule import ScheduleState
 from tui.client import Client, ClientError, ClientEvent, ConnectionState, TaskGone
 from tui.state import TaskIndex
 
@@ -54,6 +56,7 @@ class TaskSync:
         self._to_fetch: set[int] = set()
         self._fetch_wakeup = asyncio.Event()
         self._resync_wanted = False
+        self.schedule = ScheduleState()  # the bandwidth schedule's window in force, for the status line
 
     async def run(self) -> None:
         """Consume events until the client closes; never raises for a bad event."""
@@ -86,6 +89,11 @@ class TaskSync:
             if len(payload.ids) > BULK_CREATE:
                 self._resync_wanted = True
             self._queue(*payload.ids)
+        elif isinstance(payload, ConfigChanged) and payload.key == "schedule":
+            # A window began or ended: its state, and the notes of the waiting tasks it holds (or held).
+            await self.refresh_schedule()
+            self._resync_wanted = True
+            self._fetch_wakeup.set()
         elif isinstance(payload, TaskDeleted):
             self._to_fetch.discard(payload.task_id)
             self.index.remove(payload.task_id)
@@ -101,6 +109,13 @@ class TaskSync:
         self._to_fetch.clear()
         self.index.replace_all(tasks)
         self.loaded.set()
+        await self.refresh_schedule()
+
+    async def refresh_schedule(self) -> None:
+        try:
+            self.schedule = await self.client.schedule()
+        except ClientError:  # e.g. a server from before schedules: nothing to show
+            self.schedule = ScheduleState()
 
     def _queue(self, *ids: int) -> None:
         self._to_fetch.update(ids)

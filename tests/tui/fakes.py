@@ -15,6 +15,7 @@ from core.config import Config
 from core.cookies import ImportReport, counts, parse_netscape
 from core.events import Payload
 from core.models import Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
+from core.schedule import ScheduleState
 from tui.client import ClientEvent, ConnectionState, TaskGone
 
 # A fixed local wall-clock time, so "Added" reads the same in every time zone.
@@ -82,6 +83,7 @@ class MemoryClient:
         self.queue: asyncio.Queue[ClientEvent] | None = None
         self.created: list[TaskSpec] = []
         self.folder_list: list[str] = ["podcasts", "videos"]
+        self.schedule_state = ScheduleState()
 
     @property
     def address(self) -> str:
@@ -145,6 +147,13 @@ class MemoryClient:
 
     async def apply_settings(self, config: Config) -> list[str]:
         return []
+
+    async def set_speed_limit(self, task_id: int, rate: int | None) -> None:
+        task = await self.get(task_id)
+        self.tasks[task_id] = replace(task, options=task.options.model_copy(update={"speed_limit": rate}))
+
+    async def schedule(self) -> ScheduleState:
+        return self.schedule_state
 
     async def close(self) -> None:
         pass

@@ -20,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from core.models import ACTIVE_STATUSES, Task, TaskStatus
+from core.schedule import format_rate
 from tui.client import ClientError
 from tui.screens.add import AddRequest, AddTaskScreen
 from tui.screens.confirm import ConfirmDeleteScreen, DeleteChoice
@@ -65,6 +66,7 @@ class MainScreen(Screen[None]):
         Binding("o", "open_folder", "Folder", id="open-folder", tooltip="Show and copy the task's folder"),
         Binding("l", "relink", "Relink", id="relink", show=False,
                 tooltip="Give the selected task a new URL (an expired link); it continues when it is the same file"),
+        Binding("b", "limit", "Limit", id="limit", show=False, tooltip="Set the selected task's speed limit"),
         Binding("t", "app.change_theme", "Theme", id="theme", tooltip="Choose a theme"),
         Binding("comma", "app.settings", "Settings", id="settings", key_display=",", show=False),
         Binding("C", "app.cookies", "Cookies", id="cookies", show=False, tooltip="Paste a cookies.txt"),
@@ -165,7 +167,7 @@ class MainScreen(Screen[None]):
     def show_status_line(self) -> None:
         app = self.fetchdeck
         self.status_bar.show(app.index.totals(), app.index.filter, app.sync.state, app.client.address,
-                             app.api_label)
+                             app.api_label, app.sync.schedule.describe())
 
     def _apply(self, changes: Changes) -> None:
         index = self.fetchdeck.index
@@ -299,6 +301,23 @@ class MainScreen(Screen[None]):
             self.notify(f"It is {task.status.value}; nothing to stop.", timeout=3)
             return
         await self.fetchdeck.call(self.fetchdeck.client.stop(task.id), f"stop {task.name}")
+
+    def action_limit(self) -> None:
+        """The selected task's own speed limit (applied at once if it runs)."""
+        from tui.screens.limit import LimitChoice, SpeedLimitScreen
+
+        task = self._need_selection()
+        if task is None:
+            return
+        app = self.fetchdeck
+
+        async def chosen(choice: LimitChoice | None) -> None:
+            if choice is not None and await app.call(app.client.set_speed_limit(task.id, choice.rate),
+                                                    f"limit {task.name}"):
+                self.notify(f"{task.name}: {format_rate(choice.rate) if choice.rate else 'no speed limit'}",
+                            timeout=3, markup=False)
+
+        self.app.push_screen(SpeedLimitScreen(task.name, task.options.speed_limit), chosen)
 
     def action_delete(self) -> None:
         task = self._need_selection()

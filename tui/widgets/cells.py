@@ -153,8 +153,11 @@ class CellMaker:
                 return fmt.transferred
             return lambda t: fmt.size(t.total or t.downloaded) if t.total or t.downloaded else ""
         if key == "speed":
-            # A task waiting to retry moves no bytes: say so (the detail pane has the reason).
-            return lambda t: ("retrying" if t.note else fmt.speed(t.speed)) if t.status == downloading else ""
+            # A task waiting to retry moves no bytes: say so (the detail pane has the reason); a queued task
+            # with a note is held back by the bandwidth schedule ("scheduled: starts 18:00" in the detail pane).
+            waiting = TaskStatus.WAITING
+            return lambda t: (("retrying" if t.note else fmt.speed(t.speed)) if t.status == downloading
+                              else "scheduled" if t.status == waiting and t.note else "")
         if key == "eta":
             return lambda t: fmt.eta(t.eta) if t.status == downloading else ""
         if key == "added":

@@ -37,7 +37,8 @@ def detail_content(task: Task | None, folder: str, width: int = 0) -> Content:
         rows.append(("Node", Content(task.node)))
     if task.error:
         rows.append(("Error", Content.from_markup("[$error]$e[/]", e=task.error)))
-    if task.note and task.status == TaskStatus.DOWNLOADING:  # why it is not moving: "retrying in 4 s: ..."
+    # Why it is not moving: "retrying in 4 s: ..." (downloading), "scheduled: starts 18:00" (waiting)
+    if task.note and task.status in (TaskStatus.DOWNLOADING, TaskStatus.WAITING):
         rows.append(("Waiting", Content.from_markup("[$warning]$n[/]", n=task.note)))
     room = width - LABEL_WIDTH if width > LABEL_WIDTH + 8 else 10_000
 

@@ -1,4 +1,5 @@
-"""The header line: task totals, overall speed, active filter, API address and connection state."""
+"""The header line: task totals, overall speed, active filter, the schedule window in force, API address and
+connection state."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from tui.client import ConnectionState
 from tui.state import TaskFilter, Totals
 
 
-def totals_content(totals: Totals, flt: TaskFilter, compact: bool) -> Content:
+def totals_content(totals: Totals, flt: TaskFilter, compact: bool, schedule: str = "") -> Content:
     parts: list[Content] = [Content.from_markup("[b $primary]fetchdeck[/]")] if not compact else []
     parts.append(Content.from_markup("[$primary]↓ $n[/] active", n=str(totals.active)))
     parts.append(Content.from_markup("$n queued", n=str(totals.queued)))
@@ -25,6 +26,8 @@ def totals_content(totals: Totals, flt: TaskFilter, compact: bool) -> Content:
         parts.append(Content.from_markup("[b]$speed[/]", speed=fmt.speed(totals.speed)))
     if flt.active:
         parts.append(Content.from_markup("[$accent]filter $f[/]", f=flt.describe()))
+    if schedule:  # the bandwidth schedule's window in force (core/schedule.py)
+        parts.append(Content.from_markup("[$warning]schedule: $s[/]", s=schedule))
     return Content("  ").join(parts)
 
 
@@ -57,13 +60,15 @@ class StatusBar(Horizontal):
     def connection_label(self) -> Label:
         return self.query_one("#status-connection", Label)
 
-    def show(self, totals: Totals, flt: TaskFilter, state: ConnectionState, address: str, api: str) -> None:
+    def show(self, totals: Totals, flt: TaskFilter, state: ConnectionState, address: str, api: str,
+             schedule: str = "") -> None:
+        """schedule: the window in force, as ScheduleState.describe() says it ("paused until 18:00"); "" none."""
         compact = self.app.size.width < 100
-        key = (totals, flt, state, address, api, compact)
+        key = (totals, flt, state, address, api, compact, schedule)
         if key == self._last:
             return
         self._last = key
-        self.totals_label.update(totals_content(totals, flt, compact), layout=False)  # width: 1fr
+        self.totals_label.update(totals_content(totals, flt, compact, schedule), layout=False)  # width: 1fr
         connection = connection_content(state, address, api)
         label = self.connection_label
         label.update(connection, layout=connection.cell_length != label.content_size.width)
