@@ -855,6 +855,26 @@ dir = ""
 # space_check = true   # false: no free-space check (a full disk then fails the write)
 # min_free = "100M"    # free space always kept on the download disk
 # disk_retry = 10      # seconds between checks of a task waiting for disk space
+
+# Per-host speed limit on this node, shared by the host's tasks ("*": every host not named):
+# [hosts."example.com"]
+# speed = "1M"
+
+# Bandwidth schedule, local time; the first window in force wins, outside all of them the
+# settings above apply. speed = the global limit while in force; pause = true: nothing
+# downloads (running tasks resume when it ends); cap = a data cap per window, then paused.
+# A window whose `to` is not after its `from` crosses midnight.
+# [[schedule]]
+# days = "mon-fri"
+# from = "08:00"
+# to = "18:00"
+# speed = "2M"
+#
+# [[schedule]]
+# days = "sat,sun"
+# from = "22:00"
+# to = "06:00"
+# pause = true
 """
 
 

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from textual.widgets import Static
+
 from core.config import Config, ScheduleWindowConfig
 from core.engine import Engine
 from core.models import TaskSpec, TaskStatus
@@ -24,8 +26,8 @@ class FakeClock:
         return self.at
 
 
-async def test_status_line_note_and_limit_key(tmp_path: Path, config: Config,
-                                              make_app: Callable[..., FetchdeckApp]) -> None:
+async def test_status_line_note_limit_key_and_settings(tmp_path: Path, config: Config, config_path: Path,
+                                                       make_app: Callable[..., FetchdeckApp]) -> None:
     clock = FakeClock(datetime(2026, 11, 30, 7, 59))  # a Monday
     config.schedule.windows = [ScheduleWindowConfig.model_validate(
         {"days": "mon-fri", "from": "08:00", "to": "18:00", "pause": True})]
@@ -57,6 +59,16 @@ async def test_status_line_note_and_limit_key(tmp_path: Path, config: Config,
             await wait_for(pilot, lambda: app.index.tasks[task.id].options.speed_limit == 750 * 1024,
                            what="the limit in the TUI's copy")
             assert (await engine.get(task.id)).options.speed_limit == 750 * 1024
+
+            with config_path.open("a", encoding="utf-8") as file:
+                file.write('\n[[schedule]]\ndays = "mon-fri"\nfrom = "08:00"\nto = "18:00"\npause = true\n'
+                           '\n[[schedule]]\ndays = "sat,sun"\nfrom = "00:00"\nto = "00:00"\nspeed = "2M"\ncap = "5G"\n')
+            await pilot.press("comma")  # the settings screen shows the schedule, read-only
+            summary = "mon-fri 08:00-18:00 paused; sat,sun 00:00-00:00 2M/s, cap 5G"
+            await wait_for(pilot, lambda: summary in screen_text(app), what="the schedule in the settings")
+            shown = str(app.screen.query_one("#set-schedule", Static).render())
+            assert shown == summary + "  (edit in config.toml)"  # wrapped to the dialog's width
+            await pilot.press("escape")
 
             clock.at = datetime(2026, 11, 30, 18, 0)  # the window is over
             await engine.schedule.tick()

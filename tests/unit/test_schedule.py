@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.config import BadValue, load_config
+from core.config import BadValue, Config, load_config
 from core.errors import InvalidInput
 from core.ratelimit import SpeedLimits
 from core.schedule import Mode, Schedule, ScheduleState, Window, format_rate, parse_clock, parse_days
@@ -70,7 +70,7 @@ def test_state_words() -> None:
     assert (format_rate(1536), format_rate(500), format_rate(5 << 30)) == ("1.5K/s", "500 B/s", "5G/s")
 
 
-def load(tmp_path: Path, text: str) -> object:
+def load(tmp_path: Path, text: str) -> Config:
     path = tmp_path / "config.toml"
     path.write_text(text, encoding="utf-8")
     return load_config(path, environ={})
@@ -102,8 +102,8 @@ from = "00:00"
 to = "00:00"
 cap = "10G"
 """)
-    assert config.hosts.speeds() == {"example.com": 1 << 20, "*": 256 << 10}  # type: ignore[attr-defined]
-    windows = Schedule.from_config(config.schedule.windows).windows  # type: ignore[attr-defined]
+    assert config.hosts.speeds() == {"example.com": 1 << 20, "*": 256 << 10}
+    windows = Schedule.from_config(config.schedule.windows).windows
     assert [(w.speed, w.pause, w.cap, w.text) for w in windows] == [
         (2 << 20, False, None, "mon-fri 08:00-18:00"), (None, True, None, "sat,sun 23:00-07:00"),
         (None, False, 10 << 30, "daily 00:00-00:00")]
@@ -153,3 +153,15 @@ def test_buckets_a_task_passes() -> None:
     assert other.rate == 1 << 10
     assert limits.set_task(1, None) and slow.rate == 1 << 10
     assert not limits.set_task(99, 1)
+
+
+def test_a_save_keeps_the_schedule_as_written(tmp_path: Path) -> None:
+    from core.config import save_config
+
+    text = '# mine\n[[schedule]]\ndays = "mon"  # weekly\nfrom = "08:00"\nto = "09:00"\npause = true\n'
+    config = load(tmp_path, text)
+    config.download.max_concurrent = 5
+    save_config(tmp_path / "config.toml", config)
+    saved = (tmp_path / "config.toml").read_text()
+    assert text.strip() in saved and "max_concurrent = 5" in saved
+    assert load(tmp_path, saved).schedule == config.schedule

@@ -84,6 +84,15 @@ FIELDS: tuple[FormField, ...] = (
 BLANK_IS_DEFAULT = frozenset({"host"})  # an emptied field that means "the setting's default"
 
 
+def schedule_summary(config: Config) -> str:
+    """The [[schedule]] windows on one line: 'mon-fri 08:00-18:00 2M/s; sat,sun 22:00-06:00 paused'."""
+    parts = []
+    for window in config.schedule.windows:
+        what = "paused" if window.pause else f"{window.speed}/s" if window.speed else "normal speed"
+        parts.append(f"{window.days} {window.from_}-{window.to} {what}" + (f", cap {window.cap}" if window.cap else ""))
+    return "; ".join(parts)
+
+
 @dataclass(frozen=True, slots=True)
 class SettingsSaved:
     config: Config  # what the file now says
@@ -122,6 +131,11 @@ class SettingsScreen(ModalScreen[SettingsSaved | None]):
                     yield Label("Theme", classes="field-label")
                     yield Select([(name, name) for name in self.themes], value=self.theme_name,
                                  allow_blank=False, id="set-theme", compact=True)
+                # The bandwidth schedule, read-only: [[schedule]] tables are edited in config.toml.
+                with Horizontal(classes="form-row", id="set-schedule-row") as schedule_row:
+                    schedule_row.display = False
+                    yield Label("Schedule", classes="field-label")
+                    yield Static(id="set-schedule", markup=False)
             note = "Download and API settings here are this computer's; the remote fetchdeck keeps its own."
             yield Static(note if self.remote else f"File: {self.config_path}", id="settings-note", markup=False)
             with Horizontal(classes="dialog-buttons"):
@@ -166,6 +180,9 @@ class SettingsScreen(ModalScreen[SettingsSaved | None]):
         self.original = config
         for form in FIELDS:
             self.field(form.id).value = form.text(config)
+        if config.schedule.windows:
+            self.query_one("#set-schedule", Static).update(schedule_summary(config) + "  (edit in config.toml)")
+            self.query_one("#set-schedule-row").display = True
         if self.file_warnings:
             self._show_error("settings-error", "; ".join(w.split(": ", 1)[-1] for w in self.file_warnings))
         self.field("dir").focus()
