@@ -391,6 +391,7 @@ class TaskRunner:
         elif reason is StopReason.PAUSE:
             self.task_log(task.id, "paused by the schedule; resumes when the window ends")
             await self._finish(run, TaskStatus.WAITING)
+            self.bus.publish(TaskChanged(task.id))  # queued again (readers see its note)
         else:
             self.task_log(task.id, "interrupted by shutdown; will resume")
             await self._finish(run, self.shutdown_status)

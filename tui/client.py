@@ -113,6 +113,14 @@ class Client(Protocol):
         """A task's own speed limit in bytes/s (None: none), applied at once if it runs."""
         ...
 
+    async def set_host_speed_limit(self, host: str, rate: int | None) -> None:
+        """A host's speed limit in bytes/s (None: none), shared by its tasks, applied at once."""
+        ...
+
+    async def host_speed_limit(self, host: str) -> int | None:
+        """A host's speed limit now, if the client can tell (None: none or unknown)."""
+        ...
+
     async def schedule(self) -> ScheduleState:
         """The bandwidth schedule's window in force (core/schedule.py)."""
         ...
@@ -231,6 +239,15 @@ class LocalClient:
 
     async def set_speed_limit(self, task_id: int, rate: int | None) -> None:
         await self._call(self.engine.set_task_speed_limit(task_id, rate))
+
+    async def set_host_speed_limit(self, host: str, rate: int | None) -> None:
+        try:
+            self.engine.set_host_speed_limit(host, rate)
+        except FetchdeckError as exc:
+            raise ClientError(str(exc)) from None
+
+    async def host_speed_limit(self, host: str) -> int | None:
+        return self.engine.limits.host_rate(host)
 
     async def schedule(self) -> ScheduleState:
         return self.engine.schedule_state()

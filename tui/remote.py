@@ -110,6 +110,12 @@ class RemoteClient:
     async def set_speed_limit(self, task_id: int, rate: int | None) -> None:
         await self._call(self.api.set_task_limit(task_id, rate or 0))
 
+    async def set_host_speed_limit(self, host: str, rate: int | None) -> None:
+        await self._call(self.api.set_host_limit(host, rate or 0))
+
+    async def host_speed_limit(self, host: str) -> int | None:
+        return None  # the API does not list host limits: the dialog starts empty
+
     async def schedule(self) -> ScheduleState:
         return decode_schedule(await self._call(self.api.schedule()))
 

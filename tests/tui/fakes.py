@@ -84,6 +84,7 @@ class MemoryClient:
         self.created: list[TaskSpec] = []
         self.folder_list: list[str] = ["podcasts", "videos"]
         self.schedule_state = ScheduleState()
+        self.host_limits: dict[str, int | None] = {}
 
     @property
     def address(self) -> str:
@@ -151,6 +152,12 @@ class MemoryClient:
     async def set_speed_limit(self, task_id: int, rate: int | None) -> None:
         task = await self.get(task_id)
         self.tasks[task_id] = replace(task, options=task.options.model_copy(update={"speed_limit": rate}))
+
+    async def set_host_speed_limit(self, host: str, rate: int | None) -> None:
+        self.host_limits[host] = rate
+
+    async def host_speed_limit(self, host: str) -> int | None:
+        return self.host_limits.get(host)
 
     async def schedule(self) -> ScheduleState:
         return self.schedule_state

@@ -60,6 +60,12 @@ async def test_status_line_note_limit_key_and_settings(tmp_path: Path, config: C
                            what="the limit in the TUI's copy")
             assert (await engine.get(task.id)).options.speed_limit == 750 * 1024
 
+            await pilot.press("B")  # the task's host: 127.0.0.1
+            assert isinstance(app.screen, SpeedLimitScreen) and app.screen.value_input.value == ""
+            app.screen.value_input.value = "3M"
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: engine.limits.host_rate("127.0.0.1") == 3 << 20, what="the host's limit")
+
             with config_path.open("a", encoding="utf-8") as file:
                 file.write('\n[[schedule]]\ndays = "mon-fri"\nfrom = "08:00"\nto = "18:00"\npause = true\n'
                            '\n[[schedule]]\ndays = "sat,sun"\nfrom = "00:00"\nto = "00:00"\nspeed = "2M"\ncap = "5G"\n')

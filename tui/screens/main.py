@@ -67,6 +67,8 @@ class MainScreen(Screen[None]):
         Binding("l", "relink", "Relink", id="relink", show=False,
                 tooltip="Give the selected task a new URL (an expired link); it continues when it is the same file"),
         Binding("b", "limit", "Limit", id="limit", show=False, tooltip="Set the selected task's speed limit"),
+        Binding("B", "host_limit", "Host limit", id="host-limit", show=False,
+                tooltip="Set the speed limit of the selected task's host (all its tasks)"),
         Binding("t", "app.change_theme", "Theme", id="theme", tooltip="Choose a theme"),
         Binding("comma", "app.settings", "Settings", id="settings", key_display=",", show=False),
         Binding("C", "app.cookies", "Cookies", id="cookies", show=False, tooltip="Paste a cookies.txt"),
@@ -318,6 +320,31 @@ class MainScreen(Screen[None]):
                             timeout=3, markup=False)
 
         self.app.push_screen(SpeedLimitScreen(task.name, task.options.speed_limit), chosen)
+
+    async def action_host_limit(self) -> None:
+        """The speed limit of the selected task's host, shared by all its tasks on the engine's node."""
+        from core.ratelimit import host_of
+        from tui.screens.limit import LimitChoice, SpeedLimitScreen
+
+        task = self._need_selection()
+        if task is None:
+            return
+        app, host = self.fetchdeck, host_of(task.url)
+        if not host:
+            self.notify("This task's URL has no host.", severity="warning", timeout=3)
+            return
+
+        async def chosen(choice: LimitChoice | None) -> None:
+            if choice is not None and await app.call(app.client.set_host_speed_limit(host, choice.rate),
+                                                    f"limit {host}"):
+                self.notify(f"{host}: {format_rate(choice.rate) if choice.rate else 'no speed limit'}",
+                            timeout=3, markup=False)
+
+        try:
+            current = await app.client.host_speed_limit(host)
+        except ClientError:
+            current = None
+        self.app.push_screen(SpeedLimitScreen(f"host {host} (all its tasks)", current), chosen)
 
     def action_delete(self) -> None:
         task = self._need_selection()
