@@ -39,13 +39,17 @@ class RateLimiter:
         self._lock = asyncio.Lock()
         self._burst_seconds = burst_seconds
         self.rate: int | None = None
+        self._wake: asyncio.Event | None = None  # set by set_rate: wakes the caller waiting for tokens
         self.set_rate(rate)
 
     def set_rate(self, rate: int | None) -> None:
+        """A new rate, at once: a caller waiting under the old one is woken and served under the new one."""
         self.rate = rate if rate and rate > 0 else None
         self._capacity = max(64 * 1024, (self.rate or 0) * self._burst_seconds)
         self._tokens = self._capacity
         self._stamp = time.monotonic()
+        if self._wake is not None:
+            self._wake.set()
 
     async def acquire(self, nbytes: int) -> None:
         if self.rate is None:
@@ -58,11 +62,17 @@ class RateLimiter:
             self._tokens = min(self._capacity, self._tokens + (now - self._stamp) * rate)
             self._stamp = now
             self._tokens -= nbytes
-            if self._tokens < 0:
-                # Sleep while holding the lock: callers are served in order.
-                await asyncio.sleep(-self._tokens / rate)
-                self._tokens = 0
-                self._stamp = time.monotonic()
+            while self._tokens < 0 and self.rate is not None:
+                # Sleep while holding the lock: callers are served in order. set_rate ends the wait early
+                # (with a full bucket at the new rate).
+                self._wake = wake = asyncio.Event()
+                try:
+                    await asyncio.wait_for(wake.wait(), -self._tokens / self.rate)
+                except TimeoutError:
+                    self._tokens = 0
+                    self._stamp = time.monotonic()
+                finally:
+                    self._wake = None
 
 
 class LimiterChain:

@@ -165,3 +165,24 @@ def test_a_save_keeps_the_schedule_as_written(tmp_path: Path) -> None:
     saved = (tmp_path / "config.toml").read_text()
     assert text.strip() in saved and "max_concurrent = 5" in saved
     assert load(tmp_path, saved).schedule == config.schedule
+
+
+async def test_a_new_rate_wakes_a_caller_waiting_under_the_old_one() -> None:
+    import asyncio
+    import time
+
+    from core.ratelimit import RateLimiter
+
+    limiter = RateLimiter(1024)  # 1 KiB/s: 200 KiB past the 64 KiB bucket is a 136 s wait
+    started = time.monotonic()
+    waiting = asyncio.ensure_future(limiter.acquire(200 << 10))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    limiter.set_rate(None)
+    await asyncio.wait_for(waiting, 2)
+    assert time.monotonic() - started < 2
+    limiter.set_rate(10 << 20)  # and a rate raised mid-wait applies at once too
+    waiting = asyncio.ensure_future(limiter.acquire(20 << 20))
+    await asyncio.sleep(0.05)
+    limiter.set_rate(1 << 40)
+    await asyncio.wait_for(waiting, 2)
