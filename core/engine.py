@@ -9,6 +9,8 @@ Who owns what:
 - core/scheduler.py: which waiting task runs next, launching and cancelling runs;
 - core/task_run.py: one run (download context, downloader choice, kind switch, finish);
 - core/unsaved.py: outcomes the store refused (disk full), retried every 2 s;
+- core/ratelimit.py: the speed limits (global, per host, per task); core/schedule.py: the bandwidth
+  schedule's window in force (the global rate, holding claims and pausing runs in a pause window);
 - core/store/: the `TaskStore` contract the engine reads and writes through (SQLite today);
 - core/downloaders/: the `DownloaderRegistry` the engine is given.
 

@@ -187,3 +187,24 @@ async def test_speed_limit_changed_while_running(tmp_path: Path, server: FileSer
             assert changed.options.speed_limit is None
         (done,) = await asyncio.wait_for(engine.wait_finished([task.id]), 8)  # 28 s at the old limit
     identical(done, data)
+
+
+async def test_a_task_limit_holds_for_hls_segments(tmp_path: Path, server: FileServer) -> None:
+    from core.models import TaskKind
+    from tests.support.hls_fixtures import make_vod, probe
+
+    playlist = make_vod(tmp_path / "media", seconds=6)
+    size = sum(p.stat().st_size for p in playlist.parent.iterdir())
+    server.add_dir("/media", playlist.parent)
+    rate = 20 * KB
+    async with Engine(tmp_path / "db.sqlite", engine_config(tmp_path)) as engine:
+        started = time.monotonic()
+        (task,) = await engine.create([TaskSpec(url=server.url("/media/index.m3u8"), kind=TaskKind.HLS,
+                                                options=TaskOptions(speed_limit=rate))])
+        (done,) = await asyncio.wait_for(engine.wait_finished([task.id], poll=0.05), 20)
+        elapsed = time.monotonic() - started
+    assert done.status is TaskStatus.SUCCESS and done.file is not None, done.error
+    assert abs(probe(Path(done.file)).duration - 6) <= 0.4
+    # Every segment byte waited for the task's bucket: all but its first 64 KiB at 20 KiB/s
+    # (≥ 1.4 s here; unlimited, the whole run takes about 0.3-0.8 s).
+    assert size > 96 * KB and elapsed >= 0.8 * (size - 64 * KB) / rate, (size, elapsed)
