@@ -7,7 +7,7 @@ Owns what a window means and when it is in force:
 - `speed = "2M"`: the global speed limit while in force (instead of `[download] speed_limit`);
   `pause = true`: no task starts and running ones are paused (back to waiting, resumable) until it ends;
   `cap = "10G"`: once this many bytes were downloaded on this node during the window, it acts as a pause
-  window until it ends.
+  window until it ends (counted from the running tasks' progress and each run's end, checked every `poll`).
 - The first window (in the file's order) that contains the present moment is in force; outside every window
   the normal settings apply.
 
@@ -34,7 +34,7 @@ from core.errors import InvalidInput
 
 if TYPE_CHECKING:
     from core.ratelimit import SpeedLimits
-    from core.scheduler import Scheduler
+    from core.scheduler import Scheduler, TaskRun
 
 log = logging.getLogger("fetchdeck.schedule")
 
@@ -254,6 +254,7 @@ class ScheduleKeeper:
         self._used = 0
         self._seen: dict[int, int] = {}  # task id → bytes downloaded when last counted
         self._lock = asyncio.Lock()
+        scheduler.on_finished = self._finished
 
     def set_schedule(self, schedule: Schedule) -> None:
         self.schedule = schedule
@@ -276,6 +277,13 @@ class ScheduleKeeper:
                 self._used += now - before
             seen[task_id] = now
         self._seen = seen
+
+    def _finished(self, run: TaskRun) -> None:
+        """A run ended: its bytes since the last count are the window's too (a short task may start and end
+        between two ticks)."""
+        before = self._seen.pop(run.task.id, run.resumed_from)
+        if run.task.downloaded > before:
+            self._used += run.task.downloaded - before
 
     async def tick(self) -> ScheduleState:
         """Read the clock, count bytes, apply the window in force; the state now."""

@@ -152,6 +152,7 @@ class Scheduler:
         self.launching = asyncio.Lock()
         self._deferred: dict[int, tuple[str, float]] = {}  # task id → (note, monotonic retry time)
         self.held = False  # a schedule pause window is in force (core/schedule.py): claim nothing
+        self.on_finished: Callable[[TaskRun], None] | None = None  # told of every run's end (the data cap's count)
 
     @property
     def free_slots(self) -> int:
@@ -255,6 +256,8 @@ class Scheduler:
         """The run is over (its outcome is stored or kept unsaved): free its slot."""
         if self.runs.get(run.task.id) is run:
             del self.runs[run.task.id]
+            if self.on_finished is not None:
+                self.on_finished(run)
         if run.task.id not in self._deferred:  # a run that ended (not one deferred just now): space may be free
             self.retry_deferred()
         self.poke()
