@@ -384,6 +384,17 @@ class HostLimitConfig(BaseModel):
     tasks: Int = Field(default=0, ge=0)
 
 
+def host_key(name: str) -> str:
+    """A `[hosts."NAME"]` key as the host a URL is counted under (core/store/rows.py host_of): lower case,
+    a port or IPv6 brackets dropped ("Example.com:8080" → "example.com", "[::1]:80" → "::1"); "*" stays."""
+    key = name.strip().lower().rstrip(".")
+    if key.startswith("["):
+        return key[1:].partition("]")[0]
+    if key.count(":") == 1:  # host:port (a bare IPv6 address has several colons)
+        return key.partition(":")[0]
+    return key
+
+
 class HostsConfig(Section):
     """`[hosts."NAME"] connections = N, tasks = M`: caps per remote host across every node; "*" is the default."""
 
@@ -395,8 +406,18 @@ class HostsConfig(Section):
     def caps(self) -> "HostCaps":
         from core.store.base import HostCaps, HostLimit
 
-        limits = {name.lower(): HostLimit(v.connections, v.tasks) for name, v in self.limits.items()}
+        limits = {host_key(name): HostLimit(v.connections, v.tasks) for name, v in self.limits.items()}
         return HostCaps(hosts={k: v for k, v in limits.items() if k != "*"}, default=limits.get("*", HostLimit()))
+
+
+# ---- [policy]: per-host back-off on 429/503 (core/policy.py) ----
+class PolicyConfig(Section):
+    """How a host that answers 429 or 503 is backed off: its connections halve at once and double again
+    after `quiet_seconds` without another 429/503."""
+
+    name = "policy"
+
+    quiet_seconds: Float = Field(default=30.0, gt=0)
 
 
 class S3Config(BaseModel):
@@ -544,6 +565,7 @@ class Config(BaseModel):
     hooks: HooksConfig = Field(default_factory=HooksConfig)
     cookies: CookiesConfig = Field(default_factory=CookiesConfig)
     relink: RelinkConfig = Field(default_factory=RelinkConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
 
     def override(self, section: str, **values: Any) -> "Config":
         """A copy with the given non-None values set in `section` (command-line flags), checked like the file's."""
@@ -567,6 +589,7 @@ SECTIONS: dict[str, type[Section]] = {model.name: model for model in (
 SECTIONS.update({model.name: model for model in (NotifyConfig, WebhookConfig, HooksConfig)})  # events out
 SECTIONS.update({CookiesConfig.name: CookiesConfig})  # cookie jars
 SECTIONS.update({RelinkConfig.name: RelinkConfig})  # expired links
+SECTIONS.update({PolicyConfig.name: PolicyConfig})  # per-host back-off (core/policy.py)
 
 
 # ---- what a field takes, in words --------------------------------------------------------------------
@@ -743,6 +766,19 @@ dir = ""
 # [relink]
 # refreshes = 3
 # window = 600
+
+# Caps per remote host, shared by all tasks (and all nodes of a shared store); a key is a
+# host name or IP, the port ignored; "*" is every other host. 0 = no cap.
+# [hosts."example.com"]
+# connections = 4
+# tasks = 2
+# [hosts."*"]
+# connections = 16
+
+[policy]
+# A host that answers 429 or 503 gets half the connections (8 -> 4 -> 2 -> 1) at once,
+# and twice as many again after this many seconds without another 429/503.
+quiet_seconds = 30
 """
 
 

@@ -63,6 +63,7 @@ from core.models import (
 )
 from core.naming import name_from_url, resolve_folder, sanitize_name
 from core.notify import Notifier
+from core.policy import HostPolicy
 from core.progress import ProgressPump
 from core.ratelimit import RateLimiter
 from core.s3_output import S3Output
@@ -164,10 +165,11 @@ class Engine:
             lease_seconds=config.cluster.lease_timeout, caps=config.hosts.caps(),
         )
         self.progress = ProgressPump(self.scheduler.runs, self.bus)
+        self.hosts = HostPolicy(config.policy.quiet_seconds)  # per-host back-off on 429/503 (core/policy.py)
         self.runner = TaskRunner(
             config=config, store=lambda: self.store, scheduler=self.scheduler, unsaved=self.unsaved, bus=self.bus,
             progress=self.progress, downloaders=self.downloaders, clients=self.clients, limiter=self.limiter,
-            folder_path=self.folder_path, shutdown_status=shutdown_status, s3=self.s3,
+            folder_path=self.folder_path, shutdown_status=shutdown_status, s3=self.s3, hosts=self.hosts,
         )
         self.scheduler.executor = self.runner
         self._loops: list[asyncio.Task[None]] = []
@@ -226,6 +228,7 @@ class Engine:
         if not await self.unsaved.save():
             log.error("could not save the final status of %d task(s): %s; they are resumed at the next start",
                       len(self.unsaved), ", ".join(map(str, self.unsaved.ids())))
+        self.hosts.close()
         await self.clients.aclose()
         if self.cookies is not None:
             await asyncio.to_thread(self.cookies.save)

@@ -41,6 +41,7 @@ from core.errors import DownloadError, IllegalTransition, LeaseLost, StoreUnavai
 from core.events import EventBus, TaskChanged, TaskFailed, TaskStarted, TaskStopped, TaskSucceeded
 from core.models import Task, TaskKind, TaskStatus, can_transition
 from core.naming import unique_path
+from core.policy import HostAccess, HostPolicy
 from core.progress import ProgressPump
 from core.ratelimit import RateLimiter
 from core.scheduler import Scheduler, StopReason, TaskRun
@@ -113,10 +114,11 @@ class TaskRunner:
         self, *, config: Config, store: Callable[[], TaskStore], scheduler: Scheduler, unsaved: UnsavedOutcomes,
         bus: EventBus, progress: ProgressPump, downloaders: DownloaderRegistry, clients: HttpClients,
         limiter: RateLimiter, folder_path: Callable[[str], Path], shutdown_status: TaskStatus,
-        s3: S3Output | None = None,
+        s3: S3Output | None = None, hosts: HostPolicy | None = None,
     ) -> None:
         """folder_path: where a task's stored folder is on disk (InvalidInput if outside the allowed roots).
-        s3: the engine's s3:// destinations (None: every folder is local)."""
+        s3: the engine's s3:// destinations (None: every folder is local).
+        hosts: the per-host back-off on 429/503 shared by every run (core/policy.py)."""
         self.config = config
         self._store = store
         self.scheduler = scheduler
@@ -130,6 +132,7 @@ class TaskRunner:
         self.folder_path = folder_path
         self.shutdown_status = shutdown_status
         self.s3 = s3
+        self.hosts = hosts if hosts is not None else HostPolicy()
 
     def task_log(self, task_id: int, text: str) -> None:
         self.progress.log(task_id, text)
@@ -210,6 +213,7 @@ class TaskRunner:
             claim_output=claim or claim_output,
             state=StoredState(patient, task.id),
             refreshes=self.refreshes,
+            hosts=HostAccess(self.hosts, task.id, lambda text: self.task_log(task.id, text)),
         )
 
     async def execute(self, run: TaskRun) -> None:
@@ -260,7 +264,11 @@ class TaskRunner:
                 folder.mkdir(parents=True, exist_ok=True)
                 self.task_log(task.id, f"start {task.kind.value} download: {task.url}")
                 downloader = self.downloaders.downloader(task.kind, task.options.backend)
-                return str(await downloader.run(task, self.context(run, folder)))
+                ctx = self.context(run, folder)
+                try:
+                    return str(await downloader.run(task, ctx))
+                finally:
+                    ctx.hosts.close()
             except WrongKind as exc:
                 if not (task.options.auto_kind or exc.certain) or exc.kind == task.kind:
                     raise
@@ -302,10 +310,13 @@ class TaskRunner:
         ctx = self.context(run, staging, claim_staged)
         ctx.remote = S3Target(await s3.client(), claim_key)
         self.task_log(task.id, f"start {task.kind.value} download to {prefix.url}: {task.url}")
-        if direct is not None:
-            await direct.run(task, ctx)
-            return task.file or ""
-        path = await self.downloaders.downloader(task.kind, task.options.backend).run(task, ctx)
+        try:
+            if direct is not None:
+                await direct.run(task, ctx)
+                return task.file or ""
+            path = await self.downloaders.downloader(task.kind, task.options.backend).run(task, ctx)
+        finally:
+            ctx.hosts.close()
         uploaded = await s3.upload_staged(ctx, path, S3Location.parse(task.file or ""))
         return uploaded.url
 

@@ -18,6 +18,7 @@ import httpx
 from core.downloaders.net import Contact, HttpClients, Retry, RetryPolicy, as_download_error
 from core.downloaders.refresh import RefreshBudget
 from core.models import Task
+from core.policy import HostAccess
 from core.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
@@ -95,6 +96,8 @@ class DownloadContext:
     remote: S3Target | None = None
     # Expired-link refreshes used per task (core/downloaders/refresh.py); the engine's one outlives a run.
     refreshes: RefreshBudget = field(default_factory=RefreshBudget)
+    # The hosts' back-off on 429/503 (core/policy.py): a slot per request; private outside an engine.
+    hosts: HostAccess = field(default_factory=HostAccess.private)
 
     def __post_init__(self) -> None:
         if not isinstance(self.progress, NoteClearingSink):
