@@ -407,6 +407,10 @@ class Engine:
             raise InvalidInput("no tasks given")
         if len(specs) > MAX_BATCH:
             raise InvalidInput(f"at most {MAX_BATCH} tasks per request")
+        if any(spec.options.expand_playlist for spec in specs):
+            specs = [entry for index, spec in enumerate(specs) for entry in await self.expand(spec, index)]
+            if len(specs) > MAX_BATCH:
+                raise InvalidInput(f"at most {MAX_BATCH} tasks per request")
         now = time.time()
         tasks = [self._new_task(spec, index, start, now) for index, spec in enumerate(specs)]
         await self.store.insert_many(tasks)
@@ -623,6 +627,25 @@ class Engine:
             proxy=proxy or self.config.download.proxy or None, timeout=self.config.download.read_timeout,
             jar_cookies=netscape_for(self.cookies, url),
         )
+
+    async def expand(self, spec: TaskSpec, index: int | None = None) -> list[TaskSpec]:
+        """The specs `spec` stands for: one per entry when it asks for its playlist to be expanded
+        (core/playlists.py), else itself. InvalidField "url" (at `index`) when yt-dlp cannot list it."""
+        if not spec.options.expand_playlist:
+            return [spec]
+        from core.playlists import expand
+
+        async def extract(given: TaskSpec) -> MediaInfo:
+            options = given.options
+            return await self.extract(given.url, quality=options.quality, cookies=options.cookies,
+                                      headers=given.headers, proxy=options.proxy, insecure=options.insecure,
+                                      flags=options.ytdlp_flags)
+
+        with _field("url", index):
+            if spec.kind not in (None, TaskKind.YTDLP):
+                raise InvalidInput(f"only a yt-dlp task can be expanded into its playlist's entries, not {spec.kind}")
+            validate_url(spec.url)
+            return await expand(spec, extract)
 
     async def supported_sites(self) -> list[str]:
         """yt-dlp's extractor names."""

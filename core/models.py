@@ -131,6 +131,8 @@ class TaskOptions(BaseModel):
     # [hooks] still run); notify_urls: Apprise URLs notified for this task besides [notify] urls.
     notify: bool = True
     notify_urls: list[str] = Field(default_factory=list)
+    # ---- per-host policy (core/playlists.py): a yt-dlp playlist or channel URL added as one task per entry
+    expand_playlist: bool = False
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_defaults=True)

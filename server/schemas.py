@@ -136,6 +136,10 @@ class TaskInput(_Body):
     notify_urls: list[str] | None = Field(default=None, alias="notifyUrls", max_length=16, description=(
         "Apprise URLs notified when this task finishes or fails, besides the configured ones "
         "(e.g. ntfy://ntfy.sh/topic)"))
+    expand_playlist: bool = Field(
+        default=False, alias="expandPlaylist",
+        description="A yt-dlp playlist or channel URL: one task per entry (the answer lists them all)",
+    )
 
 
 class CreateRequest(_Body):

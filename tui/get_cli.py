@@ -42,6 +42,7 @@ class GetArgs:
     connect_timeout: float = CONNECT_TIMEOUT
     notify_urls: tuple[str, ...] = ()  # --notify URL: this task's own Apprise URLs
     no_notify: bool = False
+    split_playlist: bool = False  # a yt-dlp playlist or channel URL: one task per entry (core/playlists.py)
 
 
 # option word → GetArgs field, for the options taking one value (-H, repeatable, is handled apart)
@@ -51,7 +52,7 @@ _VALUE_OPTIONS = {
     "--quality": "quality", "--proxy": "proxy", "--speed-limit": "speed_limit",
     "--connect-timeout": "connect_timeout",
 }
-_FLAGS = {"--audio-only": "audio_only", "--insecure": "insecure"}
+_FLAGS = {"--audio-only": "audio_only", "--insecure": "insecure", "--split-playlist": "split_playlist"}
 _DIGITS = re.compile(r"[0-9]{1,6}")
 _DECIMAL = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
 
@@ -104,6 +105,7 @@ def parse_plain_get(argv: list[str]) -> GetArgs | None:
         connections=connections, name=values.get("name"), kind=values.get("kind"), headers=tuple(headers),
         quality=values.get("quality"), audio_only="audio_only" in flags, proxy=values.get("proxy"),
         insecure="insecure" in flags, speed_limit=values.get("speed_limit"), connect_timeout=connect_timeout,
+        split_playlist="split_playlist" in flags,
     )
 
 
@@ -189,6 +191,8 @@ def run(args: GetArgs) -> NoReturn:
         options["notify_urls"] = list(args.notify_urls)
     if args.no_notify:
         options["notify"] = False
+    if args.split_playlist:
+        options["expand_playlist"] = True
     request = GetRequest(urls=args.urls, kind=parsed_kind, name=args.name, specs_options=options,
                          headers=parsed_headers, connect_timeout=args.connect_timeout)
     try:

@@ -67,7 +67,7 @@ def run(remote: Remote, body: Callable[[ApiClient], Awaitable[int]], *, interrup
 def add(
     remote: Remote, urls: tuple[str, ...], *, kind: str | None, name: str | None, folder: str | None,
     headers: tuple[str, ...], start: bool, out: TextIO | None = None, notify_urls: tuple[str, ...] = (),
-    notify: bool = True,
+    notify: bool = True, split_playlist: bool = False,
 ) -> int:
     stream = out or sys.stdout
     tasks: list[dict[str, Any]] = []
@@ -85,6 +85,8 @@ def add(
             item["notifyUrls"] = list(notify_urls)
         if not notify:
             item["notify"] = False
+        if split_playlist:
+            item["expandPlaylist"] = True
         tasks.append(item)
 
     async def body(api: ApiClient) -> int:
