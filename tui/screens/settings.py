@@ -78,6 +78,8 @@ FIELDS: tuple[FormField, ...] = (
     # Expired links (core/downloaders/refresh.py)
     FormField("relink_refreshes", "relink", "refreshes", "Link refreshes",
               "{default} per task per window (expired links; 0: none)"),
+    # per-host back-off (core/policy.py): seconds without a 429/503 before a host gets more connections again
+    FormField("quiet_seconds", "policy", "quiet_seconds", "Back-off quiet", "{default} s without a 429/503"),
 )
 BLANK_IS_DEFAULT = frozenset({"host"})  # an emptied field that means "the setting's default"
 
