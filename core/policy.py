@@ -9,7 +9,8 @@ HostBudget). On top of them, this module owns what happens when a host says "too
   While no back-off is in force it lets every request through. A 429 or 503 (with or without Retry-After)
   halves its allowance (8 → 4 → 2 → 1, floor 1; the first step from the most connections open within the
   last quiet period, since a 429 often comes right after the connections broke off); a quiet period
-  without another one doubles it again, until it is back where it started and the back-off ends.
+  without another one, with requests made in it, doubles it again, until it is back where it started
+  and the back-off ends.
   Requests beyond the allowance wait for a slot (first come, first served), and a holder whose slot is
   taken back (`Slot.taken_back`) stops its request early, so a long range stream shrinks at once.
   Answers to requests sent before the last step down do not count again (they tell of the old
@@ -90,6 +91,7 @@ class HostGate:
         self._peak = 0  # the most slots in use lately (at `_peak_at`): where a first step down starts from
         self._peak_at = 0.0
         self.epoch = 0  # steps down so far: a slot granted before the last one does not step down again
+        self._sent = 0  # slots granted since the last 429/503: a quiet period needs requests, not just time
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._users: dict[int, TaskLog] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -115,6 +117,7 @@ class HostGate:
     async def acquire(self) -> Slot:
         if self._free() and not self._waiters:
             self.in_use += 1
+            self._sent += 1
             self.note_use()
             return Slot(self, self.epoch)
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -136,6 +139,7 @@ class HostGate:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 self.in_use += 1
+                self._sent += 1
                 self.note_use()
                 waiter.set_result(None)
 
@@ -154,11 +158,14 @@ class HostGate:
     # ---- stepping -----------------------------------------------------------------------------
     def throttled(self, status: int, epoch: int) -> None:
         """The host answered `status` (429/503) to a request granted at `epoch`."""
+        self._sent = 0
         self._quiet_again()
         if epoch < self.epoch:
             return  # sent before the last step down: that step already answered it
         level = self.allowance if self.allowance is not None else self.recent_use()
         if self.allowance is None:
+            if level == 1:
+                return  # one connection: nothing to step down (the retry waits, as for any 429)
             self.ceiling = level
         lower = max(1, level // 2)
         self.epoch += 1
@@ -176,7 +183,14 @@ class HostGate:
         self._timer = None
         if self.allowance is None:
             return
+        if not self._users and not self.in_use and not self._waiters:
+            self.allowance = None  # nobody uses the host any more: the next task starts afresh
+            return
+        if not self._sent and not self.in_use:
+            self._quiet_again()  # quiet only because nothing was asked (every request waits to retry)
+            return
         level, quiet = self.allowance, self._policy.quiet_seconds
+        self._sent = 0
         higher = min(self.ceiling, level * 2)
         if higher >= self.ceiling:
             self.allowance = None

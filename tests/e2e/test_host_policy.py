@@ -15,7 +15,7 @@ import pytest
 
 from core.config import HostLimitConfig
 from core.engine import Engine
-from core.models import Task, TaskOptions, TaskSpec, TaskStatus
+from core.models import ACTIVE_STATUSES, Task, TaskOptions, TaskSpec, TaskStatus
 from tests.support.engine import engine_config
 from tests.support.fileserver import FileServer, random_bytes
 
@@ -56,29 +56,35 @@ async def test_a_host_cap_holds_under_20_tasks_and_a_task_still_opens_64_connect
     with FileServer(HOST_A) as capped, FileServer(HOST_B) as free:
         for path, body in bodies.items():
             capped.add(path, body)
-            capped.faults.throttle(path, 4 * MB)
+            capped.faults.throttle(path, 8 * MB)
         free.add("/big.bin", big)
-        free.faults.throttle("/big.bin", 1 * MB)  # each of the 64 ranges lasts about a second
+        free.faults.throttle("/big.bin", MB // 4)  # slow, until all 64 ranges are seen in flight
         async with Engine(tmp_path / "db.sqlite", config) as engine:
             created = await engine.create([TaskSpec(url=capped.url(p)) for p in bodies])
             (wide,) = await engine.create([TaskSpec(url=free.url("/big.bin"), options=TaskOptions(connections=64))])
-            peak_running = 0
+            peak_running, wide_seen = 0, False
 
-            def count_running() -> bool:
-                nonlocal peak_running
+            async def count_running() -> bool:
+                nonlocal peak_running, wide_seen
                 running = [r for r in engine.scheduler.runs.values() if HOST_A in r.task.url]
                 peak_running = max(peak_running, len(running))
-                return not engine.scheduler.runs
+                if not wide_seen and free.stats.in_flight == 64:
+                    wide_seen = True
+                    free.faults.throttle("/big.bin", None)  # seen: let it finish
+                tasks = [await engine.get(t.id) for t in [*created, wide]]
+                return not [t for t in tasks if t.status in ACTIVE_STATUSES]
 
             await until(count_running, timeout=40, what="every task done")
             done = {t.id: await engine.get(t.id) for t in [*created, wide]}
-        assert all(identical(done[t.id], bodies["/" + t.url.rsplit("/", 1)[1]]) for t in created)
+        wrong = [(t.url, done[t.id].status, done[t.id].error) for t in created
+                 if not identical(done[t.id], bodies["/" + t.url.rsplit("/", 1)[1]])]
+        assert not wrong, wrong
         assert identical(done[wide.id], big)
         # Counted at the servers: the capped host never saw more than its cap, the free one all 64 at once.
         assert capped.stats.max_in_flight <= 6, capped.stats.max_in_flight
         assert capped.stats.max_in_flight >= 4  # the cap was used, not undershot
         assert 1 < peak_running <= 3, peak_running
-        assert free.stats.max_in_flight == 64, free.stats.max_in_flight
+        assert wide_seen and free.stats.max_in_flight == 64, free.stats.max_in_flight
 
 
 async def test_a_429_burst_steps_one_host_down_and_back_up_while_the_other_keeps_its_connections(
@@ -136,3 +142,28 @@ async def test_a_429_burst_steps_one_host_down_and_back_up_while_the_other_keeps
     assert b_during and set(b_during) == {8}, b_during  # B kept all 8 the whole time
     assert not [line for line in log_b if "answered" in line or "quiet" in line], log_b
     assert a.stats["/a.bin"].status_counts[429] >= 3
+
+
+async def test_hls_segments_back_off_from_a_503_burst_and_the_stream_completes(tmp_path: Path) -> None:
+    segments = [random_bytes(48_000, seed=100 + i) for i in range(24)]
+    playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-PLAYLIST-TYPE:VOD\n" + "".join(
+        f"#EXTINF:1.0,\nseg_{i:03d}.ts\n" for i in range(len(segments))) + "#EXT-X-ENDLIST\n"
+    config = engine_config(tmp_path, retries=40, segment_threads=8)
+    config.policy.quiet_seconds = 0.3
+    with FileServer(HOST_A) as a:
+        url = a.add("/v/index.m3u8", playlist.encode(), content_type="application/vnd.apple.mpegurl")
+        for i, body in enumerate(segments):
+            a.add(f"/v/seg_{i:03d}.ts", body, content_type="video/mp2t")
+            a.faults.throttle(f"/v/seg_{i:03d}.ts", 192_000)  # a quarter of a second per segment
+        async with Engine(tmp_path / "db.sqlite", config) as engine:
+            (task,) = await engine.create([TaskSpec(url=url, name="all.ts")])
+            await until(lambda: a.stats.in_flight == 8, what="8 segments in flight")
+            a.faults.fail_status(None, status=503, times=12)  # no Retry-After: the backoff's own delays
+            (done,) = await asyncio.wait_for(engine.wait_finished([task.id]), 40)
+            lines = await log_of(engine, task.id)
+    assert done.status is TaskStatus.SUCCESS, done.error
+    assert Path(done.file or "").read_bytes() == b"".join(segments)
+    steps = [line for line in lines if line.startswith(HOST_A)]
+    assert steps[0] == f"{HOST_A} answered 503: connections 8 → 4", steps
+    assert steps[-1].endswith("→ 8 (back-off over)"), steps
+    assert a.stats.total().status_counts[503] == 12

@@ -36,7 +36,7 @@ async def test_a_playlist_page_becomes_one_task_per_entry_run_in_parallel_under_
     with FileServer() as server:
         server.add_dir("/m", media.dir)
         for name in SOURCES:
-            server.faults.throttle(f"/m/{name}", 100_000)  # each entry lasts long enough to overlap
+            server.faults.throttle(f"/m/{name}", 200_000)  # each entry lasts long enough to overlap
         page = server.add("/three.html", PAGE.encode(), content_type="text/html")
         async with Engine(tmp_path / "db.sqlite", config) as engine:
             options = TaskOptions(expand_playlist=True)
