@@ -144,6 +144,41 @@ async def test_a_429_burst_steps_one_host_down_and_back_up_while_the_other_keeps
     assert a.stats["/a.bin"].status_counts[429] >= 3
 
 
+async def test_a_step_down_takes_connections_back_from_running_range_streams(tmp_path: Path) -> None:
+    body = random_bytes(24 * MB, seed=3)
+    config = engine_config(tmp_path, retries=10, connections=8)
+    config.policy.quiet_seconds = 0.5
+    with FileServer(HOST_A) as a:
+        a.add("/a.bin", body)
+        a.faults.throttle("/a.bin", 0.5 * MB)
+        async with Engine(tmp_path / "db.sqlite", config) as engine:
+            (task,) = await engine.create([TaskSpec(url=a.url("/a.bin"))])
+            await until(lambda: a.stats.in_flight == 8, what="8 connections")
+            a.faults.fail_status(None, status=429, times=1)
+            assert a.drop_connections(limit=1) == 1  # its retry gets the 429; 7 ranges keep streaming
+            await until(lambda: engine.hosts.allowance(HOST_A) == 4, what="the step down")
+            await until(lambda: a.stats.in_flight <= 4, timeout=5, what="3 running streams given back")
+            a.reset_stats()
+            at_four: list[int] = []
+
+            def over() -> bool:
+                if engine.hosts.allowance(HOST_A) == 4:
+                    at_four.append(a.stats.in_flight)
+                return engine.hosts.allowance(HOST_A) is None
+
+            await until(over, timeout=10, what="the back-off over")
+            await until(lambda: a.stats.in_flight == 8, timeout=10, what="8 connections again")
+            a.faults.throttle("/a.bin", None)
+            (done,) = await asyncio.wait_for(engine.wait_finished([task.id]), 30)
+            lines = await log_of(engine, task.id)
+    assert identical(done, body)
+    assert at_four and max(at_four) <= 4, at_four
+    assert [line for line in lines if line.startswith(HOST_A)] == [
+        f"{HOST_A} answered 429: connections 8 → 4",
+        f"{HOST_A} quiet for 0.5 s: connections 4 → 8 (back-off over)",
+    ], lines
+
+
 async def test_hls_segments_back_off_from_a_503_burst_and_the_stream_completes(tmp_path: Path) -> None:
     segments = [random_bytes(48_000, seed=100 + i) for i in range(24)]
     playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-PLAYLIST-TYPE:VOD\n" + "".join(

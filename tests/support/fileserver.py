@@ -700,14 +700,15 @@ class FileServer:
                 self._answering.discard(transport)
         return resp
 
-    def drop_connections(self) -> int:
-        """Abort every connection with a response in flight now (a server shedding load); how many it dropped."""
+    def drop_connections(self, limit: int | None = None) -> int:
+        """Abort every connection (or `limit` of them) with a response in flight now (a server shedding load);
+        how many it dropped."""
         loop = self._loop
         if loop is None:
             return 0
 
         def drop() -> int:
-            dropped = list(self._answering)
+            dropped = list(self._answering)[:limit]
             for transport in dropped:
                 transport.abort()
             return len(dropped)
