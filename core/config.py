@@ -385,6 +385,17 @@ class HostLimitConfig(BaseModel):
     speed: Size = ""  # this node's speed limit for the host, shared by its tasks (core/ratelimit.py); "": none
 
 
+def host_key(name: str) -> str:
+    """A `[hosts."NAME"]` key as the host a URL is counted under (core/store/rows.py host_of): lower case,
+    a port or IPv6 brackets dropped ("Example.com:8080" → "example.com", "[::1]:80" → "::1"); "*" stays."""
+    key = name.strip().lower().rstrip(".")
+    if key.startswith("["):
+        return key[1:].partition("]")[0]
+    if key.count(":") == 1:  # host:port (a bare IPv6 address has several colons)
+        return key.partition(":")[0]
+    return key
+
+
 class HostsConfig(Section):
     """`[hosts."NAME"] connections = N, tasks = M`: caps per remote host across every node; "*" is the default."""
 
@@ -396,7 +407,7 @@ class HostsConfig(Section):
     def caps(self) -> "HostCaps":
         from core.store.base import HostCaps, HostLimit
 
-        limits = {name.lower(): HostLimit(v.connections, v.tasks) for name, v in self.limits.items()}
+        limits = {host_key(name): HostLimit(v.connections, v.tasks) for name, v in self.limits.items()}
         return HostCaps(hosts={k: v for k, v in limits.items() if k != "*"}, default=limits.get("*", HostLimit()))
 
     def speeds(self) -> dict[str, int | None]:
@@ -475,6 +486,16 @@ class ScheduleConfig(Section):
     array_of_tables: ClassVar[bool] = True  # the section is an array of tables, not one table of settings
 
     windows: Annotated[list[ScheduleWindowConfig], BeforeValidator(_windows)] = Field(default_factory=list)
+
+
+# ---- [policy]: per-host back-off on 429/503 (core/policy.py) ----
+class PolicyConfig(Section):
+    """How a host that answers 429 or 503 is backed off: its connections halve at once and double again
+    after `quiet_seconds` without another 429/503."""
+
+    name = "policy"
+
+    quiet_seconds: Float = Field(default=30.0, gt=0)
 
 
 class S3Config(BaseModel):
@@ -642,6 +663,7 @@ class Config(BaseModel):
     relink: RelinkConfig = Field(default_factory=RelinkConfig)
     integrity: IntegrityConfig = Field(default_factory=IntegrityConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
 
     def override(self, section: str, **values: Any) -> "Config":
         """A copy with the given non-None values set in `section` (command-line flags), checked like the file's."""
@@ -667,6 +689,7 @@ SECTIONS.update({CookiesConfig.name: CookiesConfig})  # cookie jars
 SECTIONS.update({RelinkConfig.name: RelinkConfig})  # expired links
 SECTIONS[IntegrityConfig.name] = IntegrityConfig  # checksums and disk safety
 SECTIONS.update({ScheduleConfig.name: ScheduleConfig})  # the bandwidth schedule
+SECTIONS.update({PolicyConfig.name: PolicyConfig})  # per-host back-off (core/policy.py)
 
 
 # ---- what a field takes, in words --------------------------------------------------------------------
@@ -856,10 +879,6 @@ dir = ""
 # min_free = "100M"    # free space always kept on the download disk
 # disk_retry = 10      # seconds between checks of a task waiting for disk space
 
-# Per-host speed limit on this node, shared by the host's tasks ("*": every host not named):
-# [hosts."example.com"]
-# speed = "1M"
-
 # Bandwidth schedule, local time; the first window in force wins, outside all of them the
 # settings above apply. speed = the global limit while in force; pause = true: nothing
 # downloads (running tasks resume when it ends); cap = a data cap per window, then paused.
@@ -875,6 +894,21 @@ dir = ""
 # from = "22:00"
 # to = "06:00"
 # pause = true
+
+# Caps per remote host, shared by all tasks (and all nodes of a shared store); a key is a
+# host name or IP, the port ignored; "*" is every other host. 0 = no cap. speed: a limit
+# shared by the host's tasks on this node.
+# [hosts."example.com"]
+# connections = 4
+# tasks = 2
+# speed = "1M"
+# [hosts."*"]
+# connections = 16
+
+[policy]
+# A host that answers 429 or 503 gets half the connections (8 -> 4 -> 2 -> 1) at once,
+# and twice as many again after this many seconds without another 429/503.
+quiet_seconds = 30
 """
 
 

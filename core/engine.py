@@ -66,6 +66,7 @@ from core.models import (
 )
 from core.naming import name_from_url, resolve_folder, sanitize_name
 from core.notify import Notifier
+from core.policy import HostPolicy
 from core.progress import ProgressPump
 from core.ratelimit import SpeedLimits
 from core.s3_output import S3Output
@@ -172,10 +173,11 @@ class Engine:
             lease_seconds=config.cluster.lease_timeout, caps=config.hosts.caps(),
         )
         self.progress = ProgressPump(self.scheduler.runs, self.bus)
+        self.hosts = HostPolicy(config.policy.quiet_seconds)  # per-host back-off on 429/503 (core/policy.py)
         self.runner = TaskRunner(
             config=config, store=lambda: self.store, scheduler=self.scheduler, unsaved=self.unsaved, bus=self.bus,
             progress=self.progress, downloaders=self.downloaders, clients=self.clients, limits=self.limits,
-            folder_path=self.folder_path, shutdown_status=shutdown_status, s3=self.s3,
+            folder_path=self.folder_path, shutdown_status=shutdown_status, s3=self.s3, hosts=self.hosts,
         )
         self.scheduler.executor = self.runner
         # The bandwidth schedule ([[schedule]], core/schedule.py); the one-shot `get` (run_queued=False) ignores it.
@@ -243,6 +245,7 @@ class Engine:
         if not await self.unsaved.save():
             log.error("could not save the final status of %d task(s): %s; they are resumed at the next start",
                       len(self.unsaved), ", ".join(map(str, self.unsaved.ids())))
+        self.hosts.close()
         await self.clients.aclose()
         if self.cookies is not None:
             await asyncio.to_thread(self.cookies.save)
@@ -428,6 +431,10 @@ class Engine:
             raise InvalidInput("no tasks given")
         if len(specs) > MAX_BATCH:
             raise InvalidInput(f"at most {MAX_BATCH} tasks per request")
+        if any(spec.options.expand_playlist for spec in specs):
+            specs = [entry for index, spec in enumerate(specs) for entry in await self.expand(spec, index)]
+            if len(specs) > MAX_BATCH:
+                raise InvalidInput(f"at most {MAX_BATCH} tasks per request")
         now = time.time()
         tasks = [self._new_task(spec, index, start, now) for index, spec in enumerate(specs)]
         await self.store.insert_many(tasks)
@@ -649,6 +656,25 @@ class Engine:
             proxy=proxy or self.config.download.proxy or None, timeout=self.config.download.read_timeout,
             jar_cookies=netscape_for(self.cookies, url),
         )
+
+    async def expand(self, spec: TaskSpec, index: int | None = None) -> list[TaskSpec]:
+        """The specs `spec` stands for: one per entry when it asks for its playlist to be expanded
+        (core/playlists.py), else itself. InvalidField "url" (at `index`) when yt-dlp cannot list it."""
+        if not spec.options.expand_playlist:
+            return [spec]
+        from core.playlists import expand
+
+        async def extract(given: TaskSpec) -> MediaInfo:
+            options = given.options
+            return await self.extract(given.url, quality=options.quality, cookies=options.cookies,
+                                      headers=given.headers, proxy=options.proxy, insecure=options.insecure,
+                                      flags=options.ytdlp_flags)
+
+        with _field("url", index):
+            if spec.kind not in (None, TaskKind.YTDLP):
+                raise InvalidInput(f"only a yt-dlp task can be expanded into its playlist's entries, not {spec.kind}")
+            validate_url(spec.url)
+            return await expand(spec, extract)
 
     async def supported_sites(self) -> list[str]:
         """yt-dlp's extractor names."""

@@ -139,6 +139,8 @@ class TaskOptions(BaseModel):
     # Bandwidth (core/ratelimit.py): this task's own speed limit in bytes/s (None: none), on top of the
     # global and per-host limits; changeable while it runs (Engine.set_task_speed_limit).
     speed_limit: int | None = Field(default=None, ge=1)
+    # ---- per-host policy (core/playlists.py): a yt-dlp playlist or channel URL added as one task per entry
+    expand_playlist: bool = False
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_defaults=True)

@@ -45,6 +45,7 @@ from core.events import EventBus, TaskChanged, TaskFailed, TaskStarted, TaskStop
 from core.integrity import Checksum, Pending, TaskIntegrity, WaitForSpace, check_space, fetch_sidecar
 from core.models import Task, TaskKind, TaskStatus, can_transition
 from core.naming import unique_path
+from core.policy import HostAccess, HostPolicy
 from core.progress import ProgressPump
 from core.ratelimit import SpeedLimits
 from core.scheduler import Scheduler, StopReason, TaskRun
@@ -117,10 +118,11 @@ class TaskRunner:
         self, *, config: Config, store: Callable[[], TaskStore], scheduler: Scheduler, unsaved: UnsavedOutcomes,
         bus: EventBus, progress: ProgressPump, downloaders: DownloaderRegistry, clients: HttpClients,
         limits: SpeedLimits, folder_path: Callable[[str], Path], shutdown_status: TaskStatus,
-        s3: S3Output | None = None,
+        s3: S3Output | None = None, hosts: HostPolicy | None = None,
     ) -> None:
         """folder_path: where a task's stored folder is on disk (InvalidInput if outside the allowed roots).
-        s3: the engine's s3:// destinations (None: every folder is local)."""
+        s3: the engine's s3:// destinations (None: every folder is local).
+        hosts: the per-host back-off on 429/503 shared by every run (core/policy.py)."""
         self.config = config
         self._store = store
         self.scheduler = scheduler
@@ -135,6 +137,7 @@ class TaskRunner:
         self.shutdown_status = shutdown_status
         self.s3 = s3
         self._space_waits: set[int] = set()  # tasks deferred for disk space (their wait is logged once)
+        self.hosts = hosts if hosts is not None else HostPolicy()
 
     def task_log(self, task_id: int, text: str) -> None:
         self.progress.log(task_id, text)
@@ -216,6 +219,7 @@ class TaskRunner:
             state=StoredState(patient, task.id),
             refreshes=self.refreshes,
             integrity=self.integrity(run),
+            hosts=HostAccess(self.hosts, task.id, lambda text: self.task_log(task.id, text)),
         )
 
     # ---- integrity and disk space (core/integrity.py) -------------------------------
@@ -320,6 +324,7 @@ class TaskRunner:
                     await ctx.integrity.verify(path, ctx.log)
                 finally:
                     ctx.integrity.close()
+                    ctx.hosts.close()
                 return str(path)
             except WrongKind as exc:
                 if not (task.options.auto_kind or exc.certain) or exc.kind == task.kind:
@@ -362,16 +367,17 @@ class TaskRunner:
         ctx = self.context(run, staging, claim_staged)
         ctx.remote = S3Target(await s3.client(), claim_key)
         self.task_log(task.id, f"start {task.kind.value} download to {prefix.url}: {task.url}")
-        if direct is not None:
-            await direct.run(task, ctx)
-            if ctx.integrity.checksum is not None:
-                self.task_log(task.id, "checksum not verified: the file went straight to S3")
-            return task.file or ""
         try:
+            if direct is not None:
+                await direct.run(task, ctx)
+                if ctx.integrity.checksum is not None:
+                    self.task_log(task.id, "checksum not verified: the file went straight to S3")
+                return task.file or ""
             path = await self.downloaders.downloader(task.kind, task.options.backend).run(task, ctx)
             await ctx.integrity.verify(path, ctx.log)
         finally:
             ctx.integrity.close()
+            ctx.hosts.close()
         uploaded = await s3.upload_staged(ctx, path, S3Location.parse(task.file or ""))
         return uploaded.url
 

@@ -140,6 +140,10 @@ class TaskInput(_Body):
         default=None, max_length=200, description="Expected digest 'ALGO=HEX' (md5, sha1, sha256, sha512): "
         "a mismatch fails the task with both digests and keeps the file as NAME.corrupt"
     )
+    expand_playlist: bool = Field(
+        default=False, alias="expandPlaylist",
+        description="A yt-dlp playlist or channel URL: one task per entry (the answer lists them all)",
+    )
 
 
 class CreateRequest(_Body):

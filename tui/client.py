@@ -230,6 +230,7 @@ class LocalClient:
             setattr(self.engine.config, section, getattr(config, section))
         if self.engine.config.relink != config.relink:  # expired links: read by each new run
             self.engine.config.relink = config.relink
+        self.engine.hosts.quiet_seconds = config.policy.quiet_seconds  # the next step up waits this long
         restart = []
         if new.download_dir.expanduser().resolve() != self.engine.download_root:
             restart.append("download dir")

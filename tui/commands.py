@@ -133,6 +133,7 @@ NO_NOTIFY_HELP = "No Apprise notification for these tasks ([webhook] and [hooks]
 @click.option("--proxy", help="http://, https:// or socks5:// proxy.")
 @click.option("--insecure", is_flag=True, help="Do not verify TLS certificates.")
 @click.option("--speed-limit", help="Global speed limit, e.g. 5M.")
+@click.option("--split-playlist", is_flag=True, help="A yt-dlp playlist or channel URL: one task per entry.")
 @click.option(
     "--connect-timeout", type=click.FloatRange(0.5, 3600), default=CONNECT_TIMEOUT, show_default=True,
     help="Give up on a server that cannot be reached at all (refused, unknown host, no answer to connect) "
@@ -145,7 +146,7 @@ def get(
     urls: tuple[str, ...], download_dir: str | None, data_dir: str | None, connections: int | None,
     name: str | None, kind: str | None, headers: tuple[str, ...], quality: str | None, audio_only: bool,
     proxy: str | None, insecure: bool, speed_limit: str | None, connect_timeout: float,
-    notify_urls: tuple[str, ...], no_notify: bool, checksum: str | None,
+    notify_urls: tuple[str, ...], no_notify: bool, checksum: str | None, split_playlist: bool,
 ) -> None:
     """Download URLs now, in this process; re-run to resume."""
     from tui.get_cli import GetArgs, run
@@ -153,7 +154,7 @@ def get(
     run(GetArgs(urls=urls, download_dir=download_dir, data_dir=data_dir, connections=connections, name=name,
                 kind=kind, headers=headers, quality=quality, audio_only=audio_only, proxy=proxy, insecure=insecure,
                 speed_limit=speed_limit, connect_timeout=connect_timeout, notify_urls=notify_urls,
-                no_notify=no_notify, checksum=checksum))
+                no_notify=no_notify, checksum=checksum, split_playlist=split_playlist))
 
 
 # ---- headless server -------------------------------------------------------
@@ -256,9 +257,11 @@ def _remote(server: str, token: str | None) -> Remote:
 @click.option("--notify", "notify_urls", multiple=True, metavar="URL", help=NOTIFY_HELP)
 @click.option("--no-notify", is_flag=True, help=NO_NOTIFY_HELP)
 @click.option("--checksum", help=CHECKSUM_HELP)
+@click.option("--split-playlist", is_flag=True, help="A yt-dlp playlist or channel URL: one task per entry.")
 @remote_options
 def add(urls: tuple[str, ...], kind: str | None, name: str | None, folder: str | None, headers: tuple[str, ...],
-        no_start: bool, notify_urls: tuple[str, ...], no_notify: bool, checksum: str | None, server: str,
+        no_start: bool, notify_urls: tuple[str, ...], no_notify: bool, checksum: str | None, split_playlist: bool,
+        server: str,
         token: str | None) -> None:
     """Add downloads to a running fetchdeck; prints id, status and name per task."""
     if name and len(urls) > 1:
@@ -277,7 +280,7 @@ def add(urls: tuple[str, ...], kind: str | None, name: str | None, folder: str |
 
     sys.exit(remote_commands.add(remote, urls, kind=kind, name=name, folder=folder,
                                  headers=headers, start=not no_start, notify_urls=notify_urls,
-                                 notify=not no_notify, checksum=checksum))
+                                 notify=not no_notify, checksum=checksum, split_playlist=split_playlist))
 
 
 @main.command(name="ls")

@@ -43,6 +43,7 @@ class GetArgs:
     notify_urls: tuple[str, ...] = ()  # --notify URL: this task's own Apprise URLs
     no_notify: bool = False
     checksum: str | None = None  # expected digest "ALGO=HEX" (core/integrity.py)
+    split_playlist: bool = False  # a yt-dlp playlist or channel URL: one task per entry (core/playlists.py)
 
 
 # option word → GetArgs field, for the options taking one value (-H, repeatable, is handled apart)
@@ -52,7 +53,7 @@ _VALUE_OPTIONS = {
     "--quality": "quality", "--proxy": "proxy", "--speed-limit": "speed_limit",
     "--connect-timeout": "connect_timeout", "--checksum": "checksum",
 }
-_FLAGS = {"--audio-only": "audio_only", "--insecure": "insecure"}
+_FLAGS = {"--audio-only": "audio_only", "--insecure": "insecure", "--split-playlist": "split_playlist"}
 _DIGITS = re.compile(r"[0-9]{1,6}")
 _DECIMAL = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
 
@@ -106,6 +107,7 @@ def parse_plain_get(argv: list[str]) -> GetArgs | None:
         quality=values.get("quality"), audio_only="audio_only" in flags, proxy=values.get("proxy"),
         insecure="insecure" in flags, speed_limit=values.get("speed_limit"), connect_timeout=connect_timeout,
         checksum=values.get("checksum"),
+        split_playlist="split_playlist" in flags,
     )
 
 
@@ -197,6 +199,8 @@ def run(args: GetArgs) -> NoReturn:
         options["notify"] = False
     if checksum:
         options["checksum"] = checksum
+    if args.split_playlist:
+        options["expand_playlist"] = True
     request = GetRequest(urls=args.urls, kind=parsed_kind, name=args.name, specs_options=options,
                          headers=parsed_headers, connect_timeout=args.connect_timeout)
     try:

@@ -123,8 +123,10 @@ async def _queue(engine: Engine, request: GetRequest, err: Stderr) -> tuple[list
     options = TaskOptions(**request.specs_options)  # type: ignore[arg-type]
     ids: list[int] = []
     already: list[Task] = []
-    for url in request.urls:
-        existing = await engine.find(url.strip())
+    given = [TaskSpec(url=url, kind=request.kind, name=request.name, headers=request.headers, options=options)
+             for url in request.urls]
+    for spec in [entry for one in given for entry in await engine.expand(one)]:  # --split-playlist
+        existing = await engine.find(spec.url.strip(), spec.folder or "")
         if existing is not None and existing.status == TaskStatus.SUCCESS and existing.file:
             if Path(existing.file).exists():
                 already.append(existing)
@@ -134,7 +136,6 @@ async def _queue(engine: Engine, request: GetRequest, err: Stderr) -> tuple[list
                 await engine.start(existing.id)
             ids.append(existing.id)
             continue
-        spec = TaskSpec(url=url, kind=request.kind, name=request.name, headers=request.headers, options=options)
         (task,) = await engine.create([spec], start=True)
         ids.append(task.id)
     return ids, already

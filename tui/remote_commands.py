@@ -68,7 +68,7 @@ def run(remote: Remote, body: Callable[[ApiClient], Awaitable[int]], *, interrup
 def add(
     remote: Remote, urls: tuple[str, ...], *, kind: str | None, name: str | None, folder: str | None,
     headers: tuple[str, ...], start: bool, out: TextIO | None = None, notify_urls: tuple[str, ...] = (),
-    notify: bool = True, checksum: str | None = None,
+    notify: bool = True, checksum: str | None = None, split_playlist: bool = False,
 ) -> int:
     stream = out or sys.stdout
     tasks: list[dict[str, Any]] = []
@@ -88,6 +88,8 @@ def add(
             item["notify"] = False
         if checksum:
             item["checksum"] = checksum
+        if split_playlist:
+            item["expandPlaylist"] = True
         tasks.append(item)
 
     async def body(api: ApiClient) -> int:

@@ -19,6 +19,7 @@ from core.downloaders.net import Contact, HttpClients, Retry, RetryPolicy, as_do
 from core.downloaders.refresh import RefreshBudget
 from core.integrity import TaskIntegrity
 from core.models import Task
+from core.policy import HostAccess
 from core.ratelimit import Limiter
 
 if TYPE_CHECKING:
@@ -98,6 +99,8 @@ class DownloadContext:
     refreshes: RefreshBudget = field(default_factory=RefreshBudget)
     # The expected checksum's hasher and the free-space check (core/integrity.py); the default checks nothing.
     integrity: TaskIntegrity = field(default_factory=TaskIntegrity)
+    # The hosts' back-off on 429/503 (core/policy.py): a slot per request; private outside an engine.
+    hosts: HostAccess = field(default_factory=HostAccess.private)
 
     def __post_init__(self) -> None:
         if not isinstance(self.progress, NoteClearingSink):

@@ -41,6 +41,7 @@ from core.errors import DownloadError, HttpStatusError, NoSpaceLeft, RemoteChang
 from core.integrity import InOrderHasher
 from core.models import Task, TaskKind
 from core.naming import name_from_content_disposition, name_from_url, sanitize_name
+from core.policy import Slot, SlotTaken
 
 # What a kill -9 can lose: bytes on disk but not yet in the state file (≤ STATE_SAVE_INTERVAL of
 # transfer) plus each connection's batch in memory (≤ BATCH_MAX_AGE of its transfer, ≤ WRITE_BATCH).
@@ -170,7 +171,8 @@ class HttpDownloader:
         retry = ctx.retry("probe failed")
         while True:
             try:
-                async with client.stream("GET", task.url, headers={**headers, "Range": "bytes=0-0"}) as resp:
+                async with ctx.hosts.slot(task.url), \
+                        client.stream("GET", task.url, headers={**headers, "Range": "bytes=0-0"}) as resp:
                     probe = read_probe(task, resp)
                     final = await ctx.claim_output(preferred_filename(task, probe.filename, probe.content_type))
                     if resp.status_code == 200:
@@ -215,7 +217,7 @@ class HttpDownloader:
             ctx.progress.set_downloaded(0)
             try:
                 if response is None:
-                    async with ctx.client().stream(
+                    async with ctx.hosts.slot(probe.final_url), ctx.client().stream(
                         "GET", probe.final_url, headers=ctx.request_headers({"Accept-Encoding": "identity"})
                     ) as fresh:
                         raise_for_status(fresh)
@@ -333,18 +335,28 @@ class HttpDownloader:
     async def _worker(
         self, task: Task, ctx: DownloadContext, identity: RemoteIdentity, plan: SegmentPlan, fd: int, part: Path
     ) -> None:
+        """One connection: a slot to the host (core/policy.py: fewer while it backs off), a range, repeat.
+        Waiting for a slot or for a retry, it holds no connection."""
         retry = ctx.retry("range")
         while not plan.complete:
-            seg = plan.take()
+            slot = await ctx.hosts.acquire(identity.url)
+            seg = plan.take() if not plan.complete else None
             if seg is None:
+                slot.release()
                 await asyncio.sleep(IDLE_POLL)
                 continue
             try:
                 while seg.remaining > 0:
                     before = seg.pos
+                    if not slot.held:
+                        slot = await ctx.hosts.acquire(identity.url)
                     try:
-                        await self._fetch_segment(task, ctx, identity, seg, fd, part)
+                        await self._fetch_segment(task, ctx, identity, seg, fd, part, slot)
+                    except SlotTaken:
+                        break  # the host backs off: the rest of the range goes back to the plan
                     except Exception as exc:
+                        slot.observe(exc)
+                        slot.release()
                         if seg.pos > before:
                             retry.succeeded()  # it made progress: only count consecutive failures
                         retry.doing = f"bytes {seg.pos}-{seg.end - 1}"
@@ -353,9 +365,11 @@ class HttpDownloader:
                         retry.succeeded()
             finally:
                 plan.release(seg)
+                slot.release()
 
     async def _fetch_segment(
-        self, task: Task, ctx: DownloadContext, identity: RemoteIdentity, seg: Segment, fd: int, part: Path
+        self, task: Task, ctx: DownloadContext, identity: RemoteIdentity, seg: Segment, fd: int, part: Path,
+        slot: Slot,
     ) -> None:
         headers = ctx.request_headers({"Accept-Encoding": "identity", "Range": f"bytes={seg.pos}-{seg.end - 1}"})
         if identity.if_range:
@@ -368,15 +382,18 @@ class HttpDownloader:
             parsed = parse_content_range(resp.headers.get("content-range"))
             if parsed is None or parsed[0] != seg.pos or (parsed[2] is not None and parsed[2] != identity.size):
                 raise RemoteChanged(f"unexpected Content-Range {resp.headers.get('content-range')!r}")
-            await self._receive(resp, ctx, seg, fd, part)
+            await self._receive(resp, ctx, seg, fd, part, slot)
         if seg.remaining > 0:
             raise ShortBody(f"short body at byte {seg.pos} (wanted up to {seg.end - 1})")
 
-    async def _receive(self, resp: httpx.Response, ctx: DownloadContext, seg: Segment, fd: int, part: Path) -> None:
+    async def _receive(
+        self, resp: httpx.Response, ctx: DownloadContext, seg: Segment, fd: int, part: Path, slot: Slot
+    ) -> None:
         """Read the body into batches and write each with one pwritev in the writer thread.
 
         `seg.pos` moves only after bytes are on disk (the resume state never
         over-claims); `seg.received` is the receive cursor work stealing splits at.
+        SlotTaken: the host's back-off took this connection's slot back (what was received is kept).
         """
         limiter, progress, hasher = ctx.limiter, ctx.progress, ctx.integrity.hasher
         loop = asyncio.get_running_loop()
@@ -410,6 +427,8 @@ class HttpDownloader:
                     seg.pos = max(seg.pos, min(cursor, seg.end))
                 if cursor >= seg.end:
                     break
+                if slot.taken_back():
+                    raise SlotTaken(f"{ctx.task.url}: connection given back")
         finally:
             # Leaving (done, error or cancel): write what we hold if the range is still ours,
             # then un-count whatever did not reach the disk (someone else fetches it).

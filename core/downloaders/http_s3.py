@@ -114,7 +114,8 @@ class HttpToS3Downloader:
         retry = ctx.retry("probe failed")
         while True:
             try:
-                async with ctx.client().stream("GET", task.url, headers={**headers, "Range": "bytes=0-0"}) as resp:
+                async with ctx.hosts.slot(task.url), \
+                        ctx.client().stream("GET", task.url, headers={**headers, "Range": "bytes=0-0"}) as resp:
                     probe = read_probe(task, resp)
                     location = await target.claim(preferred_filename(task, probe.filename, probe.content_type))
                     if resp.status_code == 200:
@@ -229,7 +230,8 @@ class HttpToS3Downloader:
         retry = ctx.retry(f"bytes {start}-{end - 1}")
         while True:
             try:
-                body = await self._fetch_range(ctx, identity, start, end)
+                async with ctx.hosts.slot(identity.url):  # fewer at once while the host backs off (core/policy.py)
+                    body = await self._fetch_range(ctx, identity, start, end)
             except RemoteChanged:
                 raise
             except Exception as exc:

@@ -36,9 +36,10 @@ class Row(Protocol):
 
 
 def host_of(url: str) -> str:
-    """The remote host a task is counted under for `[hosts."NAME"]` caps (lower case; '' if none)."""
+    """The remote host a task is counted under for `[hosts."NAME"]` caps: the URL's host name or IP (lower
+    case, no port, no IPv6 brackets, no trailing dot; '' if none). core/config.py host_key reads keys alike."""
     try:
-        return (urlsplit(url).hostname or "").lower()
+        return (urlsplit(url).hostname or "").lower().rstrip(".")
     except ValueError:
         return ""
 

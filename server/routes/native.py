@@ -249,14 +249,14 @@ async def create_downloads() -> Response:
     """Create tasks in one batch; start them at once with startDownload."""
     body = await parse_body(CreateRequest)
     specs: list[TaskSpec] = []
-    options_for: dict[str | None, TaskOptions] = {}  # one (never mutated) options object per type name
+    # one (never mutated) options object per type name (and playlist expansion)
+    options_for: dict[tuple[str | None, bool], TaskOptions] = {}
     for i, item in enumerate(body.tasks):
         where = f"tasks[{i}]"
-        options = options_for.get(item.type)
+        options = options_for.get((item.type, item.expand_playlist))
         if options is None:
-            options = options_for[item.type] = (
-                TaskOptions(api_type=canonical_type(item.type)) if item.type else TaskOptions()
-            )
+            options = options_for[(item.type, item.expand_playlist)] = TaskOptions(
+                api_type=canonical_type(item.type) if item.type else None, expand_playlist=item.expand_playlist)
         if not item.notify or item.notify_urls:  # events out: this task's own notifications
             options = options.model_copy(update={"notify": item.notify, "notify_urls": item.notify_urls or []})
         if item.checksum is not None:  # checked by the engine (core/integrity.py), named tasks[i].checksum

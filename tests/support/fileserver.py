@@ -483,6 +483,7 @@ class FileServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.ServerRunner | None = None
+        self._answering: set[asyncio.BaseTransport] = set()  # connections with a response in flight (server loop)
 
     # -- content --------------------------------------------------------------
 
@@ -688,11 +689,34 @@ class FileServer:
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path
         self.stats._begin(path, request)
+        transport = request.transport
+        if transport is not None:
+            self._answering.add(transport)
         try:
             resp = await self._respond(request, path)
         finally:
             self.stats._end(path)
+            if transport is not None:
+                self._answering.discard(transport)
         return resp
+
+    def drop_connections(self, limit: int | None = None) -> int:
+        """Abort every connection (or `limit` of them) with a response in flight now (a server shedding load);
+        how many it dropped."""
+        loop = self._loop
+        if loop is None:
+            return 0
+
+        def drop() -> int:
+            dropped = list(self._answering)[:limit]
+            for transport in dropped:
+                transport.abort()
+            return len(dropped)
+
+        async def run() -> int:
+            return drop()
+
+        return asyncio.run_coroutine_threadsafe(run(), loop).result(timeout=10)
 
     def _simple(self, path: str, status: int, headers: dict[str, str] | None = None) -> web.Response:
         self.stats._status(path, status)

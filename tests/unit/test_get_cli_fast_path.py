@@ -34,6 +34,7 @@ PLAIN = [
     ["get", U1, "--connect-timeout", "3600", "-o", "", "--type", "m3u8", "--quality", "720p"],
     ["get", U1, "-H", "A: 1", "--header", "B: 2", "-H", "A: 3", "--audio-only", "--insecure", "--insecure"],
     ["get", U1, "--proxy", "socks5://127.0.0.1:1080", "--speed-limit", "5M", "--name", "f.bin"],
+    ["get", U1, "--split-playlist", U2],
     ["get", U1, "-H", "bad header", "--type", "nonsense", "-o", "x", U2],  # click takes them; the command refuses
 ]
 

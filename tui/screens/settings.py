@@ -80,6 +80,8 @@ FIELDS: tuple[FormField, ...] = (
               "{default} per task per window (expired links; 0: none)"),
     # Checksums and disk safety (core/integrity.py)
     FormField("min_free", "integrity", "min_free", "Disk reserve", "none: free space kept (e.g. 100M)"),
+    # per-host back-off (core/policy.py): seconds without a 429/503 before a host gets more connections again
+    FormField("quiet_seconds", "policy", "quiet_seconds", "Back-off quiet", "{default} s without a 429/503"),
 )
 BLANK_IS_DEFAULT = frozenset({"host"})  # an emptied field that means "the setting's default"
 

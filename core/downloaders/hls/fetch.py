@@ -1,10 +1,10 @@
 """Fetching playlists, keys and segments: headers, retries, speed limit, byte ranges.
 
-Every request goes through the task's shared httpx client; segments (hundreds
-per stream) straight through the aiohttp session behind it (net.GetOpener:
-same headers, cookies, proxy and errors, a fraction of the CPU). A failure that is
-worth retrying (5xx, 429, resets, timeouts, short bodies) is retried with
-backoff; the error that finally escapes names what failed ("segment 17
+Every request holds a slot to its host (core/policy.py: fewer at once while the host backs off from a
+429/503) and goes through the task's shared httpx client; segments (hundreds per stream) straight
+through the aiohttp session behind it (net.GetOpener: same headers, cookies, proxy and errors, a
+fraction of the CPU). A failure that is worth retrying (5xx, 429, resets, timeouts, short bodies) is
+retried with backoff; the error that finally escapes names what failed ("segment 17
 (seg_016.ts): HTTP 404 Not Found"), so the task's error tells the user which.
 """
 
@@ -91,7 +91,14 @@ class Fetcher:
         playlist: bool = False,
     ) -> tuple[bytes, str]:
         retry = self.ctx.retry(what, retries, final=lambda exc: named_error(exc, what))
-        return await retrying(lambda: self._attempt(url, byterange, what, count, playlist), retry)
+        return await retrying(lambda: self._gated(url, byterange, what, count, playlist), retry)
+
+    async def _gated(
+        self, url: str, byterange: ByteRange | None, what: str, count: bool, playlist: bool
+    ) -> tuple[bytes, str]:
+        """One attempt on a slot to the host (core/policy.py: fewer at once while it backs off from a 429/503)."""
+        async with self.ctx.hosts.slot(url):
+            return await self._attempt(url, byterange, what, count, playlist)
 
     async def _attempt(
         self, url: str, byterange: ByteRange | None, what: str, count: bool, playlist: bool = False

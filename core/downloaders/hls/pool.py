@@ -1,6 +1,7 @@
 """Concurrent segment fetching: the worker pool, progress tally, in-order hand-off.
 
-N workers (the task's segment_threads) pull (stream, ordinal, segment) items
+N workers (the task's segment_threads; each request also waits for a slot to its host, fewer while the
+host backs off from a 429/503: core/policy.py) pull (stream, ordinal, segment) items
 from one queue, fetch, decrypt and store each segment, then announce it in
 `Arrivals`, where an assembler picks segments up strictly in order. Recent
 segments stay in memory (bounded) so the assembler rarely re-reads a file.

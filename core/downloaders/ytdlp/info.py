@@ -51,6 +51,12 @@ class MediaEntry:
     title: str | None = None
     id: str | None = None
     duration: float | None = None
+    # What downloads this entry alone (a playlist expanded into one task per entry, core/playlists.py):
+    # `source` is its own page for yt-dlp, or (direct=True) a media file or HLS stream for fetchdeck's own
+    # downloaders; None: only the playlist's URL with the entry's `index` selects it.
+    source: str | None = None
+    direct: bool = False
+    index: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,18 +145,37 @@ def selection_size(info: dict[str, Any]) -> int | None:
     return total
 
 
+_DIRECT_PROTOCOLS = frozenset({"http", "https", "m3u8", "m3u8_native"})
+
+
+def entry_source(entry: dict[str, Any], page: str) -> tuple[str | None, bool]:
+    """(URL, direct) that downloads one playlist entry alone (see MediaEntry.source)."""
+    own = _str(entry.get("url"))
+    if entry.get("_type") in ("url", "url_transparent") and own:
+        return own, False  # a flat entry: its own page, extracted when its task runs
+    entry_page = _str(entry.get("webpage_url"))
+    if entry_page and entry_page != page:
+        return entry_page, False
+    if own and not entry.get("requested_formats") and entry.get("protocol") in _DIRECT_PROTOCOLS:
+        return own, True  # a video on the playlist's own page (e.g. a <video> of a generic page)
+    return None, False
+
+
 def media_info(url: str, info: dict[str, Any]) -> MediaInfo:
     """Turn a processed yt-dlp info dict into MediaInfo."""
     is_playlist = info.get("_type") in ("playlist", "multi_video")
     entries: list[MediaEntry] = []
     formats: list[MediaFormat] = []
     if is_playlist:
-        for entry in info.get("entries") or []:
+        page = _str(info.get("webpage_url")) or url
+        for position, entry in enumerate(info.get("entries") or [], start=1):
             if not isinstance(entry, dict):
                 continue
+            source, direct = entry_source(entry, page)
             entries.append(MediaEntry(
                 url=_str(entry.get("webpage_url") or entry.get("url")), title=_str(entry.get("title")),
                 id=_str(entry.get("id")), duration=_float(entry.get("duration")),
+                source=source, direct=direct, index=_int(entry.get("playlist_index")) or position,
             ))
     else:
         formats = [media_format(f) for f in info.get("formats") or [info] if f.get("format_id") is not None]
