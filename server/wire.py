@@ -44,7 +44,7 @@ from core.events import (
     TaskStopped,
     TaskSucceeded,
 )
-from core.models import Headers, Task, TaskKind, TaskOptions, TaskSpec, TaskStatus, parse_header_lines
+from core.models import Headers, Priority, Task, TaskKind, TaskOptions, TaskSpec, TaskStatus, parse_header_lines
 
 # ---------------------------------------------------------------- type names
 
@@ -182,6 +182,11 @@ class DownloadTask(BaseModel):
                              "queue); null when no node runs it")
     kind: TaskKind = Field(description="fetchdeck's own kind of the task (http, hls, dash, ytdlp); `type` is "
                            "its MediaGo name, which has no dash: a DASH task is an m3u8 one there")
+    # queue control (issue 14)
+    priority: Literal["high", "normal", "low"] = Field(
+        description="The queue takes high before normal before low, then in queue order (POST .../move)")
+    startAt: str | None = Field(json_schema_extra={"format": "date-time"},
+                                description="Not started before this time; null: at once")
 
 
 def encode_task(task: Task, on_disk: str | None = None) -> dict[str, Any]:
@@ -210,6 +215,8 @@ def encode_task(task: Task, on_disk: str | None = None) -> dict[str, Any]:
         "note": task.note,
         "node": task.node,
         "kind": task.kind.value,
+        "priority": task.priority.value,
+        "startAt": iso_time(task.start_at) if task.start_at is not None else None,
     }
 
 
@@ -255,7 +262,16 @@ def decode_task(data: Mapping[str, Any]) -> Task:
         node=_text(data.get("node")),
         created_at=parse_iso_time(data.get("createdDate")),
         updated_at=parse_iso_time(data.get("updatedDate")),
+        priority=_priority(data.get("priority")),
+        start_at=parse_iso_time(data.get("startAt")) or None,
     )
+
+
+def _priority(value: object) -> Priority:
+    try:
+        return Priority(value) if isinstance(value, str) else Priority.NORMAL
+    except ValueError:
+        return Priority.NORMAL
 
 
 def encode_spec(spec: TaskSpec) -> dict[str, Any]:
@@ -273,6 +289,10 @@ def encode_spec(spec: TaskSpec) -> dict[str, Any]:
         item["isLive"] = True
     if spec.options.checksum:
         item["checksum"] = spec.options.checksum
+    if spec.priority is not Priority.NORMAL:
+        item["priority"] = spec.priority.value
+    if spec.start_at is not None:
+        item["startAt"] = iso_time(spec.start_at)
     return item
 
 

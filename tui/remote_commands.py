@@ -67,7 +67,7 @@ def run(remote: Remote, body: Callable[[ApiClient], Awaitable[int]], *, interrup
 def add(
     remote: Remote, urls: tuple[str, ...], *, kind: str | None, name: str | None, folder: str | None,
     headers: tuple[str, ...], start: bool, out: TextIO | None = None, notify_urls: tuple[str, ...] = (),
-    notify: bool = True, checksum: str | None = None,
+    notify: bool = True, checksum: str | None = None, priority: str | None = None, start_at: float | None = None,
 ) -> int:
     stream = out or sys.stdout
     tasks: list[dict[str, Any]] = []
@@ -87,6 +87,10 @@ def add(
             item["notify"] = False
         if checksum:
             item["checksum"] = checksum
+        if priority:
+            item["priority"] = priority
+        if start_at is not None:
+            item["startAt"] = start_at
         tasks.append(item)
 
     async def body(api: ApiClient) -> int:
@@ -166,6 +170,36 @@ def relink(remote: Remote, task_id: int, url: str, *, restart: bool, out: TextIO
     async def body(api: ApiClient) -> int:
         task = decode_task(await api.relink(task_id, url, restart))
         (out or sys.stdout).write(format_row(task) + "\n")
+        return EXIT_OK
+
+    return run(remote, body)
+
+
+# ---- queue control: move / priority ----------------------------------------------
+
+
+def _queue_line(stream: TextIO, task: Task) -> None:
+    note = f"\t{task.note}" if task.note else ""
+    stream.write(f"{task.id}\t{task.status.value}\t{task.priority.value}\t{task.name}{note}\n")
+
+
+def move(remote: Remote, task_id: int, where: str, out: TextIO | None = None) -> int:
+    """POST /api/downloads/ID/move; prints id, status, priority and name."""
+    stream = out or sys.stdout
+
+    async def body(api: ApiClient) -> int:
+        _queue_line(stream, decode_task(await api.move(task_id, where)))
+        return EXIT_OK
+
+    return run(remote, body)
+
+
+def priority(remote: Remote, task_id: int, level: str, out: TextIO | None = None) -> int:
+    """PUT /api/downloads/ID {priority}; prints id, status, priority and name."""
+    stream = out or sys.stdout
+
+    async def body(api: ApiClient) -> int:
+        _queue_line(stream, decode_task(await api.update(task_id, priority=level)))
         return EXIT_OK
 
     return run(remote, body)
