@@ -66,7 +66,7 @@ from core.models import (
 from core.naming import name_from_url, resolve_folder, sanitize_name
 from core.notify import Notifier
 from core.progress import ProgressPump
-from core.queue import QueueMove, checked_start_at, scheduled_note
+from core.queue import QueueMove, checked_start_at, queue_key, scheduled_note
 from core.ratelimit import RateLimiter
 from core.s3_output import S3Output
 from core.scheduler import Scheduler, StopReason
@@ -298,10 +298,11 @@ class Engine:
         return TaskPage(items=[self._live(t) for t in items], total=total, page=page, size=size)
 
     async def active(self) -> list[Task]:
+        """Waiting and downloading tasks, in queue order (priority, position, id: core/queue.py)."""
         page = await self.list_tasks(
             1, 10_000, TaskFilter(statuses=frozenset(ACTIVE_STATUSES), newest_first=False)
         )
-        return page.items
+        return sorted(page.items, key=queue_key)
 
     async def folders(self) -> list[str]:
         return await self.store.folders()

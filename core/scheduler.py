@@ -226,8 +226,8 @@ class Scheduler:
                 if claim.task.id in self.runs:  # launched directly while the claim was out: that run has it
                     continue
                 self.launch(claim.task, claim.connections)
-            if len(claims) < free:
-                await self._wake_at_next_start()
+        if len(claims) < free:  # outside `launching`: a command waiting for it goes first
+            await self._wake_at_next_start()
 
     async def _wake_at_next_start(self) -> None:
         """Slots are left free: look again when the next waiting task's start time comes (core/queue.py)."""

@@ -17,6 +17,7 @@ TASK_FIELDS = {
     "note",  # why a running task waits (issue 12), null when it does not
     "node",  # the node running it when several share one queue (issue 13), null when none
     "kind",  # fetchdeck's own kind: http, hls, dash, ytdlp (issue 14: dash is an m3u8 type to MediaGo)
+    "priority", "startAt",  # queue control (issue 14): high/normal/low, not started before (null: at once)
 }
 
 
