@@ -59,6 +59,7 @@ from core.store.base import MAX_FILTER_IDS, Claim, HostCaps, Lease, NodeInfo, Ta
 from core.store.rows import (
     DOWNLOADING,
     INSERT_COLUMNS,
+    IS_WAITING,
     QUEUE_ORDER,
     READ_COLUMNS,
     WAITING,
@@ -284,7 +285,7 @@ class PgTaskStore(TaskStore):
 
     async def waiting_ids(self, limit: int = -1) -> list[int]:
         rows = await self._read(lambda c: c.fetch(
-            f"SELECT id FROM tasks WHERE status=$1 ORDER BY {QUEUE_ORDER} LIMIT $2", WAITING,
+            f"SELECT id FROM tasks WHERE {IS_WAITING} ORDER BY {QUEUE_ORDER} LIMIT $1",
             limit if limit >= 0 else None))
         return [r["id"] for r in rows]
 
@@ -448,13 +449,13 @@ class PgTaskStore(TaskStore):
             now = time.time()  # start times are the node's clock (the scheduler's timer is too)
             while len(chosen) < limit and scanned < CLAIM_SCAN:
                 excluded = sorted(passed | set(budget.full_hosts()))
-                past = "" if after is None else " AND (priority, position, id) > ($7, $8, $9)"
+                past = "" if after is None else " AND (priority, position, id) > ($6, $7, $8)"
                 rows = await conn.fetch(
-                    f"SELECT {READ_COLUMNS}, host FROM tasks WHERE status=$1{past}"
-                    " AND (start_at IS NULL OR start_at <= $2)"
-                    " AND ($3::bigint[] IS NULL OR id = ANY($3::bigint[])) AND id <> ALL($4::bigint[])"
-                    f" AND host <> ALL($5::text[]) ORDER BY {QUEUE_ORDER} LIMIT $6 FOR UPDATE SKIP LOCKED",
-                    WAITING, now, only_ids, skip_ids, excluded, page, *(after or ()))
+                    f"SELECT {READ_COLUMNS}, host FROM tasks WHERE {IS_WAITING}{past}"
+                    " AND (start_at IS NULL OR start_at <= $1)"
+                    " AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[])) AND id <> ALL($3::bigint[])"
+                    f" AND host <> ALL($4::text[]) ORDER BY {QUEUE_ORDER} LIMIT $5 FOR UPDATE SKIP LOCKED",
+                    now, only_ids, skip_ids, excluded, page, *(after or ()))
                 if not rows:
                     break
                 for row in rows:
@@ -510,8 +511,8 @@ class PgTaskStore(TaskStore):
                 new: float | None
                 if where is QueueMove.TOP:
                     first = await conn.fetchval(
-                        "SELECT min(position) FROM tasks WHERE status=$1 AND priority=$2 AND id<>$3",
-                        WAITING, rank, task_id)
+                        f"SELECT min(position) FROM tasks WHERE {IS_WAITING} AND priority=$1 AND id<>$2",
+                        rank, task_id)
                     new = None if first is None or position < first else first - 1
                 elif where is QueueMove.BOTTOM:
                     top = await conn.fetchval("SELECT max(position) FROM tasks WHERE id<>$1", task_id)
@@ -519,14 +520,14 @@ class PgTaskStore(TaskStore):
                 else:
                     up = where is QueueMove.UP
                     near = await conn.fetch(
-                        f"SELECT position FROM tasks WHERE status=$1 AND priority=$2 AND (position, id)"
-                        f" {'<' if up else '>'} ($3, $4) ORDER BY position {'DESC' if up else 'ASC'},"
-                        f" id {'DESC' if up else 'ASC'} LIMIT 2", WAITING, rank, position, task_id)
+                        f"SELECT position FROM tasks WHERE {IS_WAITING} AND priority=$1 AND (position, id)"
+                        f" {'<' if up else '>'} ($2, $3) ORDER BY position {'DESC' if up else 'ASC'},"
+                        f" id {'DESC' if up else 'ASC'} LIMIT 2", rank, position, task_id)
                     planned = moved_position(where, [r["position"] for r in near])
                     if planned == RENUMBER:
                         ordered = await conn.fetch(
-                            f"SELECT id, position FROM tasks WHERE status=$1 AND priority=$2 ORDER BY {QUEUE_ORDER}"
-                            " FOR UPDATE", WAITING, rank)
+                            f"SELECT id, position FROM tasks WHERE {IS_WAITING} AND priority=$1 ORDER BY {QUEUE_ORDER}"
+                            " FOR UPDATE", rank)
                         base = min(r["position"] for r in ordered)
                         await conn.executemany("UPDATE tasks SET position=$1 WHERE id=$2",
                                                [(float(base) + i, r["id"]) for i, r in enumerate(ordered)])
@@ -544,8 +545,8 @@ class PgTaskStore(TaskStore):
 
     async def next_start(self, now: float) -> float | None:
         value = await self._read(lambda c: c.fetchval(
-            "SELECT min(start_at) FROM tasks WHERE status=$1 AND start_at IS NOT NULL AND start_at > $2",
-            WAITING, now))
+            f"SELECT min(start_at) FROM tasks WHERE {IS_WAITING} AND start_at IS NOT NULL AND start_at > $1",
+            now))
         return float(value) if value is not None else None
 
     async def renew(self, lease_seconds: float) -> set[int]:

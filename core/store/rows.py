@@ -26,6 +26,9 @@ TASK_FIELDS: tuple[str, ...] = (
 INSERT_COLUMNS: tuple[str, ...] = (*TASK_FIELDS, "host", "position")
 READ_COLUMNS = ", ".join((*TASK_FIELDS, "node", "position"))
 QUEUE_ORDER = "priority, position, id"  # core/queue.py's order; the tasks_waiting index has these columns
+# The condition of the partial indexes on waiting tasks, written as a literal in the queries that walk them: neither
+# SQLite nor PostgreSQL's generic plans use a partial index for `status = ?`, and then every claim sorts the queue.
+IS_WAITING = "status = 'waiting'"
 
 DOWNLOADING = str(TaskStatus.DOWNLOADING)
 WAITING = str(TaskStatus.WAITING)

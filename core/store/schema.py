@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from core.store.rows import host_of
+from core.store.rows import IS_WAITING, host_of
 
 
 class ColumnType(Enum):
@@ -187,9 +187,9 @@ MIGRATIONS: list[list[Operation]] = [
         AddColumn("tasks", Column("start_at", REAL, nullable=True)),
         CopyColumn("tasks", "position", "id"),
         DropIndex("tasks_waiting"),
-        CreateIndex("tasks_waiting", "tasks", ("priority", "position", "id"), where="status = 'waiting'"),
+        CreateIndex("tasks_waiting", "tasks", ("priority", "position", "id"), where=IS_WAITING),
         CreateIndex("tasks_position", "tasks", ("position",)),
-        CreateIndex("tasks_start_at", "tasks", ("start_at",), where="status = 'waiting' AND start_at IS NOT NULL"),
+        CreateIndex("tasks_start_at", "tasks", ("start_at",), where=f"{IS_WAITING} AND start_at IS NOT NULL"),
     ],
 ]
 
