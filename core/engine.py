@@ -57,6 +57,7 @@ from core.models import (
     ACTIVE_STATUSES,
     EngineStats,
     LogLine,
+    Priority,
     Task,
     TaskKind,
     TaskPage,
@@ -68,6 +69,7 @@ from core.naming import name_from_url, resolve_folder, sanitize_name
 from core.notify import Notifier
 from core.policy import HostPolicy
 from core.progress import ProgressPump
+from core.queue import QueueMove, checked_start_at, queue_key, scheduled_note
 from core.ratelimit import SpeedLimits
 from core.s3_output import S3Output
 from core.schedule import Clock, Schedule, ScheduleKeeper, ScheduleState, SystemClock
@@ -88,7 +90,9 @@ log = logging.getLogger("fetchdeck.engine")
 MAX_BATCH = 100_000
 MAX_NOTIFY_URLS = 16  # Apprise URLs of one task's own
 MARKED_FAILED = "marked as failed by a client"
-EDITABLE = frozenset({"name", "url", "headers", "folder", "is_live", "kind", "options"})  # what `update` may patch
+EDITABLE = frozenset({"name", "url", "headers", "folder", "is_live", "kind", "options",  # what `update` may patch
+                      "priority", "start_at"})  # queue control (core/queue.py)
+QUEUE_FIELDS = frozenset({"priority", "start_at"})  # a change to these may change what the queue runs next
 
 
 @contextlib.contextmanager
@@ -283,6 +287,8 @@ class Engine:
             return unsaved
         if task.status is TaskStatus.WAITING and self.schedule.state.paused:
             task.note = self.schedule.state.waiting_note()  # held back by a schedule pause window
+        if task.status is TaskStatus.WAITING and task.note is None:
+            task.note = scheduled_note(task)  # "scheduled: starts 22:30" while its start time is ahead
         tick = self.remote_progress.get(task.id)
         if tick is not None and task.status is TaskStatus.DOWNLOADING:
             # Another node runs it: its last progress tick (≤ 0.25 s old) is newer than the row (≤ 1 s old).
@@ -313,10 +319,11 @@ class Engine:
         return TaskPage(items=[self._live(t) for t in items], total=total, page=page, size=size)
 
     async def active(self) -> list[Task]:
+        """Waiting and downloading tasks, in queue order (priority, position, id: core/queue.py)."""
         page = await self.list_tasks(
             1, 10_000, TaskFilter(statuses=frozenset(ACTIVE_STATUSES), newest_first=False)
         )
-        return page.items
+        return sorted(page.items, key=queue_key)
 
     async def folders(self) -> list[str]:
         return await self.store.folders()
@@ -405,7 +412,14 @@ class Engine:
             is_live=spec.is_live,
             created_at=now,
             updated_at=now,
+            priority=spec.priority,
+            start_at=self._start_at(spec.start_at, index),
         )
+
+    @staticmethod
+    def _start_at(value: float | None, index: int | None = None) -> float | None:
+        with _field("start_at", index):
+            return checked_start_at(value)
 
     def _checked_edit(self, patch: TaskPatch) -> TaskPatch:
         """An `update` patch with the rules applied to each field it sets (before the task is read)."""
@@ -422,6 +436,8 @@ class Engine:
                 patch = patch.merge(TaskPatch(folder=self.check_folder(patch.folder)))
         if patch.name is not UNSET:
             patch = patch.merge(TaskPatch(name=sanitize_name(patch.name)))
+        if patch.start_at is not UNSET:
+            patch = patch.merge(TaskPatch(start_at=self._start_at(patch.start_at)))
         return patch
 
     # ---- commands --------------------------------------------------------
@@ -558,6 +574,8 @@ class Engine:
         if patch.options is not UNSET:  # a running task's own speed limit applies to its next bytes
             self.limits.set_task(task_id, patch.options.speed_limit)
         self.bus.publish(TaskChanged(task_id))
+        if patch.names() & QUEUE_FIELDS:
+            self.scheduler.poke()
         return await self.get(task_id)
 
     # ---- relink (core/relink.py owns the rules) ------------------------------------------
@@ -585,6 +603,26 @@ class Engine:
         self.task_log(task_id, f"relinked to {url}: {check.note}")
         self.bus.publish(TaskChanged(task_id))
         return await self.start(task_id)
+
+    # ---- queue control (core/queue.py owns the rules) -----------------------------------
+    async def set_priority(self, task_id: int, priority: Priority) -> Task:
+        """Put a task in another priority class of the queue (high, normal, low: core/queue.py)."""
+        return await self.update(task_id, TaskPatch(priority=Priority(priority)))
+
+    async def move(self, task_id: int, where: QueueMove) -> Task:
+        """Move a task to the top or bottom of the waiting tasks of its priority, or one place up or down."""
+        await self.unsaved.save(task_id)
+        await self.get(task_id)  # TaskNotFound
+        if await self.store.move(task_id, QueueMove(where)):
+            self.bus.publish(TaskChanged(task_id))
+            self.scheduler.poke()
+        task = await self.get(task_id)
+        run = self.scheduler.running(task_id)
+        if run is not None:  # the store has the new position; the live task mirrors it
+            stored = await self.store.get(task_id)
+            if stored is not None:
+                run.task.position = task.position = stored.position
+        return task
 
     async def mark(self, task_id: int, status: TaskStatus) -> Task:
         """A client records how a task ended (MediaGo's bulk status), outside the download's own outcome.

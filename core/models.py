@@ -51,6 +51,28 @@ def parse_kind(name: str) -> TaskKind:
         raise InvalidInput(f"unknown task type {name!r} (known: {known})") from None
 
 
+# ---- queue control (issue 14): a task's priority; core/queue.py owns the rest of the queue's rules
+class Priority(StrEnum):
+    """A task's priority: the queue takes high before normal before low, then by position."""
+
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """The stored value (a small int, ascending in queue order)."""
+        return _PRIORITY_RANKS[self]
+
+    @classmethod
+    def of_rank(cls, rank: int) -> Priority:
+        return _PRIORITIES_BY_RANK.get(rank, cls.NORMAL)
+
+
+_PRIORITY_RANKS = {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 2}
+_PRIORITIES_BY_RANK = {rank: p for p, rank in _PRIORITY_RANKS.items()}
+
+
 class TaskStatus(StrEnum):
     WAITING = "waiting"
     DOWNLOADING = "downloading"
@@ -207,6 +229,9 @@ class TaskSpec:
     headers: Headers = ()
     is_live: bool = False
     options: TaskOptions = field(default_factory=TaskOptions)
+    # queue control (issue 14): where the task goes in the queue, and not before when (unix time)
+    priority: Priority = Priority.NORMAL
+    start_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -232,6 +257,10 @@ class Task:
     node: str | None = None  # the node running it (set by the store's claim, cleared when it stops running)
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
+    # queue control (issue 14): priority class, explicit order within it (the store's key), start time
+    priority: Priority = Priority.NORMAL
+    position: float = 0.0
+    start_at: float | None = None  # unix time: not claimed before it (None: at once)
 
     @property
     def percent(self) -> float:

@@ -57,4 +57,4 @@ def _entry_spec(spec: TaskSpec, info: MediaInfo, entry: MediaEntry, folder: str,
         kind = None  # a media URL: its kind is guessed (HTTP, HLS) like any added URL
     name = f"{index:03d} - {entry.title}" if entry.title else None
     return TaskSpec(url=url, kind=kind, name=name, folder=folder, headers=spec.headers, is_live=spec.is_live,
-                    options=options)
+                    options=options, priority=spec.priority, start_at=spec.start_at)

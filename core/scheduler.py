@@ -6,7 +6,8 @@ counters in memory; the store's row lags by up to a second, core/progress.py);
 before a run is registered and after it is removed, the store is (or, for an
 outcome the store refused, core/unsaved.py is).
 
-Queue policy: waiting tasks in creation order, up to `max_concurrent` at once,
+Queue policy: waiting tasks in queue order (priority, position, creation: core/queue.py; a task whose
+start_at is ahead waits, and a timer wakes the loop at the earliest one), up to `max_concurrent` at once,
 taken with the store's `claim` (which moves them to DOWNLOADING under a lease
 for this node, within the per-host caps, and grants each its connections);
 while `held` (a schedule pause window, core/schedule.py) nothing is claimed;
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("fetchdeck.engine")
 
 CLAIM_RETRY_SECONDS = 2.0  # a claim the store refused is tried again this much later
+START_SLACK = 0.01  # seconds past a task's start_at the queue is looked at again (it is due by then)
 
 
 class StopReason(Enum):
@@ -153,6 +155,7 @@ class Scheduler:
         self._deferred: dict[int, tuple[str, float]] = {}  # task id → (note, monotonic retry time)
         self.held = False  # a schedule pause window is in force (core/schedule.py): claim nothing
         self.on_finished: Callable[[TaskRun], None] | None = None  # told of every run's end (the data cap's count)
+        self._start_timer: asyncio.TimerHandle | None = None  # wakes the loop at the next start_at
 
     @property
     def free_slots(self) -> int:
@@ -232,6 +235,18 @@ class Scheduler:
                 if claim.task.id in self.runs:  # launched directly while the claim was out: that run has it
                     continue
                 self.launch(claim.task, claim.connections)
+        if len(claims) < free:  # outside `launching`: a command waiting for it goes first
+            await self._wake_at_next_start()
+
+    async def _wake_at_next_start(self) -> None:
+        """Slots are left free: look again when the next waiting task's start time comes (core/queue.py)."""
+        now = time.time()
+        at = await self._store().next_start(now)
+        if self._start_timer is not None:
+            self._start_timer.cancel()
+            self._start_timer = None
+        if at is not None:
+            self._start_timer = asyncio.get_running_loop().call_later(max(0.0, at - now) + START_SLACK, self.poke)
 
     def launch(self, task: Task, connections: int = 0) -> TaskRun:
         """Register a run of `task` (claimed: DOWNLOADING under this node's lease) and start it.

@@ -112,6 +112,12 @@ TaskId = Annotated[int, Field(ge=1, le=MAX_ID)]
 URL_PATTERN = r"^[hH][tT][tT][pP][sS]?://"
 
 
+PriorityWord = Literal["high", "normal", "low"]
+StartAt = Annotated[str, Field(max_length=64)] | Annotated[float, Field(ge=0, allow_inf_nan=False)]
+START_AT_HELP = ("Do not start before this time: HH:MM (the server's local time, the next time it comes), an "
+                 "ISO 8601 date and time, or a unix time in seconds")
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True, populate_by_name=True)
 
@@ -144,6 +150,9 @@ class TaskInput(_Body):
         default=False, alias="expandPlaylist",
         description="A yt-dlp playlist or channel URL: one task per entry (the answer lists them all)",
     )
+    # queue control (issue 14)
+    priority: PriorityWord | None = Field(default=None, description="high, normal (default) or low")
+    start_at: StartAt | None = Field(default=None, alias="startAt", description=START_AT_HELP)
 
 
 class CreateRequest(_Body):
@@ -159,6 +168,13 @@ class UpdateRequest(_Body):
     headers: str | list[str] | None = None
     folder: str | None = Field(default=None, max_length=4096)
     is_live: bool | None = Field(default=None, alias="isLive")
+    priority: PriorityWord | None = Field(default=None, description="high, normal or low")
+    start_at: StartAt | None = Field(default=None, alias="startAt", description=START_AT_HELP + "; 0: at once")
+
+
+class MoveRequest(_Body):
+    to: Literal["top", "bottom", "up", "down"] = Field(
+        description="top/bottom of the waiting tasks of its priority, or one place up/down")
 
 
 class RelinkRequest(_Body):

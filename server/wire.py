@@ -46,7 +46,7 @@ from core.events import (
     TaskStopped,
     TaskSucceeded,
 )
-from core.models import Headers, Task, TaskKind, TaskOptions, TaskSpec, TaskStatus, parse_header_lines
+from core.models import Headers, Priority, Task, TaskKind, TaskOptions, TaskSpec, TaskStatus, parse_header_lines
 from core.schedule import Mode, ScheduleState
 
 # ---------------------------------------------------------------- type names
@@ -188,6 +188,11 @@ class DownloadTask(BaseModel):
                            "its MediaGo name, which has no dash: a DASH task is an m3u8 one there")
     speedLimit: int | None = Field(default=None, description="The task's own speed limit in bytes/s "
                                    "(PUT /api/downloads/:id/limit); null: none")
+    # queue control (issue 14)
+    priority: Literal["high", "normal", "low"] = Field(
+        description="The queue takes high before normal before low, then in queue order (POST .../move)")
+    startAt: str | None = Field(json_schema_extra={"format": "date-time"},
+                                description="Not started before this time; null: at once")
 
 
 def encode_task(task: Task, on_disk: str | None = None) -> dict[str, Any]:
@@ -217,6 +222,8 @@ def encode_task(task: Task, on_disk: str | None = None) -> dict[str, Any]:
         "node": task.node,
         "kind": task.kind.value,
         "speedLimit": task.options.speed_limit,
+        "priority": task.priority.value,
+        "startAt": iso_time(task.start_at) if task.start_at is not None else None,
     }
 
 
@@ -263,7 +270,16 @@ def decode_task(data: Mapping[str, Any]) -> Task:
         node=_text(data.get("node")),
         created_at=parse_iso_time(data.get("createdDate")),
         updated_at=parse_iso_time(data.get("updatedDate")),
+        priority=_priority(data.get("priority")),
+        start_at=parse_iso_time(data.get("startAt")) or None,
     )
+
+
+def _priority(value: object) -> Priority:
+    try:
+        return Priority(value) if isinstance(value, str) else Priority.NORMAL
+    except ValueError:
+        return Priority.NORMAL
 
 
 def encode_spec(spec: TaskSpec) -> dict[str, Any]:
@@ -281,6 +297,10 @@ def encode_spec(spec: TaskSpec) -> dict[str, Any]:
         item["isLive"] = True
     if spec.options.checksum:
         item["checksum"] = spec.options.checksum
+    if spec.priority is not Priority.NORMAL:
+        item["priority"] = spec.priority.value
+    if spec.start_at is not None:
+        item["startAt"] = iso_time(spec.start_at)
     return item
 
 

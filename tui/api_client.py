@@ -126,8 +126,12 @@ class ApiClient:
         return str(data["log"])
 
     async def update(self, task_id: int, **fields: Any) -> dict[str, Any]:
-        """Fields as the API names them: name, url, headers, folder, isLive."""
+        """Fields as the API names them: name, url, headers, folder, isLive, priority, startAt."""
         return await self.call("PUT", f"/api/downloads/{task_id}", json_body=_clean(fields))  # type: ignore[no-any-return]
+
+    async def move(self, task_id: int, where: str) -> dict[str, Any]:
+        """Reorder the queue: where is top, bottom, up or down."""
+        return await self.call("POST", f"/api/downloads/{task_id}/move", json_body={"to": where})  # type: ignore[no-any-return]
 
     async def set_live(self, task_id: int, is_live: bool) -> dict[str, Any]:
         return await self.call("PUT", f"/api/downloads/{task_id}/live", json_body={"isLive": is_live})  # type: ignore[no-any-return]

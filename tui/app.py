@@ -286,6 +286,11 @@ class FetchdeckApp(App[None]):
         yield SystemCommand("Details", "Show or hide details and log (enter)", screen.action_details)
         yield SystemCommand("Filter", "Filter tasks by text and status (/)", screen.action_filter)
         yield SystemCommand("Open folder", "Show and copy the task's folder (o)", screen.action_open_folder)
+        yield SystemCommand("Raise priority", "Low → normal → high (+)", functools.partial(screen.action_priority, 1))
+        yield SystemCommand("Lower priority", "High → normal → low (-)", functools.partial(screen.action_priority, -1))
+        for where, keys in (("top", "ctrl+home"), ("up", "K"), ("down", "J"), ("bottom", "ctrl+end")):
+            yield SystemCommand(f"Move {where}", f"Reorder the queue ({keys})",
+                                functools.partial(screen.action_move, where))
         yield SystemCommand("Clear filter", "Show every task", lambda: screen.set_filter(TaskFilter()))
         for status in TaskStatus:
             yield SystemCommand(f"Show {status.value} tasks", f"Filter: only {status.value}",

@@ -22,7 +22,8 @@ from core.cookies import ImportReport
 from core.engine import Engine
 from core.errors import FetchdeckError, TaskNotFound
 from core.events import EventType, Payload
-from core.models import Task, TaskSpec
+from core.models import Priority, Task, TaskSpec
+from core.queue import QueueMove
 from core.schedule import ScheduleState
 
 T = TypeVar("T")
@@ -94,6 +95,10 @@ class Client(Protocol):
     async def delete(self, task_id: int, files: bool) -> None: ...
 
     async def logs(self, task_id: int) -> list[str]: ...
+
+    async def set_priority(self, task_id: int, priority: Priority) -> None: ...
+
+    async def move(self, task_id: int, where: QueueMove) -> None: ...
 
     async def folders(self) -> list[str]: ...
 
@@ -186,6 +191,12 @@ class LocalClient:
 
     async def delete(self, task_id: int, files: bool) -> None:
         await self._call(self.engine.delete(task_id, files=files))
+
+    async def set_priority(self, task_id: int, priority: Priority) -> None:
+        await self._call(self.engine.set_priority(task_id, priority))
+
+    async def move(self, task_id: int, where: QueueMove) -> None:
+        await self._call(self.engine.move(task_id, where))
 
     async def logs(self, task_id: int) -> list[str]:
         lines = await self._call(self.engine.logs(task_id))

@@ -73,7 +73,7 @@ def main(ctx: click.Context, download_dir: str | None, data_dir: str | None, por
     if ctx.invoked_subcommand is not None:
         if server_url or token:  # `fetchdeck --server URL ls` means what it says
             ctx.default_map = {name: {k: v for k, v in (("server", server_url), ("token", token)) if v}
-                               for name in ("add", "ls", "start", "stop", "rm", "watch")}
+                               for name in ("add", "ls", "start", "stop", "rm", "watch", "move", "priority")}
         return
     launch_tui(download_dir, data_dir, port, no_server, server_url, token, listen)
 
@@ -117,6 +117,14 @@ NOTIFY_HELP = "Also notify this Apprise URL (ntfy://host/topic, ...) when the ta
 NO_NOTIFY_HELP = "No Apprise notification for these tasks ([webhook] and [hooks] still run)."
 
 
+def queue_options(func: Callable[..., None]) -> Callable[..., None]:
+    """--priority and --start-at (queue control, core/queue.py) of `get` and `add`."""
+    func = click.option("--start-at", metavar="HH:MM|ISO", help="Do not start before this time: HH:MM (the next "
+                        "time the clock shows it) or an ISO date and time (2026-12-01T22:30).")(func)
+    return click.option("--priority", type=click.Choice(["high", "normal", "low"], case_sensitive=False),
+                        help="The queue takes high before normal before low (default normal).")(func)
+
+
 @main.command()
 @click.argument("urls", nargs=-1, required=True)
 @click.option("--download-dir", "-d", type=click.Path(file_okay=False), help="Where files land.")
@@ -142,11 +150,13 @@ NO_NOTIFY_HELP = "No Apprise notification for these tasks ([webhook] and [hooks]
 @click.option("--notify", "notify_urls", multiple=True, metavar="URL", help=NOTIFY_HELP)
 @click.option("--no-notify", is_flag=True, help=NO_NOTIFY_HELP)
 @click.option("--checksum", help=CHECKSUM_HELP)
+@queue_options
 def get(
     urls: tuple[str, ...], download_dir: str | None, data_dir: str | None, connections: int | None,
     name: str | None, kind: str | None, headers: tuple[str, ...], quality: str | None, audio_only: bool,
     proxy: str | None, insecure: bool, speed_limit: str | None, connect_timeout: float,
     notify_urls: tuple[str, ...], no_notify: bool, checksum: str | None, split_playlist: bool,
+    priority: str | None, start_at: str | None,
 ) -> None:
     """Download URLs now, in this process; re-run to resume."""
     from tui.get_cli import GetArgs, run
@@ -154,7 +164,8 @@ def get(
     run(GetArgs(urls=urls, download_dir=download_dir, data_dir=data_dir, connections=connections, name=name,
                 kind=kind, headers=headers, quality=quality, audio_only=audio_only, proxy=proxy, insecure=insecure,
                 speed_limit=speed_limit, connect_timeout=connect_timeout, notify_urls=notify_urls,
-                no_notify=no_notify, checksum=checksum, split_playlist=split_playlist))
+                no_notify=no_notify, checksum=checksum, split_playlist=split_playlist,
+                priority=priority, start_at=start_at))
 
 
 # ---- headless server -------------------------------------------------------
@@ -258,11 +269,11 @@ def _remote(server: str, token: str | None) -> Remote:
 @click.option("--no-notify", is_flag=True, help=NO_NOTIFY_HELP)
 @click.option("--checksum", help=CHECKSUM_HELP)
 @click.option("--split-playlist", is_flag=True, help="A yt-dlp playlist or channel URL: one task per entry.")
+@queue_options
 @remote_options
 def add(urls: tuple[str, ...], kind: str | None, name: str | None, folder: str | None, headers: tuple[str, ...],
         no_start: bool, notify_urls: tuple[str, ...], no_notify: bool, checksum: str | None, split_playlist: bool,
-        server: str,
-        token: str | None) -> None:
+        priority: str | None, start_at: str | None, server: str, token: str | None) -> None:
     """Add downloads to a running fetchdeck; prints id, status and name per task."""
     if name and len(urls) > 1:
         fail("--name works with a single URL")
@@ -275,12 +286,46 @@ def add(urls: tuple[str, ...], kind: str | None, name: str | None, folder: str |
             checksum = normalize_checksum(checksum)
         except InvalidInput as exc:
             fail(str(exc))
+    start_time = None
+    if start_at:
+        from core.queue import parse_start_at
+
+        try:
+            start_time = parse_start_at(start_at)
+        except InvalidInput as exc:
+            fail(str(exc))
     remote = _remote(server, token)
     from tui import remote_commands
 
     sys.exit(remote_commands.add(remote, urls, kind=kind, name=name, folder=folder,
                                  headers=headers, start=not no_start, notify_urls=notify_urls,
-                                 notify=not no_notify, checksum=checksum, split_playlist=split_playlist))
+                                 notify=not no_notify, checksum=checksum, split_playlist=split_playlist,
+                                 priority=priority, start_at=start_time))
+
+
+@main.command()
+@click.argument("task_id", type=click.IntRange(1))
+@click.argument("where", type=click.Choice(["top", "bottom", "up", "down"], case_sensitive=False))
+@remote_options
+def move(task_id: int, where: str, server: str, token: str | None) -> None:
+    """Reorder the queue: move a task to the top or bottom of the waiting tasks of its priority, or one place up
+    or down."""
+    remote = _remote(server, token)
+    from tui import remote_commands
+
+    sys.exit(remote_commands.move(remote, task_id, where.lower()))
+
+
+@main.command()
+@click.argument("task_id", type=click.IntRange(1))
+@click.argument("level", type=click.Choice(["high", "normal", "low"], case_sensitive=False))
+@remote_options
+def priority(task_id: int, level: str, server: str, token: str | None) -> None:
+    """Set a task's priority: the queue takes high before normal before low."""
+    remote = _remote(server, token)
+    from tui import remote_commands
+
+    sys.exit(remote_commands.priority(remote, task_id, level.lower()))
 
 
 @main.command(name="ls")

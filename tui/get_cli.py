@@ -44,6 +44,8 @@ class GetArgs:
     no_notify: bool = False
     checksum: str | None = None  # expected digest "ALGO=HEX" (core/integrity.py)
     split_playlist: bool = False  # a yt-dlp playlist or channel URL: one task per entry (core/playlists.py)
+    priority: str | None = None  # queue control (issue 14): high, normal, low
+    start_at: str | None = None  # HH:MM or an ISO date and time
 
 
 # option word → GetArgs field, for the options taking one value (-H, repeatable, is handled apart)
@@ -173,10 +175,15 @@ def run(args: GetArgs) -> NoReturn:
         fail("--name works with a single URL")
     if args.checksum and len(args.urls) > 1:
         fail("--checksum works with a single URL")
+    from core.models import Priority
+    from core.queue import parse_priority, parse_start_at
+
     try:
         checksum = normalize_checksum(args.checksum) if args.checksum else None
         parsed_kind = parse_kind(args.kind) if args.kind else None
         parsed_headers = parse_header_lines(list(args.headers))
+        priority = parse_priority(args.priority) if args.priority else Priority.NORMAL
+        start_at = parse_start_at(args.start_at) if args.start_at else None
     except InvalidInput as exc:
         fail(str(exc))
     locations, config = load_profile(args.data_dir, args.download_dir)
@@ -202,7 +209,8 @@ def run(args: GetArgs) -> NoReturn:
     if args.split_playlist:
         options["expand_playlist"] = True
     request = GetRequest(urls=args.urls, kind=parsed_kind, name=args.name, specs_options=options,
-                         headers=parsed_headers, connect_timeout=args.connect_timeout)
+                         headers=parsed_headers, connect_timeout=args.connect_timeout, priority=priority,
+                         start_at=start_at)
     try:
         lock = DataDirLock(locations.data_dir).acquire()
     except DataDirBusy as exc:

@@ -21,7 +21,7 @@ from core.downloaders.memory import freeze_startup_objects
 from core.downloaders.net import HttpClients
 from core.engine import Engine
 from core.events import TaskFailed, TaskStopped, TaskSucceeded
-from core.models import Task, TaskKind, TaskSpec, TaskStatus
+from core.models import Priority, Task, TaskKind, TaskSpec, TaskStatus
 from tui.cli_support import CONNECT_TIMEOUT
 
 if TYPE_CHECKING:
@@ -43,6 +43,9 @@ class GetRequest:
     # Give up after this many seconds when the server has not answered once in this run (refused,
     # no such host, connect timeout); once it has, the configured retries apply as for queued tasks.
     connect_timeout: float = CONNECT_TIMEOUT
+    # queue control (issue 14): the new tasks' priority, and not before this unix time
+    priority: Priority = Priority.NORMAL
+    start_at: float | None = None
 
 
 class Stderr:
@@ -123,8 +126,8 @@ async def _queue(engine: Engine, request: GetRequest, err: Stderr) -> tuple[list
     options = TaskOptions(**request.specs_options)  # type: ignore[arg-type]
     ids: list[int] = []
     already: list[Task] = []
-    given = [TaskSpec(url=url, kind=request.kind, name=request.name, headers=request.headers, options=options)
-             for url in request.urls]
+    given = [TaskSpec(url=url, kind=request.kind, name=request.name, headers=request.headers, options=options,
+                      priority=request.priority, start_at=request.start_at) for url in request.urls]
     for spec in [entry for one in given for entry in await engine.expand(one)]:  # --split-playlist
         existing = await engine.find(spec.url.strip(), spec.folder or "")
         if existing is not None and existing.status == TaskStatus.SUCCESS and existing.file:

@@ -21,7 +21,8 @@ import httpx
 
 from core.config import Config
 from core.cookies import DomainCount, ImportReport
-from core.models import Task, TaskSpec
+from core.models import Priority, Task, TaskSpec
+from core.queue import QueueMove
 from core.schedule import ScheduleState
 from server.wire import decode_event, decode_schedule, decode_task, encode_spec
 from tui.api_client import ApiClient, ApiError, ServerUnreachable
@@ -91,6 +92,12 @@ class RemoteClient:
 
     async def delete(self, task_id: int, files: bool) -> None:
         await self._call(self.api.delete(task_id, delete_file=files))
+
+    async def set_priority(self, task_id: int, priority: Priority) -> None:
+        await self._call(self.api.update(task_id, priority=priority.value))
+
+    async def move(self, task_id: int, where: QueueMove) -> None:
+        await self._call(self.api.move(task_id, where.value))
 
     async def logs(self, task_id: int) -> list[str]:
         text = await self._call(self.api.logs(task_id))

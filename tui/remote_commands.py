@@ -69,6 +69,7 @@ def add(
     remote: Remote, urls: tuple[str, ...], *, kind: str | None, name: str | None, folder: str | None,
     headers: tuple[str, ...], start: bool, out: TextIO | None = None, notify_urls: tuple[str, ...] = (),
     notify: bool = True, checksum: str | None = None, split_playlist: bool = False,
+    priority: str | None = None, start_at: float | None = None,
 ) -> int:
     stream = out or sys.stdout
     tasks: list[dict[str, Any]] = []
@@ -90,6 +91,10 @@ def add(
             item["checksum"] = checksum
         if split_playlist:
             item["expandPlaylist"] = True
+        if priority:
+            item["priority"] = priority
+        if start_at is not None:
+            item["startAt"] = start_at
         tasks.append(item)
 
     async def body(api: ApiClient) -> int:
@@ -195,6 +200,25 @@ def limit(remote: Remote, target: int | str, speed: str, *, out: TextIO | None =
     return run(remote, body)
 
 
+# ---- queue control: move / priority ----------------------------------------------
+
+
+def _queue_line(stream: TextIO, task: Task) -> None:
+    note = f"\t{task.note}" if task.note else ""
+    stream.write(f"{task.id}\t{task.status.value}\t{task.priority.value}\t{task.name}{note}\n")
+
+
+def move(remote: Remote, task_id: int, where: str, out: TextIO | None = None) -> int:
+    """POST /api/downloads/ID/move; prints id, status, priority and name."""
+    stream = out or sys.stdout
+
+    async def body(api: ApiClient) -> int:
+        _queue_line(stream, decode_task(await api.move(task_id, where)))
+        return EXIT_OK
+
+    return run(remote, body)
+
+
 def schedule(remote: Remote, *, as_json: bool, out: TextIO | None = None) -> int:
     """Print the bandwidth schedule's window in force."""
     stream = out or sys.stdout
@@ -209,6 +233,17 @@ def schedule(remote: Remote, *, as_json: bool, out: TextIO | None = None) -> int
         if state.cap is not None:
             line += f" (cap {human_bytes(state.cap)}, {human_bytes(state.used)} used)"
         stream.write(f"schedule: {line}\n")
+        return EXIT_OK
+
+    return run(remote, body)
+
+
+def priority(remote: Remote, task_id: int, level: str, out: TextIO | None = None) -> int:
+    """PUT /api/downloads/ID {priority}; prints id, status, priority and name."""
+    stream = out or sys.stdout
+
+    async def body(api: ApiClient) -> int:
+        _queue_line(stream, decode_task(await api.update(task_id, priority=level)))
         return EXIT_OK
 
     return run(remote, body)

@@ -41,7 +41,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final, Literal
 
-from core.models import Headers, LogLine, Task, TaskKind, TaskOptions, TaskStatus
+from core.models import Headers, LogLine, Priority, Task, TaskKind, TaskOptions, TaskStatus
+from core.queue import QueueMove
 
 LOCAL_NODE = "local"  # the node name of a store nobody else shares (SQLite)
 
@@ -93,6 +94,9 @@ class TaskPatch:
     segments_total: int | Unset = UNSET
     error: str | Unset | None = UNSET
     options: TaskOptions | Unset = UNSET
+    # queue control (issue 14; a task's position is changed by `TaskStore.move`, never by a patch)
+    priority: Priority | Unset = UNSET
+    start_at: float | Unset | None = UNSET
 
     def items(self) -> Iterator[tuple[str, Any]]:
         """(field name, value) of each field set, in declaration order (for a store's encoder)."""
@@ -205,7 +209,8 @@ class TaskStore(ABC):
 
     @abstractmethod
     async def waiting_ids(self, limit: int = -1) -> list[int]:
-        """Ids of tasks with status WAITING in queue order (creation order), at most `limit` (-1: all).
+        """Ids of tasks with status WAITING in queue order (priority, position, creation; core/queue.py),
+        at most `limit` (-1: all), whatever their start time.
 
         The scheduler takes the next tasks to run from here and claims each with `transition`."""
 
@@ -273,13 +278,26 @@ class TaskStore(ABC):
         self, limit: int, *, lease_seconds: float, caps: HostCaps, want_connections: Callable[[Task], int],
         only: frozenset[int] | None = None, skip: frozenset[int] = frozenset(),
     ) -> list[Claim]:
-        """Claim up to `limit` WAITING tasks for this node in queue order (creation order), in one transaction.
+        """Claim up to `limit` WAITING tasks for this node in queue order, in one transaction: priority (high,
+        normal, low), then position, then creation (id); a task whose `start_at` is still ahead (by this
+        node's clock) is left waiting.
 
         A task whose host is at its cap (`caps`: running tasks, or every connection already granted) is
         left waiting and the next one is tried. `want_connections(task)` is what the task would use; it is
         granted min(that, what the host cap leaves), at least 1. `only`: consider just these ids (a one-shot
         engine); `skip`: never these. Each claimed task gets status DOWNLOADING, error cleared, node = this
         node, a new lease generation, an expiry `lease_seconds` from now, and its granted connections."""
+
+    @abstractmethod
+    async def move(self, task_id: int, where: QueueMove) -> bool:
+        """Give the task a new position among the WAITING tasks of its priority (core/queue.py's rules):
+        TOP before the first, BOTTOM after every task (new tasks come after it too), UP/DOWN past the
+        nearest one before/after it. Usually one row is written. False if nothing changed (already there,
+        or no such task)."""
+
+    @abstractmethod
+    async def next_start(self, now: float) -> float | None:
+        """The earliest `start_at` after `now` of a WAITING task (when the queue must be looked at again)."""
 
     @abstractmethod
     async def renew(self, lease_seconds: float) -> set[int]:

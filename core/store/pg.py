@@ -3,12 +3,14 @@
 Same contract and semantics as the SQLite store (core/store/repo.py; the shared encodings and the
 claim's host budget are core/store/rows.py's, the schema core/store/schema.py's), for many nodes:
 
-- `claim` takes candidates with `SELECT … FOR UPDATE SKIP LOCKED` in queue order, so two nodes never
-  claim the same task; the per-host accounting (connections granted and tasks running on a capped host,
-  counted over every node) is serialised across nodes by `pg_try_advisory_xact_lock` on the host: a node
-  that cannot take a host's lock leaves that host to the node holding it for this round (no deadlock
-  between nodes claiming several hosts in different orders), and counts the host's use only once it holds
-  the lock, so the count includes every claim committed before it.
+- `claim` takes candidates with `SELECT … FOR UPDATE SKIP LOCKED` in queue order (priority, position, id:
+  core/queue.py; the `tasks_waiting` partial index has those columns, so a claim reads only the queue's
+  head), so two nodes never claim the same task; the per-host accounting (connections granted and tasks
+  running on a capped host, counted over every node) is serialised across nodes by
+  `pg_try_advisory_xact_lock` on the host: a node that cannot take a host's lock leaves that host to the
+  node holding it for this round (no deadlock between nodes claiming several hosts in different orders),
+  and counts the host's use only once it holds the lock, so the count includes every claim committed
+  before it.
 - Lease expiry and node heartbeats are judged by ONE clock, the database's
   (`extract(epoch from clock_timestamp())`); task timestamps (`created_at`, `updated_at`) are the node's,
   as on SQLite.
@@ -52,10 +54,13 @@ if TYPE_CHECKING:
 
 from core.errors import LeaseLost, StoreUnavailable
 from core.models import LogLine, Task, TaskStatus
+from core.queue import RENUMBER, QueueMove, moved_position
 from core.store.base import MAX_FILTER_IDS, Claim, HostCaps, Lease, NodeInfo, TaskFilter, TaskPatch, TaskStore
 from core.store.rows import (
     DOWNLOADING,
     INSERT_COLUMNS,
+    IS_WAITING,
+    QUEUE_ORDER,
     READ_COLUMNS,
     WAITING,
     HostBudget,
@@ -280,7 +285,8 @@ class PgTaskStore(TaskStore):
 
     async def waiting_ids(self, limit: int = -1) -> list[int]:
         rows = await self._read(lambda c: c.fetch(
-            "SELECT id FROM tasks WHERE status=$1 ORDER BY id LIMIT $2", WAITING, limit if limit >= 0 else None))
+            f"SELECT id FROM tasks WHERE {IS_WAITING} ORDER BY {QUEUE_ORDER} LIMIT $1",
+            limit if limit >= 0 else None))
         return [r["id"] for r in rows]
 
     async def count_by_status(self) -> dict[TaskStatus, int]:
@@ -320,16 +326,20 @@ class PgTaskStore(TaskStore):
         if not tasks:
             return tasks
 
-        async def body(conn: Conn) -> list[int]:
+        async def body(conn: Conn) -> tuple[list[int], float]:
             rows = await conn.fetch("SELECT nextval('tasks_id_seq') AS id FROM generate_series(1, $1)", len(tasks))
             ids = sorted(int(r["id"]) for r in rows)
-            records = [insert_values(task, task_id) for task, task_id in zip(tasks, ids, strict=True)]
+            # after every task: the end of the queue (core/queue.py); two nodes inserting at once may tie
+            # (the id orders those)
+            first = float(await conn.fetchval("SELECT max(position) FROM tasks") or 0) + 1
+            records = [insert_values(task, task_id, first + offset)
+                       for offset, (task, task_id) in enumerate(zip(tasks, ids, strict=True))]
             await conn.copy_records_to_table("tasks", records=records, columns=INSERT_COLUMNS)
-            return ids
+            return ids, first
 
-        ids = await self._write(body)
-        for task, task_id in zip(tasks, ids, strict=True):
-            task.id = task_id
+        ids, first = await self._write(body)
+        for offset, (task, task_id) in enumerate(zip(tasks, ids, strict=True)):
+            task.id, task.position = task_id, first + offset
         if len(tasks) >= ANALYZE_AFTER:
             # Fresh statistics, so the planner walks the waiting-tasks index for claims at once rather than
             # sorting every waiting row until autovacuum gets to the table.
@@ -432,21 +442,25 @@ class PgTaskStore(TaskStore):
             locked: set[str] = set()
             passed: set[str] = set()  # capped hosts another node is claiming right now
             chosen: list[tuple[Task, int]] = []
-            after, scanned = 0, 0
+            after: tuple[int, float, int] | None = None
+            scanned = 0
             skip_ids = sorted(skip)
             only_ids = sorted(only - skip) if only is not None else None
+            now = time.time()  # start times are the node's clock (the scheduler's timer is too)
             while len(chosen) < limit and scanned < CLAIM_SCAN:
                 excluded = sorted(passed | set(budget.full_hosts()))
+                past = "" if after is None else " AND (priority, position, id) > ($6, $7, $8)"
                 rows = await conn.fetch(
-                    f"SELECT {READ_COLUMNS}, host FROM tasks WHERE status=$1 AND id>$2"
-                    " AND ($3::bigint[] IS NULL OR id = ANY($3::bigint[])) AND id <> ALL($4::bigint[])"
-                    " AND host <> ALL($5::text[]) ORDER BY id LIMIT $6 FOR UPDATE SKIP LOCKED",
-                    WAITING, after, only_ids, skip_ids, excluded, page)
+                    f"SELECT {READ_COLUMNS}, host FROM tasks WHERE {IS_WAITING}{past}"
+                    " AND (start_at IS NULL OR start_at <= $1)"
+                    " AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[])) AND id <> ALL($3::bigint[])"
+                    f" AND host <> ALL($4::text[]) ORDER BY {QUEUE_ORDER} LIMIT $5 FOR UPDATE SKIP LOCKED",
+                    now, only_ids, skip_ids, excluded, page, *(after or ()))
                 if not rows:
                     break
                 for row in rows:
                     scanned += 1
-                    after = row["id"]
+                    after = (row["priority"], row["position"], row["id"])
                     if len(chosen) >= limit:
                         break
                     host = row["host"]
@@ -467,7 +481,6 @@ class PgTaskStore(TaskStore):
                         chosen.append((task, granted))
             if not chosen:
                 return []
-            now = time.time()
             rows = await conn.fetch(
                 "UPDATE tasks AS t SET status=$1, error=NULL, node=$2, lease_gen=t.lease_gen+1,"
                 f" lease_expires={NOW} + $3, connections=g.connections, updated_at=$4"
@@ -487,6 +500,54 @@ class PgTaskStore(TaskStore):
                 self._leases.hold(claim.lease)
 
         return await self._write(body, committed)
+
+    async def move(self, task_id: int, where: QueueMove) -> bool:
+        async def body(conn: Conn) -> bool:
+            row = await conn.fetchrow("SELECT priority, position FROM tasks WHERE id=$1 FOR UPDATE", task_id)
+            if row is None:
+                return False
+            rank, position = row["priority"], row["position"]
+            for _ in range(2):  # a second time after spreading the class's positions out
+                new: float | None
+                if where is QueueMove.TOP:
+                    first = await conn.fetchval(
+                        f"SELECT min(position) FROM tasks WHERE {IS_WAITING} AND priority=$1 AND id<>$2",
+                        rank, task_id)
+                    new = None if first is None or position < first else first - 1
+                elif where is QueueMove.BOTTOM:
+                    top = await conn.fetchval("SELECT max(position) FROM tasks WHERE id<>$1", task_id)
+                    new = None if top is None or top < position else top + 1
+                else:
+                    up = where is QueueMove.UP
+                    near = await conn.fetch(
+                        f"SELECT position FROM tasks WHERE {IS_WAITING} AND priority=$1 AND (position, id)"
+                        f" {'<' if up else '>'} ($2, $3) ORDER BY position {'DESC' if up else 'ASC'},"
+                        f" id {'DESC' if up else 'ASC'} LIMIT 2", rank, position, task_id)
+                    planned = moved_position(where, [r["position"] for r in near])
+                    if planned == RENUMBER:
+                        ordered = await conn.fetch(
+                            f"SELECT id, position FROM tasks WHERE {IS_WAITING} AND priority=$1 ORDER BY {QUEUE_ORDER}"
+                            " FOR UPDATE", rank)
+                        base = min(r["position"] for r in ordered)
+                        await conn.executemany("UPDATE tasks SET position=$1 WHERE id=$2",
+                                               [(float(base) + i, r["id"]) for i, r in enumerate(ordered)])
+                        position = await conn.fetchval("SELECT position FROM tasks WHERE id=$1", task_id)
+                        continue
+                    new = planned
+                if new is None:
+                    return False
+                await conn.execute("UPDATE tasks SET position=$1, updated_at=$2 WHERE id=$3",
+                                   float(new), time.time(), task_id)
+                return True
+            return False
+
+        return await self._write(body)
+
+    async def next_start(self, now: float) -> float | None:
+        value = await self._read(lambda c: c.fetchval(
+            f"SELECT min(start_at) FROM tasks WHERE {IS_WAITING} AND start_at IS NOT NULL AND start_at > $1",
+            now))
+        return float(value) if value is not None else None
 
     async def renew(self, lease_seconds: float) -> set[int]:
         held = self._leases.held()

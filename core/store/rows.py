@@ -14,16 +14,21 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from core.models import Headers, Task, TaskKind, TaskOptions, TaskStatus
+from core.models import Headers, Priority, Task, TaskKind, TaskOptions, TaskStatus
 from core.store.base import HostCaps, HostLimit, Lease, TaskPatch
 
 # The stored task fields in insert order (`id` first; `host` is derived from `url`, the lease columns start empty).
 TASK_FIELDS: tuple[str, ...] = (
     "id", "kind", "url", "name", "folder", "headers", "status", "is_live", "file", "downloaded", "total",
-    "segments_done", "segments_total", "error", "options", "created_at", "updated_at",
+    "segments_done", "segments_total", "error", "options", "created_at", "updated_at", "priority", "start_at",
 )
-INSERT_COLUMNS: tuple[str, ...] = (*TASK_FIELDS, "host")
-READ_COLUMNS = ", ".join((*TASK_FIELDS, "node"))
+# `position` is the store's to choose (after every task, core/queue.py), not the new task's.
+INSERT_COLUMNS: tuple[str, ...] = (*TASK_FIELDS, "host", "position")
+READ_COLUMNS = ", ".join((*TASK_FIELDS, "node", "position"))
+QUEUE_ORDER = "priority, position, id"  # core/queue.py's order; the tasks_waiting index has these columns
+# The condition of the partial indexes on waiting tasks, written as a literal in the queries that walk them: neither
+# SQLite nor PostgreSQL's generic plans use a partial index for `status = ?`, and then every claim sorts the queue.
+IS_WAITING = "status = 'waiting'"
 
 DOWNLOADING = str(TaskStatus.DOWNLOADING)
 WAITING = str(TaskStatus.WAITING)
@@ -54,14 +59,16 @@ def encode(name: str, value: Any) -> Any:
         return int(bool(value))
     if name in ("status", "kind"):
         return str(value)
+    if name == "priority":
+        return Priority(value).rank
     return value
 
 
-def insert_values(task: Task, task_id: int | None = None) -> list[Any]:
+def insert_values(task: Task, task_id: int | None = None, position: float = 0.0) -> list[Any]:
     """The INSERT_COLUMNS values of a new task (`task_id` None: leave the id out, the database assigns it)."""
     values = [encode(name, getattr(task, name)) for name in TASK_FIELDS[1:]]
     head = [] if task_id is None else [task_id]
-    return [*head, *values, host_of(task.url)]
+    return [*head, *values, host_of(task.url), float(position)]
 
 
 def task_from_row(row: Row) -> Task:
@@ -86,6 +93,9 @@ def task_from_row(row: Row) -> Task:
         node=row["node"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        priority=Priority.of_rank(row["priority"]),
+        position=float(row["position"] or 0.0),
+        start_at=row["start_at"],
     )
 
 

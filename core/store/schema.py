@@ -2,8 +2,8 @@
 
 `MIGRATIONS[i]` is the list of operations that upgrades a database from
 version i to i+1 (never edit a shipped one; append a new version). The
-operations are typed (create a table, add a column, create an index, fill a
-new column from an existing one) and each back end renders them:
+operations are typed (create a table, add a column, create or drop an index,
+fill a new column from an existing one: in SQL, or derived in Python) and each back end renders them:
 `sqlite_statements` for core/store/db.py (version in `PRAGMA user_version`),
 `postgres_statements` for core/store/pg.py (version in a `schema_version`
 table, migrated under an advisory lock so nodes starting together migrate
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from core.store.rows import host_of
+from core.store.rows import IS_WAITING, host_of
 
 
 class ColumnType(Enum):
@@ -97,7 +97,21 @@ class Backfill:
     derive: Callable[[str], str]
 
 
-Operation = CreateTable | AddColumn | CreateIndex | Backfill
+@dataclass(frozen=True, slots=True)
+class DropIndex:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CopyColumn:
+    """Set `column` of every row of `table` to its `source` column (the same SQL in both back ends)."""
+
+    table: str
+    column: str
+    source: str
+
+
+Operation = CreateTable | AddColumn | CreateIndex | Backfill | DropIndex | CopyColumn
 
 
 def _literal(value: str | int) -> str:
@@ -164,6 +178,19 @@ MIGRATIONS: list[list[Operation]] = [
     [
         CreateIndex("tasks_waiting", "tasks", ("id",), where="status = 'waiting'"),
     ],
+    # 4: queue control (core/queue.py): priority (0 high, 1 normal, 2 low), an explicit position (tasks so far
+    # keep creation order: position = id), a start time; the waiting-tasks index in the new queue order; the
+    # top position (a new task goes after it) and the next start time found without a scan
+    [
+        AddColumn("tasks", Column("priority", INTEGER, default=1)),
+        AddColumn("tasks", Column("position", REAL, default=0)),
+        AddColumn("tasks", Column("start_at", REAL, nullable=True)),
+        CopyColumn("tasks", "position", "id"),
+        DropIndex("tasks_waiting"),
+        CreateIndex("tasks_waiting", "tasks", ("priority", "position", "id"), where=IS_WAITING),
+        CreateIndex("tasks_position", "tasks", ("position",)),
+        CreateIndex("tasks_start_at", "tasks", ("start_at",), where=f"{IS_WAITING} AND start_at IS NOT NULL"),
+    ],
 ]
 
 VERSION = len(MIGRATIONS)
@@ -181,6 +208,10 @@ def _statements(op: Operation, postgres: bool) -> list[str]:
     if isinstance(op, CreateIndex):
         partial = f" WHERE {op.where}" if op.where else ""
         return [f"CREATE INDEX {op.name} ON {op.table}({', '.join(op.columns)}){partial}"]
+    if isinstance(op, DropIndex):
+        return [f"DROP INDEX {op.name}"]
+    if isinstance(op, CopyColumn):
+        return [f"UPDATE {op.table} SET {op.column} = {op.source}"]
     return []  # a Backfill is run by the back end, not rendered
 
 

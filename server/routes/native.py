@@ -19,7 +19,8 @@ from quart_schema import document_querystring, document_request, document_respon
 from core.cookies import CookieImportError, CookieStore, DomainCount
 from core.engine import Engine
 from core.errors import IllegalTransition, InvalidField, InvalidInput, TaskNotFound
-from core.models import TaskOptions, TaskSpec, TaskStatus
+from core.models import Priority, TaskOptions, TaskSpec, TaskStatus
+from core.queue import parse_move, parse_start_at
 from core.store import TaskFilter, TaskPatch
 from core.store.base import UNSET, Unset
 from server.bodies import parse_body, parse_query
@@ -44,6 +45,7 @@ from server.schemas import (
     ListQuery,
     LiveRequest,
     LogsData,
+    MoveRequest,
     RelinkRequest,
     StartRequest,
     StatusRequest,
@@ -137,6 +139,15 @@ def no_nul_folder(value: str | None, where: str) -> str | None:
     if value and "\x00" in value:
         raise ApiError(400, ErrorCode.INVALID_FOLDER, f"{where}: contains a NUL character")
     return value
+
+
+def start_time(value: str | float | None, where: str) -> float | None:
+    """A request's startAt (HH:MM, ISO 8601, unix seconds) as a unix time; a 400 naming `where` if it is none."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return checked(ErrorCode.VALIDATION_FAILED, where, parse_start_at, value)  # type: ignore[no-any-return]
+    return float(value)
 
 
 def given(value: T | None) -> T | Unset:
@@ -270,6 +281,8 @@ async def create_downloads() -> Response:
                 headers=checked_headers(item.headers, f"{where}.headers") or (),
                 is_live=item.is_live,
                 options=options,
+                priority=Priority(item.priority or Priority.NORMAL),
+                start_at=start_time(item.start_at, f"{where}.startAt"),
             )
         )
     with field_errors(batch_item):
@@ -302,10 +315,22 @@ async def update_download(task_id: int) -> Response:
         headers=given(checked_headers(body.headers, "headers")),
         folder=given(no_nul_folder(body.folder, "folder")),
         is_live=given(body.is_live),
+        priority=given(Priority(body.priority) if body.priority else None),
+        start_at=given(start_time(body.start_at, "startAt")),
     )
     with field_errors(field_name):
         task = await engine().update(task_id, patch)
     return ok(task_to_api(task))
+
+
+@native.post(f"/downloads/{ID}/move")
+@document_request(MoveRequest)
+@documented(Envelope[DownloadTask], 404, 413)
+async def move_download(task_id: int) -> Response:
+    """Reorder the queue: put the task at the top or bottom of the waiting tasks of its priority, or one
+    place up or down (the queue takes high before normal before low; set `priority` with PUT)."""
+    body = await parse_body(MoveRequest)
+    return ok(task_to_api(await engine().move(task_id, parse_move(body.to))))
 
 
 @native.put(f"/downloads/{ID}/live")

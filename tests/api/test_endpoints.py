@@ -18,6 +18,7 @@ TASK_FIELDS = {
     "node",  # the node running it when several share one queue (issue 13), null when none
     "kind",  # fetchdeck's own kind: http, hls, dash, ytdlp (issue 14: dash is an m3u8 type to MediaGo)
     "speedLimit",  # the task's own speed limit in bytes/s (issue 14), null when none
+    "priority", "startAt",  # queue control (issue 14): high/normal/low, not started before (null: at once)
 }
 
 

@@ -14,13 +14,15 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import aiosqlite
 import pytest
 
 from core.errors import LeaseLost, StoreUnavailable
-from core.models import Task, TaskKind, TaskOptions, TaskStatus
+from core.models import Priority, Task, TaskKind, TaskOptions, TaskStatus
+from core.queue import QueueMove
 from core.store import TaskFilter, TaskPatch, TaskStore, open_store
 from core.store.base import Claim, HostCaps, HostLimit
-from core.store.db import open_database
+from core.store.db import migrate, open_database
 from core.store.schema import MIGRATIONS, sqlite_statements
 from tests.support.postgres import PostgresCluster
 
@@ -432,6 +434,79 @@ async def test_postgres_nodes_starting_together_migrate_once(postgres_url: str, 
     finally:
         for s in stores:
             await s.close()
+
+
+# ---- queue control: priority, position, start_at (issue 14) ------------------------------
+async def test_claim_order_is_priority_then_position_then_creation(store: TaskStore) -> None:
+    a, b, c, d, e = await add(store, *(f"http://a.test/{i}" for i in range(5)))
+    assert await store.waiting_ids() == [a, b, c, d, e]
+    await store.update(d, TaskPatch(priority=Priority.HIGH))
+    await store.update(a, TaskPatch(priority=Priority.LOW))
+    assert await store.move(c, QueueMove.TOP)  # top of the normal ones, still after the high one
+    assert await store.waiting_ids() == [d, c, b, e, a]
+    assert not await store.move(c, QueueMove.TOP)  # already there: nothing written
+    assert await store.move(c, QueueMove.DOWN) and await store.waiting_ids() == [d, b, c, e, a]
+    assert await store.move(e, QueueMove.UP) and await store.waiting_ids() == [d, b, e, c, a]
+    assert await store.move(b, QueueMove.BOTTOM) and await store.waiting_ids() == [d, e, c, b, a]
+    assert not await store.move(b, QueueMove.DOWN) and not await store.move(d, QueueMove.UP)
+    (f,) = await add(store, "http://a.test/f")  # a new task goes after every one of its class, the moved too
+    assert await store.waiting_ids() == [d, e, c, b, f, a]
+    stored = await store.get(d)
+    assert stored is not None and stored.priority is Priority.HIGH
+    assert [cl.task.id for cl in await claim(store, 3)] == [d, e, c]
+    assert [cl.task.id for cl in await claim(store, 10, only=frozenset({a, f, b}))] == [b, f, a]
+    assert not await store.move(999_999, QueueMove.TOP)
+
+
+async def test_many_moves_between_the_same_neighbours_keep_the_order(store: TaskStore) -> None:
+    ids = await add(store, *(f"http://a.test/{i}" for i in range(4)))
+    order = list(ids)
+    for i in range(60):  # more halvings than a float has between two neighbours (52): the class is spread out
+        assert await store.move(order[2], QueueMove.UP)
+        order[1], order[2] = order[2], order[1]
+        if i % 4 == 3 or i > 48:
+            assert await store.waiting_ids() == order
+
+
+async def test_a_task_is_not_claimed_before_its_start_time(store: TaskStore) -> None:
+    now = time.time()
+    tasks = [new_task("http://a.test/later"), new_task("http://a.test/past"), new_task("http://a.test/now")]
+    tasks[0].start_at, tasks[1].start_at = now + 3600, now - 5
+    later, past, plain = [t.id for t in await store.insert_many(tasks)]
+    stored = await store.get(later)
+    assert stored is not None and stored.start_at == pytest.approx(now + 3600)
+    assert await store.next_start(now) == pytest.approx(now + 3600)
+    assert [cl.task.id for cl in await claim(store, 10)] == [past, plain]
+    assert await claim(store, 10, only=frozenset({later})) == []
+    await store.update(later, TaskPatch(start_at=None))
+    assert await store.next_start(now) is None
+    assert [cl.task.id for cl in await claim(store, 10)] == [later]
+
+
+async def test_a_version_3_database_keeps_its_queue_order_after_the_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "v3.sqlite"
+    conn = await open_database_at(path, 3)
+    for i in range(3):
+        await conn.execute(
+            "INSERT INTO tasks (kind, url, name, status, created_at, updated_at, host) VALUES"
+            " ('http', ?, 'f', 'waiting', 1, 1, 'a.test')", (f"http://a.test/{i}",))
+    await conn.close()
+    store = await open_store("", database=path)
+    try:
+        assert await store.waiting_ids() == [1, 2, 3]
+        assert [t.position for t in (await store.page(0, 10, TaskFilter(newest_first=False)))[0]] == [1.0, 2.0, 3.0]
+        (new_id,) = await add(store, "http://a.test/new")
+        assert await store.move(new_id, QueueMove.TOP) and await store.waiting_ids() == [new_id, 1, 2, 3]
+    finally:
+        await store.close()
+
+
+async def open_database_at(path: Path, version: int) -> aiosqlite.Connection:
+    """A SQLite database migrated only up to `version`."""
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    conn.row_factory = aiosqlite.Row
+    await migrate(conn, target=version)
+    return conn
 
 
 # ---- PostgreSQL outages and LISTEN/NOTIFY -------------------------------------------

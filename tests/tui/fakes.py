@@ -13,8 +13,9 @@ from dataclasses import replace
 
 from core.config import Config
 from core.cookies import ImportReport, counts, parse_netscape
-from core.events import Payload
-from core.models import Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
+from core.events import Payload, TaskChanged
+from core.models import Priority, Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
+from core.queue import QueueMove
 from core.schedule import ScheduleState
 from tui.client import ClientEvent, ConnectionState, TaskGone
 
@@ -85,6 +86,7 @@ class MemoryClient:
         self.folder_list: list[str] = ["podcasts", "videos"]
         self.schedule_state = ScheduleState()
         self.host_limits: dict[str, int | None] = {}
+        self.moves: list[tuple[int, QueueMove]] = []  # queue control: what the TUI asked for
 
     @property
     def address(self) -> str:
@@ -126,6 +128,15 @@ class MemoryClient:
     async def delete(self, task_id: int, files: bool) -> None:
         await self.get(task_id)
         del self.tasks[task_id]
+
+    async def set_priority(self, task_id: int, priority: Priority) -> None:
+        self.tasks[task_id] = replace(await self.get(task_id), priority=priority)
+        if self.queue is not None:
+            self.queue.put_nowait(ClientEvent(TaskChanged(task_id)))
+
+    async def move(self, task_id: int, where: QueueMove) -> None:
+        await self.get(task_id)
+        self.moves.append((task_id, where))
 
     async def logs(self, task_id: int) -> list[str]:
         return list(LOGS.get(task_id, []))

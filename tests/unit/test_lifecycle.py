@@ -18,6 +18,7 @@ from core.downloaders.scripted import Claim, Fail, Finish, Gate, Report, Scripte
 from core.engine import Engine
 from core.errors import DownloadError, IllegalTransition, InvalidField, InvalidInput, StoreUnavailable, TaskNotFound
 from core.models import LogLine, Task, TaskKind, TaskOptions, TaskSpec, TaskStatus
+from core.queue import QueueMove
 from core.store import StoreFactory, TaskPatch, TaskStore
 from core.store import base as store_base
 from core.store.base import HostCaps, Lease, NodeInfo, TaskFilter
@@ -109,6 +110,13 @@ class RefusingStore(TaskStore):
         self._check()
         return await self.inner.claim(limit, lease_seconds=lease_seconds, caps=caps,
                                       want_connections=want_connections, only=only, skip=skip)
+
+    async def move(self, task_id: int, where: QueueMove) -> bool:
+        self._check()
+        return await self.inner.move(task_id, where)
+
+    async def next_start(self, now: float) -> float | None:
+        return await self.inner.next_start(now)
 
     async def renew(self, lease_seconds: float) -> set[int]:
         self._check()

@@ -19,7 +19,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from core.models import ACTIVE_STATUSES, Task, TaskStatus
+from core.models import ACTIVE_STATUSES, Priority, Task, TaskStatus
+from core.queue import QueueMove
 from core.schedule import format_rate
 from tui.client import ClientError
 from tui.screens.add import AddRequest, AddTaskScreen
@@ -74,6 +75,19 @@ class MainScreen(Screen[None]):
         Binding("C", "app.cookies", "Cookies", id="cookies", show=False, tooltip="Paste a cookies.txt"),
         Binding("q", "app.quit", "Quit", id="quit", tooltip="Quit (downloads resume next time)"),
         Binding("escape", "collapse", "Back", id="collapse", show=False),
+        # queue control (issue 14): priority and order of the waiting tasks
+        Binding("plus", "priority(1)", "Priority+", id="priority-up", key_display="+", show=False,
+                tooltip="Raise the selected task's priority (low → normal → high)"),
+        Binding("minus", "priority(-1)", "Priority-", id="priority-down", key_display="-", show=False,
+                tooltip="Lower the selected task's priority (high → normal → low)"),
+        Binding("K,ctrl+up", "move('up')", "Move up", id="move-up", show=False,
+                tooltip="Move the selected task one place up in the queue"),
+        Binding("J,ctrl+down", "move('down')", "Move down", id="move-down", show=False,
+                tooltip="Move the selected task one place down in the queue"),
+        Binding("ctrl+home", "move('top')", "Move to top", id="move-top", show=False,
+                tooltip="Move the selected task to the top of its priority's queue"),
+        Binding("ctrl+end", "move('bottom')", "Move to bottom", id="move-bottom", show=False,
+                tooltip="Move the selected task to the bottom of the queue"),
     ]
 
     def __init__(self) -> None:
@@ -294,6 +308,28 @@ class MainScreen(Screen[None]):
             self.notify("It is already queued or downloading.", timeout=3)
             return
         await self.fetchdeck.call(self.fetchdeck.client.start(task.id), f"retry {task.name}")
+
+    async def action_priority(self, step: int) -> None:
+        """Raise (step 1) or lower (step -1) the selected task's priority."""
+        task = self._need_selection()
+        if task is None:
+            return
+        order = [Priority.LOW, Priority.NORMAL, Priority.HIGH]
+        index = order.index(task.priority) + step
+        if not 0 <= index < len(order):
+            self.notify(f"It is already {task.priority.value} priority.", timeout=3)
+            return
+        new = order[index]
+        if await self.fetchdeck.call(self.fetchdeck.client.set_priority(task.id, new),
+                                     f"set the priority of {task.name}"):
+            self.notify(f"{task.name}: {new.value} priority.", timeout=2)
+
+    async def action_move(self, where: str) -> None:
+        """Move the selected task in the queue (top, bottom, up, down)."""
+        task = self._need_selection()
+        if task is None:
+            return
+        await self.fetchdeck.call(self.fetchdeck.client.move(task.id, QueueMove(where)), f"move {task.name}")
 
     async def action_stop(self) -> None:
         task = self._need_selection()

@@ -14,11 +14,13 @@ from rich.style import Style
 from rich.text import Text
 from textual.theme import Theme
 
-from core.models import Task, TaskStatus
+from core.models import Priority, Task, TaskStatus
 from tui import format as fmt
 
 Cell = Text | str
 Signature = tuple[object, ...]
+# queue control (issue 14): a task's priority as a mark before its name (normal: none)
+PRIORITY_MARKS = {Priority.HIGH: "▲ ", Priority.NORMAL: "", Priority.LOW: "▼ "}
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +136,8 @@ class CellMaker:
         """The function giving a column's signature value (plain values, cheap to compare)."""
         downloading = TaskStatus.DOWNLOADING
         if key == "name":
-            return lambda t: t.name or t.url
+            marks = PRIORITY_MARKS
+            return lambda t: marks[t.priority] + (t.name or t.url)
         if key == "type":
             return lambda t: t.kind
         if key == "status":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.content import Content
 from textual.widgets import Static
 
-from core.models import Task, TaskStatus
+from core.models import Priority, Task, TaskStatus
 from tui import format as fmt
 
 _STATUS_COLORS = {
@@ -40,6 +40,10 @@ def detail_content(task: Task | None, folder: str, width: int = 0) -> Content:
     # Why it is not moving: "retrying in 4 s: ..." (downloading), "scheduled: starts 18:00" (waiting)
     if task.note and task.status in (TaskStatus.DOWNLOADING, TaskStatus.WAITING):
         rows.append(("Waiting", Content.from_markup("[$warning]$n[/]", n=task.note)))
+    if task.priority is not Priority.NORMAL or (task.note and task.status == TaskStatus.WAITING):
+        # queue control (issue 14): its priority, and when it starts ("scheduled: starts 22:30")
+        queue = [f"{task.priority.value} priority", task.note if task.status == TaskStatus.WAITING else None]
+        rows.append(("Queue", Content(" · ".join(part for part in queue if part))))
     room = width - LABEL_WIDTH if width > LABEL_WIDTH + 8 else 10_000
 
     def one_line(text: str) -> Content:
