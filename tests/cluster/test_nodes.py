@@ -14,7 +14,7 @@ import pytest
 from core.config import HostLimitConfig
 from core.engine import Engine
 from core.events import EventType, TaskProgress
-from core.models import TaskSpec, TaskStatus
+from core.models import TaskOptions, TaskSpec, TaskStatus
 from tests.support.cluster import LEASE, node, node_config, until
 from tests.support.fileserver import FileServer, random_bytes
 
@@ -94,9 +94,9 @@ async def test_stop_and_delete_sent_to_the_other_node_reach_its_run_within_a_sec
 async def test_progress_of_a_task_on_another_node_is_live_on_this_one(tmp_path: Path, pg_url: str,
                                                                      origin: FileServer) -> None:
     origin.add("/slow.bin", random_bytes(6 << 20, seed=4))
-    origin.faults.throttle("/slow.bin", 512 * 1024)
+    origin.faults.throttle("/slow.bin", 512 * 1024)  # per connection: one connection, 12 s of transfer
     async with node(tmp_path, pg_url, "a") as a:
-        (task,) = await a.create([TaskSpec(url=origin.url("/slow.bin"))])
+        (task,) = await a.create([TaskSpec(url=origin.url("/slow.bin"), options=TaskOptions(connections=1))])
         await until(lambda: _running_on(a, task.id), what="a runs it")
         async with node(tmp_path, pg_url, "b") as b:
             sub = b.subscribe()
