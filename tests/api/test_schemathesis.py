@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.api.conftest import Api
 
-EXAMPLES_PER_OPERATION = 12  # per operation and mode: the native API has ~30 operations; the suite keeps to its time budget
+EXAMPLES_PER_OPERATION = 12  # per operation and mode (the native API has ~30 operations)
 TIME_BUDGET = 50.0
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
