@@ -415,6 +415,54 @@ class HostsConfig(Section):
         return {name.lower(): parse_size(v.speed) for name, v in self.limits.items() if v.speed}
 
 
+
+# The one-line text form of the [hosts."NAME"] tables (the TUI settings screen's Hosts field):
+# "example.com connections=4 tasks=2 speed=1M; * connections=16". `format_hosts` writes what `parse_hosts` reads.
+_HOST_KEYS = tuple(HostLimitConfig.model_fields)
+
+
+def format_hosts(limits: Mapping[str, HostLimitConfig]) -> str:
+    """The hosts' tables on one line, each host with the keys it sets."""
+    parts = []
+    for name, limit in limits.items():
+        values = [f"{key}={getattr(limit, key)}" for key in _HOST_KEYS
+                  if getattr(limit, key) != HostLimitConfig.model_fields[key].default]
+        parts.append(" ".join([name, *values]))
+    return "; ".join(parts)
+
+
+def parse_hosts(text: str) -> dict[str, HostLimitConfig]:
+    """The one-line form back into `[hosts."NAME"]` tables ('' → none), or InvalidInput naming the host and its
+    bad part ("host example.com: tasks: 'two' must be a whole number ...")."""
+    limits: dict[str, HostLimitConfig] = {}
+    parts = [part.strip() for part in text.split(";")]
+    if len(parts) == 1 and not parts[0]:
+        return limits
+    for number, part in enumerate(parts, 1):
+        words = part.split()
+        if not words:
+            raise InvalidInput(f"host {number} is empty (hosts are separated by ';')")
+        name, pairs = words[0], words[1:]
+        if "=" in name or any(c in name for c in "/?#@,"):
+            raise InvalidInput(f"host {number} ({part}): {name!r} is not a host name (e.g. example.com or *)")
+        if host_key(name) in {host_key(n) for n in limits}:
+            raise InvalidInput(f"host {name}: named twice")
+        table: dict[str, str] = {}
+        for pair in pairs:
+            key, eq, value = pair.partition("=")
+            if not eq or key.lower() not in _HOST_KEYS:
+                raise InvalidInput(f"host {name}: {pair!r} is not key=value with a key of {', '.join(_HOST_KEYS)}")
+            table[key.lower()] = value
+        try:
+            limits[name] = HostLimitConfig.model_validate(table)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            key = str(error["loc"][0]) if error["loc"] else ""
+            cause = (error.get("ctx") or {}).get("error")
+            reason = str(cause) if isinstance(cause, InvalidInput) else error["msg"]
+            raise InvalidInput(f"host {name}: {key}: {table.get(key)!r}: {reason}") from None
+    return limits
+
 # ---- [[schedule]]: bandwidth windows (core/schedule.py owns what they mean) -------------------------------
 
 
@@ -938,15 +986,64 @@ def _same(section: str, key: str, item: Any, value: Any) -> bool:
         return False
 
 
+def _save_tables(document: tomlkit.TOMLDocument, config: Config) -> None:
+    """`[hosts."NAME"]` and `[[schedule]]`: rewritten only where they no longer mean what the config says (a
+    host's table that still does is kept as written, with its comments); none left: the key is removed."""
+    found = document.get("schedule")
+    try:
+        same = found is not None and check_value("schedule", "windows", _unwrap(found)) == config.schedule.windows
+    except InvalidInput:
+        same = False
+    if not same and (found is not None or config.schedule.windows):
+        if found is not None:
+            del document["schedule"]
+        if config.schedule.windows:
+            tables = tomlkit.aot()
+            for window in config.schedule.windows:
+                table = tomlkit.table()
+                table.update({"days": window.days, "from": window.from_, "to": window.to})
+                for key, value in (("pause", window.pause), ("speed", window.speed), ("cap", window.cap)):
+                    if value:
+                        table[key] = value
+                tables.append(table)
+            document["schedule"] = tables
+    wanted = config.hosts.limits
+    hosts = document.get("hosts")
+    if not isinstance(hosts, Table | OutOfOrderTableProxy):
+        if not wanted:
+            return
+        if hosts is not None:
+            del document["hosts"]
+        hosts = tomlkit.table(is_super_table=True)
+        document["hosts"] = hosts
+    for name in [n for n in hosts if n not in wanted]:
+        del hosts[name]
+    for name, limit in wanted.items():
+        item = hosts.get(name)
+        try:
+            if item is not None and HostLimitConfig.model_validate(_unwrap(item)) == limit:
+                continue
+        except ValidationError:
+            pass
+        table = tomlkit.table()
+        for key in _HOST_KEYS:
+            if getattr(limit, key) != HostLimitConfig.model_fields[key].default:
+                table[key] = getattr(limit, key)
+        hosts[name] = table
+    if not wanted:
+        del document["hosts"]
+
+
 def save_config(path: Path, config: Config) -> None:
     """Write config back, keeping the file's comments, layout and unknown keys (tomlkit)."""
     if path.exists():
         document = tomlkit.parse(path.read_text(encoding="utf-8"))
     else:
         document = tomlkit.parse(_TEMPLATE)
+    _save_tables(document, config)
     for name, model in SECTIONS.items():
         if getattr(model, "free_keys", False) or getattr(model, "array_of_tables", False):
-            continue  # written by hand only ([hosts."NAME"] and [[schedule]] tables are not changed at run time)
+            continue  # [hosts."NAME"] and [[schedule]] tables: _save_tables
         section: Section = getattr(config, name)
         found = document.get(name)
         table = found if isinstance(found, Table | OutOfOrderTableProxy) else None

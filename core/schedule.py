@@ -332,6 +332,128 @@ class ScheduleKeeper:
                     await scheduler.cancel(run, StopReason.PAUSE)
 
 
+
+# ---- the one-line text form (the TUI settings screen's Schedule field) ---------------------------------
+# "mon-fri 08:00-18:00 2M/s; sat,sun 22:00-06:00 paused; daily 00:00-06:00 normal speed, cap 10G": windows
+# separated by ";", each its days, its span and what it does ("paused"/"pause", "2M/s"/"speed=2M", "normal speed"
+# or nothing, "cap 10G"/"cap=10G"). `format_windows` writes what `parse_windows` reads back.
+
+
+class WindowText(Protocol):
+    """One window's values as written (core/config.py ScheduleWindowConfig)."""
+
+    @property
+    def days(self) -> str: ...
+    @property
+    def from_(self) -> str: ...
+    @property
+    def to(self) -> str: ...
+    @property
+    def pause(self) -> bool: ...
+    @property
+    def speed(self) -> str: ...
+    @property
+    def cap(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WindowEntry:
+    """One window read from the text form; `table()` is its `[[schedule]]` table (sizes still as text: the
+    config section checks them)."""
+
+    days: str
+    from_: str
+    to: str
+    speed: str = ""
+    pause: bool = False
+    cap: str = ""
+
+    def table(self) -> dict[str, str | bool]:
+        table: dict[str, str | bool] = {"days": self.days, "from": self.from_, "to": self.to}
+        if self.pause:
+            table["pause"] = True
+        if self.speed:
+            table["speed"] = self.speed
+        if self.cap:
+            table["cap"] = self.cap
+        return table
+
+
+def format_windows(windows: Sequence[WindowText]) -> str:
+    """The windows on one line: 'mon-fri 08:00-18:00 2M/s; sat,sun 22:00-06:00 paused, cap 5G'."""
+    parts = []
+    for window in windows:
+        what = "paused" if window.pause else f"{window.speed}/s" if window.speed else "normal speed"
+        parts.append(f"{window.days} {window.from_}-{window.to} {what}" + (f", cap {window.cap}" if window.cap else ""))
+    return "; ".join(parts)
+
+
+def _entry(text: str) -> WindowEntry:
+    words = text.replace(",", " , ").split()
+    if text.lower().startswith("every day"):
+        words = ["daily", *words[2:]]
+    if len(words) < 2:
+        raise InvalidInput("needs days and a span, e.g. mon-fri 08:00-18:00")
+    days = words.pop(0)
+    while len(words) > 1 and words[0] == ",":  # "sat, sun"
+        days = f"{days},{words[1]}"
+        words = words[2:]
+    words.insert(0, days)
+    try:
+        parse_days(days)
+    except InvalidInput as exc:
+        raise InvalidInput(f"days: {exc}") from None
+    start, dash, end = words[1].partition("-")
+    if not dash:
+        raise InvalidInput(f"{words[1]!r} is not a span like 08:00-18:00")
+    for key, clock in (("from", start), ("to", end)):
+        try:
+            parse_clock(clock)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{key}: {exc}") from None
+    speed, pause, cap = "", False, ""
+    rest = [w for w in words[2:] if w != ","]
+    index = 0
+    while index < len(rest):
+        word, lower = rest[index], rest[index].lower()
+        index += 1
+        if lower in ("paused", "pause"):
+            pause = True
+        elif lower == "normal" and index < len(rest) and rest[index].lower() == "speed":
+            index += 1
+        elif lower in ("unlimited", "normal"):
+            pass
+        elif lower.startswith("speed=") and len(word) > len("speed="):
+            speed = word[len("speed="):]
+        elif lower.endswith("/s") and len(word) > 2:
+            speed = word[:-2]
+        elif lower.startswith("cap=") and len(word) > len("cap="):
+            cap = word[len("cap="):]
+        elif lower == "cap" and index < len(rest):
+            cap, index = rest[index], index + 1
+        else:
+            raise InvalidInput(f"{word!r} is not paused, a speed (2M/s, speed=2M) or a cap (cap 10G)")
+    if pause and speed:
+        raise InvalidInput("a window has either paused or a speed, not both")
+    return WindowEntry(days=days, from_=start, to=end, speed=speed, pause=pause, cap=cap)
+
+
+def parse_windows(text: str) -> list[WindowEntry]:
+    """The one-line form back into windows ('' → none), or InvalidInput naming the window and its bad part:
+    "window 2 (sat,sun 22:00-06:00 fast): 'fast' is not paused, a speed ...". Sizes are checked by the config."""
+    entries = []
+    parts = [part.strip() for part in text.split(";")]
+    if len(parts) == 1 and not parts[0]:
+        return []
+    for number, part in enumerate(parts, 1):
+        if not part:
+            raise InvalidInput(f"window {number} is empty (windows are separated by ';')")
+        try:
+            entries.append(_entry(part))
+        except InvalidInput as exc:
+            raise InvalidInput(f"window {number} ({part}): {exc}") from None
+    return entries
+
 def window_tables(value: Any) -> Sequence[Mapping[str, Any]]:
     """The `[[schedule]]` array as the TOML file has it (an array of tables), or InvalidInput."""
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
