@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.config import Config, check_apprise_url
+from core.config import Config, HostsConfig, ScheduleConfig, check_apprise_url, format_hosts
 from core.cookies import CookieStore, netscape_for
 from core.detect import guess_kind, refine_kind
 from core.downloaders import DownloaderRegistry
@@ -752,6 +752,26 @@ class Engine:
             raise InvalidInput(f"{host!r} is not a host name")
         self.limits.set_host(name, rate)
         self.announce_config(f"hosts.{name}.speed", rate)
+
+    async def set_schedule(self, schedule: ScheduleConfig) -> ScheduleState:
+        """New `[[schedule]]` windows, in force at once (the keeper's loop starts if it was not running)."""
+        self.config.schedule = schedule
+        self.schedule.set_schedule(Schedule.from_config(schedule.windows))
+        if not self._run_queued:
+            return self.schedule.state
+        state = await self.schedule.tick()
+        running = any(t.get_name() == "fetchdeck-schedule" and not t.done() for t in self._loops)
+        if self._store is not None and not self._closing and not running:
+            self._loops.append(asyncio.create_task(self.schedule.run(), name="fetchdeck-schedule"))
+        return state
+
+    def set_hosts(self, hosts: HostsConfig) -> None:
+        """New `[hosts."NAME"]` tables: the caps hold from the next claim, the speeds at once (running tasks too)."""
+        self.config.hosts = hosts
+        self.scheduler.set_caps(hosts.caps())
+        self.limits.set_hosts(hosts.speeds())
+        self.scheduler.poke()  # a raised cap may let a waiting task start
+        self.announce_config("hosts", format_hosts(hosts.limits))
 
     def schedule_state(self) -> ScheduleState:
         """The schedule window in force on this node (mode, rate, until when, data cap count)."""

@@ -148,6 +148,14 @@ class SpeedLimits:
             if limiter.rate != wanted:
                 limiter.set_rate(wanted)
 
+    def set_hosts(self, rates: Mapping[str, int | None]) -> None:
+        """Replace every host's rate (`[hosts."NAME"] speed`; hosts not in `rates` get none), now."""
+        self._host_rates = {k.lower(): (v if v and v > 0 else None) for k, v in rates.items()}
+        for name, limiter in list(self._hosts.items()):
+            wanted = self.host_rate(name)
+            if limiter.rate != wanted:
+                limiter.set_rate(wanted)
+
     def host_limiter(self, host: str) -> RateLimiter:
         host = host.lower()
         limiter = self._hosts.get(host)

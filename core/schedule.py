@@ -257,7 +257,9 @@ class ScheduleKeeper:
         scheduler.on_finished = self._finished
 
     def set_schedule(self, schedule: Schedule) -> None:
+        """New windows: the next tick applies the one in force (a window's data cap counts afresh)."""
         self.schedule = schedule
+        self._occurrence = None
 
     async def run(self) -> None:
         while True:

@@ -158,6 +158,14 @@ class Scheduler:
         self._start_timer: asyncio.TimerHandle | None = None  # wakes the loop at the next start_at
 
     @property
+    def caps(self) -> HostCaps:
+        return self._caps
+
+    def set_caps(self, caps: HostCaps) -> None:
+        """New per-host caps (`[hosts."NAME"]`), held from the next claim on."""
+        self._caps = caps
+
+    @property
     def free_slots(self) -> int:
         return max(0, self.max_concurrent - len(self.runs))
 

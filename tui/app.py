@@ -247,7 +247,8 @@ class FetchdeckApp(App[None]):
         new = saved.config
         self.config = self.config.model_copy(update={"download": new.download, "server": new.server,
                                                      "notify": new.notify, "webhook": new.webhook,
-                                                     "hooks": new.hooks}).override("ui", theme=new.ui.theme)
+                                                     "hooks": new.hooks, "schedule": new.schedule,
+                                                     "hosts": new.hosts}).override("ui", theme=new.ui.theme)
         if "theme" in saved.changed and new.ui.theme in self.available_themes:
             self.theme = new.ui.theme
         later = await self.client.apply_settings(self.config)

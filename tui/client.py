@@ -242,6 +242,10 @@ class LocalClient:
         if self.engine.config.relink != config.relink:  # expired links: read by each new run
             self.engine.config.relink = config.relink
         self.engine.hosts.quiet_seconds = config.policy.quiet_seconds  # the next step up waits this long
+        if self.engine.config.schedule != config.schedule:  # the bandwidth windows: in force at once
+            await self.engine.set_schedule(config.schedule)
+        if self.engine.config.hosts != config.hosts:  # per-host caps (next claim) and speeds (at once)
+            self.engine.set_hosts(config.hosts)
         restart = []
         if new.download_dir.expanduser().resolve() != self.engine.download_root:
             restart.append("download dir")

@@ -22,7 +22,18 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
-from core.config import SECTIONS, BadValue, Config, check_value, load_config, save_config
+from core.config import (
+    SECTIONS,
+    BadValue,
+    Config,
+    check_value,
+    format_hosts,
+    load_config,
+    parse_hosts,
+    save_config,
+)
+from core.errors import InvalidInput
+from core.schedule import format_windows, parse_windows
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +97,37 @@ FIELDS: tuple[FormField, ...] = (
 BLANK_IS_DEFAULT = frozenset({"host"})  # an emptied field that means "the setting's default"
 
 
-def schedule_summary(config: Config) -> str:
-    """The [[schedule]] windows on one line: 'mon-fri 08:00-18:00 2M/s; sat,sun 22:00-06:00 paused'."""
-    parts = []
-    for window in config.schedule.windows:
-        what = "paused" if window.pause else f"{window.speed}/s" if window.speed else "normal speed"
-        parts.append(f"{window.days} {window.from_}-{window.to} {what}" + (f", cap {window.cap}" if window.cap else ""))
-    return "; ".join(parts)
+# The tables edited as one line each (the text form's owners: core/schedule.py for [[schedule]], core/config.py
+# for [hosts."NAME"]): widget id, label, placeholder.
+TABLE_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("schedule", "Schedule", "none (e.g. mon-fri 08:00-18:00 2M/s; sat,sun 22:00-06:00 paused, cap 10G)"),
+    ("hosts", "Per-host caps", "none (e.g. example.com connections=4 tasks=2 speed=1M; * connections=16)"),
+)
+
+
+def table_text(field_id: str, config: Config) -> str:
+    """A table field as the form shows it (what `read_tables` reads back)."""
+    if field_id == "schedule":
+        return format_windows(config.schedule.windows)
+    return format_hosts(config.hosts.limits)
+
+
+def read_tables(config: Config, texts: dict[str, str]) -> tuple[Config, dict[str, str]]:
+    """`config` with the table fields' texts as its [[schedule]] windows and [hosts."NAME"] tables, and the
+    errors by field id (the text form's own message, or the config's for a bad size)."""
+    errors: dict[str, str] = {}
+    try:
+        windows = check_value("schedule", "windows", [w.table() for w in parse_windows(texts["schedule"])])
+        config = config.override("schedule", windows=windows)
+    except BadValue as exc:
+        errors["schedule"] = exc.rule
+    except InvalidInput as exc:
+        errors["schedule"] = str(exc)
+    try:
+        config = config.override("hosts", limits=parse_hosts(texts["hosts"]))
+    except InvalidInput as exc:
+        errors["hosts"] = exc.rule if isinstance(exc, BadValue) else str(exc)
+    return config, errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,11 +168,12 @@ class SettingsScreen(ModalScreen[SettingsSaved | None]):
                     yield Label("Theme", classes="field-label")
                     yield Select([(name, name) for name in self.themes], value=self.theme_name,
                                  allow_blank=False, id="set-theme", compact=True)
-                # The bandwidth schedule, read-only: [[schedule]] tables are edited in config.toml.
-                with Horizontal(classes="form-row", id="set-schedule-row") as schedule_row:
-                    schedule_row.display = False
-                    yield Label("Schedule", classes="field-label")
-                    yield Static(id="set-schedule", markup=False)
+                # The bandwidth schedule ([[schedule]]) and the per-host caps ([hosts."NAME"]), one line each.
+                for field_id, label, hint in TABLE_FIELDS:
+                    with Horizontal(classes="form-row"):
+                        yield Label(label, classes="field-label")
+                        yield Input(placeholder=hint, id=f"set-{field_id}", compact=True)
+                    yield Static(id=f"set-{field_id}-error", classes="field-error")
             note = "Download and API settings here are this computer's; the remote fetchdeck keeps its own."
             yield Static(note if self.remote else f"File: {self.config_path}", id="settings-note", markup=False)
             with Horizontal(classes="dialog-buttons"):
@@ -182,9 +218,8 @@ class SettingsScreen(ModalScreen[SettingsSaved | None]):
         self.original = config
         for form in FIELDS:
             self.field(form.id).value = form.text(config)
-        if config.schedule.windows:
-            self.query_one("#set-schedule", Static).update(schedule_summary(config) + "  (edit in config.toml)")
-            self.query_one("#set-schedule-row").display = True
+        for field_id, _label, _hint in TABLE_FIELDS:
+            self.field(field_id).value = table_text(field_id, config)
         if self.file_warnings:
             self._show_error("settings-error", "; ".join(w.split(": ", 1)[-1] for w in self.file_warnings))
         self.field("dir").focus()
@@ -217,11 +252,12 @@ class SettingsScreen(ModalScreen[SettingsSaved | None]):
                 values.setdefault(form.section, {})[form.key] = check_value(form.section, form.key, raw)
             except BadValue as exc:
                 errors[form.id] = exc.rule
+        config, table_errors = read_tables(self.original, {f: self.field(f).value for f, _l, _h in TABLE_FIELDS})
+        errors |= table_errors
         for field_id, message in errors.items():
             self._show_error(f"set-{field_id}-error", message)
         if errors:
             return None
-        config = self.original
         for section, changes in values.items():
             config = config.override(section, **changes)
         theme = self.theme_select.value
@@ -231,6 +267,7 @@ class SettingsScreen(ModalScreen[SettingsSaved | None]):
         changed = {form.id for form in FIELDS if form.read(self.original) != form.read(new)}
         if self.original.ui.theme != new.ui.theme:
             changed.add("theme")
+        changed |= {f for f, _l, _h in TABLE_FIELDS if getattr(self.original, f) != getattr(new, f)}
         return frozenset(changed)
 
     @on(Button.Pressed, "#settings-save")
