@@ -10,6 +10,7 @@ Owns what a window means and when it is in force:
   window until it ends (counted from the running tasks' progress and each run's end, checked every `poll`).
 - The first window (in the file's order) that contains the present moment is in force; outside every window
   the normal settings apply.
+- The windows' one-line text form (the TUI settings screen): `format_windows` / `parse_windows`.
 
 `ScheduleKeeper` is the engine's part: every `poll` seconds (and on `tick()`) it reads the `Clock` (injectable:
 tests use a fake one and move it), counts the bytes the running tasks downloaded, and applies the window in

@@ -1,4 +1,5 @@
-"""Settings: edit config.toml (tomlkit keeps the file's comments, layout and unknown keys).
+"""Settings: edit config.toml (tomlkit keeps the file's comments, layout and unknown keys); the [[schedule]]
+windows and [hosts."NAME"] tables are edited as one line each (their text forms: core/schedule.py, core/config.py).
 
 The form shows what the file says (not environment or command-line
 overrides). Save checks every field inline against the setting's own
