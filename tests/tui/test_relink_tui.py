@@ -20,7 +20,10 @@ async def test_relink_dialog_prefills_the_url_shows_refusals_and_relinks(
     good = fileserver.add("/moved.bin", data)
     (task,) = await engine.create([TaskSpec(url=fileserver.url("/expired.bin"), name="m.bin")], start=False)
     async with local_app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: task.id in local_app.index.tasks, what="the row")
+        main = local_app.screen
+        assert isinstance(main, MainScreen)
+        # the table shows the index at its next frame: the key acts on the selected row
+        await wait_for(pilot, lambda: main.table.selected_id == task.id, what="the row selected")
         await pilot.press("l")
         await wait_for(pilot, lambda: isinstance(local_app.screen, RelinkScreen), what="the dialog")
         dialog = local_app.screen
