@@ -223,7 +223,7 @@ async def hook_lines(engine: Engine, task_id: int, last: str) -> list[str] | Non
 async def test_a_hook_past_its_timeout_is_killed_and_retried(tmp_path: Path, files: FileServer) -> None:
     url = files.add("/y.bin", b"y" * 1000)
     config = config_for(tmp_path)
-    config.hooks.on_success = [sys.executable, "-c", "import sys, time; time.sleep(30)"]
+    config.hooks.on_success = [sys.executable, "-c", "import signal; signal.pause()"]  # never ends by itself
     config.hooks.timeout = 0.5
     config.hooks.retries = 1
     async with Engine(tmp_path / "db.sqlite", config) as engine:
