@@ -151,6 +151,10 @@ class WindowSettings(Protocol):
     @property
     def pause(self) -> bool: ...
     @property
+    def speed(self) -> str: ...
+    @property
+    def cap(self) -> str: ...
+    @property
     def speed_bytes(self) -> int | None: ...
     @property
     def cap_bytes(self) -> int | None: ...
@@ -342,23 +346,6 @@ class ScheduleKeeper:
 # or nothing, "cap 10G"/"cap=10G"). `format_windows` writes what `parse_windows` reads back.
 
 
-class WindowText(Protocol):
-    """One window's values as written (core/config.py ScheduleWindowConfig)."""
-
-    @property
-    def days(self) -> str: ...
-    @property
-    def from_(self) -> str: ...
-    @property
-    def to(self) -> str: ...
-    @property
-    def pause(self) -> bool: ...
-    @property
-    def speed(self) -> str: ...
-    @property
-    def cap(self) -> str: ...
-
-
 @dataclass(frozen=True, slots=True)
 class WindowEntry:
     """One window read from the text form; `table()` is its `[[schedule]]` table (sizes still as text: the
@@ -382,7 +369,7 @@ class WindowEntry:
         return table
 
 
-def format_windows(windows: Sequence[WindowText]) -> str:
+def format_windows(windows: Sequence[WindowSettings]) -> str:
     """The windows on one line: 'mon-fri 08:00-18:00 2M/s; sat,sun 22:00-06:00 paused, cap 5G'."""
     parts = []
     for window in windows:
