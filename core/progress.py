@@ -33,6 +33,7 @@ class ProgressPump:
         self.repo: TaskStore | None = None  # set when the engine opens its store
         self.on_lease_lost: Callable[[set[int]], None] | None = None  # runs another node took over
         self._pending_logs: list[tuple[int, float, str]] = []
+        self._flush_lock = asyncio.Lock()  # one flush writes at a time (flush_logs)
         self._store_down: str | None = None  # why the last flush failed (logged once per outage)
         self._emitted_notes: dict[int, str | None] = {}  # task id → the note its last progress event carried
 
@@ -98,11 +99,15 @@ class ProgressPump:
         return [LogLine(ts=ts, text=text) for line_task, ts, text in self._pending_logs if line_task == task_id]
 
     async def flush_logs(self) -> None:
-        """Store the pending log lines; if the store refuses, keep them (the newest) for next time."""
-        if self._pending_logs and self.repo is not None:
-            lines, self._pending_logs = self._pending_logs, []
-            try:
-                await self.repo.append_logs(lines)
-            except StoreUnavailable:
-                self._pending_logs = (lines + self._pending_logs)[-MAX_PENDING_LOGS:]
-                raise
+        """Store the pending log lines; if the store refuses, keep them (the newest) for next time.
+
+        Flushes take turns: a caller that finds another flush writing waits for it, so every line logged
+        before the call is stored when it returns (a reader flushing first then sees them all)."""
+        async with self._flush_lock:
+            if self._pending_logs and self.repo is not None:
+                lines, self._pending_logs = self._pending_logs, []
+                try:
+                    await self.repo.append_logs(lines)
+                except StoreUnavailable:
+                    self._pending_logs = (lines + self._pending_logs)[-MAX_PENDING_LOGS:]
+                    raise
