@@ -61,7 +61,7 @@ def parse_size(value: str | int | float | None) -> int | None:
 
 # The API dialects a listener can serve (server/listeners.py): the main listener
 # (server.host:server.port) serves mediago plus the non-colliding downie and saveany routes.
-DIALECTS = ("mediago", "m3u8", "downie", "saveany")
+DIALECTS = ("mediago", "m3u8", "downie", "saveany", "aria2")
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from server.state import ServerState, install_state, server_state
 
 API_TITLE = "fetchdeck API"
 OPENAPI_DIR = Path(__file__).parent / "openapi"
-COMPAT_DIALECTS = ("m3u8", "downie", "saveany")  # off with [api] enable = false
+COMPAT_DIALECTS = ("m3u8", "downie", "saveany", "aria2")  # off with [api] enable = false
 API_VERSION = "1.0.0"
 # What each listener serves. "main" is server.host:server.port: the whole MediaGo surface plus the
 # Downie and SaveAny routes whose paths do not collide with it. The others serve one dialect each,
@@ -43,6 +43,7 @@ SURFACES: dict[str, tuple[str, ...]] = {
     "m3u8": ("m3u8",),
     "downie": ("downie",),
     "saveany": ("saveany",),
+    "aria2": ("aria2",),  # aria2's JSON-RPC at /jsonrpc: its token is the `token:` param, not a header
 }
 
 
@@ -122,7 +123,8 @@ def create_app(
         preflight = policy.preflight(request)
         if preflight is not None:
             return preflight
-        policy.check_token(request)
+        if surface != "aria2":  # aria2 callers send the token as the first param (server/routes/aria2rpc.py)
+            policy.check_token(request)
         return None
 
     @app.after_request
@@ -177,10 +179,14 @@ def _register_compat(app: Quart, dialect: str, *, single: bool) -> None:
         from server.routes import m3u8 as module
     elif dialect == "downie":
         from server.routes import downie as module  # type: ignore[no-redef]
+    elif dialect == "aria2":
+        from server.routes import aria2rpc as module  # type: ignore[no-redef]
     else:
         from server.routes import saveany as module  # type: ignore[no-redef]
     app.register_blueprint(module.blueprint)
     use_dialect_errors(app, every_path if single else module.owns_path, module.render_error)
+    if dialect == "aria2":
+        return  # JSON-RPC: its methods are documented in docs/api.md, not as OpenAPI paths
     documents: dict[str, str] = app.extensions.setdefault("fetchdeck.openapi", {})
     documents[dialect] = (OPENAPI_DIR / f"{dialect}.json").read_text(encoding="utf-8")
     if len(documents) > 1:

@@ -1,0 +1,263 @@
+"""aria2's JSON-RPC 2.0 framing and data shapes, pure (no Quart, no engine): what server/routes/aria2rpc.py speaks.
+
+- Framing: `parse_body` turns a request body (POST) or the GET form (`?method=&id=&params=`,
+  params as base64 of a JSON array) into calls; `result_frame`/`error_frame` build the answers.
+  A batch is a JSON array of calls and is answered with an array (HTTP 200); a single call that
+  fails is answered with HTTP 400, as aria2's HttpServerBodyCommand does.
+- Errors (`RpcError`): aria2 answers every method failure with code 1 and a message (a bad
+  token: "Unauthorized"); framing errors use JSON-RPC's codes (-32700 parse error, -32600
+  invalid request). Their codes and messages are the constants below, defined once.
+- GIDs: 16 lowercase hex digits; fetchdeck's GID of task N is N in hex, zero-padded
+  (`gid_of(10) == "000000000000000a"`), so it is stable across restarts and across dialects.
+  A GID prefix that names exactly one task is accepted, as aria2 accepts one.
+- Status words: `aria2_status` maps fetchdeck's statuses once: downloading → active,
+  waiting → waiting, stopped → paused (unpause resumes it) or removed (after aria2.remove),
+  failed → error, success → complete.
+- Numbers are strings, as aria2 sends them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.models import Task, TaskStatus
+
+JSONRPC = "2.0"
+ARIA2_VERSION = "1.37.0"  # the aria2 release whose interface this dialect follows (clients check it)
+ENABLED_FEATURES = ["Async DNS", "GZip", "HTTPS", "Message Digest"]
+GID_DIGITS = 16
+
+# Error codes and messages (aria2: DL_ABORT_EX in a method → code 1; the JSON-RPC framing codes).
+CODE_FAILED = 1
+CODE_PARSE = -32700
+CODE_INVALID_REQUEST = -32600
+CODE_METHOD_NOT_FOUND = -32601
+MSG_UNAUTHORIZED = "Unauthorized"
+MSG_PARSE = "Parse error."
+MSG_INVALID_REQUEST = "Invalid Request."
+
+# Every status word, and which list each belongs to (tellActive / tellWaiting / tellStopped).
+ACTIVE_WORDS = ("active",)
+WAITING_WORDS = ("waiting", "paused")
+STOPPED_WORDS = ("complete", "error", "removed")
+_WORDS: dict[TaskStatus, str] = {
+    TaskStatus.DOWNLOADING: "active",
+    TaskStatus.WAITING: "waiting",
+    TaskStatus.STOPPED: "paused",
+    TaskStatus.FAILED: "error",
+    TaskStatus.SUCCESS: "complete",
+}
+
+
+class RpcError(Exception):
+    """A JSON-RPC error object: `{"code": code, "message": message}`."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def failed(message: str) -> RpcError:
+    """aria2's error for everything a method refuses: code 1 with a readable message."""
+    return RpcError(CODE_FAILED, message)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One decoded request: its id (echoed back, any JSON value), method name and params array."""
+
+    id: Any
+    method: str
+    params: list[Any]
+
+
+# ------------------------------------------------------------------ framing
+
+
+def decode_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RpcError(CODE_PARSE, MSG_PARSE) from exc
+
+
+def decode_get(method: str | None, call_id: str | None, params: str | None) -> Any:
+    """The GET form aria2 accepts: params is base64 (standard or URL-safe) of a JSON array.
+    `method` absent: the params hold a whole batch (aria2's GET batch form)."""
+    decoded: Any = []
+    if params:
+        text = params.strip()
+        try:
+            altchars = b"-_" if ("-" in text or "_" in text) else None  # URL-safe base64 too
+            raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=altchars)
+        except (binascii.Error, ValueError) as exc:
+            raise RpcError(CODE_PARSE, MSG_PARSE) from exc
+        decoded = decode_json(raw)
+    if method is None:
+        return decoded
+    return {"jsonrpc": JSONRPC, "method": method, "id": call_id, "params": decoded}
+
+
+def call_of(item: Any) -> Call:
+    """One request object, checked as aria2 checks it (an object with a string method; params an array)."""
+    if not isinstance(item, dict):
+        raise RpcError(CODE_INVALID_REQUEST, MSG_INVALID_REQUEST)
+    method = item.get("method")
+    params = item.get("params", [])
+    if not isinstance(method, str) or not isinstance(params, list):
+        raise RpcError(CODE_INVALID_REQUEST, MSG_INVALID_REQUEST)
+    return Call(id=item.get("id"), method=method, params=params)
+
+
+def result_frame(call_id: Any, result: Any) -> dict[str, Any]:
+    return {"id": call_id, "jsonrpc": JSONRPC, "result": result}
+
+
+def error_frame(call_id: Any, error: RpcError) -> dict[str, Any]:
+    return {"id": call_id, "jsonrpc": JSONRPC, "error": {"code": error.code, "message": error.message}}
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# ------------------------------------------------------------------ auth and params
+
+
+def take_token(params: list[Any]) -> tuple[str | None, list[Any]]:
+    """The `token:SECRET` first parameter (removed from the params), or None when there is none."""
+    if params and isinstance(params[0], str) and params[0].startswith("token:"):
+        return params[0][len("token:"):], params[1:]
+    return None, params
+
+
+def param(params: list[Any], index: int, kind: type, default: Any = None) -> Any:
+    """params[index] checked to be of `kind` (missing: default)."""
+    if index >= len(params) or params[index] is None:
+        return default
+    value = params[index]
+    if kind is int and isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise failed(f"The parameter at {index} has wrong type.")
+    return value
+
+
+# ------------------------------------------------------------------ GIDs
+
+
+def gid_of(task_id: int) -> str:
+    return f"{task_id:0{GID_DIGITS}x}"
+
+
+def parse_gid(value: Any) -> int:
+    """The task id a full GID names (a prefix is resolved by the caller: `resolve_gid`)."""
+    if not isinstance(value, str) or not value:
+        raise failed("GID is not provided.")
+    text = value.lower()
+    if len(text) > GID_DIGITS or any(c not in "0123456789abcdef" for c in text):
+        raise failed(f"Invalid GID {value}")
+    return int(text, 16)
+
+
+def resolve_gid(value: Any, known_ids: list[int]) -> int:
+    """A full GID or a unique prefix of one among known_ids → the task id (aria2's GroupId::expandUnique)."""
+    task_id = parse_gid(value)
+    text = str(value).lower()
+    if len(text) == GID_DIGITS:
+        return task_id
+    matches = [i for i in known_ids if gid_of(i).startswith(text)]
+    if len(matches) > 1:
+        raise failed(f"GID {value} is not unique.")
+    if not matches:
+        raise not_found(str(value))
+    return matches[0]
+
+
+def not_found(gid: str) -> RpcError:
+    return failed(f"GID {gid} is not found")
+
+
+# ------------------------------------------------------------------ shapes
+
+
+def aria2_status(task: Task, removed: bool) -> str:
+    """fetchdeck's status as aria2's word (the one mapping; `removed`: aria2.remove stopped it)."""
+    if task.status == TaskStatus.STOPPED and removed:
+        return "removed"
+    return _WORDS[task.status]
+
+
+def _path_of(task: Task, folder: Path) -> str:
+    if task.file:
+        return task.file if os.path.isabs(task.file) else str(folder / task.file)
+    return str(folder / task.name) if task.name else ""
+
+
+def status_struct(task: Task, folder: Path, removed: bool, keys: list[str] | None = None) -> dict[str, Any]:
+    """aria2.tellStatus's struct for one task (only `keys` when given, as aria2 does)."""
+    status = aria2_status(task, removed)
+    total = task.total if task.total is not None else 0
+    completed = total if task.status == TaskStatus.SUCCESS and total else task.downloaded
+    connections = (task.options.connections or 1) if status == "active" else 0
+    path = _path_of(task, folder)
+    struct: dict[str, Any] = {
+        "gid": gid_of(task.id),
+        "status": status,
+        "totalLength": str(total),
+        "completedLength": str(completed),
+        "uploadLength": "0",
+        "downloadSpeed": str(int(task.speed)) if status == "active" else "0",
+        "uploadSpeed": "0",
+        "connections": str(connections),
+        "numPieces": "0" if not total else "1",
+        "pieceLength": str(total or 1048576),
+        "dir": str(folder),
+        "files": [{
+            "index": "1",
+            "path": path,
+            "length": str(total),
+            "completedLength": str(completed),
+            "selected": "true",
+            "uris": [{"uri": task.url, "status": "used"}],
+        }],
+    }
+    if status == "error":
+        struct["errorCode"] = "1"
+        struct["errorMessage"] = task.error or "download failed"
+    elif status in ("complete", "removed"):
+        struct["errorCode"] = "0"
+        struct["errorMessage"] = ""
+    if keys:
+        return {key: struct[key] for key in keys if key in struct}
+    return struct
+
+
+def global_stat(speed: float, active: int, waiting: int, stopped: int) -> dict[str, str]:
+    return {
+        "downloadSpeed": str(int(speed)), "uploadSpeed": "0", "numActive": str(active),
+        "numWaiting": str(waiting), "numStopped": str(stopped), "numStoppedTotal": str(stopped),
+    }
+
+
+def version_struct() -> dict[str, Any]:
+    return {"version": ARIA2_VERSION, "enabledFeatures": list(ENABLED_FEATURES)}
+
+
+def window(items: list[Any], offset: int, num: int) -> list[Any]:
+    """aria2's (offset, num) window of a list: a negative offset counts from the end, backwards."""
+    if num <= 0:
+        return []
+    if offset >= 0:
+        return items[offset:offset + num]
+    start = len(items) + offset
+    if start < 0:
+        return []
+    return list(reversed(items[max(0, start - num + 1):start + 1]))

@@ -1,0 +1,159 @@
+"""The aria2 dialect (server/routes/aria2rpc.py): raw JSON-RPC against a real fetchdeck, then aria2p's library."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+import aria2p
+import pytest
+
+from tests.api.conftest import Api, ApiFactory
+from tests.support.fileserver import FileServer
+
+SECRET = "s3cret"
+TOKEN = f"token:{SECRET}"
+
+
+async def rpc(api: Api, method: str, *params: Any, token: str | None = TOKEN, status: int = 200) -> Any:
+    """One POSTed call that must answer `status`; returns its result (200) or its error object (400)."""
+    body = {"jsonrpc": "2.0", "id": "q", "method": method, "params": ([token] if token else []) + list(params)}
+    response = await api.client.post("/jsonrpc", json=body)
+    frame = response.json()
+    assert response.status_code == status, (response.status_code, frame)
+    assert frame["id"] == "q" and frame["jsonrpc"] == "2.0", frame
+    return frame["result"] if status == 200 else frame["error"]
+
+
+async def wait_status(api: Api, gid: str, word: str, timeout: float = 10) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        struct: dict[str, Any] = await rpc(api, "aria2.tellStatus", gid)
+        if struct["status"] == word:
+            return struct
+        assert struct["status"] != "error", struct
+        assert asyncio.get_running_loop().time() < deadline, struct
+        await asyncio.sleep(0.05)
+
+
+async def test_jsonrpc_framing_auth_and_errors(make_api: ApiFactory) -> None:
+    api = await make_api(token=SECRET, surface="aria2")
+    version = await rpc(api, "aria2.getVersion")
+    assert version["version"].count(".") == 2 and isinstance(version["enabledFeatures"], list)
+    assert await rpc(api, "aria2.getVersion", token=None, status=400) == {"code": 1, "message": "Unauthorized"}
+    assert await rpc(api, "aria2.getVersion", token="token:nope", status=400) == {"code": 1, "message": "Unauthorized"}
+    methods = await rpc(api, "system.listMethods", token=None)
+    assert {"aria2.addUri", "aria2.tellStatus", "system.multicall"} <= set(methods)
+    assert "aria2.onDownloadComplete" in await rpc(api, "system.listNotifications", token=None)
+    assert (await rpc(api, "aria2.nope", status=400))["message"] == "No such method: aria2.nope"
+    assert await rpc(api, "aria2.tellStatus", "00000000000000ff", status=400) == {
+        "code": 1, "message": "GID 00000000000000ff is not found"}
+    assert (await rpc(api, "aria2.tellStatus", "xyz", status=400))["code"] == 1
+
+    # framing errors: JSON-RPC's codes
+    bad = await api.client.post("/jsonrpc", content=b"{", headers={"Content-Type": "application/json"})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == -32700
+    bad = await api.client.post("/jsonrpc", json=5)
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == -32600
+
+    # batch: each call answered in order, HTTP 200 even with an error inside
+    batch = await api.client.post("/jsonrpc", json=[
+        {"jsonrpc": "2.0", "id": 1, "method": "aria2.getGlobalStat", "params": [TOKEN]},
+        {"jsonrpc": "2.0", "id": 2, "method": "aria2.getVersion", "params": []},
+    ])
+    assert batch.status_code == 200
+    first, second = batch.json()
+    assert first["id"] == 1 and first["result"]["numActive"] == "0"
+    assert second == {"id": 2, "jsonrpc": "2.0", "error": {"code": 1, "message": "Unauthorized"}}
+
+    # GET: params as base64 of the JSON array
+    params = base64.b64encode(json.dumps([TOKEN]).encode()).decode()
+    got = await api.client.get("/jsonrpc", params={"method": "aria2.getVersion", "id": "g", "params": params})
+    assert got.status_code == 200 and got.json()["id"] == "g" and got.json()["result"] == version
+
+    # system.multicall: [result] per success, the bare error struct per failure
+    calls = [{"methodName": "aria2.getVersion", "params": [TOKEN]},
+             {"methodName": "aria2.getVersion", "params": []},
+             {"methodName": "aria2.nope", "params": [TOKEN]}]
+    assert await rpc(api, "system.multicall", calls, token=None) == [
+        [version], {"code": 1, "message": "Unauthorized"}, {"code": 1, "message": "No such method: aria2.nope"}]
+
+
+async def test_methods_on_the_engine(make_api: ApiFactory, files: FileServer) -> None:
+    api = await make_api(token=SECRET, surface="aria2")
+    data = bytes(range(256)) * 4096  # 1 MiB
+    url = files.add("/a.bin", data)
+    gid = await rpc(api, "aria2.addUri", [url], {
+        "out": "named.bin", "dir": "sub", "header": ["X-Test: 1"], "split": "4", "pause": "true"})
+    assert len(gid) == 16 and int(gid, 16) > 0 and gid == gid.lower()
+    struct = await rpc(api, "aria2.tellStatus", gid)
+    assert struct["gid"] == gid and struct["status"] == "paused" and struct["totalLength"] == "0"
+    assert struct["files"][0]["uris"] == [{"uri": url, "status": "used"}]
+    assert all(isinstance(struct[k], str) for k in ("completedLength", "downloadSpeed", "connections"))
+    assert await rpc(api, "aria2.tellStatus", gid, ["gid", "status"]) == {"gid": gid, "status": "paused"}
+    assert await rpc(api, "aria2.tellStatus", gid[:15], ["status"]) == {"status": "paused"}  # a unique prefix
+    assert [s["gid"] for s in await rpc(api, "aria2.tellWaiting", 0, 10, ["gid"])] == [gid]
+    assert await rpc(api, "aria2.tellStopped", 0, 10) == []
+    assert (await rpc(api, "aria2.pause", gid, status=400))["message"] == f"GID#{gid} cannot be paused now"
+
+    assert await rpc(api, "aria2.unpause", gid) == gid
+    done = await wait_status(api, gid, "complete")
+    assert done["totalLength"] == done["completedLength"] == str(len(data))
+    path = done["files"][0]["path"]
+    assert path.endswith("sub/named.bin") and done["dir"].endswith("sub")
+    assert (api.download_dir / "sub" / "named.bin").read_bytes() == data
+    sent = [{k.lower(): v for k, v in h.items()} for h in files.stats["/a.bin"].headers]
+    assert sent and all(h.get("x-test") == "1" for h in sent), sent
+    assert [s["gid"] for s in await rpc(api, "aria2.tellStopped", 0, 10, ["gid"])] == [gid]
+    assert (await rpc(api, "aria2.remove", gid, status=400))["message"] == f"Active Download not found for GID#{gid}"
+
+    # remove: a stopped task shows as removed and stays in tellStopped; unpause refuses it
+    other = await rpc(api, "aria2.addUri", [files.add("/b.bin", b"x" * 1000)], {"pause": "true"})
+    assert await rpc(api, "aria2.remove", other) == other
+    assert (await rpc(api, "aria2.tellStatus", other, ["status"])) == {"status": "removed"}
+    assert {s["gid"] for s in await rpc(api, "aria2.tellStopped", 0, 10, ["gid"])} == {gid, other}
+    assert [s["gid"] for s in await rpc(api, "aria2.tellStopped", -1, 1, ["gid"])] == [other]
+    assert (await rpc(api, "aria2.unpause", other, status=400))["code"] == 1
+    assert await rpc(api, "aria2.tellActive") == []
+    stat = await rpc(api, "aria2.getGlobalStat")
+    assert (stat["numActive"], stat["numWaiting"], stat["numStopped"]) == ("0", "0", "2")
+    assert (await rpc(api, "aria2.addUri", [], status=400))["code"] == 1
+    assert (await rpc(api, "aria2.addUri", [url], {"split": "65"}, status=400))["code"] == 1
+
+
+async def test_aria2p_library_downloads_a_file(make_api: ApiFactory, files: FileServer) -> None:
+    api = await make_api(token=SECRET, surface="aria2")
+    data = bytes(reversed(range(256))) * 2048
+    url = files.add("/lib.bin", data)
+    host, _, port = api.url.removeprefix("http://").rpartition(":")
+    client = aria2p.API(aria2p.Client(host=f"http://{host}", port=int(port), secret=SECRET))
+
+    def add_and_list() -> tuple[str, list[str]]:
+        download = client.add_uris([url], {"out": "lib.bin"})
+        return download.gid, [d.gid for d in client.get_downloads()]
+
+    gid, listed = await asyncio.to_thread(add_and_list)
+    assert gid in listed
+
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        download = await asyncio.to_thread(client.get_download, gid)
+        if download.is_complete:
+            break
+        assert download.status != "error", download.error_message
+        assert asyncio.get_running_loop().time() < deadline, download.status
+        await asyncio.sleep(0.05)
+    assert download.total_length == len(data) and download.completed_length == len(data)
+    assert download.name == "lib.bin"
+    assert (api.download_dir / "lib.bin").read_bytes() == data
+    version = await asyncio.to_thread(client.client.get_version)
+    assert version["version"]
+
+
+@pytest.mark.parametrize("surface", ["main"])
+async def test_jsonrpc_is_only_on_the_aria2_listener(make_api: ApiFactory, surface: str) -> None:
+    api = await make_api(token=SECRET, surface=surface)
+    response = await api.client.post("/jsonrpc", json={"method": "aria2.getVersion", "params": [TOKEN]})
+    assert response.status_code in (401, 404)
