@@ -1,12 +1,14 @@
 """aria2's JSON-RPC 2.0 framing and data shapes, pure (no Quart, no engine): what server/routes/aria2rpc.py speaks.
 
-- Framing: `parse_body` turns a request body (POST) or the GET form (`?method=&id=&params=`,
-  params as base64 of a JSON array) into calls; `result_frame`/`error_frame` build the answers.
-  A batch is a JSON array of calls and is answered with an array (HTTP 200); a single call that
-  fails is answered with HTTP 400, as aria2's HttpServerBodyCommand does.
+- Framing: `decode_json` (POST body) and `decode_get` (the GET form `?method=&id=&params=`,
+  params as base64 of a JSON array; params alone: a batch) give the request; `call_of` checks
+  one call; `result_frame`/`error_frame` build the answers, keys in aria2's order. A batch is a
+  JSON array answered with an array (HTTP 200, `[]` for `[]`); a single call's HTTP status is
+  `http_status` (observed on aria2c 1.36: 400 for code 1 and -32600, 500 for -32700 and -32602).
 - Errors (`RpcError`): aria2 answers every method failure with code 1 and a message (a bad
-  token: "Unauthorized"); framing errors use JSON-RPC's codes (-32700 parse error, -32600
-  invalid request). Their codes and messages are the constants below, defined once.
+  token: "Unauthorized", an unknown method: "No such method: NAME"); framing errors use
+  JSON-RPC's codes (-32700 parse error, -32600 invalid request: no method or no id, -32602
+  params not an array). Their codes and messages are the constants below, defined once.
 - GIDs: 16 lowercase hex digits; fetchdeck's GID of task N is N in hex, zero-padded
   (`gid_of(10) == "000000000000000a"`), so it is stable across restarts and across dialects.
   A GID prefix that names exactly one task is accepted, as aria2 accepts one.
@@ -37,15 +39,18 @@ GID_DIGITS = 16
 CODE_FAILED = 1
 CODE_PARSE = -32700
 CODE_INVALID_REQUEST = -32600
-CODE_METHOD_NOT_FOUND = -32601
+CODE_INVALID_PARAMS = -32602
 MSG_UNAUTHORIZED = "Unauthorized"
 MSG_PARSE = "Parse error."
 MSG_INVALID_REQUEST = "Invalid Request."
+MSG_INVALID_PARAMS = "Invalid params."
+_HTTP_STATUS = {CODE_PARSE: 500, CODE_INVALID_PARAMS: 500}  # every other error: 400
 
 # Every status word, and which list each belongs to (tellActive / tellWaiting / tellStopped).
 ACTIVE_WORDS = ("active",)
 WAITING_WORDS = ("waiting", "paused")
 STOPPED_WORDS = ("complete", "error", "removed")
+ERROR_CODES = {"complete": "0", "error": "1", "removed": "31"}  # aria2's exit codes: 0 ok, 1 unknown, 31 removed
 _WORDS: dict[TaskStatus, str] = {
     TaskStatus.DOWNLOADING: "active",
     TaskStatus.WAITING: "waiting",
@@ -91,6 +96,8 @@ def decode_json(raw: bytes) -> Any:
 def decode_get(method: str | None, call_id: str | None, params: str | None) -> Any:
     """The GET form aria2 accepts: params is base64 (standard or URL-safe) of a JSON array.
     `method` absent: the params hold a whole batch (aria2's GET batch form)."""
+    if method is None and not params:
+        raise RpcError(CODE_INVALID_REQUEST, MSG_INVALID_REQUEST)
     decoded: Any = []
     if params:
         text = params.strip()
@@ -106,13 +113,16 @@ def decode_get(method: str | None, call_id: str | None, params: str | None) -> A
 
 
 def call_of(item: Any) -> Call:
-    """One request object, checked as aria2 checks it (an object with a string method; params an array)."""
+    """One request object, checked as aria2 checks it: an object with a string method and an id (a call
+    without one is refused, not run silently); params, when given, an array. "jsonrpc" is not required."""
     if not isinstance(item, dict):
         raise RpcError(CODE_INVALID_REQUEST, MSG_INVALID_REQUEST)
     method = item.get("method")
-    params = item.get("params", [])
-    if not isinstance(method, str) or not isinstance(params, list):
+    if not isinstance(method, str) or "id" not in item:
         raise RpcError(CODE_INVALID_REQUEST, MSG_INVALID_REQUEST)
+    params = item.get("params", [])
+    if not isinstance(params, list):
+        raise RpcError(CODE_INVALID_PARAMS, MSG_INVALID_PARAMS)
     return Call(id=item.get("id"), method=method, params=params)
 
 
@@ -122,6 +132,13 @@ def result_frame(call_id: Any, result: Any) -> dict[str, Any]:
 
 def error_frame(call_id: Any, error: RpcError) -> dict[str, Any]:
     return {"id": call_id, "jsonrpc": JSONRPC, "error": {"code": error.code, "message": error.message}}
+
+
+def http_status(frame: Any) -> int:
+    """The HTTP status of a single call's answer (a batch's is always 200)."""
+    if isinstance(frame, dict) and "error" in frame:
+        return _HTTP_STATUS.get(frame["error"]["code"], 400)
+    return 200
 
 
 def dumps(value: Any) -> str:
@@ -138,9 +155,11 @@ def take_token(params: list[Any]) -> tuple[str | None, list[Any]]:
     return None, params
 
 
-def param(params: list[Any], index: int, kind: type, default: Any = None) -> Any:
-    """params[index] checked to be of `kind` (missing: default)."""
+def param(params: list[Any], index: int, kind: type, default: Any = None, *, required: bool = False) -> Any:
+    """params[index] checked to be of `kind` (missing: default, or aria2's error when required)."""
     if index >= len(params) or params[index] is None:
+        if required:
+            raise failed(f"The parameter at {index} is required but missing.")
         return default
     value = params[index]
     if kind is int and isinstance(value, str) and value.lstrip("-").isdigit():
@@ -229,12 +248,9 @@ def status_struct(task: Task, folder: Path, removed: bool, keys: list[str] | Non
             "uris": [{"uri": task.url, "status": "used"}],
         }],
     }
-    if status == "error":
-        struct["errorCode"] = "1"
-        struct["errorMessage"] = task.error or "download failed"
-    elif status in ("complete", "removed"):
-        struct["errorCode"] = "0"
-        struct["errorMessage"] = ""
+    if status in STOPPED_WORDS:  # aria2 sends these for stopped downloads only
+        struct["errorCode"] = ERROR_CODES[status]
+        struct["errorMessage"] = (task.error or "download failed") if status == "error" else ""
     if keys:
         return {key: struct[key] for key in keys if key in struct}
     return struct

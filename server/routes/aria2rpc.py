@@ -45,6 +45,7 @@ NO_TOKEN_METHODS = frozenset({"system.listMethods", "system.listNotifications"})
 NOTIFICATIONS = ["aria2.onDownloadStart", "aria2.onDownloadPause", "aria2.onDownloadStop",
                  "aria2.onDownloadComplete", "aria2.onDownloadError", "aria2.onBtDownloadComplete"]
 
+NO_CACHE = {"Cache-Control": "no-cache"}
 Method = Callable[[list[Any]], Awaitable[Any]]
 
 
@@ -54,10 +55,13 @@ def owns_path(path: str) -> bool:
 
 def render_error(status: int, code: ErrorCode, dialect_code: str | None, message: str,
                  headers: dict[str, str]) -> Response:
-    """fetchdeck's own layers' errors (origin, host, 404, body size) as a JSON-RPC error frame."""
+    """fetchdeck's own layers' errors (origin, host, body size) as a JSON-RPC error frame; another path
+    than /jsonrpc (404, 405) an empty body, as aria2 answers."""
+    if status in (404, 405):
+        return Response("", status=status, headers={**headers, **NO_CACHE})
     rpc = RpcError(shapes.CODE_FAILED, shapes.MSG_UNAUTHORIZED if code is ErrorCode.UNAUTHORIZED else message)
     return Response(shapes.dumps(shapes.error_frame(None, rpc)), status=status,
-                    content_type="application/json-rpc", headers=headers)
+                    content_type="application/json-rpc", headers={**headers, **NO_CACHE})
 
 
 # ------------------------------------------------------------------ transport
@@ -78,17 +82,14 @@ async def jsonrpc() -> Response:
         except RpcError as exc:
             return _answer(shapes.error_frame(None, exc), single=True)
     if isinstance(body, list):
-        if not body:
-            return _answer(shapes.error_frame(None, RpcError(shapes.CODE_INVALID_REQUEST,
-                                                                shapes.MSG_INVALID_REQUEST)), single=True)
         return _answer([await _one(item) for item in body], single=False)
     return _answer(await _one(body), single=True)
 
 
 def _answer(frame: Any, *, single: bool) -> Response:
-    """aria2: HTTP 400 when a single call failed, 200 otherwise (a batch is always 200)."""
-    status = 400 if single and isinstance(frame, dict) and "error" in frame else 200
-    return Response(shapes.dumps(frame), status=status, content_type="application/json-rpc")
+    """A single call's answer with aria2's HTTP status for it; a batch's is always 200."""
+    status = shapes.http_status(frame) if single else 200
+    return Response(shapes.dumps(frame), status=status, content_type="application/json-rpc", headers=NO_CACHE)
 
 
 async def _one(item: Any) -> dict[str, Any]:
@@ -130,9 +131,7 @@ def _authorize(given: str | None) -> None:
 
 async def _multicall(params: list[Any]) -> list[Any]:
     """system.multicall: [[{methodName, params}, ...]] → [[result] | {code, message}, ...]."""
-    calls = shapes.param(params, 0, list)
-    if calls is None:
-        raise failed("system.multicall expected array of structs.")
+    calls = shapes.param(params, 0, list, required=True)
     out: list[Any] = []
     for entry in calls:
         try:
@@ -232,7 +231,8 @@ def _count(options: dict[str, Any], name: str) -> int | None:
         return None
     text = str(value).strip()
     if not text.isdigit() or not 1 <= int(text) <= 64:
-        raise failed(f"{name} must be a number from 1 to 64 (fetchdeck's limit; aria2's is 16)")
+        # aria2's message for a bad option value (fetchdeck's range is 1-64; aria2 caps connections at 16)
+        raise failed(f"We encountered a problem while processing the option '--{name}'.")
     return int(text)
 
 
@@ -253,7 +253,7 @@ def _spec(uri: str, options: dict[str, Any]) -> TaskSpec:
 
 
 async def add_uri(params: list[Any]) -> str:
-    uris = shapes.param(params, 0, list)
+    uris = shapes.param(params, 0, list, required=True)
     if not uris or not all(isinstance(u, str) for u in uris):
         raise failed("URI is not provided.")
     options = shapes.param(params, 1, dict, {})
@@ -264,7 +264,7 @@ async def add_uri(params: list[Any]) -> str:
 
 
 async def tell_status(params: list[Any]) -> dict[str, Any]:
-    return _struct(await _task(shapes.param(params, 0, str)), _keys(params, 1))
+    return _struct(await _task(shapes.param(params, 0, str, required=True)), _keys(params, 1))
 
 
 async def tell_active(params: list[Any]) -> list[dict[str, Any]]:
@@ -283,7 +283,7 @@ async def tell_stopped(params: list[Any]) -> list[dict[str, Any]]:
 
 
 async def pause(params: list[Any]) -> str:
-    task = await _task(shapes.param(params, 0, str))
+    task = await _task(shapes.param(params, 0, str, required=True))
     if task.status not in (TaskStatus.WAITING, TaskStatus.DOWNLOADING):
         raise failed(f"GID#{shapes.gid_of(task.id)} cannot be paused now")
     await server_state().engine.stop(task.id)
@@ -291,7 +291,7 @@ async def pause(params: list[Any]) -> str:
 
 
 async def unpause(params: list[Any]) -> str:
-    task = await _task(shapes.param(params, 0, str))
+    task = await _task(shapes.param(params, 0, str, required=True))
     if task.status != TaskStatus.STOPPED or task.id in _removed():
         raise failed(f"GID#{shapes.gid_of(task.id)} cannot be unpaused now")
     await server_state().engine.start(task.id)
@@ -299,7 +299,7 @@ async def unpause(params: list[Any]) -> str:
 
 
 async def remove(params: list[Any]) -> str:
-    task = await _task(shapes.param(params, 0, str))
+    task = await _task(shapes.param(params, 0, str, required=True))
     status = shapes.aria2_status(task, task.id in _removed())
     if status not in ("active", "waiting", "paused"):
         raise failed(f"Active Download not found for GID#{shapes.gid_of(task.id)}")

@@ -50,13 +50,28 @@ async def test_jsonrpc_framing_auth_and_errors(make_api: ApiFactory) -> None:
     assert (await rpc(api, "aria2.nope", status=400))["message"] == "No such method: aria2.nope"
     assert await rpc(api, "aria2.tellStatus", "00000000000000ff", status=400) == {
         "code": 1, "message": "GID 00000000000000ff is not found"}
-    assert (await rpc(api, "aria2.tellStatus", "xyz", status=400))["code"] == 1
+    assert await rpc(api, "aria2.tellStatus", "xyz", status=400) == {"code": 1, "message": "Invalid GID xyz"}
+    assert (await rpc(api, "aria2.tellStatus", status=400))["message"] == "The parameter at 0 is required but missing."
+    assert (await rpc(api, "aria2.tellStatus", 7, status=400))["message"] == "The parameter at 0 has wrong type."
 
-    # framing errors: JSON-RPC's codes
+    # framing errors: JSON-RPC's codes, with the HTTP statuses aria2c 1.36 answers them with
     bad = await api.client.post("/jsonrpc", content=b"{", headers={"Content-Type": "application/json"})
-    assert bad.status_code == 400 and bad.json()["error"]["code"] == -32700
+    assert bad.status_code == 500 and bad.json() == {
+        "id": None, "jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error."}}
+    assert bad.headers["content-type"] == "application/json-rpc" and bad.headers["cache-control"] == "no-cache"
     bad = await api.client.post("/jsonrpc", json=5)
+    assert bad.status_code == 400 and bad.json()["error"] == {"code": -32600, "message": "Invalid Request."}
+    bad = await api.client.post("/jsonrpc", json={"method": "aria2.getVersion", "params": [TOKEN]})  # no id
     assert bad.status_code == 400 and bad.json()["error"]["code"] == -32600
+    bad = await api.client.post("/jsonrpc", json={"id": "x", "method": "aria2.getVersion", "params": {"a": 1}})
+    assert bad.status_code == 500 and bad.json()["id"] == "x" and bad.json()["error"]["code"] == -32602
+    nojsonrpc = await api.client.post("/jsonrpc", json={"id": 7, "method": "aria2.getVersion", "params": [TOKEN]})
+    assert nojsonrpc.status_code == 200 and nojsonrpc.json()["id"] == 7
+    empty = await api.client.post("/jsonrpc", json=[])
+    assert empty.status_code == 200 and empty.json() == []
+    assert (await api.client.get("/jsonrpc")).json()["error"]["code"] == -32600
+    other = await api.client.post("/other", json={"id": 1, "method": "aria2.getVersion", "params": [TOKEN]})
+    assert other.status_code == 404 and other.content == b""
 
     # batch: each call answered in order, HTTP 200 even with an error inside
     batch = await api.client.post("/jsonrpc", json=[
@@ -79,6 +94,8 @@ async def test_jsonrpc_framing_auth_and_errors(make_api: ApiFactory) -> None:
              {"methodName": "aria2.nope", "params": [TOKEN]}]
     assert await rpc(api, "system.multicall", calls, token=None) == [
         [version], {"code": 1, "message": "Unauthorized"}, {"code": 1, "message": "No such method: aria2.nope"}]
+    assert await rpc(api, "system.multicall", calls, status=400) == {
+        "code": 1, "message": "The parameter at 0 has wrong type."}  # the token goes in each inner call
 
 
 async def test_methods_on_the_engine(make_api: ApiFactory, files: FileServer) -> None:
@@ -112,7 +129,8 @@ async def test_methods_on_the_engine(make_api: ApiFactory, files: FileServer) ->
     # remove: a stopped task shows as removed and stays in tellStopped; unpause refuses it
     other = await rpc(api, "aria2.addUri", [files.add("/b.bin", b"x" * 1000)], {"pause": "true"})
     assert await rpc(api, "aria2.remove", other) == other
-    assert (await rpc(api, "aria2.tellStatus", other, ["status"])) == {"status": "removed"}
+    assert (await rpc(api, "aria2.tellStatus", other, ["status", "errorCode"])) == {
+        "status": "removed", "errorCode": "31"}
     assert {s["gid"] for s in await rpc(api, "aria2.tellStopped", 0, 10, ["gid"])} == {gid, other}
     assert [s["gid"] for s in await rpc(api, "aria2.tellStopped", -1, 1, ["gid"])] == [other]
     assert (await rpc(api, "aria2.unpause", other, status=400))["code"] == 1
@@ -120,7 +138,8 @@ async def test_methods_on_the_engine(make_api: ApiFactory, files: FileServer) ->
     stat = await rpc(api, "aria2.getGlobalStat")
     assert (stat["numActive"], stat["numWaiting"], stat["numStopped"]) == ("0", "0", "2")
     assert (await rpc(api, "aria2.addUri", [], status=400))["code"] == 1
-    assert (await rpc(api, "aria2.addUri", [url], {"split": "65"}, status=400))["code"] == 1
+    assert await rpc(api, "aria2.addUri", [url], {"split": "65"}, status=400) == {
+        "code": 1, "message": "We encountered a problem while processing the option '--split'."}
 
 
 async def test_aria2p_library_downloads_a_file(make_api: ApiFactory, files: FileServer) -> None:
