@@ -60,7 +60,8 @@ def parse_size(value: str | int | float | None) -> int | None:
 # ---- listeners ([server.listen], --listen) -----------------------------------------------------------
 
 # The API dialects a listener can serve (server/listeners.py): the main listener
-# (server.host:server.port) serves mediago plus the non-colliding downie and saveany routes.
+# (server.host:server.port) serves mediago plus the non-colliding downie and saveany routes;
+# aria2 (JSON-RPC at /jsonrpc) is only ever on its own listener.
 DIALECTS = ("mediago", "m3u8", "downie", "saveany", "aria2")
 
 
@@ -878,10 +879,11 @@ token = ""
 cors_origins = []
 
 # One listener per dialect, for clients that expect their own server's port
-# (dialects: mediago, m3u8, downie, saveany; token = false only on loopback):
+# (dialects: mediago, m3u8, downie, saveany, aria2; token = false only on loopback):
 # [server.listen]
 # downie = { address = "127.0.0.1:8000", token = false }
 # m3u8 = "127.0.0.1:8080"
+# aria2 = "127.0.0.1:6800"   # aria2's JSON-RPC at /jsonrpc (AriaNg, aria2p): its secret is server.token
 
 [ui]
 theme = "fetchdeck-dark"

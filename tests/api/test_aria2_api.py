@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import aria2p
-import pytest
 
+from core.config import Listener, parse_listen_flag
+from core.models import TaskKind
+from tests.api.compat_support import hls_vod
 from tests.api.conftest import Api, ApiFactory
 from tests.support.fileserver import FileServer
 
@@ -143,7 +146,10 @@ async def test_methods_on_the_engine(make_api: ApiFactory, files: FileServer) ->
 
 
 async def test_aria2p_library_downloads_a_file(make_api: ApiFactory, files: FileServer) -> None:
-    api = await make_api(token=SECRET, surface="aria2")
+    """On an aria2 listener beside the main one (as `--listen aria2=127.0.0.1:6800` starts it)."""
+    assert parse_listen_flag("aria2=127.0.0.1:6800") == Listener("aria2", "127.0.0.1", 6800)
+    main = await make_api(token=SECRET)
+    api = await main.listener("aria2")
     data = bytes(reversed(range(256))) * 2048
     url = files.add("/lib.bin", data)
     host, _, port = api.url.removeprefix("http://").rpartition(":")
@@ -169,10 +175,39 @@ async def test_aria2p_library_downloads_a_file(make_api: ApiFactory, files: File
     assert (api.download_dir / "lib.bin").read_bytes() == data
     version = await asyncio.to_thread(client.client.get_version)
     assert version["version"]
+    # the same task through the native API: the GID is its id in hex
+    native = await main.call("GET", f"/api/downloads/{int(gid, 16)}", headers={"Authorization": f"Bearer {SECRET}"})
+    assert native["status"] == "success"
 
 
-@pytest.mark.parametrize("surface", ["main"])
-async def test_jsonrpc_is_only_on_the_aria2_listener(make_api: ApiFactory, surface: str) -> None:
-    api = await make_api(token=SECRET, surface=surface)
-    response = await api.client.post("/jsonrpc", json={"method": "aria2.getVersion", "params": [TOKEN]})
-    assert response.status_code in (401, 404)
+async def test_jsonrpc_is_only_on_the_aria2_listener(make_api: ApiFactory) -> None:
+    api = await make_api(token=SECRET)
+    response = await api.client.post("/jsonrpc", json={"id": 1, "method": "aria2.getVersion", "params": [TOKEN]},
+                                     headers={"Authorization": f"Bearer {SECRET}"})
+    assert response.status_code == 404 and response.json()["success"] is False  # the native envelope
+
+
+async def test_pause_unpause_a_running_download_and_an_hls_url(make_api: ApiFactory, files: FileServer) -> None:
+    api = await make_api(token=SECRET, surface="aria2")
+    data = bytes(range(256)) * 1024
+    url = files.add("/slow.bin", data)
+    files.faults.throttle("/slow.bin", 64_000)
+    gid = await rpc(api, "aria2.addUri", [url])
+    active = await wait_status(api, gid, "active")
+    assert active["connections"] != "0"
+    assert [s["gid"] for s in await rpc(api, "aria2.tellActive", ["gid"])] == [gid]
+    assert (await rpc(api, "aria2.getGlobalStat"))["numActive"] == "1"
+    assert await rpc(api, "aria2.forcePause", gid) == gid
+    paused = await wait_status(api, gid, "paused")
+    assert paused["downloadSpeed"] == "0" and "errorCode" not in paused
+    files.faults.throttle("/slow.bin", None)
+    assert await rpc(api, "aria2.unpause", gid) == gid
+    await wait_status(api, gid, "complete")
+    assert (api.download_dir / Path(url).name).read_bytes() == data
+
+    # an HLS playlist URL becomes an HLS task through the engine's own detection
+    playlist = files.add_dir("/vod", hls_vod().parent) + hls_vod().name
+    hls = await rpc(api, "aria2.addUri", [playlist], {"out": "clip.mp4"})
+    done = await wait_status(api, hls, "complete", timeout=20)
+    assert (await api.engine.get(int(hls, 16))).kind == TaskKind.HLS
+    assert int(done["totalLength"]) > 0 and done["files"][0]["path"].endswith(".mp4")
