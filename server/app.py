@@ -2,7 +2,7 @@
 
 The native API is the MediaGo Download API (server/routes/native.py) with MediaGo
 core's own routes (server/routes/mediago.py); the compat dialects (m3u8 task API,
-Downie Enhanced, SaveAny-Bot) are blueprints in server/routes/. SURFACES says which
+Downie Enhanced, SaveAny-Bot, aria2's JSON-RPC) are blueprints in server/routes/. SURFACES says which
 a listener serves: the main one MediaGo's plus the Downie and SaveAny routes whose
 paths do not collide with it, every other one a single dialect at the paths of its
 real server (server/listeners.py starts them). Native answers, errors included, are
