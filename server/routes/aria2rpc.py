@@ -16,11 +16,14 @@ all-proxy (proxy), pause (added stopped, "paused"). Other options are accepted a
 The URL's kind (http, HLS, DASH, yt-dlp) is the engine's normal detection.
 
 aria2.remove stops the task and marks its GID removed (in this listener's memory: after a
-restart it shows as paused); fetchdeck's own delete is `aria2.removeDownloadResult` (not yet).
+restart it shows as paused). `aria2.removeDownloadResult` / `purgeDownloadResult` delete stopped
+(complete, error, removed) tasks from fetchdeck, keeping their files. addTorrent and addMetalink
+answer a code-1 error: fetchdeck has no BitTorrent or Metalink.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -40,6 +43,7 @@ from server.state import server_state
 blueprint = Blueprint("aria2", __name__)
 PATH = "/jsonrpc"
 REMOVED_KEY = "fetchdeck.aria2.removed"  # app.extensions: the task ids aria2.remove stopped
+SESSION_KEY = "fetchdeck.aria2.session"  # app.extensions: getSessionInfo's id
 MAX_LIST = 10_000
 NO_TOKEN_METHODS = frozenset({"system.listMethods", "system.listNotifications"})
 NOTIFICATIONS = ["aria2.onDownloadStart", "aria2.onDownloadPause", "aria2.onDownloadStop",
@@ -309,6 +313,74 @@ async def remove(params: list[Any]) -> str:
     return shapes.gid_of(task.id)
 
 
+async def pause_all(params: list[Any]) -> str:
+    engine = server_state().engine
+    for task in await _in(("active", "waiting")):
+        try:
+            await engine.stop(task.id)
+        except (IllegalTransition, TaskNotFound):
+            pass  # it finished or went away meanwhile: nothing to pause
+    return "OK"
+
+
+async def unpause_all(params: list[Any]) -> str:
+    engine = server_state().engine
+    for task in await _in(("paused",)):
+        try:
+            await engine.start(task.id)
+        except (IllegalTransition, TaskNotFound):
+            pass
+    return "OK"
+
+
+async def get_files(params: list[Any]) -> list[dict[str, Any]]:
+    files: list[dict[str, Any]] = _struct(await _task(shapes.param(params, 0, str, required=True)))["files"]
+    return files
+
+
+async def get_uris(params: list[Any]) -> list[dict[str, str]]:
+    task = await _task(shapes.param(params, 0, str, required=True))
+    if shapes.aria2_status(task, task.id in _removed()) in shapes.STOPPED_WORDS:
+        raise failed(f"No URI data is available for GID#{shapes.gid_of(task.id)}")
+    uris: list[dict[str, str]] = _struct(task)["files"][0]["uris"]
+    return uris
+
+
+async def remove_download_result(params: list[Any]) -> str:
+    """Forget a stopped download: fetchdeck deletes the task (its file stays on disk)."""
+    task = await _task(shapes.param(params, 0, str, required=True))
+    if shapes.aria2_status(task, task.id in _removed()) not in shapes.STOPPED_WORDS:
+        raise failed(f"Could not remove download result of GID#{shapes.gid_of(task.id)}")
+    await server_state().engine.delete(task.id, files=False)
+    _removed().discard(task.id)
+    return "OK"
+
+
+async def purge_download_result(params: list[Any]) -> str:
+    engine = server_state().engine
+    for task in await _in(shapes.STOPPED_WORDS):
+        try:
+            await engine.delete(task.id, files=False)
+        except TaskNotFound:
+            pass
+        _removed().discard(task.id)
+    return "OK"
+
+
+async def get_session_info(params: list[Any]) -> dict[str, str]:
+    """A 40-hex session id, one per listener run (aria2 makes one per process start)."""
+    session: str = current_app.extensions.setdefault(SESSION_KEY, secrets.token_hex(20))
+    return {"sessionId": session}
+
+
+async def add_torrent(params: list[Any]) -> str:
+    raise failed("fetchdeck does not download torrents (aria2.addTorrent); add the files' URLs with aria2.addUri")
+
+
+async def add_metalink(params: list[Any]) -> str:
+    raise failed("fetchdeck does not read Metalink documents (aria2.addMetalink); add the URLs with aria2.addUri")
+
+
 async def get_global_stat(params: list[Any]) -> dict[str, str]:
     removed = _removed()
     words = [shapes.aria2_status(t, t.id in removed) for t in await _all_tasks()]
@@ -342,6 +414,16 @@ METHODS: dict[str, Method] = {
     "aria2.tellActive": tell_active,
     "aria2.tellWaiting": tell_waiting,
     "aria2.tellStopped": tell_stopped,
+    "aria2.pauseAll": pause_all,
+    "aria2.forcePauseAll": pause_all,
+    "aria2.unpauseAll": unpause_all,
+    "aria2.getFiles": get_files,
+    "aria2.getUris": get_uris,
+    "aria2.removeDownloadResult": remove_download_result,
+    "aria2.purgeDownloadResult": purge_download_result,
+    "aria2.getSessionInfo": get_session_info,
+    "aria2.addTorrent": add_torrent,
+    "aria2.addMetalink": add_metalink,
     "aria2.getGlobalStat": get_global_stat,
     "aria2.getVersion": get_version,
     "system.listMethods": list_methods,

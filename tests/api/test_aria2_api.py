@@ -140,6 +140,29 @@ async def test_methods_on_the_engine(make_api: ApiFactory, files: FileServer) ->
     assert await rpc(api, "aria2.tellActive") == []
     stat = await rpc(api, "aria2.getGlobalStat")
     assert (stat["numActive"], stat["numWaiting"], stat["numStopped"]) == ("0", "0", "2")
+    assert (await rpc(api, "aria2.getFiles", gid))[0]["length"] == str(len(data))
+    assert (await rpc(api, "aria2.getUris", gid, status=400))["message"] == f"No URI data is available for GID#{gid}"
+    session = (await rpc(api, "aria2.getSessionInfo"))["sessionId"]
+    assert len(session) == 40 and session == (await rpc(api, "aria2.getSessionInfo"))["sessionId"]
+    assert "torrents" in (await rpc(api, "aria2.addTorrent", "AAAA", status=400))["message"]
+    assert (await rpc(api, "aria2.addMetalink", "AAAA", status=400))["code"] == 1
+
+    # pauseAll / unpauseAll; removeDownloadResult and purgeDownloadResult forget stopped downloads only
+    third = await rpc(api, "aria2.addUri", [files.add("/c.bin", b"c" * 1000)], {"pause": "true"})
+    assert await rpc(api, "aria2.getUris", third) == [{"uri": files.url("/c.bin"), "status": "used"}]
+    assert await rpc(api, "aria2.unpauseAll") == "OK"
+    await wait_status(api, third, "complete")
+    assert (await rpc(api, "aria2.removeDownloadResult", "00000000000000ff", status=400))["message"] == (
+        "GID 00000000000000ff is not found")
+    assert await rpc(api, "aria2.removeDownloadResult", gid) == "OK"
+    assert (await rpc(api, "aria2.tellStatus", gid, status=400))["message"] == f"GID {gid} is not found"
+    assert (api.download_dir / "sub" / "named.bin").read_bytes() == data  # the file stays
+    fourth = await rpc(api, "aria2.addUri", [files.add("/d.bin", b"d" * 1000)], {"pause": "true"})
+    assert (await rpc(api, "aria2.removeDownloadResult", fourth, status=400))["message"] == (
+        f"Could not remove download result of GID#{fourth}")
+    assert await rpc(api, "aria2.purgeDownloadResult") == "OK"
+    assert await rpc(api, "aria2.tellStopped", 0, 10) == []
+    assert [s["gid"] for s in await rpc(api, "aria2.tellWaiting", 0, 10, ["gid"])] == [fourth]
     assert (await rpc(api, "aria2.addUri", [], status=400))["code"] == 1
     assert await rpc(api, "aria2.addUri", [url], {"split": "65"}, status=400) == {
         "code": 1, "message": "We encountered a problem while processing the option '--split'."}
@@ -200,8 +223,12 @@ async def test_pause_unpause_a_running_download_and_an_hls_url(make_api: ApiFact
     assert await rpc(api, "aria2.forcePause", gid) == gid
     paused = await wait_status(api, gid, "paused")
     assert paused["downloadSpeed"] == "0" and "errorCode" not in paused
-    files.faults.throttle("/slow.bin", None)
     assert await rpc(api, "aria2.unpause", gid) == gid
+    await wait_status(api, gid, "active")
+    assert await rpc(api, "aria2.pauseAll") == "OK"
+    await wait_status(api, gid, "paused")
+    files.faults.throttle("/slow.bin", None)
+    assert await rpc(api, "aria2.unpauseAll") == "OK"
     await wait_status(api, gid, "complete")
     assert (api.download_dir / Path(url).name).read_bytes() == data
 
