@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -238,3 +240,32 @@ async def test_pause_unpause_a_running_download_and_an_hls_url(make_api: ApiFact
     done = await wait_status(api, hls, "complete", timeout=20)
     assert (await api.engine.get(int(hls, 16))).kind == TaskKind.HLS
     assert int(done["totalLength"]) > 0 and done["files"][0]["path"].endswith(".mp4")
+
+
+async def aria2p_cli(api: Api, *args: str) -> str:
+    host, _, port = api.url.removeprefix("http://").rpartition(":")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "aria2p", "-H", f"http://{host}", "-p", port, "-s", SECRET, *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, (args, out, err)
+    return out.decode()
+
+
+async def test_aria2p_cli_add_show_pause_resume_remove_purge(make_api: ApiFactory, files: FileServer) -> None:
+    api = await make_api(token=SECRET, surface="aria2")
+    url = files.add("/cli.bin", bytes(range(256)) * 1024)
+    files.faults.throttle("/cli.bin", 32_000)
+    out = await aria2p_cli(api, "add", url)
+    [gid] = re.findall(r"\b[0-9a-f]{16}\b", out)
+    await wait_status(api, gid, "active")
+    assert gid in await aria2p_cli(api, "show")  # aria2p 0.12 has `show`, not `ls`
+    await aria2p_cli(api, "pause", gid)
+    await wait_status(api, gid, "paused")
+    await aria2p_cli(api, "resume", gid)
+    await wait_status(api, gid, "active")
+    # aria2p's remove is aria2.remove then aria2.removeDownloadResult: the task is gone
+    await aria2p_cli(api, "remove", gid)
+    assert (await rpc(api, "aria2.tellStatus", gid, status=400))["message"] == f"GID {gid} is not found"
+    assert await api.engine.list_tasks() and (await api.engine.list_tasks()).total == 0
+    await aria2p_cli(api, "purge")
