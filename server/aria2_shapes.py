@@ -60,6 +60,12 @@ _WORDS: dict[TaskStatus, str] = {
 }
 
 
+def statuses_for(words: tuple[str, ...]) -> frozenset[TaskStatus]:
+    """The fetchdeck statuses whose tasks may have one of these aria2 words (removed: stopped ones)."""
+    return frozenset(status for status, word in _WORDS.items()
+                     if word in words or (word == "paused" and "removed" in words))
+
+
 class RpcError(Exception):
     """A JSON-RPC error object: `{"code": code, "message": message}`."""
 

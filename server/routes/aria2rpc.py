@@ -202,7 +202,8 @@ async def _in(words: tuple[str, ...]) -> list[Task]:
     """Every task whose aria2 status is one of words: waiting ones in queue order, the others by id."""
     removed = _removed()
     engine = server_state().engine
-    tasks = await _all_tasks()
+    flt = TaskFilter(statuses=shapes.statuses_for(words), newest_first=False)
+    tasks = list((await engine.list_tasks(1, MAX_LIST, flt)).items)
     queued = {t.id: i for i, t in enumerate(await engine.active())} if "waiting" in words else {}
     chosen = [t for t in tasks if shapes.aria2_status(t, t.id in removed) in words]
     return sorted(chosen, key=lambda t: (queued.get(t.id, len(queued)), t.id))
