@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import random
 import re
 import sys
 from pathlib import Path
@@ -269,3 +270,21 @@ async def test_aria2p_cli_add_show_pause_resume_remove_purge(make_api: ApiFactor
     assert (await rpc(api, "aria2.tellStatus", gid, status=400))["message"] == f"GID {gid} is not found"
     assert await api.engine.list_tasks() and (await api.engine.list_tasks()).total == 0
     await aria2p_cli(api, "purge")
+
+
+async def test_split_64_opens_64_connections(make_api: ApiFactory, files: FileServer) -> None:
+    """aria2c refuses more than 16 connections per server; fetchdeck takes split=64 and opens them all."""
+    api = await make_api(token=SECRET, surface="aria2")
+    data = random.Random(64).randbytes(64 << 20)  # 64 segments of the 1 MiB minimum
+    url = files.add("/wide.bin", data)
+    files.faults.throttle("/wide.bin", 256 << 10)  # slow, until all 64 ranges are seen in flight
+    gid = await rpc(api, "aria2.addUri", [url], {"split": "64", "max-connection-per-server": "64"})
+    deadline = asyncio.get_running_loop().time() + 10
+    while files.stats.in_flight < 64:
+        assert asyncio.get_running_loop().time() < deadline, files.stats.in_flight
+        await asyncio.sleep(0.05)
+    assert (await rpc(api, "aria2.tellStatus", gid, ["connections"]))["connections"] == "64"
+    files.faults.throttle("/wide.bin", None)
+    await wait_status(api, gid, "complete", timeout=30)
+    assert files.stats.max_in_flight == 64
+    assert (api.download_dir / "wide.bin").read_bytes() == data
