@@ -15,7 +15,8 @@
 - Status words: `aria2_status` maps fetchdeck's statuses once: downloading → active,
   waiting → waiting, stopped → paused (unpause resumes it) or removed (after aria2.remove),
   failed → error, success → complete.
-- Numbers are strings, as aria2 sends them.
+- Numbers are strings, as aria2 sends them. Pieces are 1 MiB, aria2's default: `bitfield` has one bit
+  per piece (the first completedLength/1 MiB set), sent once the size is known, as aria2 does.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ JSONRPC = "2.0"
 ARIA2_VERSION = "1.37.0"  # the aria2 release whose interface this dialect follows (clients check it)
 ENABLED_FEATURES = ["Async DNS", "GZip", "HTTPS", "Message Digest"]
 GID_DIGITS = 16
+PIECE_LENGTH = 1 << 20  # aria2's default piece length; numPieces and bitfield are counted in it
 
 # Error codes and messages (aria2: DL_ABORT_EX in a method → code 1; the JSON-RPC framing codes).
 CODE_FAILED = 1
@@ -233,6 +235,8 @@ def status_struct(task: Task, folder: Path, removed: bool, keys: list[str] | Non
     completed = total if task.status == TaskStatus.SUCCESS and total else task.downloaded
     connections = (task.options.connections or 1) if status == "active" else 0
     path = _path_of(task, folder)
+    pieces = -(-total // PIECE_LENGTH) if total else 0
+    uri_status = "waiting" if status in WAITING_WORDS and not task.downloaded else "used"
     struct: dict[str, Any] = {
         "gid": gid_of(task.id),
         "status": status,
@@ -242,8 +246,8 @@ def status_struct(task: Task, folder: Path, removed: bool, keys: list[str] | Non
         "downloadSpeed": str(int(task.speed)) if status == "active" else "0",
         "uploadSpeed": "0",
         "connections": str(connections),
-        "numPieces": "0" if not total else "1",
-        "pieceLength": str(total or 1048576),
+        "numPieces": str(pieces),
+        "pieceLength": str(PIECE_LENGTH),
         "dir": str(folder),
         "files": [{
             "index": "1",
@@ -251,15 +255,26 @@ def status_struct(task: Task, folder: Path, removed: bool, keys: list[str] | Non
             "length": str(total),
             "completedLength": str(completed),
             "selected": "true",
-            "uris": [{"uri": task.url, "status": "used"}],
+            "uris": [{"uri": task.url, "status": uri_status}],
         }],
     }
+    if pieces:  # aria2 sends the piece map once the size is known: one bit per piece, hex
+        struct["bitfield"] = bitfield(pieces, pieces if completed >= total else completed // PIECE_LENGTH)
     if status in STOPPED_WORDS:  # aria2 sends these for stopped downloads only
         struct["errorCode"] = ERROR_CODES[status]
         struct["errorMessage"] = (task.error or "download failed") if status == "error" else ""
     if keys:
         return {key: struct[key] for key in keys if key in struct}
     return struct
+
+
+def bitfield(pieces: int, done: int) -> str:
+    """aria2's bitfield: `pieces` bits, the first `done` set, most significant bit first, as hex bytes."""
+    value = 0
+    nbytes = -(-pieces // 8)
+    for index in range(min(done, pieces)):
+        value |= 1 << (nbytes * 8 - 1 - index)
+    return f"{value:0{nbytes * 2}x}"
 
 
 def global_stat(speed: float, active: int, waiting: int, stopped: int) -> dict[str, str]:

@@ -113,7 +113,8 @@ async def test_methods_on_the_engine(make_api: ApiFactory, files: FileServer) ->
     assert len(gid) == 16 and int(gid, 16) > 0 and gid == gid.lower()
     struct = await rpc(api, "aria2.tellStatus", gid)
     assert struct["gid"] == gid and struct["status"] == "paused" and struct["totalLength"] == "0"
-    assert struct["files"][0]["uris"] == [{"uri": url, "status": "used"}]
+    assert struct["files"][0]["uris"] == [{"uri": url, "status": "waiting"}]  # not started: as aria2c says
+    assert "bitfield" not in struct and struct["numPieces"] == "0"
     assert all(isinstance(struct[k], str) for k in ("completedLength", "downloadSpeed", "connections"))
     assert await rpc(api, "aria2.tellStatus", gid, ["gid", "status"]) == {"gid": gid, "status": "paused"}
     assert await rpc(api, "aria2.tellStatus", gid[:15], ["status"]) == {"status": "paused"}  # a unique prefix
@@ -124,6 +125,8 @@ async def test_methods_on_the_engine(make_api: ApiFactory, files: FileServer) ->
     assert await rpc(api, "aria2.unpause", gid) == gid
     done = await wait_status(api, gid, "complete")
     assert done["totalLength"] == done["completedLength"] == str(len(data))
+    assert (done["numPieces"], done["pieceLength"], done["bitfield"]) == ("1", "1048576", "80")
+    assert done["files"][0]["uris"] == [{"uri": url, "status": "used"}]
     path = done["files"][0]["path"]
     assert path.endswith("sub/named.bin") and done["dir"].endswith("sub")
     assert (api.download_dir / "sub" / "named.bin").read_bytes() == data
@@ -152,7 +155,7 @@ async def test_methods_on_the_engine(make_api: ApiFactory, files: FileServer) ->
 
     # pauseAll / unpauseAll; removeDownloadResult and purgeDownloadResult forget stopped downloads only
     third = await rpc(api, "aria2.addUri", [files.add("/c.bin", b"c" * 1000)], {"pause": "true"})
-    assert await rpc(api, "aria2.getUris", third) == [{"uri": files.url("/c.bin"), "status": "used"}]
+    assert await rpc(api, "aria2.getUris", third) == [{"uri": files.url("/c.bin"), "status": "waiting"}]
     assert await rpc(api, "aria2.unpauseAll") == "OK"
     await wait_status(api, third, "complete")
     assert (await rpc(api, "aria2.removeDownloadResult", "00000000000000ff", status=400))["message"] == (
@@ -285,6 +288,7 @@ async def test_split_64_opens_64_connections(make_api: ApiFactory, files: FileSe
         await asyncio.sleep(0.05)
     assert (await rpc(api, "aria2.tellStatus", gid, ["connections"]))["connections"] == "64"
     files.faults.throttle("/wide.bin", None)
-    await wait_status(api, gid, "complete", timeout=30)
+    done = await wait_status(api, gid, "complete", timeout=30)
+    assert done["numPieces"] == "64" and done["bitfield"] == "f" * 16
     assert files.stats.max_in_flight == 64
     assert (api.download_dir / "wide.bin").read_bytes() == data
