@@ -7,15 +7,18 @@ import base64
 import json
 import random
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import aria2p
+import httpx
+import pytest
 
 from core.config import Listener, parse_listen_flag
 from core.models import TaskKind
-from tests.api.compat_support import hls_vod
+from tests.api.compat_support import free_port, hls_vod
 from tests.api.conftest import Api, ApiFactory
 from tests.support.fileserver import FileServer
 
@@ -292,3 +295,74 @@ async def test_split_64_opens_64_connections(make_api: ApiFactory, files: FileSe
     assert done["numPieces"] == "64" and done["bitfield"] == "f" * 16
     assert files.stats.max_in_flight == 64
     assert (api.download_dir / "wide.bin").read_bytes() == data
+
+
+async def _call(client: httpx.AsyncClient, method: str, *params: Any, token: str | None = TOKEN) -> tuple[int, Any]:
+    body = {"jsonrpc": "2.0", "id": "c", "method": method, "params": ([token] if token else []) + list(params)}
+    response = await client.post("/jsonrpc", json=body)
+    frame = response.json()
+    return response.status_code, frame.get("result", frame.get("error"))
+
+
+async def _shapes(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    """What one server answers to the same calls: key sets for results, whole objects for errors."""
+    out: dict[str, Any] = {}
+    out["getVersion"] = sorted((await _call(client, "aria2.getVersion"))[1])
+    out["getGlobalStat"] = sorted((await _call(client, "aria2.getGlobalStat"))[1])
+    # (a wrong token is left out: aria2c delays that answer ~1.6 s; test_jsonrpc_framing_auth_and_errors has it)
+    out["no_method"] = await _call(client, "aria2.nosuch")
+    out["unknown_gid"] = await _call(client, "aria2.tellStatus", "0123456789abcdef")
+    out["bad_gid"] = await _call(client, "aria2.tellStatus", "zz")
+    out["missing_gid"] = await _call(client, "aria2.tellStatus")
+    out["int_gid"] = await _call(client, "aria2.tellStatus", 7)
+    out["empty_uris"] = await _call(client, "aria2.addUri", [])
+    status, gid = await _call(client, "aria2.addUri", [url], {"pause": "true"})
+    assert status == 200 and re.fullmatch(r"[0-9a-f]{16}", gid), gid
+    paused = (await _call(client, "aria2.tellStatus", gid))[1]
+    uri = paused["files"][0]["uris"][0]["status"]
+    out["paused"] = (paused["status"], sorted(paused), sorted(paused["files"][0]), uri)
+    out["pause_paused"] = (await _call(client, "aria2.pause", gid))[1]["message"].replace(gid, "GID")
+    out["unpause"] = (await _call(client, "aria2.unpause", gid))[1] == gid
+    deadline = asyncio.get_running_loop().time() + 10
+    while (done := (await _call(client, "aria2.tellStatus", gid))[1])["status"] != "complete":
+        assert done["status"] in ("active", "waiting"), done
+        assert asyncio.get_running_loop().time() < deadline, done
+        await asyncio.sleep(0.05)
+    out["complete"] = (sorted(done), done["errorCode"], done["errorMessage"], done["totalLength"],
+                       done["completedLength"], sorted(done["files"][0]))
+    out["remove_complete"] = (await _call(client, "aria2.remove", gid))[1]["message"].replace(gid, "GID")
+    out["stopped"] = await _call(client, "aria2.tellStopped", 0, 10, ["gid", "status"])
+    out["stopped"] = [{**s, "gid": len(s["gid"])} for s in out["stopped"][1]]
+    out["purge"] = await _call(client, "aria2.purgeDownloadResult")
+    return out
+
+
+async def test_shapes_match_a_real_aria2c(make_api: ApiFactory, files: FileServer, tmp_path: Path) -> None:
+    """The same calls against a real `aria2c --enable-rpc` (where installed) and fetchdeck, compared field by field."""
+    aria2c = shutil.which("aria2c")
+    if aria2c is None:
+        pytest.skip("aria2c is not installed (apt install aria2)")
+    url = files.add("/same.bin", bytes(range(256)) * 1200)
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        aria2c, "--enable-rpc", f"--rpc-listen-port={port}", f"--rpc-secret={SECRET}", f"--dir={tmp_path / 'aria2c'}",
+        "--no-conf", "--quiet", "--rpc-listen-all=false", stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10, trust_env=False) as real:
+            deadline = asyncio.get_running_loop().time() + 10
+            while True:
+                try:
+                    await real.post("/jsonrpc", json={"id": 0, "method": "system.listMethods"})
+                    break
+                except httpx.TransportError:
+                    assert asyncio.get_running_loop().time() < deadline, "aria2c did not start"
+                    await asyncio.sleep(0.05)
+            expected = await _shapes(real, url)
+        api = await make_api(token=SECRET, surface="aria2")
+        got = await _shapes(api.client, url)
+    finally:
+        proc.terminate()
+        await proc.wait()
+    for key in expected:
+        assert got[key] == expected[key], (key, got[key], expected[key])
