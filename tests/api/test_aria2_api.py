@@ -366,3 +366,22 @@ async def test_shapes_match_a_real_aria2c(make_api: ApiFactory, files: FileServe
         await proc.wait()
     for key in expected:
         assert got[key] == expected[key], (key, got[key], expected[key])
+
+
+async def test_a_web_ui_from_a_listed_origin_and_an_unlisted_one(make_api: ApiFactory) -> None:
+    """AriaNg served from another origin is a web page: it works once its origin is in server.cors_origins."""
+    ariang = "http://ariang.example:8080"
+    api = await make_api(token=SECRET, surface="aria2", cors_origins=[ariang])
+    body = {"jsonrpc": "2.0", "id": "o", "method": "aria2.getVersion", "params": [TOKEN]}
+    preflight = await api.client.options("/jsonrpc", headers={
+        "Origin": ariang, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"})
+    assert preflight.status_code == 204 and "Content-Type" in preflight.headers["access-control-allow-headers"]
+    listed = await api.client.post("/jsonrpc", json=body, headers={"Origin": ariang})
+    assert listed.status_code == 200 and listed.headers["access-control-allow-origin"] == ariang
+    assert listed.json()["result"]["version"]
+    other = await api.client.post("/jsonrpc", json=body, headers={"Origin": "http://evil.example"})
+    assert other.status_code == 403 and "access-control-allow-origin" not in other.headers
+    assert other.json()["error"]["code"] == 1 and "cors_origins" in other.json()["error"]["message"]
+    plain = await api.client.post("/jsonrpc", content=json.dumps(body), headers={
+        "Origin": ariang, "Content-Type": "text/plain"})  # a browser's no-preflight trick: refused
+    assert plain.status_code == 415
