@@ -132,7 +132,8 @@ def create_app(
         server_state().policy.add_cors_headers(request, response)
         return response
 
-    install_guards(app)  # Origin, Content-Type, WebSocket and log guards: server/guards.py
+    # Origin, Content-Type, WebSocket and log guards: server/guards.py
+    install_guards(app, header_token=surface != "aria2")
 
     if own_services:
         @app.before_serving

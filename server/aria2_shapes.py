@@ -142,6 +142,11 @@ def error_frame(call_id: Any, error: RpcError) -> dict[str, Any]:
     return {"id": call_id, "jsonrpc": JSONRPC, "error": {"code": error.code, "message": error.message}}
 
 
+def notification_frame(method: str, task_id: int) -> dict[str, Any]:
+    """A WebSocket notification as aria2 frames it: no id, params `[{"gid": ...}]`."""
+    return {"jsonrpc": JSONRPC, "method": method, "params": [{"gid": gid_of(task_id)}]}
+
+
 def http_status(frame: Any) -> int:
     """The HTTP status of a single call's answer (a batch's is always 200)."""
     if isinstance(frame, dict) and "error" in frame:

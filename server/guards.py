@@ -178,8 +178,9 @@ def _policy() -> AccessPolicy:
     return server_state().policy
 
 
-def install_guards(app: Quart) -> None:
-    """Register the guards on app (call after the host/token guard is registered)."""
+def install_guards(app: Quart, *, header_token: bool = True) -> None:
+    """Register the guards on app (call after the host/token guard is registered). header_token=False:
+    WebSockets ask no header token (the aria2 listener: its calls carry `token:` as their first param)."""
     install_log_redaction(state_of(app).config.server.token)
 
     @app.before_request
@@ -194,7 +195,8 @@ def install_guards(app: Quart) -> None:
     async def _websocket_guard() -> None:
         policy = _policy()
         policy.check_host(websocket)  # type: ignore[arg-type]
-        policy.check_token(websocket)  # type: ignore[arg-type]
+        if header_token:
+            policy.check_token(websocket)  # type: ignore[arg-type]
         check_origin(websocket, policy)
 
 

@@ -19,19 +19,28 @@ aria2.remove stops the task and marks its GID removed (in this listener's memory
 restart it shows as paused). `aria2.removeDownloadResult` / `purgeDownloadResult` delete stopped
 (complete, error, removed) tasks from fetchdeck, keeping their files. addTorrent and addMetalink
 answer a code-1 error: fetchdeck has no BitTorrent or Metalink.
+
+WebSocket at `/jsonrpc`: the same calls (one text frame per call or batch, answered in one frame,
+`token:` as over HTTP), and the notifications, pushed to every connected client with no token
+(as aria2 does), for tasks from every dialect, from the engine's typed events (core/events.py):
+TaskStarted → onDownloadStart (also on unpause), TaskStopped → onDownloadPause, or onDownloadStop
+when aria2.remove stopped it, TaskSucceeded → onDownloadComplete, TaskFailed → onDownloadError.
+A call's answer is sent before the notifications it causes, as aria2 orders them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from quart import Blueprint, Response, current_app, request
+from quart import Blueprint, Response, current_app, request, websocket
 from quart_schema import hide
 
 from core.config import parse_size
 from core.errors import FetchdeckError, IllegalTransition, InvalidInput, TaskNotFound
+from core.events import Event, TaskFailed, TaskStarted, TaskStopped, TaskSucceeded
 from core.models import Task, TaskOptions, TaskSpec, TaskStatus
 from core.store import TaskFilter
 from server import aria2_shapes as shapes
@@ -94,6 +103,63 @@ def _answer(frame: Any, *, single: bool) -> Response:
     """A single call's answer with aria2's HTTP status for it; a batch's is always 200."""
     status = shapes.http_status(frame) if single else 200
     return Response(shapes.dumps(frame), status=status, content_type="application/json-rpc", headers=NO_CACHE)
+
+
+@blueprint.websocket(PATH)
+async def jsonrpc_ws() -> None:
+    await websocket.accept()
+    sub = server_state().engine.subscribe()
+    removed = _removed()
+    sending = asyncio.Lock()  # held while a call runs, so its answer precedes the notifications it causes
+
+    async def push() -> None:
+        while (event := await sub.get()) is not None:
+            frame = _notification(event, removed)
+            if frame is not None:
+                async with sending:
+                    await websocket.send(shapes.dumps(frame))
+
+    pusher = asyncio.create_task(push())
+    pusher.add_done_callback(lambda t: t.cancelled() or t.exception())  # a failed send ends the loop below
+    try:
+        while not pusher.done():
+            receiving = asyncio.ensure_future(websocket.receive())
+            await asyncio.wait((receiving, pusher), return_when=asyncio.FIRST_COMPLETED)
+            if not receiving.done():
+                receiving.cancel()
+                break
+            text = receiving.result()
+            async with sending:
+                await websocket.send(shapes.dumps(await _frame(text if isinstance(text, bytes) else text.encode())))
+    finally:
+        sub.close()
+        pusher.cancel()
+
+
+def _notification(event: Event, removed: set[int]) -> dict[str, Any] | None:
+    payload = event.payload
+    if isinstance(payload, TaskStarted):
+        method = "aria2.onDownloadStart"
+    elif isinstance(payload, TaskStopped):
+        method = "aria2.onDownloadStop" if payload.task_id in removed else "aria2.onDownloadPause"
+    elif isinstance(payload, TaskSucceeded):
+        method = "aria2.onDownloadComplete"
+    elif isinstance(payload, TaskFailed):
+        method = "aria2.onDownloadError"
+    else:
+        return None
+    return shapes.notification_frame(method, payload.task_id)
+
+
+async def _frame(raw: bytes) -> Any:
+    """The answer frame to one WebSocket message: a call's, a batch's list, or a parse error."""
+    try:
+        body = shapes.decode_json(raw)
+    except RpcError as exc:
+        return shapes.error_frame(None, exc)
+    if isinstance(body, list):
+        return [await _one(item) for item in body]
+    return await _one(body)
 
 
 async def _one(item: Any) -> dict[str, Any]:
@@ -308,9 +374,13 @@ async def remove(params: list[Any]) -> str:
     status = shapes.aria2_status(task, task.id in _removed())
     if status not in ("active", "waiting", "paused"):
         raise failed(f"Active Download not found for GID#{shapes.gid_of(task.id)}")
+    _removed().add(task.id)  # before the stop, so its TaskStopped notifies onDownloadStop
     if task.status != TaskStatus.STOPPED:
-        await server_state().engine.stop(task.id)
-    _removed().add(task.id)
+        try:
+            await server_state().engine.stop(task.id)
+        except BaseException:
+            _removed().discard(task.id)
+            raise
     return shapes.gid_of(task.id)
 
 

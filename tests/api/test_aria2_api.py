@@ -385,3 +385,83 @@ async def test_a_web_ui_from_a_listed_origin_and_an_unlisted_one(make_api: ApiFa
     plain = await api.client.post("/jsonrpc", content=json.dumps(body), headers={
         "Origin": ariang, "Content-Type": "text/plain"})  # a browser's no-preflight trick: refused
     assert plain.status_code == 415
+
+
+async def test_websocket_calls_and_notifications(make_api: ApiFactory, files: FileServer) -> None:
+    """A real WebSocket client (aiohttp) on /jsonrpc: calls answer as over HTTP, and actions taken over HTTP
+    notify it (Start, Pause, Start again on unpause, Complete, Error for a 404, Stop for a remove)."""
+    import aiohttp
+
+    api = await make_api(token=SECRET, surface="aria2")
+    data = bytes(range(256)) * 512
+    url = files.add("/ws.bin", data)
+    files.faults.throttle("/ws.bin", 32_000)
+    async with aiohttp.ClientSession() as session, session.ws_connect(f"{api.url}/jsonrpc") as ws:
+        frames: list[Any] = []
+
+        async def frame(match: Any) -> Any:
+            """The first frame not yet taken that match(frame) accepts."""
+            deadline = asyncio.get_running_loop().time() + 10
+            while True:
+                for i, seen in enumerate(frames):
+                    if match(seen):
+                        return frames.pop(i)
+                left = deadline - asyncio.get_running_loop().time()
+                assert left > 0, frames
+                message = await ws.receive(timeout=left)
+                assert message.type == aiohttp.WSMsgType.TEXT, message
+                frames.append(json.loads(message.data))
+
+        async def notified(method: str, gid: str) -> None:
+            expected = {"jsonrpc": "2.0", "method": f"aria2.{method}", "params": [{"gid": gid}]}
+            assert await frame(lambda f: f == expected) == expected
+
+        async def call(call_id: Any, method: str, *params: Any) -> Any:
+            await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": call_id, "method": method, "params": list(params)}))
+            return await frame(lambda f: isinstance(f, dict) and "id" in f and f["id"] == call_id)
+
+        gid = await rpc(api, "aria2.addUri", [url])
+        await notified("onDownloadStart", gid)
+        # a call over the socket answers as over HTTP, token and errors included
+        over_ws = await call(7, "aria2.tellStatus", TOKEN, gid, ["gid", "status", "dir"])
+        assert over_ws == {"id": 7, "jsonrpc": "2.0",
+                           "result": await rpc(api, "aria2.tellStatus", gid, ["gid", "status", "dir"])}
+        assert over_ws["result"]["status"] == "active"
+        assert await call("w2", "aria2.getVersion", "token:wrong") == {
+            "id": "w2", "jsonrpc": "2.0", "error": {"code": 1, "message": "Unauthorized"}}
+        await ws.send_str(json.dumps([{"id": 1, "method": "aria2.getGlobalStat", "params": [TOKEN]},
+                                      {"id": 2, "method": "aria2.nosuch", "params": [TOKEN]}]))
+        batch = await frame(lambda f: isinstance(f, list))
+        assert batch[0]["id"] == 1 and batch[0]["result"]["numActive"] == "1"
+        assert batch[1] == {"id": 2, "jsonrpc": "2.0", "error": {"code": 1, "message": "No such method: aria2.nosuch"}}
+        await ws.send_str("{not json")
+        assert await frame(lambda f: isinstance(f, dict) and f.get("id", 0) is None) == {
+            "id": None, "jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error."}}
+
+        assert await rpc(api, "aria2.pause", gid) == gid
+        await notified("onDownloadPause", gid)
+        assert await call("w3", "aria2.unpause", TOKEN, gid) == {"id": "w3", "jsonrpc": "2.0", "result": gid}
+        await notified("onDownloadStart", gid)
+        files.faults.throttle("/ws.bin", None)
+        await notified("onDownloadComplete", gid)
+        assert (api.download_dir / "ws.bin").read_bytes() == data
+
+        missing = await rpc(api, "aria2.addUri", [files.url("/no-such.bin")])
+        await notified("onDownloadStart", missing)  # as aria2c: Start, then Error for a 404
+        await notified("onDownloadError", missing)
+        assert (await rpc(api, "aria2.tellStatus", missing, ["status"]))["status"] == "error"
+
+        # remove of an active download: onDownloadStop (not Pause); a paused one added with pause: nothing
+        url2 = files.add("/ws2.bin", data)
+        files.faults.throttle("/ws2.bin", 16_000)
+        quiet = await rpc(api, "aria2.addUri", [url2], {"out": "quiet.bin", "pause": "true"})
+        other = await rpc(api, "aria2.addUri", [url2])
+        await notified("onDownloadStart", other)
+        assert await rpc(api, "aria2.remove", other) == other
+        await notified("onDownloadStop", other)
+        assert await rpc(api, "aria2.remove", quiet) == quiet
+        assert await call("w4", "system.listNotifications") == {"id": "w4", "jsonrpc": "2.0", "result": [
+            "aria2.onDownloadStart", "aria2.onDownloadPause", "aria2.onDownloadStop", "aria2.onDownloadComplete",
+            "aria2.onDownloadError", "aria2.onBtDownloadComplete"]}
+        leftover = [f for f in frames if isinstance(f, dict) and "method" in f]
+        assert leftover == [], leftover  # the paused one sent nothing, and nothing came twice
