@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from core.config import Listener, parse_listen_flag
-from core.models import TaskKind
+from core.models import TaskKind, TaskSpec
 from tests.api.compat_support import free_port, hls_vod
 from tests.api.conftest import Api, ApiFactory
 from tests.support.fileserver import FileServer
@@ -207,6 +207,26 @@ async def test_aria2p_library_downloads_a_file(make_api: ApiFactory, files: File
     assert (api.download_dir / "lib.bin").read_bytes() == data
     version = await asyncio.to_thread(client.client.get_version)
     assert version["version"]
+
+    # aria2p's notification listener (websocket-client) on the same listener
+    heard: list[tuple[str, str]] = []
+    subscribers = len(api.engine.bus._subscribers)
+    client.listen_to_notifications(
+        threaded=True, timeout=1, handle_signals=False,
+        on_download_start=lambda _api, g: heard.append(("start", g)),
+        on_download_complete=lambda _api, g: heard.append(("complete", g)))
+    try:
+        deadline = asyncio.get_running_loop().time() + 5
+        while len(api.engine.bus._subscribers) == subscribers:  # its socket is open
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.02)
+        second = (await asyncio.to_thread(client.add_uris, [files.add("/lib2.bin", data)])).gid
+        while ("complete", second) not in heard:
+            assert asyncio.get_running_loop().time() < deadline, heard
+            await asyncio.sleep(0.02)
+        assert heard == [("start", second), ("complete", second)]
+    finally:
+        await asyncio.to_thread(client.stop_listening)
     # the same task through the native API: the GID is its id in hex
     native = await main.call("GET", f"/api/downloads/{int(gid, 16)}", headers={"Authorization": f"Bearer {SECRET}"})
     assert native["status"] == "success"
@@ -408,7 +428,10 @@ async def test_websocket_calls_and_notifications(make_api: ApiFactory, files: Fi
                         return frames.pop(i)
                 left = deadline - asyncio.get_running_loop().time()
                 assert left > 0, frames
-                message = await ws.receive(timeout=left)
+                try:
+                    message = await ws.receive(timeout=left)
+                except TimeoutError:
+                    pytest.fail(f"no such frame in 10 s; unmatched: {frames}")
                 assert message.type == aiohttp.WSMsgType.TEXT, message
                 frames.append(json.loads(message.data))
 
@@ -460,8 +483,16 @@ async def test_websocket_calls_and_notifications(make_api: ApiFactory, files: Fi
         assert await rpc(api, "aria2.remove", other) == other
         await notified("onDownloadStop", other)
         assert await rpc(api, "aria2.remove", quiet) == quiet
+        # a task another dialect adds (they all create through the engine) notifies too
+        native = (await api.engine.create([TaskSpec(url=files.add("/native.bin", data), name="native.bin")]))[0]
+        await notified("onDownloadStart", f"{native.id:016x}")
+        await notified("onDownloadComplete", f"{native.id:016x}")
         assert await call("w4", "system.listNotifications") == {"id": "w4", "jsonrpc": "2.0", "result": [
             "aria2.onDownloadStart", "aria2.onDownloadPause", "aria2.onDownloadStop", "aria2.onDownloadComplete",
             "aria2.onDownloadError", "aria2.onBtDownloadComplete"]}
         leftover = [f for f in frames if isinstance(f, dict) and "method" in f]
         assert leftover == [], leftover  # the paused one sent nothing, and nothing came twice
+        # a web page from an unlisted origin gets no socket (fetchdeck's origin rules; aria2c accepts any)
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(f"{api.url}/jsonrpc", headers={"Origin": "http://evil.example"})
+        assert refused.value.status == 403
