@@ -690,6 +690,18 @@ class IntegrityConfig(Section):
         return parse_size(self.min_free) or 0
 
 
+# ---- downloads from the browser (server/files.py) -----------------------------------------------------
+
+
+class FilesConfig(Section):
+    """`[files]`: short-lived signed links that download a finished task's file (the web page's download button)."""
+
+    name = "files"
+
+    enable: Bool = True  # false: no links are made, /files/ serves nothing
+    link_ttl: Int = Field(default=600, ge=10, le=7 * 86400)  # seconds a link stays valid
+
+
 class Config(BaseModel):
     """All sections. Its own schema is built at the first `Config(...)`: loading and layering assemble
     already validated sections (`model_construct`, `model_copy`), so a command's start-up never needs it."""
@@ -713,6 +725,7 @@ class Config(BaseModel):
     integrity: IntegrityConfig = Field(default_factory=IntegrityConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    files: FilesConfig = Field(default_factory=FilesConfig)  # downloads from the browser (server/files.py)
 
     def override(self, section: str, **values: Any) -> "Config":
         """A copy with the given non-None values set in `section` (command-line flags), checked like the file's."""
@@ -739,6 +752,7 @@ SECTIONS.update({RelinkConfig.name: RelinkConfig})  # expired links
 SECTIONS[IntegrityConfig.name] = IntegrityConfig  # checksums and disk safety
 SECTIONS.update({ScheduleConfig.name: ScheduleConfig})  # the bandwidth schedule
 SECTIONS.update({PolicyConfig.name: PolicyConfig})  # per-host back-off (core/policy.py)
+SECTIONS[FilesConfig.name] = FilesConfig  # downloads from the browser (server/files.py)
 
 
 # ---- what a field takes, in words --------------------------------------------------------------------
@@ -954,6 +968,13 @@ dir = ""
 # speed = "1M"
 # [hosts."*"]
 # connections = 16
+
+# Downloads from the browser: the web page's download button asks for a signed link to a
+# finished task's file (POST /api/downloads/ID/file-link), valid for link_ttl seconds and
+# only for files inside the download roots. enable = false: no links, /files/ serves nothing.
+# [files]
+# enable = true
+# link_ttl = 600
 
 [policy]
 # A host that answers 429 or 503 gets half the connections (8 -> 4 -> 2 -> 1) at once,

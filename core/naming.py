@@ -72,6 +72,16 @@ def resolve_inside(root: Path, relative: str) -> Path:
     return target
 
 
+def root_containing(path: Path, roots: Iterable[Path]) -> Path | None:
+    """The root (resolved) that the already resolved `path` is, or lies inside; None: outside every root.
+    The one rule for "inside the download roots": folders here, served files in server/files.py."""
+    for root in roots:
+        r = root.resolve()
+        if path == r or r in path.parents:
+            return r
+    return None
+
+
 def resolve_folder(download_root: Path, folder: str | None, allowed_roots: Iterable[Path] = ()) -> Path:
     """Where a task's files go.
 
@@ -83,10 +93,8 @@ def resolve_folder(download_root: Path, folder: str | None, allowed_roots: Itera
             candidate = Path(folder).resolve()
         except (OSError, ValueError) as exc:  # e.g. an embedded NUL, a symlink loop
             raise InvalidInput(f"folder {folder[:100]!r} is not a usable path: {exc}") from None
-        for root in (download_root, *allowed_roots):
-            r = root.resolve()
-            if candidate == r or r in candidate.parents:
-                return candidate
+        if root_containing(candidate, (download_root, *allowed_roots)) is not None:
+            return candidate
         raise InvalidInput(f"folder {folder!r} is outside the allowed download roots")
     return resolve_inside(download_root, folder or "")
 

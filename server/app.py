@@ -28,7 +28,7 @@ from server.compat import CompatServices
 from server.errors import ApiError, ErrorCode, every_path, register_error_handlers, use_dialect_errors
 from server.guards import install_guards
 from server.sse import HEARTBEAT_SECONDS, EventStreams
-from server.state import ServerState, install_state, server_state
+from server.state import ServerState, install_state, server_state, state_of
 
 API_TITLE = "fetchdeck API"
 OPENAPI_DIR = Path(__file__).parent / "openapi"
@@ -171,6 +171,10 @@ def _register_mediago(app: Quart) -> None:
 
     app.register_blueprint(native)
     app.register_blueprint(mediago)
+
+    from server import files  # downloads from the browser: POST .../file-link's signed /files/ links
+
+    files.install(app, state_of(app).config.files)
 
 
 def _register_compat(app: Quart, dialect: str, *, single: bool) -> None:

@@ -33,6 +33,8 @@ from server.errors import ApiError, ErrorCode
 # MediaGo's /healthy (its extension's badge and its SDK's health()) likewise.
 PUBLIC_PATHS = frozenset({"/api/openapi.json", "/api/docs", "/api/redoc", "/health", "/api/health", "/healthy",
                           "/api/openapi/m3u8.json", "/api/openapi/downie.json", "/api/openapi/saveany.json"})
+# Signed links to a finished task's file (server/files.py): the signature in the URL is the capability.
+PUBLIC_PREFIXES = ("/files/",)
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 CORS_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 CORS_HEADERS = "Authorization, X-API-Key, Content-Type, Accept, Last-Event-ID"
@@ -112,7 +114,7 @@ class AccessPolicy:
                        f"host {name!r} is not allowed; add it to server.allowed_hosts or set a token")
 
     def check_token(self, req: Request) -> None:
-        if not self.token or req.path in PUBLIC_PATHS:
+        if not self.token or req.path in PUBLIC_PATHS or req.path.startswith(PUBLIC_PREFIXES):
             return
         if not token_matches(self.token, presented_token(req)):
             challenge = f'Basic realm="{self.basic_realm}"' if self.basic_realm else 'Bearer realm="fetchdeck"'

@@ -41,6 +41,12 @@ class ErrorCode(IntEnum):
     ILLEGAL_TRANSITION = 40900  # the status machine forbids it (e.g. stop a finished task)
     PAYLOAD_TOO_LARGE = 41300
     UNSUPPORTED_MEDIA_TYPE = 41500  # a request body that is not Content-Type: application/json
+    # downloads from the browser (server/files.py)
+    LINK_REFUSED = 40302  # a /files/ link whose signature is wrong or whose time is up
+    OUTSIDE_ROOTS = 40303  # the task's file (links resolved) is outside the download roots
+    FILE_NOT_FOUND = 40402  # a /files/ link whose task has no finished file on disk any more
+    NO_FILE = 40901  # a file link asked for a task without a finished file on disk
+    RANGE_NOT_SATISFIABLE = 41600  # a Range that starts past the file's end
     INTERNAL_ERROR = 50000  # a fetchdeck bug; details are in the server log
     STORE_UNAVAILABLE = 50300  # the task store refused a write (e.g. its disk is full); nothing changed
 

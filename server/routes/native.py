@@ -25,6 +25,7 @@ from core.store import TaskFilter, TaskPatch
 from core.store.base import UNSET, Unset
 from server.bodies import parse_body, parse_query
 from server.errors import ApiError, ErrorCode
+from server.files import FileLinkData, make_link
 from server.guards import is_json_type
 from server.respond import ok
 from server.schemas import (
@@ -519,6 +520,18 @@ async def relink_download(task_id: int) -> Response:
     with field_errors(field_name):
         task = await engine().relink(task_id, body.url, restart=body.restart)
     return ok(task_to_api(task))
+
+
+# ------------------------------------------------------------ downloads from the browser (server/files.py)
+
+
+@native.post(f"/downloads/{ID}/file-link")
+@documented(Envelope[FileLinkData], 404, 409)
+async def file_link(task_id: int) -> Response:
+    """A short-lived link (`[files] link_ttl`, 600 s) that downloads the finished task's file without a
+    token: GET it (Range, If-Range, HEAD). 409: the task has no finished file on disk; 403: its file is
+    outside the download roots; 404: no such task, or downloads from the browser are off."""
+    return ok((await make_link(engine(), task_id)).model_dump())
 
 
 # ------------------------------------------------------------ events
