@@ -94,6 +94,8 @@ FIELDS: tuple[FormField, ...] = (
     FormField("min_free", "integrity", "min_free", "Disk reserve", "none: free space kept (e.g. 100M)"),
     # per-host back-off (core/policy.py): seconds without a 429/503 before a host gets more connections again
     FormField("quiet_seconds", "policy", "quiet_seconds", "Back-off quiet", "{default} s without a 429/503"),
+    # downloads from the browser (server/files.py): how long a signed link to a finished file stays valid
+    FormField("file_link_ttl", "files", "link_ttl", "File link time", "{default} s a download link stays valid"),
 )
 BLANK_IS_DEFAULT = frozenset({"host"})  # an emptied field that means "the setting's default"
 
