@@ -88,7 +88,8 @@ class FileLinks:
 
     def url(self, task_id: int, name: str, expires: int, root_path: str = "") -> str:
         sig = self.signature(task_id, name, expires)
-        return f"{root_path}/files/{task_id}/{quote(name, safe='')}?expires={expires}&sig={sig}"
+        path = quote(name.encode("utf-8", "surrogatepass"), safe="")
+        return f"{root_path}/files/{task_id}/{path}?expires={expires}&sig={sig}"
 
     def link(self, task_id: int, name: str, size: int, *, root_path: str = "") -> FileLinkData:
         expires = int(time.time()) + self.ttl
