@@ -52,7 +52,7 @@ from server.errors import ApiError, ErrorCode
 from server.state import server_state
 
 LINKS_KEY = "fetchdeck.file_links"  # app.extensions[LINKS_KEY]: this listener's FileLinks
-CHUNK = 256 * 1024  # bytes per read (and per write to the socket)
+CHUNK = 1024 * 1024  # bytes per read (and per write to the socket)
 MAX_NUMBER = 19  # digits in an expiry or a range bound (an int64 holds 18 safely)
 
 files = Blueprint("files", __name__)
