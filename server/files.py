@@ -202,7 +202,17 @@ def _opened_path(fd: int) -> Path | None:
 async def finished_file(engine: Engine, task_id: int) -> OpenFile:
     """The task's open file (TaskNotFound, NoFile, OutsideRoots), checked off the event loop."""
     task = await engine.get(task_id)
-    return await asyncio.to_thread(open_task_file, task, roots_of(engine))
+    opening = asyncio.ensure_future(asyncio.to_thread(open_task_file, task, roots_of(engine)))
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:  # the client went away: close the file once the thread has opened it
+        opening.add_done_callback(_close_opened)
+        raise
+
+
+def _close_opened(done: asyncio.Future[OpenFile]) -> None:
+    if not done.cancelled() and done.exception() is None:
+        done.result().close()
 
 
 async def make_link(engine: Engine, task_id: int) -> FileLinkData:
