@@ -702,6 +702,17 @@ class FilesConfig(Section):
     link_ttl: Int = Field(default=600, ge=10, le=7 * 86400)  # seconds a link stays valid
 
 
+# ---- the aria2 JSON-RPC dialect ([aria2_rpc]: server/routes/aria2rpc.py; [aria2] is the SaveAny aria2 backend) ----
+
+
+class Aria2RpcConfig(Section):
+    """What RPC clients of the aria2 listener may do beyond downloads."""
+
+    name = "aria2_rpc"
+
+    allow_shutdown: Bool = False  # aria2.shutdown / forceShutdown stop `fetchdeck serve` (else they are refused)
+
+
 class Config(BaseModel):
     """All sections. Its own schema is built at the first `Config(...)`: loading and layering assemble
     already validated sections (`model_construct`, `model_copy`), so a command's start-up never needs it."""
@@ -726,6 +737,7 @@ class Config(BaseModel):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     files: FilesConfig = Field(default_factory=FilesConfig)  # downloads from the browser (server/files.py)
+    aria2_rpc: Aria2RpcConfig = Field(default_factory=Aria2RpcConfig)  # the aria2 JSON-RPC dialect
 
     def override(self, section: str, **values: Any) -> "Config":
         """A copy with the given non-None values set in `section` (command-line flags), checked like the file's."""
@@ -753,6 +765,7 @@ SECTIONS[IntegrityConfig.name] = IntegrityConfig  # checksums and disk safety
 SECTIONS.update({ScheduleConfig.name: ScheduleConfig})  # the bandwidth schedule
 SECTIONS.update({PolicyConfig.name: PolicyConfig})  # per-host back-off (core/policy.py)
 SECTIONS[FilesConfig.name] = FilesConfig  # downloads from the browser (server/files.py)
+SECTIONS.update({Aria2RpcConfig.name: Aria2RpcConfig})  # the aria2 JSON-RPC dialect
 
 
 # ---- what a field takes, in words --------------------------------------------------------------------
@@ -980,6 +993,10 @@ dir = ""
 # A host that answers 429 or 503 gets half the connections (8 -> 4 -> 2 -> 1) at once,
 # and twice as many again after this many seconds without another 429/503.
 quiet_seconds = 30
+
+# The aria2 JSON-RPC listener ([server.listen] aria2): AriaNg's and aria2p's shutdown button.
+# [aria2_rpc]
+# allow_shutdown = false   # true: aria2.shutdown/forceShutdown stop `fetchdeck serve` (tasks kept, resumable)
 """
 
 

@@ -69,7 +69,7 @@ from core.naming import name_from_url, resolve_folder, sanitize_name
 from core.notify import Notifier
 from core.policy import HostPolicy
 from core.progress import ProgressPump
-from core.queue import QueueMove, checked_start_at, queue_key, scheduled_note
+from core.queue import QueueMove, checked_start_at, in_queue_view, placement, queue_key, scheduled_note
 from core.ratelimit import SpeedLimits
 from core.s3_output import S3Output
 from core.schedule import Clock, Schedule, ScheduleKeeper, ScheduleState, SystemClock
@@ -478,8 +478,12 @@ class Engine:
                     checked = self.check_folder(folder)
                 if checked != task.folder:
                     patch = patch.merge(TaskPatch(folder=checked, file=None, downloaded=0))
+            options = task.options
             if delete_segments is not None:
-                options = task.options.model_copy(update={"delete_segments": delete_segments})
+                options = options.model_copy(update={"delete_segments": delete_segments})
+            if options.removed:  # started again: back in the queue view (core/queue.py)
+                options = options.model_copy(update={"removed": False})
+            if options is not task.options:
                 patch = patch.merge(TaskPatch(options=options))
             if task.status == TaskStatus.SUCCESS:
                 # Download again: a fresh file next to the old one.
@@ -623,6 +627,28 @@ class Engine:
             if stored is not None:
                 run.task.position = task.position = stored.position
         return task
+
+    async def queue_view(self) -> list[Task]:
+        """The waiting tasks and the paused ones, in queue order (core/queue.py `in_queue_view`; what the
+        queue claims them in once started)."""
+        flt = TaskFilter(statuses=frozenset({TaskStatus.WAITING, TaskStatus.STOPPED}), newest_first=False)
+        page = await self.list_tasks(1, 10_000, flt)
+        return sorted((t for t in page.items if in_queue_view(t)), key=queue_key)
+
+    async def place(self, task_id: int, index: int) -> int:
+        """Move a task to `index` (0: first) of the queue view, within its priority class (core/queue.py
+        `placement`); the index it ends at. IllegalTransition if it is not in the view (downloading,
+        finished, removed)."""
+        await self.unsaved.save(task_id)
+        task = await self.get(task_id)  # TaskNotFound
+        if not in_queue_view(task):
+            raise IllegalTransition(f"task {task_id} is {task.status.value}, not in the queue")
+        dest, writes = placement(await self.queue_view(), task, index)
+        if writes:
+            await self.store.set_positions(writes)
+            self.bus.publish(TaskChanged(task_id))
+            self.scheduler.poke()
+        return dest
 
     async def mark(self, task_id: int, status: TaskStatus) -> Task:
         """A client records how a task ended (MediaGo's bulk status), outside the download's own outcome.

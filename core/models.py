@@ -163,6 +163,10 @@ class TaskOptions(BaseModel):
     speed_limit: int | None = Field(default=None, ge=1)
     # ---- per-host policy (core/playlists.py): a yt-dlp playlist or channel URL added as one task per entry
     expand_playlist: bool = False
+    # ---- the aria2 dialect (server/routes/aria2rpc.py): a stopped task a client removed (aria2.remove) rather
+    # than paused; out of the queue view (core/queue.py), stored so it still reads "removed" after a restart.
+    # Engine.start clears it.
+    removed: bool = False
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_defaults=True)

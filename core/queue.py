@@ -5,7 +5,9 @@ The one owner of:
   key a move writes, one row where it can), then creation (id); a task whose `start_at` is still ahead is
   not taken (the stores' `claim` applies it, core/store/repo.py and pg.py; the key is `queue_key`);
 - where a move puts a task (`moved_position`: top, bottom, up, down among the waiting tasks of its
-  priority);
+  priority; `placement`: to an index of the queue view, aria2's changePosition and addUri position);
+- the queue view (`in_queue_view`): the waiting tasks and the stopped ones a client may resume (not the
+  ones a client removed, `TaskOptions.removed`), in queue order: what aria2's tellWaiting lists;
 - how a start time is written by people and clients (`parse_start_at`: HH:MM, the next time the clock
   shows it, or an ISO 8601 date and time) and how a waiting task says it is scheduled (`scheduled_note`).
 
@@ -23,17 +25,19 @@ from enum import StrEnum
 from typing import Final, Literal
 
 from core.errors import InvalidInput
-from core.models import Priority, Task
+from core.models import Priority, Task, TaskStatus
 
 __all__ = [
     "PRIORITY_WORDS",
     "RENUMBER",
     "Priority",
     "QueueMove",
+    "in_queue_view",
     "moved_position",
     "parse_move",
     "parse_priority",
     "parse_start_at",
+    "placement",
     "queue_key",
     "scheduled_note",
 ]
@@ -90,6 +94,41 @@ def moved_position(
     if min(near, far) < middle < max(near, far):
         return middle
     return RENUMBER
+
+
+def in_queue_view(task: Task) -> bool:
+    """Whether a task is in the queue view: waiting, or stopped and not removed by a client (a paused task keeps
+    its place; once started again it is claimed in that place)."""
+    return task.status is TaskStatus.WAITING or (task.status is TaskStatus.STOPPED and not task.options.removed)
+
+
+def placement(view: Sequence[Task], task: Task, index: int) -> tuple[int, list[tuple[int, float]]]:
+    """Where `task` goes when moved to `index` of the queue view (every task in it, in queue order, `task`
+    among them), and the positions to write: (the index it ends at, [(task id, position), ...]).
+
+    A task stays in its priority class: the index is clamped to the class's stretch of the view. Usually one
+    position is written (the midpoint of its new neighbours); when no float fits between them the class's
+    tasks get fresh, evenly spaced positions in the new order."""
+    others = [t for t in view if t.id != task.id]
+    rank = task.priority.rank
+    low = sum(1 for t in others if t.priority.rank < rank)
+    same = [t for t in others if t.priority.rank == rank]
+    dest = min(max(index, low), low + len(same))
+    before = same[dest - low - 1] if dest > low else None
+    after = same[dest - low] if dest - low < len(same) else None
+    if before is None and after is None:
+        return dest, []
+    if before is None:
+        assert after is not None
+        return dest, [(task.id, after.position - 1.0)]
+    if after is None:
+        return dest, [(task.id, before.position + 1.0)]
+    middle = (before.position + after.position) / 2
+    if before.position < middle < after.position:
+        return dest, [(task.id, middle)]
+    order = [*same[:dest - low], task, *same[dest - low:]]
+    base = min(t.position for t in order)
+    return dest, [(t.id, base + i) for i, t in enumerate(order)]
 
 
 # ---- start times ---------------------------------------------------------------------

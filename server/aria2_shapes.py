@@ -47,12 +47,50 @@ MSG_PARSE = "Parse error."
 MSG_INVALID_REQUEST = "Invalid Request."
 MSG_INVALID_PARAMS = "Invalid params."
 _HTTP_STATUS = {CODE_PARSE: 500, CODE_INVALID_PARAMS: 500}  # every other error: 400
+MSG_ILLEGAL_ARGUMENT = "Illegal argument."  # changePosition's `how` is none of POS_HOWS
+MSG_NEGATIVE_POSITION = "Position must be greater than or equal to 0."  # addUri's position param
+MSG_SHUTDOWN_REFUSED = ("fetchdeck refuses aria2.shutdown and aria2.forceShutdown: set allow_shutdown = true in "
+                        "the [aria2_rpc] section of its config to let RPC clients stop the server")
+MSG_SHUTDOWN_UNAVAILABLE = "this fetchdeck cannot be shut down over RPC (only `fetchdeck serve` can)"
+MSG_GLOBAL_DIR = "fetchdeck's download dir is its config's [download] dir; it cannot be changed over RPC"
+
+
+def option_error(name: str) -> RpcError:
+    """aria2's answer to a bad option value (no download is created, nothing is changed)."""
+    return failed(f"We encountered a problem while processing the option '--{name}'.")
+
+
+def not_waiting(gid: str) -> RpcError:
+    """changePosition of a download that is not in the waiting queue (active or stopped)."""
+    return failed(f"GID#{gid} not found in the waiting queue.")
+
+
+def not_active(gid: str) -> RpcError:
+    """getServers of a download that is not active."""
+    return failed(f"No active download for GID#{gid}")
+
+
+def cannot_change_option(gid: str) -> RpcError:
+    """changeOption of a stopped download (complete, error, removed)."""
+    return failed(f"Cannot change option for GID#{gid}")
+
+
+def started_option(name: str, gid: str) -> RpcError:
+    """dir/out of a download that has started writing its file: fetchdeck does not move a file mid-way."""
+    return failed(f"The option '--{name}' cannot be changed for GID#{gid}: its download has started")
+
+
+def unsupported_checksum(kind: str) -> RpcError:
+    return failed(f"fetchdeck cannot verify a {kind} checksum (it verifies {', '.join(CHECKSUM_KINDS)})")
+
 
 # Every status word, and which list each belongs to (tellActive / tellWaiting / tellStopped).
 ACTIVE_WORDS = ("active",)
 WAITING_WORDS = ("waiting", "paused")
 STOPPED_WORDS = ("complete", "error", "removed")
 ERROR_CODES = {"complete": "0", "error": "1", "removed": "31"}  # aria2's exit codes: 0 ok, 1 unknown, 31 removed
+ERROR_CODE_CHECKSUM = "32"  # aria2's exit code for a checksum that did not match
+CHECKSUM_MISMATCH = "checksum mismatch"  # how fetchdeck's error for one begins (core/integrity.py ChecksumMismatch)
 _WORDS: dict[TaskStatus, str] = {
     TaskStatus.DOWNLOADING: "active",
     TaskStatus.WAITING: "waiting",
@@ -168,14 +206,16 @@ def take_token(params: list[Any]) -> tuple[str | None, list[Any]]:
     return None, params
 
 
-def param(params: list[Any], index: int, kind: type, default: Any = None, *, required: bool = False) -> Any:
-    """params[index] checked to be of `kind` (missing: default, or aria2's error when required)."""
+def param(params: list[Any], index: int, kind: type, default: Any = None, *, required: bool = False,
+          exact: bool = False) -> Any:
+    """params[index] checked to be of `kind` (missing: default, or aria2's error when required;
+    exact: an int must be a JSON integer, not a string of digits, as aria2c checks changePosition's)."""
     if index >= len(params) or params[index] is None:
         if required:
             raise failed(f"The parameter at {index} is required but missing.")
         return default
     value = params[index]
-    if kind is int and isinstance(value, str) and value.lstrip("-").isdigit():
+    if kind is int and not exact and isinstance(value, str) and value.lstrip("-").isdigit():
         return int(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise failed(f"The parameter at {index} has wrong type.")
@@ -266,11 +306,18 @@ def status_struct(task: Task, folder: Path, removed: bool, keys: list[str] | Non
     if pieces:  # aria2 sends the piece map once the size is known: one bit per piece, hex
         struct["bitfield"] = bitfield(pieces, pieces if completed >= total else completed // PIECE_LENGTH)
     if status in STOPPED_WORDS:  # aria2 sends these for stopped downloads only
-        struct["errorCode"] = ERROR_CODES[status]
+        struct["errorCode"] = error_code(task, status)
         struct["errorMessage"] = (task.error or "download failed") if status == "error" else ""
     if keys:
         return {key: struct[key] for key in keys if key in struct}
     return struct
+
+
+def error_code(task: Task, status: str) -> str:
+    """aria2's errorCode of a stopped download: 32 for a checksum mismatch (core/integrity.py), else by status."""
+    if status == "error" and (task.error or "").startswith(CHECKSUM_MISMATCH):
+        return ERROR_CODE_CHECKSUM
+    return ERROR_CODES[status]
 
 
 def bitfield(pieces: int, done: int) -> str:
@@ -303,3 +350,198 @@ def window(items: list[Any], offset: int, num: int) -> list[Any]:
     if start < 0:
         return []
     return list(reversed(items[max(0, start - num + 1):start + 1]))
+
+
+# ------------------------------------------------------------------ queue positions
+
+POS_HOWS = ("POS_SET", "POS_CUR", "POS_END")
+
+
+def target_index(current: int, length: int, pos: int, how: str) -> int:
+    """aria2.changePosition's destination in a waiting queue of `length` (the download now at `current`):
+    POS_SET from the start, POS_CUR from where it is, POS_END from the end; clamped to the queue."""
+    if how == "POS_SET":
+        dest = pos
+    elif how == "POS_CUR":
+        dest = current + pos
+    elif how == "POS_END":
+        dest = length - 1 + pos
+    else:
+        raise failed(MSG_ILLEGAL_ARGUMENT)
+    return max(0, min(dest, length - 1))
+
+
+# ------------------------------------------------------------------ options
+
+# aria2's option names fetchdeck honours, with the kind of value each takes (every other name is accepted and
+# ignored, as aria2 ignores names it does not know). TASK: addUri, changeOption, getOption; GLOBAL:
+# changeGlobalOption, getGlobalOption. What each does in fetchdeck: server/routes/aria2rpc.py and docs/api.md.
+TEXT, COUNT, SIZE, BOOL, HEADER, CHECKSUM, INDEX = "text", "count", "size", "bool", "header", "checksum", "index"
+TASK_OPTIONS: dict[str, str] = {
+    "dir": TEXT, "out": TEXT, "header": HEADER, "referer": TEXT, "user-agent": TEXT, "split": COUNT,
+    "max-connection-per-server": COUNT, "max-download-limit": SIZE, "all-proxy": TEXT, "checksum": CHECKSUM,
+    "pause": BOOL, "position": INDEX,
+}
+GLOBAL_OPTIONS: dict[str, str] = {
+    "dir": TEXT, "max-concurrent-downloads": COUNT, "max-overall-download-limit": SIZE, "split": COUNT,
+    "max-connection-per-server": COUNT, "all-proxy": TEXT,
+}
+MAX_COUNT = 64  # fetchdeck's connections and concurrent downloads go to 64 (aria2 caps connections per server at 16)
+# aria2's checksum TYPE → fetchdeck's algorithm (core/integrity.py); aria2's sha-224, sha-384, adler32: refused
+CHECKSUM_KINDS = {"md5": "md5", "sha-1": "sha1", "sha-256": "sha256", "sha-512": "sha512"}
+_HEX_DIGITS = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
+_ARIA2_CHECKSUM_KINDS = ("md5", "sha-1", "sha-224", "sha-256", "sha-384", "sha-512", "adler32")
+READ_BACK_HEADERS = ("referer", "user-agent")  # headers getOption shows as their own options, not in `header`
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """The honoured options of one addUri / changeOption / changeGlobalOption call, parsed (None: not given)."""
+
+    dir: str | None = None
+    out: str | None = None
+    headers: tuple[tuple[str, str], ...] | None = None  # `header` lines
+    referer: str | None = None
+    user_agent: str | None = None
+    connections: int | None = None  # split, or else max-connection-per-server
+    speed_limit: int | None = None  # max-download-limit / max-overall-download-limit in bytes/s, 0: none
+    proxy: str | None = None
+    checksum: str | None = None  # fetchdeck's "sha256=hex"
+    pause: bool | None = None
+    position: int | None = None
+    max_concurrent: int | None = None
+
+    def given(self) -> frozenset[str]:
+        return frozenset(f for f in self.__slots__ if getattr(self, f) is not None)
+
+
+def parse_options(given: Any, table: dict[str, str], index: int) -> Options:
+    """An options struct (params[index]) read through `table`: aria2 values are strings, JSON numbers are taken
+    too; a bad value is aria2's option error; names not in the table are ignored."""
+    if not isinstance(given, dict):
+        raise failed(f"The parameter at {index} has wrong type.")
+    values: dict[str, Any] = {}
+    for name, raw in given.items():
+        kind = table.get(name)
+        if kind is None:
+            continue
+        values.update(_option(name, kind, raw, table is GLOBAL_OPTIONS))
+    return Options(**values)
+
+
+def _option(name: str, kind: str, raw: Any, global_: bool) -> dict[str, Any]:
+    if kind == HEADER:
+        return {"headers": _header_lines(name, raw)}
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        raise option_error(name)
+    text = str(raw).strip()
+    field = {"max-download-limit": "speed_limit", "max-overall-download-limit": "speed_limit",
+             "split": "connections", "max-connection-per-server": "connections", "all-proxy": "proxy",
+             "user-agent": "user_agent", "max-concurrent-downloads": "max_concurrent"}.get(name, name)
+    if kind == COUNT:
+        if not text.isdigit() or not 1 <= int(text) <= MAX_COUNT:
+            raise option_error(name)
+        return {field: int(text)}
+    if kind == INDEX:
+        if not text.isdigit():
+            raise option_error(name)
+        return {field: int(text)}
+    if kind == SIZE:
+        return {field: _size(name, text)}
+    if kind == BOOL:
+        if text not in ("true", "false"):
+            raise option_error(name)
+        return {field: text == "true"}
+    if kind == CHECKSUM:
+        return {field: fetchdeck_checksum(text)}
+    return {field: text}
+
+
+def _size(name: str, text: str) -> int:
+    """aria2's size: bytes, or with a K/M suffix (1024, 1024²); 0 is no limit."""
+    number, scale = text, 1
+    if text[-1:] in ("K", "k", "M", "m"):
+        number, scale = text[:-1], 1024 if text[-1] in "Kk" else 1024 * 1024
+    if not number.isdigit():
+        raise option_error(name)
+    return int(number) * scale
+
+
+def _header_lines(name: str, raw: Any) -> tuple[tuple[str, str], ...]:
+    lines = [raw] if isinstance(raw, str) else raw
+    if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
+        raise option_error(name)
+    pairs: list[tuple[str, str]] = []
+    for line in lines:
+        key, sep, value = line.partition(":")
+        if not sep or not key.strip():
+            raise option_error(name)
+        pairs.append((key.strip(), value.strip()))
+    return tuple(pairs)
+
+
+def fetchdeck_checksum(text: str) -> str:
+    """aria2's `TYPE=HEX` (sha-256=…, sha-1=…, md5=…; TYPE in any case) → fetchdeck's "sha256=hex"."""
+    kind, sep, digest = text.partition("=")
+    kind = kind.strip().lower()
+    if not sep or kind not in _ARIA2_CHECKSUM_KINDS:
+        raise option_error("checksum")
+    algorithm = CHECKSUM_KINDS.get(kind)
+    if algorithm is None:
+        raise unsupported_checksum(kind)
+    digest = digest.strip().lower()
+    if len(digest) != _HEX_DIGITS[algorithm] or any(c not in "0123456789abcdef" for c in digest):
+        raise option_error("checksum")
+    return f"{algorithm}={digest}"
+
+
+def aria2_checksum(checksum: str) -> str:
+    """fetchdeck's "sha256=hex" → aria2's "sha-256=hex"."""
+    algorithm, _, digest = checksum.partition("=")
+    kind = next((k for k, a in CHECKSUM_KINDS.items() if a == algorithm), algorithm)
+    return f"{kind}={digest}"
+
+
+def task_option_struct(task: Task, folder: Path, connections: int) -> dict[str, str]:
+    """aria2.getOption's struct for one task: the options fetchdeck honours, every value a string; one that was
+    never set is absent, as in aria2 (`connections`: the task's, or the configured default)."""
+    struct = {
+        "dir": str(folder),
+        "split": str(connections),
+        "max-connection-per-server": str(connections),
+        "max-download-limit": str(task.options.speed_limit or 0),
+    }
+    if task.name:
+        struct["out"] = task.name
+    lines = [f"{k}: {v}" for k, v in task.headers if k.lower() not in READ_BACK_HEADERS]
+    if lines:
+        struct["header"] = "".join(f"{line}\n" for line in lines)  # aria2 reads a header list back like this
+    for key, value in task.headers:
+        if key.lower() in READ_BACK_HEADERS:
+            struct[key.lower()] = value
+    if task.options.proxy:
+        struct["all-proxy"] = task.options.proxy
+    if task.options.checksum:
+        struct["checksum"] = aria2_checksum(task.options.checksum)
+    return dict(sorted(struct.items()))
+
+
+def global_option_struct(download_dir: Path, max_concurrent: int, speed_limit: int | None, connections: int,
+                         proxy: str) -> dict[str, str]:
+    """aria2.getGlobalOption's struct: the global options fetchdeck honours, every value a string."""
+    struct = {
+        "dir": str(download_dir),
+        "max-concurrent-downloads": str(max_concurrent),
+        "max-overall-download-limit": str(speed_limit or 0),
+        "max-download-limit": "0",
+        "split": str(connections),
+        "max-connection-per-server": str(connections),
+    }
+    if proxy:
+        struct["all-proxy"] = proxy
+    return dict(sorted(struct.items()))
+
+
+def servers_struct(task: Task, speed: float) -> list[dict[str, Any]]:
+    """aria2.getServers for an active download: its one file and the server it reads from."""
+    return [{"index": "1", "servers": [{"uri": task.url, "currentUri": task.url, "downloadSpeed": str(int(speed))}]}]

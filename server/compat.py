@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,6 +123,8 @@ class CompatServices:
     storages: dict[str, Any] = field(default_factory=dict)  # name → server.storages.Storage
     # MediaGo UI settings a client set this run (server/routes/mediago.py: fetchdeck has no use for them).
     mediago_settings: dict[str, Any] = field(default_factory=dict)
+    # Stops the whole server gracefully (`fetchdeck serve` sets it; None: nothing may): aria2.shutdown calls it.
+    on_shutdown: Callable[[], None] | None = None
     _task: asyncio.Task[None] | None = None
     _sub: Subscription | None = None
 

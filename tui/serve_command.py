@@ -95,6 +95,7 @@ async def _serve(locations: Locations, config: Config, stop: asyncio.Event) -> i
                                       propagate_errors=True)
         for problem in group.problems:
             sys.stderr.write(f"fetchdeck: {problem}\n")
+        group.services.on_shutdown = stop.set  # aria2.shutdown, when [aria2_rpc] allow_shutdown (aria2rpc.py)
         main = group.main
         if main is None:
             return 1

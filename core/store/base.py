@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final, Literal
@@ -294,6 +294,10 @@ class TaskStore(ABC):
         TOP before the first, BOTTOM after every task (new tasks come after it too), UP/DOWN past the
         nearest one before/after it. Usually one row is written. False if nothing changed (already there,
         or no such task)."""
+
+    @abstractmethod
+    async def set_positions(self, positions: Sequence[tuple[int, float]]) -> None:
+        """Write these (task id, position) pairs in one transaction (core/queue.py `placement` computes them)."""
 
     @abstractmethod
     async def next_start(self, now: float) -> float | None:

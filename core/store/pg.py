@@ -44,7 +44,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import asyncpg
@@ -542,6 +542,14 @@ class PgTaskStore(TaskStore):
             return False
 
         return await self._write(body)
+
+    async def set_positions(self, positions: Sequence[tuple[int, float]]) -> None:
+        async def body(conn: Conn) -> None:
+            now = time.time()
+            await conn.executemany("UPDATE tasks SET position=$1, updated_at=$2 WHERE id=$3",
+                                   [(position, now, task_id) for task_id, position in positions])
+
+        await self._write(body)
 
     async def next_start(self, now: float) -> float | None:
         value = await self._read(lambda c: c.fetchval(

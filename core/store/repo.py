@@ -422,6 +422,14 @@ class TaskRepo(TaskStore):
 
         return await self._write(body)
 
+    async def set_positions(self, positions: Sequence[tuple[int, float]]) -> None:
+        def body(conn: sqlite3.Connection) -> None:
+            now = time.time()
+            conn.executemany("UPDATE tasks SET position=?, updated_at=? WHERE id=?",
+                             [(position, now, task_id) for task_id, position in positions])
+
+        await self._write(body)
+
     async def next_start(self, now: float) -> float | None:
         rows = await self._read(
             f"SELECT MIN(start_at) AS at FROM tasks INDEXED BY tasks_start_at WHERE {IS_WAITING}"

@@ -10,15 +10,26 @@ Auth is aria2's `--rpc-secret`: the first param `token:SECRET`, compared with fe
 token configured, takes any or no `token:`). A wrong or missing token is code 1 "Unauthorized".
 `system.listMethods` and `system.listNotifications` need no token, as in aria2.
 
-aria2.addUri options honoured: dir (folder), out (name), header, referer, user-agent (headers),
-split / max-connection-per-server (connections, up to 64), max-download-limit (speed limit),
-all-proxy (proxy), pause (added stopped, "paused"). Other options are accepted and ignored.
+Options (names and value kinds: aria2_shapes.TASK_OPTIONS / GLOBAL_OPTIONS; other names are accepted and
+ignored, as aria2 does): addUri and changeOption take dir (folder), out (name), header, referer,
+user-agent (headers), split / max-connection-per-server (connections, up to 64), max-download-limit (the
+task's speed limit, live while it runs), all-proxy (proxy), checksum (aria2's sha-256=HEX etc.: verified
+at the end, a mismatch is an error with errorCode 32); addUri also pause and position (and its third
+param). changeOption's dir/out only before the download starts; the others are stored and used from the
+task's next run (the speed limit at once). changeGlobalOption: max-concurrent-downloads (the running-task
+cap, live), max-overall-download-limit (the global limit, live), split / max-connection-per-server (the
+default connections), all-proxy (the default proxy); dir is refused. Neither is written to the config file.
 The URL's kind (http, HLS, DASH, yt-dlp) is the engine's normal detection.
 
-aria2.remove stops the task and marks its GID removed (in this listener's memory: after a
-restart it shows as paused). `aria2.removeDownloadResult` / `purgeDownloadResult` delete stopped
-(complete, error, removed) tasks from fetchdeck, keeping their files. addTorrent and addMetalink
-answer a code-1 error: fetchdeck has no BitTorrent or Metalink.
+The waiting queue aria2 shows (tellWaiting, changePosition, addUri's position) is the engine's queue view
+(core/queue.py): waiting and paused tasks in queue order, the order the queue claims them in.
+
+aria2.remove stops the task and marks it removed (TaskOptions.removed, stored: it still reads "removed"
+after a restart; starting it again from another dialect clears it). `aria2.removeDownloadResult` /
+`purgeDownloadResult` delete stopped (complete, error, removed) tasks from fetchdeck, keeping their files.
+saveSession answers OK: fetchdeck's task store is written as things happen. shutdown / forceShutdown stop
+`fetchdeck serve` gracefully (downloads left resumable) when `[aria2_rpc] allow_shutdown = true`, else they
+are refused. addTorrent and addMetalink answer a code-1 error: fetchdeck has no BitTorrent or Metalink.
 
 WebSocket at `/jsonrpc`: the same calls (one text frame per call or batch, answered in one frame,
 `token:` as over HTTP), and the notifications, pushed to every connected client with no token
@@ -31,18 +42,21 @@ A call's answer is sent before the notifications it causes, as aria2 orders them
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from quart import Blueprint, Response, current_app, request, websocket
 from quart_schema import hide
 
-from core.config import parse_size
+from core.engine import Engine
 from core.errors import FetchdeckError, IllegalTransition, InvalidInput, TaskNotFound
 from core.events import Event, TaskFailed, TaskStarted, TaskStopped, TaskSucceeded
 from core.models import Task, TaskOptions, TaskSpec, TaskStatus
-from core.store import TaskFilter
+from core.store import TaskFilter, TaskPatch
+from core.validation import normalize_proxy
 from server import aria2_shapes as shapes
 from server.aria2_shapes import Call, RpcError, failed
 from server.auth import token_matches
@@ -51,7 +65,6 @@ from server.state import server_state
 
 blueprint = Blueprint("aria2", __name__)
 PATH = "/jsonrpc"
-REMOVED_KEY = "fetchdeck.aria2.removed"  # app.extensions: the task ids aria2.remove stopped
 SESSION_KEY = "fetchdeck.aria2.session"  # app.extensions: getSessionInfo's id
 MAX_LIST = 10_000
 NO_TOKEN_METHODS = frozenset({"system.listMethods", "system.listNotifications"})
@@ -59,6 +72,9 @@ NOTIFICATIONS = ["aria2.onDownloadStart", "aria2.onDownloadPause", "aria2.onDown
                  "aria2.onDownloadComplete", "aria2.onDownloadError", "aria2.onBtDownloadComplete"]
 
 NO_CACHE = {"Cache-Control": "no-cache"}
+JSONP_TYPE = "text/javascript"  # aria2's content type for a GET with jsoncallback=NAME
+JSONP_NAME = re.compile(r"[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*")  # a JavaScript (dotted) name, nothing else
+SHUTDOWN_DELAY = 0.2  # seconds between aria2.shutdown's answer and the server stopping (the answer goes out first)
 Method = Callable[[list[Any]], Awaitable[Any]]
 
 
@@ -84,10 +100,17 @@ def render_error(status: int, code: ErrorCode, dialect_code: str | None, message
 @hide
 async def jsonrpc() -> Response:
     if request.method == "GET":
+        callback = request.args.get("jsoncallback")
+        if callback is not None and not JSONP_NAME.fullmatch(callback):
+            rpc = RpcError(shapes.CODE_INVALID_REQUEST, shapes.MSG_INVALID_REQUEST)  # no script but a name
+            return _answer(shapes.error_frame(None, rpc), single=True)
         try:
             body = shapes.decode_get(request.args.get("method"), request.args.get("id"), request.args.get("params"))
         except RpcError as exc:
-            return _answer(shapes.error_frame(None, exc), single=True)
+            return _answer(shapes.error_frame(None, exc), single=True, callback=callback)
+        if isinstance(body, list):
+            return _answer([await _one(item) for item in body], single=False, callback=callback)
+        return _answer(await _one(body), single=True, callback=callback)
     else:
         try:
             raw = await request.get_data(parse_form_data=False)
@@ -99,22 +122,26 @@ async def jsonrpc() -> Response:
     return _answer(await _one(body), single=True)
 
 
-def _answer(frame: Any, *, single: bool) -> Response:
-    """A single call's answer with aria2's HTTP status for it; a batch's is always 200."""
+def _answer(frame: Any, *, single: bool, callback: str | None = None) -> Response:
+    """A single call's answer with aria2's HTTP status for it; a batch's is always 200. callback: JSONP, the
+    frame as `NAME(<json>)` in text/javascript, as aria2 answers a GET with jsoncallback=NAME."""
     status = shapes.http_status(frame) if single else 200
+    if callback is not None:
+        return Response(f"{callback}({shapes.dumps(frame)})", status=status, content_type=JSONP_TYPE,
+                        headers=NO_CACHE)
     return Response(shapes.dumps(frame), status=status, content_type="application/json-rpc", headers=NO_CACHE)
 
 
 @blueprint.websocket(PATH)
 async def jsonrpc_ws() -> None:
     await websocket.accept()
-    sub = server_state().engine.subscribe()
-    removed = _removed()
+    engine = server_state().engine
+    sub = engine.subscribe()
     sending = asyncio.Lock()  # held while a call runs, so its answer precedes the notifications it causes
 
     async def push() -> None:
         while (event := await sub.get()) is not None:
-            frame = _notification(event, removed)
+            frame = await _notification(event, engine)
             if frame is not None:
                 async with sending:
                     await websocket.send(shapes.dumps(frame))
@@ -136,12 +163,16 @@ async def jsonrpc_ws() -> None:
         pusher.cancel()
 
 
-def _notification(event: Event, removed: set[int]) -> dict[str, Any] | None:
+async def _notification(event: Event, engine: Engine) -> dict[str, Any] | None:
     payload = event.payload
     if isinstance(payload, TaskStarted):
         method = "aria2.onDownloadStart"
     elif isinstance(payload, TaskStopped):
-        method = "aria2.onDownloadStop" if payload.task_id in removed else "aria2.onDownloadPause"
+        try:
+            removed = (await engine.get(payload.task_id)).options.removed
+        except TaskNotFound:
+            removed = True  # removed and its result deleted at once (aria2p's remove)
+        method = "aria2.onDownloadStop" if removed else "aria2.onDownloadPause"
     elif isinstance(payload, TaskSucceeded):
         method = "aria2.onDownloadComplete"
     elif isinstance(payload, TaskFailed):
@@ -221,11 +252,6 @@ async def _multicall(params: list[Any]) -> list[Any]:
 # ------------------------------------------------------------------ helpers
 
 
-def _removed() -> set[int]:
-    removed: set[int] = current_app.extensions.setdefault(REMOVED_KEY, set())
-    return removed
-
-
 async def _all_tasks() -> list[Task]:
     engine = server_state().engine
     page = await engine.list_tasks(1, MAX_LIST, TaskFilter(newest_first=False))
@@ -246,13 +272,20 @@ async def _task(gid: Any) -> Task:
         raise shapes.not_found(str(gid)) from exc
 
 
-def _struct(task: Task, keys: list[str] | None = None) -> dict[str, Any]:
+def _folder(task: Task) -> Path:
     engine = server_state().engine
     try:
-        folder = engine.folder_path(task.folder)
+        return engine.folder_path(task.folder)
     except InvalidInput:
-        folder = engine.download_root
-    return shapes.status_struct(task, folder, task.id in _removed(), keys)
+        return engine.download_root
+
+
+def _word(task: Task) -> str:
+    return shapes.aria2_status(task, task.options.removed)
+
+
+def _struct(task: Task, keys: list[str] | None = None) -> dict[str, Any]:
+    return shapes.status_struct(task, _folder(task), task.options.removed, keys)
 
 
 def _keys(params: list[Any], index: int) -> list[str] | None:
@@ -265,73 +298,68 @@ def _keys(params: list[Any], index: int) -> list[str] | None:
 
 
 async def _in(words: tuple[str, ...]) -> list[Task]:
-    """Every task whose aria2 status is one of words: waiting ones in queue order, the others by id."""
-    removed = _removed()
+    """Every task whose aria2 status is one of words: waiting and paused ones in the engine's queue view
+    order (the order the queue claims them in), the others by id."""
     engine = server_state().engine
+    if words == shapes.WAITING_WORDS:
+        return await engine.queue_view()
     flt = TaskFilter(statuses=shapes.statuses_for(words), newest_first=False)
     tasks = list((await engine.list_tasks(1, MAX_LIST, flt)).items)
-    queued = {t.id: i for i, t in enumerate(await engine.active())} if "waiting" in words else {}
-    chosen = [t for t in tasks if shapes.aria2_status(t, t.id in removed) in words]
-    return sorted(chosen, key=lambda t: (queued.get(t.id, len(queued)), t.id))
+    return sorted((t for t in tasks if _word(t) in words), key=lambda t: t.id)
 
 
 # ------------------------------------------------------------------ methods
 
 
-def _headers(options: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    lines = options.get("header", [])
-    if isinstance(lines, str):
-        lines = [lines]
-    if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
-        raise failed("header must be a string or an array of strings")
-    headers: list[tuple[str, str]] = []
-    for line in lines:
-        name, sep, value = line.partition(":")
-        if not sep or not name.strip():
-            raise failed(f"header {line!r} is not 'Name: value'")
-        headers.append((name.strip(), value.strip()))
-    for option, name in (("referer", "Referer"), ("user-agent", "User-Agent")):
-        if isinstance(options.get(option), str) and options[option]:
-            headers.append((name, options[option]))
+def _headers(options: shapes.Options, current: tuple[tuple[str, str], ...] = ()) -> tuple[tuple[str, str], ...]:
+    """The task's headers with these options applied: `header` replaces the other lines, referer and
+    user-agent their own (in `current`, the task's headers now)."""
+    own = {"referer": options.referer, "user-agent": options.user_agent}
+    kept = [(k, v) for k, v in current if k.lower() in shapes.READ_BACK_HEADERS or options.headers is None]
+    headers = [*kept, *(options.headers or ())]
+    for name, value in own.items():
+        if value is not None:
+            headers = [(k, v) for k, v in headers if k.lower() != name]
+            if value:
+                headers.append((name.title(), value))
     return tuple(headers)
 
 
-def _count(options: dict[str, Any], name: str) -> int | None:
-    value = options.get(name)
-    if value is None:
+def _proxy(options: shapes.Options) -> str | None:
+    if not options.proxy:
         return None
-    text = str(value).strip()
-    if not text.isdigit() or not 1 <= int(text) <= 64:
-        # aria2's message for a bad option value (fetchdeck's range is 1-64; aria2 caps connections at 16)
-        raise failed(f"We encountered a problem while processing the option '--{name}'.")
-    return int(text)
+    try:
+        return normalize_proxy(options.proxy)
+    except InvalidInput as exc:
+        raise shapes.option_error("all-proxy") from exc
 
 
-def _spec(uri: str, options: dict[str, Any]) -> TaskSpec:
-    connections = _count(options, "split") or _count(options, "max-connection-per-server")
-    limit = options.get("max-download-limit")
-    proxy = options.get("all-proxy")
-    task_options = TaskOptions(
-        connections=connections,
-        speed_limit=parse_size(str(limit)) if limit not in (None, "", "0") else None,
-        proxy=proxy if isinstance(proxy, str) and proxy else None,
-    )
-    out = options.get("out")
-    folder = options.get("dir")
-    return TaskSpec(url=uri, name=out if isinstance(out, str) and out else None,
-                    folder=folder if isinstance(folder, str) and folder else None,
-                    headers=_headers(options), options=task_options)
+def _spec(uri: str, options: shapes.Options) -> TaskSpec:
+    task_options = TaskOptions(connections=options.connections, speed_limit=options.speed_limit or None,
+                               proxy=_proxy(options), checksum=options.checksum)
+    return TaskSpec(url=uri, name=options.out or None, folder=options.dir or None, headers=_headers(options),
+                    options=task_options)
 
 
 async def add_uri(params: list[Any]) -> str:
+    """[uris, options?, position?]: one task for the first URI (aria2 takes mirrors of one file), queued at
+    `position` of the waiting queue (the param, or the position option) when given."""
     uris = shapes.param(params, 0, list, required=True)
     if not uris or not all(isinstance(u, str) for u in uris):
         raise failed("URI is not provided.")
-    options = shapes.param(params, 1, dict, {})
-    paused = str(options.get("pause", "false")).lower() == "true"
-    # aria2 takes mirrors of one file; fetchdeck downloads the first URI.
-    tasks = await server_state().engine.create([_spec(uris[0], options)], start=not paused)
-    return shapes.gid_of(tasks[0].id)
+    options = shapes.parse_options(shapes.param(params, 1, dict, {}), shapes.TASK_OPTIONS, 1)
+    position = shapes.param(params, 2, int, exact=True)
+    if position is not None and position < 0:
+        raise failed(shapes.MSG_NEGATIVE_POSITION)
+    position = options.position if position is None else position
+    engine = server_state().engine
+    task = (await engine.create([_spec(uris[0], options)], start=not options.pause))[0]
+    if position is not None:
+        try:
+            await engine.place(task.id, position)
+        except IllegalTransition:
+            pass  # a free slot took it at once: it is active, not in the waiting queue
+    return shapes.gid_of(task.id)
 
 
 async def tell_status(params: list[Any]) -> dict[str, Any]:
@@ -363,7 +391,7 @@ async def pause(params: list[Any]) -> str:
 
 async def unpause(params: list[Any]) -> str:
     task = await _task(shapes.param(params, 0, str, required=True))
-    if task.status != TaskStatus.STOPPED or task.id in _removed():
+    if task.status != TaskStatus.STOPPED or task.options.removed:
         raise failed(f"GID#{shapes.gid_of(task.id)} cannot be unpaused now")
     await server_state().engine.start(task.id)
     return shapes.gid_of(task.id)
@@ -371,15 +399,16 @@ async def unpause(params: list[Any]) -> str:
 
 async def remove(params: list[Any]) -> str:
     task = await _task(shapes.param(params, 0, str, required=True))
-    status = shapes.aria2_status(task, task.id in _removed())
-    if status not in ("active", "waiting", "paused"):
+    if _word(task) not in ("active", "waiting", "paused"):
         raise failed(f"Active Download not found for GID#{shapes.gid_of(task.id)}")
-    _removed().add(task.id)  # before the stop, so its TaskStopped notifies onDownloadStop
+    engine = server_state().engine
+    # marked (and stored) before the stop, so its TaskStopped notifies onDownloadStop
+    marked = await engine.update(task.id, TaskPatch(options=task.options.model_copy(update={"removed": True})))
     if task.status != TaskStatus.STOPPED:
         try:
-            await server_state().engine.stop(task.id)
+            await engine.stop(task.id)
         except BaseException:
-            _removed().discard(task.id)
+            await engine.update(task.id, TaskPatch(options=marked.options.model_copy(update={"removed": False})))
             raise
     return shapes.gid_of(task.id)
 
@@ -411,7 +440,7 @@ async def get_files(params: list[Any]) -> list[dict[str, Any]]:
 
 async def get_uris(params: list[Any]) -> list[dict[str, str]]:
     task = await _task(shapes.param(params, 0, str, required=True))
-    if shapes.aria2_status(task, task.id in _removed()) in shapes.STOPPED_WORDS:
+    if _word(task) in shapes.STOPPED_WORDS:
         raise failed(f"No URI data is available for GID#{shapes.gid_of(task.id)}")
     uris: list[dict[str, str]] = _struct(task)["files"][0]["uris"]
     return uris
@@ -420,10 +449,9 @@ async def get_uris(params: list[Any]) -> list[dict[str, str]]:
 async def remove_download_result(params: list[Any]) -> str:
     """Forget a stopped download: fetchdeck deletes the task (its file stays on disk)."""
     task = await _task(shapes.param(params, 0, str, required=True))
-    if shapes.aria2_status(task, task.id in _removed()) not in shapes.STOPPED_WORDS:
+    if _word(task) not in shapes.STOPPED_WORDS:
         raise failed(f"Could not remove download result of GID#{shapes.gid_of(task.id)}")
     await server_state().engine.delete(task.id, files=False)
-    _removed().discard(task.id)
     return "OK"
 
 
@@ -434,7 +462,6 @@ async def purge_download_result(params: list[Any]) -> str:
             await engine.delete(task.id, files=False)
         except TaskNotFound:
             pass
-        _removed().discard(task.id)
     return "OK"
 
 
@@ -453,13 +480,119 @@ async def add_metalink(params: list[Any]) -> str:
 
 
 async def get_global_stat(params: list[Any]) -> dict[str, str]:
-    removed = _removed()
-    words = [shapes.aria2_status(t, t.id in removed) for t in await _all_tasks()]
+    words = [_word(t) for t in await _all_tasks()]
     stats = await server_state().engine.stats()
     return shapes.global_stat(
         stats.speed, sum(w in shapes.ACTIVE_WORDS for w in words), sum(w in shapes.WAITING_WORDS for w in words),
         sum(w in shapes.STOPPED_WORDS for w in words),
     )
+
+
+async def change_position(params: list[Any]) -> int:
+    """[gid, pos, how]: move a waiting or paused download in the waiting queue; the index it ends at (an int,
+    as aria2 answers). It stays among the tasks of its fetchdeck priority (core/queue.py `placement`)."""
+    task = await _task(shapes.param(params, 0, str, required=True))
+    pos = shapes.param(params, 1, int, required=True, exact=True)
+    how = shapes.param(params, 2, str, required=True)
+    if how not in shapes.POS_HOWS:
+        raise failed(shapes.MSG_ILLEGAL_ARGUMENT)
+    engine = server_state().engine
+    ids = [t.id for t in await engine.queue_view()]
+    if task.id not in ids:
+        raise shapes.not_waiting(shapes.gid_of(task.id))
+    try:
+        return await engine.place(task.id, shapes.target_index(ids.index(task.id), len(ids), pos, how))
+    except IllegalTransition as exc:  # it started (or stopped) meanwhile
+        raise shapes.not_waiting(shapes.gid_of(task.id)) from exc
+
+
+async def change_option(params: list[Any]) -> str:
+    """[gid, options]: the honoured options of a download that has not stopped (aria2_shapes.TASK_OPTIONS)."""
+    task = await _task(shapes.param(params, 0, str, required=True))
+    options = shapes.parse_options(shapes.param(params, 1, dict, required=True), shapes.TASK_OPTIONS, 1)
+    gid = shapes.gid_of(task.id)
+    word = _word(task)
+    if word in shapes.STOPPED_WORDS:
+        raise shapes.cannot_change_option(gid)
+    patch = TaskPatch()
+    for name, value in (("dir", options.dir), ("out", options.out)):
+        if value is not None and (word == "active" or task.downloaded):
+            raise shapes.started_option(name, gid)  # fetchdeck does not move a file it is writing
+    if options.dir is not None:
+        patch = patch.merge(TaskPatch(folder=options.dir))
+    if options.out:
+        patch = patch.merge(TaskPatch(name=options.out))
+    update: dict[str, Any] = {}
+    if options.connections is not None:
+        update["connections"] = options.connections
+    if options.speed_limit is not None:
+        update["speed_limit"] = options.speed_limit or None  # live: the engine's task limiter takes it at once
+    if options.proxy is not None:
+        update["proxy"] = _proxy(options)
+    if options.checksum is not None:
+        update["checksum"] = options.checksum
+    if update:
+        patch = patch.merge(TaskPatch(options=task.options.model_copy(update=update)))
+    if options.headers is not None or options.referer is not None or options.user_agent is not None:
+        patch = patch.merge(TaskPatch(headers=_headers(options, task.headers)))
+    if patch:
+        await server_state().engine.update(task.id, patch)
+    return "OK"
+
+
+async def get_option(params: list[Any]) -> dict[str, str]:
+    task = await _task(shapes.param(params, 0, str, required=True))
+    connections = task.options.connections or server_state().engine.config.download.connections
+    return shapes.task_option_struct(task, _folder(task), connections)
+
+
+async def change_global_option(params: list[Any]) -> str:
+    """[options]: the honoured global options (aria2_shapes.GLOBAL_OPTIONS), in force at once, not saved."""
+    options = shapes.parse_options(shapes.param(params, 0, dict, required=True), shapes.GLOBAL_OPTIONS, 0)
+    if options.dir is not None:
+        raise failed(shapes.MSG_GLOBAL_DIR)
+    proxy = _proxy(options) if options.proxy is not None else None  # every value checked before any is set
+    engine = server_state().engine
+    if options.max_concurrent is not None:
+        engine.set_max_concurrent(options.max_concurrent)
+    if options.speed_limit is not None:
+        engine.set_speed_limit(options.speed_limit or None)
+    if options.connections is not None:
+        engine.config.download.connections = options.connections  # new runs read it
+    if options.proxy is not None:
+        engine.config.download.proxy = proxy or ""
+    return "OK"
+
+
+async def get_global_option(params: list[Any]) -> dict[str, str]:
+    engine = server_state().engine
+    download = engine.config.download
+    return shapes.global_option_struct(engine.download_root, download.max_concurrent, engine.limits.normal_rate,
+                                       download.connections, download.proxy)
+
+
+async def get_servers(params: list[Any]) -> list[dict[str, Any]]:
+    task = await _task(shapes.param(params, 0, str, required=True))
+    if _word(task) != "active":
+        raise shapes.not_active(shapes.gid_of(task.id))
+    return shapes.servers_struct(task, task.speed)
+
+
+async def save_session(params: list[Any]) -> str:
+    """OK: fetchdeck's task store is written as things happen; there is no session file to save."""
+    return "OK"
+
+
+async def shutdown(params: list[Any]) -> str:
+    """Stop the server gracefully (downloads left resumable, tasks kept), if [aria2_rpc] allow_shutdown."""
+    state = server_state()
+    if not state.config.aria2_rpc.allow_shutdown:
+        raise failed(shapes.MSG_SHUTDOWN_REFUSED)
+    stop = state.services.on_shutdown
+    if stop is None:
+        raise failed(shapes.MSG_SHUTDOWN_UNAVAILABLE)
+    asyncio.get_running_loop().call_later(SHUTDOWN_DELAY, stop)  # after this answer is sent
+    return "OK"
 
 
 async def get_version(params: list[Any]) -> dict[str, Any]:
@@ -495,6 +628,15 @@ METHODS: dict[str, Method] = {
     "aria2.getSessionInfo": get_session_info,
     "aria2.addTorrent": add_torrent,
     "aria2.addMetalink": add_metalink,
+    "aria2.changePosition": change_position,
+    "aria2.changeOption": change_option,
+    "aria2.getOption": get_option,
+    "aria2.changeGlobalOption": change_global_option,
+    "aria2.getGlobalOption": get_global_option,
+    "aria2.getServers": get_servers,
+    "aria2.saveSession": save_session,
+    "aria2.shutdown": shutdown,
+    "aria2.forceShutdown": shutdown,
     "aria2.getGlobalStat": get_global_stat,
     "aria2.getVersion": get_version,
     "system.listMethods": list_methods,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -114,6 +114,10 @@ class RefusingStore(TaskStore):
     async def move(self, task_id: int, where: QueueMove) -> bool:
         self._check()
         return await self.inner.move(task_id, where)
+
+    async def set_positions(self, positions: Sequence[tuple[int, float]]) -> None:
+        self._check()
+        await self.inner.set_positions(positions)
 
     async def next_start(self, now: float) -> float | None:
         return await self.inner.next_start(now)

@@ -96,6 +96,8 @@ FIELDS: tuple[FormField, ...] = (
     FormField("quiet_seconds", "policy", "quiet_seconds", "Back-off quiet", "{default} s without a 429/503"),
     # downloads from the browser (server/files.py): how long a signed link to a finished file stays valid
     FormField("file_link_ttl", "files", "link_ttl", "File link time", "{default} s a download link stays valid"),
+    # the aria2 JSON-RPC dialect (server/routes/aria2rpc.py): may RPC clients stop the server?
+    FormField("aria2_shutdown", "aria2_rpc", "allow_shutdown", "aria2 shutdown", "{default} (true: RPC may stop it)"),
 )
 BLANK_IS_DEFAULT = frozenset({"host"})  # an emptied field that means "the setting's default"
 
