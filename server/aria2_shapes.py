@@ -511,7 +511,7 @@ def task_option_struct(task: Task, folder: Path, connections: int) -> dict[str, 
         "max-connection-per-server": str(connections),
         "max-download-limit": str(task.options.speed_limit or 0),
     }
-    if task.name:
+    if task.name and not task.options.auto_name:  # a name the client gave (aria2 shows `out` only when set)
         struct["out"] = task.name
     lines = [f"{k}: {v}" for k, v in task.headers if k.lower() not in READ_BACK_HEADERS]
     if lines:
