@@ -587,3 +587,12 @@ async def _sent(store: TaskStore, channel: str, payload: str) -> bool:
     except StoreUnavailable:
         return False
     return True
+
+
+async def test_set_positions_writes_the_order_claims_follow(store: TaskStore) -> None:
+    """`set_positions` (core/queue.py `placement`'s writes: aria2's changePosition) in one transaction."""
+    first, second, third = await add(store, "http://a.test/1", "http://a.test/2", "http://a.test/3")
+    await store.set_positions([(third, -5.0), (first, 7.5)])
+    assert await store.waiting_ids() == [third, second, first]
+    assert [(await store.get(i)).position for i in (third, first)] == [-5.0, 7.5]  # type: ignore[union-attr]
+    assert [c.task.id for c in await claim(store, 2)] == [third, second]
