@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.models import Task, TaskStatus
+from core.errors import InvalidInput
+from core.models import Task, TaskStatus, parse_header_lines
 
 JSONRPC = "2.0"
 ARIA2_VERSION = "1.37.0"  # the aria2 release whose interface this dialect follows (clients check it)
@@ -411,9 +412,6 @@ class Options:
     position: int | None = None
     max_concurrent: int | None = None
 
-    def given(self) -> frozenset[str]:
-        return frozenset(f for f in self.__slots__ if getattr(self, f) is not None)
-
 
 def parse_options(given: Any, table: dict[str, str], index: int) -> Options:
     """An options struct (params[index]) read through `table`: aria2 values are strings, JSON numbers are taken
@@ -468,16 +466,14 @@ def _size(name: str, text: str) -> int:
 
 
 def _header_lines(name: str, raw: Any) -> tuple[tuple[str, str], ...]:
-    lines = [raw] if isinstance(raw, str) else raw
-    if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
+    """A list of "Name: value" lines, or one string of them (getOption's read-back "A: 1\\nB: 2\\n" included),
+    by fetchdeck's one rule for header lines (core/models.py)."""
+    if not isinstance(raw, str | list) or not all(isinstance(line, str) for line in raw):
         raise option_error(name)
-    pairs: list[tuple[str, str]] = []
-    for line in lines:
-        key, sep, value = line.partition(":")
-        if not sep or not key.strip():
-            raise option_error(name)
-        pairs.append((key.strip(), value.strip()))
-    return tuple(pairs)
+    try:
+        return parse_header_lines(raw)
+    except InvalidInput as exc:
+        raise option_error(name) from exc
 
 
 def fetchdeck_checksum(text: str) -> str:

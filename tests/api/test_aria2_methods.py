@@ -117,6 +117,10 @@ async def test_options_per_download_and_global(make_api: ApiFactory, files: File
                    "max-connection-per-server": "3", "max-download-limit": "0", "header": "X-A: 1\nX-B: 2\n",
                    "referer": "http://r/", "user-agent": "fdtest/1", "checksum": f"sha-256={digest}"}
     assert all(isinstance(v, str) for v in got.values())
+    # AriaNg's retry: getOption's answer fed back to addUri gives the same options
+    retry = await rpc(api, "aria2.addUri", [url], {**got, "pause": "true"})
+    assert await rpc(api, "aria2.getOption", retry) == got
+    await rpc(api, "aria2.remove", retry)
     assert (await rpc(api, "aria2.changeOption", gid, {"split": "0"}, status=400))["message"] == (
         "We encountered a problem while processing the option '--split'.")
     assert (await rpc(api, "aria2.changeOption", gid, {"checksum": "md5"}, status=400))["message"] == (
