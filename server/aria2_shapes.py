@@ -15,6 +15,10 @@
 - Status words: `aria2_status` maps fetchdeck's statuses once: downloading → active,
   waiting → waiting, stopped → paused (unpause resumes it) or removed (after aria2.remove),
   failed → error, success → complete.
+- Options: the one table of aria2 option names fetchdeck honours (`TASK_OPTIONS`, `GLOBAL_OPTIONS`) and
+  their value rules (`parse_options` → `Options`; aria2's `sha-256=HEX` checksums ↔ fetchdeck's
+  "sha256=hex"); getOption/getGlobalOption's string structs. changePosition's `target_index`
+  (POS_SET / POS_CUR / POS_END).
 - Numbers are strings, as aria2 sends them. Pieces are 1 MiB, aria2's default: `bitfield` has one bit
   per piece (the first completedLength/1 MiB set), sent once the size is known, as aria2 does.
 """
