@@ -55,7 +55,7 @@ async def test_change_position_reorders_what_the_queue_runs(make_api: ApiFactory
     api = await make_api(token=SECRET, surface="aria2", max_concurrent=1)
     data = {name: bytes([i]) * 40_000 for i, name in enumerate("abcde")}
     urls = {name: files.add(f"/{name}.bin", body) for name, body in data.items()}
-    blocker = files.add("/blocker.bin", b"z" * 200_000)
+    blocker = files.add("/blocker.bin", b"z" * 2_000_000)  # 20 s at the throttle: it runs until let go
     files.faults.throttle("/blocker.bin", 100_000)
     order = arrivals(files)
     first = await rpc(api, "aria2.addUri", [blocker])
@@ -164,7 +164,7 @@ async def test_options_per_download_and_global(make_api: ApiFactory, files: File
     assert (await rpc(api, "aria2.changeGlobalOption", {"dir": "/tmp"}, status=400))["message"] == shapes.MSG_GLOBAL_DIR
     assert (await rpc(api, "aria2.getGlobalOption"))["split"] == "5"
     two = files.add("/two.bin", body)
-    files.faults.throttle("/two.bin", 64_000)
+    files.faults.throttle("/two.bin", 16_000)
     pair = [await rpc(api, "aria2.addUri", [two], {"out": f"two{i}.bin"}) for i in range(2)]
     await wait_status(api, pair[0], "active")
     assert [s["gid"] for s in await rpc(api, "aria2.tellActive", ["gid"])] == [pair[0]]  # the cap of 1 holds
