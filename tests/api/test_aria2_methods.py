@@ -200,6 +200,8 @@ async def test_save_session_shutdown_refused_and_jsonp(make_api: ApiFactory) -> 
     assert await rpc(api, "aria2.saveSession") == "OK"
     for method in ("aria2.shutdown", "aria2.forceShutdown"):
         assert (await rpc(api, method, status=400))["message"] == shapes.MSG_SHUTDOWN_REFUSED
+    api.config.aria2_rpc.allow_shutdown = True  # allowed, but nothing here can stop (the TUI's embedded server)
+    assert (await rpc(api, "aria2.shutdown", status=400))["message"] == shapes.MSG_SHUTDOWN_UNAVAILABLE
     # JSONP: NAME(<the frame>) as text/javascript, for a call, an error and a batch
     params = base64.b64encode(json.dumps([TOKEN]).encode()).decode()
     got = await api.client.get("/jsonrpc", params={
