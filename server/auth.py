@@ -34,7 +34,9 @@ from server.errors import ApiError, ErrorCode
 PUBLIC_PATHS = frozenset({"/api/openapi.json", "/api/docs", "/api/redoc", "/health", "/api/health", "/healthy",
                           "/api/openapi/m3u8.json", "/api/openapi/downie.json", "/api/openapi/saveany.json"})
 # Signed links to a finished task's file (server/files.py): the signature in the URL is the capability.
-PUBLIC_PREFIXES = ("/files/",)
+# The web page (server/web.py): its HTML, scripts and styles hold no data; the page asks for the token.
+PUBLIC_PAGE_PATHS = frozenset({"/", "/ui"})
+PUBLIC_PREFIXES = ("/files/", "/ui/")
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 CORS_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 CORS_HEADERS = "Authorization, X-API-Key, Content-Type, Accept, Last-Event-ID"
@@ -114,7 +116,8 @@ class AccessPolicy:
                        f"host {name!r} is not allowed; add it to server.allowed_hosts or set a token")
 
     def check_token(self, req: Request) -> None:
-        if not self.token or req.path in PUBLIC_PATHS or req.path.startswith(PUBLIC_PREFIXES):
+        if not self.token or req.path in PUBLIC_PATHS or req.path in PUBLIC_PAGE_PATHS \
+                or req.path.startswith(PUBLIC_PREFIXES):
             return
         if not token_matches(self.token, presented_token(req)):
             challenge = f'Basic realm="{self.basic_realm}"' if self.basic_realm else 'Bearer realm="fetchdeck"'

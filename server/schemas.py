@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.engine import MAX_BATCH
 from core.errors import InvalidInput
-from core.models import KIND_ALIASES, Headers, Task, TaskKind, TaskStatus, parse_header_lines
+from core.models import KIND_ALIASES, Headers, Quality, Task, TaskKind, TaskStatus, parse_header_lines
 from server.wire import DEFAULT_TYPE, SPEC_TYPES, encode_task
 from server.wire import DownloadTask as DownloadTask  # re-exported: the routes document answers with it
 from server.wire import api_type_of as api_type_of
@@ -153,6 +153,10 @@ class TaskInput(_Body):
     # queue control (issue 14)
     priority: PriorityWord | None = Field(default=None, description="high, normal (default) or low")
     start_at: StartAt | None = Field(default=None, alias="startAt", description=START_AT_HELP)
+    # yt-dlp video choice (the web page's add form; `fetchdeck get --quality/--audio-only`)
+    quality: Quality | None = Field(default=None, description="yt-dlp/HLS/DASH quality: best, 2160p ... 360p, "
+                                    "worst, audio")
+    audio_only: bool = Field(default=False, alias="audioOnly", description="yt-dlp: extract the audio track")
 
 
 class CreateRequest(_Body):

@@ -273,6 +273,9 @@ async def create_downloads() -> Response:
             options = options.model_copy(update={"notify": item.notify, "notify_urls": item.notify_urls or []})
         if item.checksum is not None:  # checked by the engine (core/integrity.py), named tasks[i].checksum
             options = options.model_copy(update={"checksum": item.checksum})
+        if item.quality is not None or item.audio_only:  # yt-dlp video choice, as `fetchdeck get` takes it
+            options = options.model_copy(update={"quality": item.quality or ("audio" if item.audio_only else None),
+                                                  **({"postprocess": "audio"} if item.audio_only else {})})
         specs.append(
             TaskSpec(
                 url=item.url,

@@ -20,14 +20,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import BrowserContext, Page, Playwright, Worker, async_playwright
 
-from tests.api.conftest import Api, ApiFactory
+from tests.api.conftest import ApiFactory
+from tests.support.asgi_recorder import Recorder
 from tests.support.fileserver import FileServer, random_bytes
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -38,53 +38,6 @@ pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
     reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium; .ci/run installs it)",
 )
-
-
-# ---------------------------------------------------------------- what fetchdeck received
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]  # lower-case names, as ASGI gives them
-    status: int | None = None  # what fetchdeck answered
-    response_headers: dict[str, str] = field(default_factory=dict)
-
-
-class Recorder:
-    """Every HTTP request one listener receives and the status it answered, whatever the guards decide."""
-
-    def __init__(self, api: Api) -> None:
-        self.seen: list[Seen] = []
-        app = api.handle.app
-        inner = app.asgi_app
-
-        async def recording(scope: Any, receive: Any, send: Any) -> None:
-            if scope["type"] != "http":
-                return await inner(scope, receive, send)
-            entry = Seen(scope["method"], scope["path"],
-                         {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]})
-            self.seen.append(entry)
-
-            async def sending(message: Any) -> None:
-                if message["type"] == "http.response.start":
-                    entry.status = message["status"]
-                    entry.response_headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                                              for k, v in message.get("headers", [])}
-                await send(message)
-
-            return await inner(scope, receive, sending)
-
-        app.asgi_app = recording  # type: ignore[method-assign]
-
-    def requests(self, method: str, path: str) -> list[Seen]:
-        return [s for s in self.seen if s.method == method and s.path == path]
-
-    def one(self, method: str, path: str) -> Seen:
-        found = self.requests(method, path)
-        assert len(found) == 1, (method, path, self.seen)
-        return found[0]
 
 
 # ---------------------------------------------------------------- the browser

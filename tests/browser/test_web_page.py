@@ -1,0 +1,263 @@
+"""fetchdeck's web page (server/web.py, server/web/) in a real headless Chromium against a real fetchdeck.
+
+One browser and two servers for the module: `deck` without a token, `locked` with one. Every request
+the page sends is recorded at the server (tests/support/asgi_recorder.py), so the tests assert what
+Chromium really sent (one SSE stream, the token as a header and never in a URL), not only what it shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Page, expect
+
+from core.models import Task, TaskKind, TaskOptions, TaskStatus
+from server.web import CSP
+from tests.api.conftest import Api
+from tests.browser.conftest import STEP, OpenPage, needs_chromium, row, run, running_fetchdeck
+from tests.support.asgi_recorder import Recorder
+from tests.support.fileserver import FileServer, random_bytes
+
+pytestmark = [needs_chromium, pytest.mark.asyncio(loop_scope="module")]
+TOKEN = "s3cret-web-token"
+XSS = "<img src=x onerror=alert(1)>"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def deck(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
+    async with running_fetchdeck(tmp_path_factory.mktemp("deck")) as api:
+        yield api
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def locked(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
+    async with running_fetchdeck(tmp_path_factory.mktemp("locked"), token=TOKEN) as api:
+        yield api
+
+
+async def wait_for(predicate: object, what: str, timeout: float = STEP) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def add_through_form(page: Page, urls: list[str], *, name: str = "", start: bool = True) -> None:
+    await page.click("#add-open")
+    await page.fill("#add-urls", "\n".join(urls))
+    if name:
+        await page.fill("#add-name", name)
+    if not start:
+        await page.uncheck("#add-start")
+    await page.click("#add-submit")
+    await expect(page.locator("#add")).not_to_be_visible()
+
+
+async def open_details(page: Page, name: str) -> None:
+    await row(page, name).locator(".c-name").click()
+    await expect(page.locator("#d-name")).to_have_text(name)
+
+
+# ---------------------------------------------------------------- add, watch, one stream, CSP
+
+
+async def test_add_a_task_and_watch_it_finish(deck: Api, files: FileServer, open_page: OpenPage) -> None:
+    seen = Recorder(deck)
+    data = random_bytes(3_000_000, seed=16)
+    url = files.add("/web/first.bin", data)
+    page = await open_page(deck.url + "/")  # `/` redirects to the page
+    assert page.url == deck.url + "/ui/"
+    await expect(page.locator("#main")).to_be_visible()
+    await expect(page.locator("#login")).to_be_hidden()
+
+    await page.click("#add-open")
+    await page.fill("#add-urls", url)
+    await expect(page.locator("#add-detected")).to_have_text("Detected: direct (HTTP)")
+    await page.fill("#add-name", "first.bin")
+    await page.click("#add-submit")
+    done = row(page, "first.bin")
+    await expect(done.locator(".c-status")).to_have_text("Finished")
+    await expect(done.locator(".pct")).to_have_text("100 %")
+    assert await done.locator(".fill").evaluate("el => el.style.transform") == "scaleX(1)"
+    (task,) = (await deck.call("GET", "/api/downloads"))["list"]
+    assert task["status"] == "success" and task["name"] == "first.bin"
+    assert Path(task["file"]).read_bytes() == data
+
+    # One page, one SSE stream: the server's load is a remote TUI's. Nothing polls.
+    assert len(seen.requests("GET", "/api/events")) == 1
+    assert deck.handle.app.extensions["fetchdeck"].streams.open_streams == 1
+    lists = [s.query for s in seen.requests("GET", "/api/downloads") if "sec-fetch-site" in s.headers]
+    assert lists == ["pageSize=1", "current=1&pageSize=10000"], lists  # the probe and the one load
+    assert seen.one("POST", "/api/downloads").headers["content-type"] == "application/json"
+
+    # The page and its files carry the CSP; an inline script is refused by it.
+    for path in ("/ui/", "/ui/app.js", "/ui/style.css", "/ui/themes.css"):
+        served = [s for s in seen.seen if s.path == path]
+        assert served and served[0].status == 200, path
+        assert served[0].response_headers["content-security-policy"] == CSP, path
+    assert "script-src 'self'" in CSP and "'unsafe-inline'" not in CSP and "object-src 'none'" in CSP
+    assert "frame-ancestors 'none'" in CSP
+    refused = await run(page, """() => new Promise((resolve) => {
+        document.addEventListener("securitypolicyviolation",
+            (e) => resolve({directive: e.effectiveDirective, ran: window.__inline === 1}), {once: true});
+        const script = document.createElement("script");
+        script.textContent = "window.__inline = 1";
+        document.body.appendChild(script);
+    })""")
+    assert refused == {"directive": "script-src-elem", "ran": False}, refused
+    assert await run(page, "() => window.__inline") is None
+
+
+# ---------------------------------------------------------------- stop, start, delete with files
+
+
+async def test_stop_start_a_throttled_task_then_delete_it_with_its_file(
+        deck: Api, files: FileServer, open_page: OpenPage) -> None:
+    data = random_bytes(1_500_000, seed=17)
+    url = files.add("/web/slow.bin", data)
+    files.faults.throttle("/web/slow.bin", 100_000)
+    page = await open_page(deck.url + "/ui/")
+    await add_through_form(page, [url], name="slow.bin")
+    slow = row(page, "slow.bin")
+    await expect(slow.locator(".c-status")).to_have_text("Downloading")
+    await expect(slow.locator(".c-speed")).not_to_have_text("")
+    await open_details(page, "slow.bin")
+    (task,) = [t for t in (await deck.call("GET", "/api/downloads"))["list"] if t["name"] == "slow.bin"]
+
+    await page.click("#d-stop")
+    await expect(slow.locator(".c-status")).to_have_text("Stopped")
+    await expect(page.locator("#d-status")).to_have_text("Stopped")
+    assert (await deck.task(task["id"]))["status"] == "stopped"
+    await page.click("#d-start")
+    await expect(slow.locator(".c-status")).to_have_text("Downloading")
+    files.faults.throttle("/web/slow.bin", None)
+    await expect(slow.locator(".c-status")).to_have_text("Finished")
+    await expect(page.locator("#d-log")).to_contain_text("slow.bin")
+    finished = await deck.task(task["id"])
+    path = Path(finished["file"])
+    assert path.read_bytes() == data
+
+    await page.click("#d-delete-files")
+    await expect(page.locator("#d-delete-files")).to_have_text("Click again: delete the file too")
+    await page.click("#d-delete-files")
+    await expect(slow).to_have_count(0)
+    await expect(page.locator("#details")).to_be_hidden()
+    await wait_for(lambda: not path.exists(), "the file to be deleted")
+    await deck.fail("GET", f"/api/downloads/{task['id']}", 404, 40401)
+
+
+# ---------------------------------------------------------------- filter
+
+
+async def test_filter_by_text_and_status(deck: Api, files: FileServer, open_page: OpenPage) -> None:
+    first = files.add("/web/one.bin", random_bytes(10_000, seed=18))
+    second = files.add("/web/two.bin", random_bytes(10_000, seed=20))
+    missing = files.url("/web/missing.bin")
+    await deck.create({"url": first, "name": "alpha-report.bin"}, {"url": second, "name": "beta-report.bin"},
+                      start=False)
+    (broken,) = await deck.create({"url": missing, "name": "gamma-broken.bin"}, start=True)
+    await deck.wait_status(broken["id"], "failed")
+    page = await open_page(deck.url + "/ui/")
+    await expect(row(page, "gamma-broken.bin").locator(".c-status")).to_have_text("Failed")
+    visible = page.locator(".row:not([hidden]) .c-name")
+
+    await page.fill("#filter-text", "ALPHA")
+    await expect(visible).to_have_text(["alpha-report.bin"])
+    await page.fill("#filter-text", "report")
+    await expect(visible).to_have_text(["beta-report.bin", "alpha-report.bin"])
+    await page.fill("#filter-text", "")
+    await page.select_option("#filter-status", "failed")
+    await expect(visible).to_have_text(["gamma-broken.bin"])
+    await open_details(page, "gamma-broken.bin")
+    await expect(page.locator("#d-error")).to_contain_text("404")
+    await expect(page.locator("#d-retry")).to_be_visible()
+    await page.select_option("#filter-status", "stopped")
+    await expect(visible).to_have_text(["beta-report.bin", "alpha-report.bin"])
+
+
+# ---------------------------------------------------------------- text, never markup
+
+
+async def test_a_task_named_like_markup_shows_as_text(deck: Api, files: FileServer, open_page: OpenPage) -> None:
+    """The engine's name rule would turn `<` into `_`, so the task is written to the store as it is
+    (what another node or an older version could have stored): the page must show it as text anyway,
+    and its error and log lines."""
+    now = time.time()
+    (task,) = await deck.engine.store.insert_many([Task(
+        id=0, kind=TaskKind.HTTP, url=files.url("/web/markup.bin"), name=XSS, folder="", headers=(), options=TaskOptions(),
+        status=TaskStatus.FAILED, error="<b>bold</b> <script>alert(2)</script>", created_at=now, updated_at=now)])
+    await deck.engine.store.append_logs([(task.id, now, "log line <img src=y onerror=alert(3)>")])
+    page = await open_page(deck.url + "/ui/")
+    await page.fill("#filter-text", "onerror")
+    await expect(page.locator(".row:not([hidden]) .c-name")).to_have_text([XSS])
+    await open_details(page, XSS)
+    await expect(page.locator("#d-error")).to_have_text("<b>bold</b> <script>alert(2)</script>")
+    await expect(page.locator("#d-log")).to_contain_text("log line <img src=y onerror=alert(3)>")
+    counts = await run(page, """() => ({img: document.querySelectorAll("img").length,
+        b: document.querySelectorAll("b").length, scripts: document.querySelectorAll("script").length,
+        named: document.querySelector("#d-name").textContent})""")
+    assert counts == {"img": 0, "b": 0, "scripts": 1, "named": XSS}, counts  # the one script: app.js
+    # open_page's teardown fails the test if any dialog (alert) opened or a script error happened
+
+
+# ---------------------------------------------------------------- token
+
+
+async def test_log_in_with_the_token(locked: Api, files: FileServer, open_page: OpenPage) -> None:
+    seen = Recorder(locked)
+    await locked.create({"url": files.add("/web/locked.bin", b"x" * 1000), "name": "behind-the-token.bin"},
+                        start=False)
+    page = await open_page(locked.url + "/ui/")
+    await expect(page.locator("#login")).to_be_visible()
+    await expect(page.locator("#main")).to_be_hidden()
+
+    await page.fill("#login-token", "not-the-token")
+    await page.click("#login-form button[type=submit]")
+    await expect(page.locator("#login-message")).to_contain_text("Wrong token")
+    assert await run(page, "() => localStorage.getItem('fetchdeck.token')") is None
+
+    await page.fill("#login-token", TOKEN)
+    await page.click("#login-form button[type=submit]")
+    await expect(page.locator("#main")).to_be_visible()
+    await expect(row(page, "behind-the-token.bin")).to_have_count(1)
+    assert await run(page, "() => localStorage.getItem('fetchdeck.token')") == TOKEN
+    assert TOKEN not in page.url
+
+    await page.reload()  # kept in the browser: no second login
+    await expect(row(page, "behind-the-token.bin")).to_have_count(1)
+    await expect(page.locator("#login")).to_be_hidden()
+
+    events = seen.requests("GET", "/api/events")
+    assert len(events) == 2 and all(e.headers["authorization"] == f"Bearer {TOKEN}" for e in events), events
+    assert all(e.status == 200 for e in events)
+    assert all(TOKEN not in s.query and TOKEN not in s.path for s in seen.seen)
+    refused = [s for s in seen.seen if s.status == 401]
+    assert [s.headers.get("authorization") for s in refused] == [None, "Bearer not-the-token"], refused
+
+
+# ---------------------------------------------------------------- a finished file from the browser
+
+
+async def test_download_a_finished_file(deck: Api, files: FileServer, open_page: OpenPage) -> None:
+    if "native.create_file_link" not in deck.handle.app.view_functions and not any(
+            rule.rule.endswith("/file-link") for rule in deck.handle.app.url_map.iter_rules()):
+        pytest.skip("POST /api/downloads/<id>/file-link (issue 16 item 3, the file downloads side) is not in "
+                    "this branch yet; the page's button is coded against its contract (docs/web.md)")
+    data = random_bytes(200_000, seed=19)
+    (task,) = await deck.create({"url": files.add("/web/keep.bin", data), "name": "keep.bin"}, start=True)
+    await deck.wait_status(task["id"], "success")
+    page = await open_page(deck.url + "/ui/")
+    await open_details(page, "keep.bin")
+    async with page.expect_download() as waiting:
+        await page.click("#d-file-link")
+    download = await waiting.value
+    saved = await download.path()
+    assert saved is not None and Path(saved).read_bytes() == data
+    assert download.suggested_filename == "keep.bin"
+    assert os.path.exists(task["file"] if task["file"] else (await deck.task(task["id"]))["file"])
