@@ -190,7 +190,8 @@ async def test_a_task_named_like_markup_shows_as_text(deck: Api, files: FileServ
     and its error and log lines."""
     now = time.time()
     (task,) = await deck.engine.store.insert_many([Task(
-        id=0, kind=TaskKind.HTTP, url=files.url("/web/markup.bin"), name=XSS, folder="", headers=(), options=TaskOptions(),
+        id=0, kind=TaskKind.HTTP, url=files.url("/web/markup.bin"), name=XSS, folder="", headers=(),
+        options=TaskOptions(),
         status=TaskStatus.FAILED, error="<b>bold</b> <script>alert(2)</script>", created_at=now, updated_at=now)])
     await deck.engine.store.append_logs([(task.id, now, "log line <img src=y onerror=alert(3)>")])
     page = await open_page(deck.url + "/ui/")
