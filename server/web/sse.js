@@ -13,6 +13,7 @@ export class EventStream {
     this.retryMs = 3000;
     this.controller = null;
     this.stopped = false;
+    this.chunks = 0;
   }
 
   start() {
@@ -64,6 +65,7 @@ export class EventStream {
     for (;;) {
       const {value, done} = await reader.read();
       if (done) return;
+      performance.mark("fd-events-start");
       buffer += value;
       let start = 0;
       for (;;) {
@@ -93,6 +95,10 @@ export class EventStream {
         else if (field === "retry" && /^\d+$/.test(rest)) this.retryMs = Number(rest);
       }
       buffer = buffer.slice(start);
+      // the script time of one chunk of the stream: parsing and applying its events (render is apart)
+      performance.measure("fd-events", "fd-events-start");
+      performance.clearMarks("fd-events-start");
+      if (++this.chunks % 5000 === 0) performance.clearMeasures("fd-events");
     }
   }
 }
