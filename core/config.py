@@ -713,6 +713,17 @@ class Aria2RpcConfig(Section):
     allow_shutdown: Bool = False  # aria2.shutdown / forceShutdown stop `fetchdeck serve` (else they are refused)
 
 
+# ---- the web page ([web]: server/web.py) -----------------------------------------------------------------
+
+
+class WebConfig(Section):
+    """fetchdeck's web page at /ui/ of the main listener (server/web.py)."""
+
+    name = "web"
+
+    enable: Bool = True  # false: no page (/ and /ui/ answer 404); the API is unchanged
+
+
 class Config(BaseModel):
     """All sections. Its own schema is built at the first `Config(...)`: loading and layering assemble
     already validated sections (`model_construct`, `model_copy`), so a command's start-up never needs it."""
@@ -738,6 +749,7 @@ class Config(BaseModel):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     files: FilesConfig = Field(default_factory=FilesConfig)  # downloads from the browser (server/files.py)
     aria2_rpc: Aria2RpcConfig = Field(default_factory=Aria2RpcConfig)  # the aria2 JSON-RPC dialect
+    web: WebConfig = Field(default_factory=WebConfig)  # the web page
 
     def override(self, section: str, **values: Any) -> "Config":
         """A copy with the given non-None values set in `section` (command-line flags), checked like the file's."""
@@ -766,6 +778,7 @@ SECTIONS.update({ScheduleConfig.name: ScheduleConfig})  # the bandwidth schedule
 SECTIONS.update({PolicyConfig.name: PolicyConfig})  # per-host back-off (core/policy.py)
 SECTIONS[FilesConfig.name] = FilesConfig  # downloads from the browser (server/files.py)
 SECTIONS.update({Aria2RpcConfig.name: Aria2RpcConfig})  # the aria2 JSON-RPC dialect
+SECTIONS[WebConfig.name] = WebConfig  # the web page (server/web.py)
 
 
 # ---- what a field takes, in words --------------------------------------------------------------------
@@ -997,6 +1010,11 @@ quiet_seconds = 30
 # The aria2 JSON-RPC listener ([server.listen] aria2): AriaNg's and aria2p's shutdown button.
 # [aria2_rpc]
 # allow_shutdown = false   # true: aria2.shutdown/forceShutdown stop `fetchdeck serve` (tasks kept, resumable)
+
+# The web page at http://HOST:PORT/ui/ of the main listener (the task table in a browser; a
+# token set above is asked for once). false: no page, the API alone.
+# [web]
+# enable = true
 """
 
 

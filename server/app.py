@@ -111,9 +111,10 @@ def create_app(
     ))
     if "mediago" in dialects:
         _register_mediago(app)
-        from server.web import web  # the web page at /ui/ (server/web.py), over the native API
+        if config.web.enable:
+            from server.web import web  # the web page at /ui/ (server/web.py), over the native API
 
-        app.register_blueprint(web)
+            app.register_blueprint(web)
     for dialect in dialects:
         if dialect != "mediago":
             _register_compat(app, dialect, single=len(SURFACES[surface]) == 1)

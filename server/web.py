@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from quart import Blueprint, Response, redirect
+from quart import Blueprint, Response, redirect, request
 from quart_schema import hide
 
 from server.errors import ApiError, ErrorCode
@@ -184,9 +184,10 @@ async def asset(name: str) -> Response:
     return _page_response(*found)
 
 
-@web.after_request
+@web.after_app_request
 async def _page_headers(response: Response) -> Response:
-    """The same headers on the page's errors (a 404 asset) as on its files."""
-    for key, value in PAGE_HEADERS.items():
-        response.headers.setdefault(key, value)
+    """The same headers on every answer under /ui/ (a 404 for a file that is not there too) as on its files."""
+    if request.path == "/" or request.path == PREFIX or request.path.startswith(PREFIX + "/"):
+        for key, value in PAGE_HEADERS.items():
+            response.headers.setdefault(key, value)
     return response

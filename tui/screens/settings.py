@@ -98,6 +98,8 @@ FIELDS: tuple[FormField, ...] = (
     FormField("file_link_ttl", "files", "link_ttl", "File link time", "{default} s a download link stays valid"),
     # the aria2 JSON-RPC dialect (server/routes/aria2rpc.py): may RPC clients stop the server?
     FormField("aria2_shutdown", "aria2_rpc", "allow_shutdown", "aria2 shutdown", "{default} (true: RPC may stop it)"),
+    # the web page (server/web.py)
+    FormField("web_enable", "web", "enable", "Web page", "{default} (the page at /ui/; false: API only)"),
 )
 BLANK_IS_DEFAULT = frozenset({"host"})  # an emptied field that means "the setting's default"
 

@@ -1,0 +1,80 @@
+"""The web page's HTTP side (server/web.py) without a browser: public files behind a token server, the
+headers, the generated theme stylesheet, no way out of server/web/, and `[web] enable = false`.
+(The page itself runs in Chromium in tests/browser/.)"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from quart.typing import TestClientProtocol as QuartClient
+
+from core.config import Config
+from core.engine import Engine
+from server.app import create_app
+from server.web import CSP, WEB_DIR
+
+Client = Callable[..., Awaitable[QuartClient]]
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[Client]:
+    engines: list[Engine] = []
+
+    async def make(*, token: str = "", web: bool = True) -> QuartClient:
+        config = Config().override("server", token=token).override("web", enable=web)
+        config.download.dir = str(tmp_path / "downloads")
+        engine = Engine(tmp_path / f"db{len(engines)}.sqlite", config)
+        await engine.open()
+        engines.append(engine)
+        return create_app(engine, config).test_client()
+
+    yield make
+    for engine in engines:
+        await engine.close()
+
+
+async def test_the_page_is_public_the_api_is_not(client: Client) -> None:
+    app = await client(token="t0ken")
+    root = await app.get("/")
+    assert root.status_code == 302 and root.headers["Location"] == "/ui/"
+    for path in ("/ui/", "/ui/app.js", "/ui/sse.js", "/ui/style.css", "/ui/themes.css", "/ui/themes.json",
+                 "/ui/icon.svg"):
+        response = await app.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["Content-Security-Policy"] == CSP, path
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["X-Frame-Options"] == "DENY"
+    page = await (await app.get("/ui/")).get_data(as_text=True)
+    assert "<script>" not in page and " on" not in page.replace("\n", " ").split("<body", 1)[1].split(">")[0]
+    assert (await app.get("/api/downloads")).status_code == 401
+    assert (await app.get("/api/downloads", headers={"Authorization": "Bearer t0ken"})).status_code == 200
+    # Only the files of server/web/ by their plain names.
+    for path in ("/ui/..%2Fweb.py", "/ui/%2e%2e/app.py", "/ui/.hidden.js", "/ui/nothing.js", "/ui/web.py"):
+        response = await app.get(path)
+        assert response.status_code == 404, path
+        assert response.headers["Content-Security-Policy"] == CSP
+    assert sorted(p.name for p in WEB_DIR.iterdir()) == [
+        "api.js", "app.js", "fmt.js", "graph.js", "icon.svg", "index.html", "sse.js", "style.css", "vlist.js"]
+
+
+async def test_the_themes_are_the_tuis(client: Client) -> None:
+    app = await client()
+    css = await (await app.get("/ui/themes.css")).get_data(as_text=True)
+    light = css.split('[data-theme="fetchdeck-light"] {', 1)[1].split("}", 1)[0]
+    assert "--background: #f6f7f9;" in light and "--primary: #0369a1;" in light and "color-scheme: light;" in light
+    root = css.split(":root {", 1)[1].split("}", 1)[0]
+    assert "--background: #11151c;" in root  # [ui] theme = fetchdeck-dark, the TUI's default
+    assert "@media (prefers-color-scheme: light)" in css
+    listed = (await (await app.get("/ui/themes.json")).get_json())
+    assert listed["default"] == "fetchdeck-dark"
+    assert {"name": "fetchdeck-light", "dark": False} in listed["themes"]
+    assert {t["name"] for t in listed["themes"]} == {p.stem for p in (WEB_DIR.parent.parent / "themes").glob("*.toml")}
+
+
+async def test_web_enable_false_serves_no_page(client: Client) -> None:
+    app = await client(web=False)
+    for path in ("/", "/ui/", "/ui/app.js"):
+        assert (await app.get(path)).status_code == 404, path
+    assert (await app.get("/api/downloads")).status_code == 200
