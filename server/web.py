@@ -2,7 +2,7 @@
 
 This module owns the page's HTTP side: the files under server/web/ (plain HTML, CSS and ES modules
 shipped as package data: no build step, no CDN, works offline on a LAN), the theme stylesheet
-generated from the TUI's themes/*.toml, the redirect of `/` to `/ui/`, and the headers every one of
+generated from the TUI's themes/*.toml, the redirect of a browser's `/` to `/ui/`, and the headers every one of
 these answers carries (a Content-Security-Policy that allows script only from the page's own files,
 no framing, no sniffing, no referrer).
 
@@ -136,7 +136,11 @@ def _page_response(body: bytes | str, content_type: str) -> Response:
 @web.get("/")
 @hide
 async def root() -> Response:
-    """The main listener's root: the page."""
+    """The main listener's root: a browser navigating there is sent to the page; any other client gets
+    the native 404 envelope it always got (`/` is no API endpoint)."""
+    navigating = request.headers.get("Sec-Fetch-Mode", "").lower() == "navigate"
+    if not navigating and "text/html" not in request.headers.get("Accept", ""):
+        raise ApiError(404, ErrorCode.ROUTE_NOT_FOUND, "no such endpoint")
     return redirect(f"{PREFIX}/", 302)  # type: ignore[return-value]
 
 

@@ -13,7 +13,7 @@ const $ = (id) => document.getElementById(id);
 const THEME_KEY = "fetchdeck.theme";
 const PAGE_SIZE = 10000; // the native list's largest page
 const FETCH_ONE_MAX = 50; // a bigger download-create reloads the list
-const GRAPH_SECONDS = 300;
+const GRAPH_SECONDS = 180; // the speed graph: the last 3 minutes
 const ACTIVE = new Set(["waiting", "downloading"]);
 
 const state = {
@@ -462,11 +462,13 @@ async function setupThemes() {
   } catch (e) { /* the generated stylesheet still has the default */ }
   const system = el("option", "", select);
   system.value = "system";
-  system.textContent = "System (light/dark)";
+  system.textContent = "System";
+  system.title = "Light or dark, as the system prefers";
   for (const theme of data.themes) {
     const option = el("option", "", select);
     option.value = theme.name;
-    option.textContent = theme.name.replace(/^fetchdeck-/, "") + (theme.dark ? " (dark)" : " (light)");
+    const label = theme.name.replace(/^fetchdeck-/, "");
+    option.textContent = label.charAt(0).toUpperCase() + label.slice(1);
   }
   const names = new Set(data.themes.map((t) => t.name).concat(["system"]));
   const saved = localStorage.getItem(THEME_KEY);

@@ -43,15 +43,22 @@ export class SpeedGraph {
     let max = 0;
     for (let i = 0; i < this.count; i += 1) max = Math.max(max, this.samples[(this.head - 1 - i + n) % n]);
     if (max <= 0 || this.count < 2) return;
+    const xs = (i) => width - 1 - ((this.count - 1 - i) * (width - 2)) / (n - 1);
     ctx.beginPath();
     for (let i = 0; i < this.count; i += 1) {
       const value = this.samples[(this.head - this.count + i + n) % n];
-      const x = width - 1 - ((this.count - 1 - i) * (width - 2)) / (n - 1);
-      const y = height - 2 - (value / max) * (height - 6);
-      if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+      const y = height - 2 - (value / max) * (height - 10);
+      if (i === 0) ctx.moveTo(xs(i), y); else ctx.lineTo(xs(i), y);
     }
     ctx.strokeStyle = this.colors.line;
     ctx.lineWidth = 1.5;
     ctx.stroke();
+    ctx.lineTo(xs(this.count - 1), height - 1);
+    ctx.lineTo(xs(0), height - 1);
+    ctx.closePath();
+    ctx.globalAlpha = 0.25;
+    ctx.fillStyle = this.colors.line;
+    ctx.fill();
+    ctx.globalAlpha = 1;
   }
 }

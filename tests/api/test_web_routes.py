@@ -37,8 +37,10 @@ async def client(tmp_path: Path) -> AsyncIterator[Client]:
 
 async def test_the_page_is_public_the_api_is_not(client: Client) -> None:
     app = await client(token="t0ken")
-    root = await app.get("/")
+    root = await app.get("/", headers={"Accept": "text/html,application/xhtml+xml", "Sec-Fetch-Mode": "navigate"})
     assert root.status_code == 302 and root.headers["Location"] == "/ui/"
+    api_root = await app.get("/")  # an API client: the 404 envelope `/` always answered
+    assert api_root.status_code == 404 and (await api_root.get_json())["code"] == 40400
     for path in ("/ui/", "/ui/app.js", "/ui/sse.js", "/ui/style.css", "/ui/themes.css", "/ui/themes.json",
                  "/ui/icon.svg"):
         response = await app.get(path)
