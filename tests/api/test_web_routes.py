@@ -80,3 +80,19 @@ async def test_web_enable_false_serves_no_page(client: Client) -> None:
     for path in ("/", "/ui/", "/ui/app.js"):
         assert (await app.get(path)).status_code == 404, path
     assert (await app.get("/api/downloads")).status_code == 200
+
+
+async def test_the_add_forms_quality_and_audio_only(client: Client, tmp_path: Path) -> None:
+    """What the page's add form sends for a yt-dlp task (quality, audio only) reaches the task's options."""
+    app = await client()
+    engine = app.app.extensions["fetchdeck"].engine  # type: ignore[attr-defined]
+    sent = {"tasks": [{"url": "http://127.0.0.1:9/a.bin", "type": "direct", "quality": "720p"},
+                      {"url": "http://127.0.0.1:9/b.bin", "audioOnly": True, "priority": "high"}]}
+    answer = await app.post("/api/downloads", json=sent)
+    assert answer.status_code == 200, await answer.get_data(as_text=True)
+    first, second = (await answer.get_json())["data"]
+    assert (await engine.get(first["id"])).options.quality == "720p"
+    audio = await engine.get(second["id"])
+    assert (audio.options.quality, audio.options.postprocess, second["priority"]) == ("audio", "audio", "high")
+    bad = await app.post("/api/downloads", json={"tasks": [{"url": "http://127.0.0.1:9/c.bin", "quality": "8k"}]})
+    assert bad.status_code == 400 and (await bad.get_json())["code"] == 40002

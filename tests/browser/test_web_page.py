@@ -89,6 +89,13 @@ async def test_add_a_task_and_watch_it_finish(deck: Api, files: FileServer, open
     assert task["status"] == "success" and task["name"] == "first.bin"
     assert Path(task["file"]).read_bytes() == data
 
+    # The theme picker: the TUI's themes, kept in the browser.
+    background = "() => getComputedStyle(document.body).backgroundColor"
+    assert await run(page, background) == "rgb(17, 21, 28)"  # fetchdeck-dark, [ui] theme's default
+    await page.select_option("#theme", "fetchdeck-light")
+    assert await run(page, background) == "rgb(246, 247, 249)"
+    assert await run(page, "() => localStorage.getItem('fetchdeck.theme')") == "fetchdeck-light"
+
     # One page, one SSE stream: the server's load is a remote TUI's. Nothing polls.
     assert len(seen.requests("GET", "/api/events")) == 1
     assert deck.handle.app.extensions["fetchdeck"].streams.open_streams == 1
@@ -112,6 +119,31 @@ async def test_add_a_task_and_watch_it_finish(deck: Api, files: FileServer, open
     })""")
     assert refused == {"directive": "script-src-elem", "ran": False}, refused
     assert await run(page, "() => window.__inline") is None
+
+
+# ---------------------------------------------------------------- the stream drops
+
+
+async def test_a_dropped_stream_resumes_from_its_last_event_id(deck: Api, files: FileServer,
+                                                               open_page: OpenPage) -> None:
+    seen = Recorder(deck)
+    streams = deck.handle.app.extensions["fetchdeck"].streams
+    page = await open_page(deck.url + "/ui/")
+    await wait_for(lambda: streams.open_streams == 1, "the page's stream")
+    await expect(page.locator("#counts")).to_contain_text("tasks")
+    before = deck.engine.bus.last_seq
+    for sub in list(streams._subs):  # the connection drops (a proxy restart, a laptop waking up)
+        sub.close()
+    (task,) = await deck.create({"url": files.add("/web/meanwhile.bin", b"m" * 5000), "name": "meanwhile.bin"},
+                                start=False)  # happens while the page is not listening
+    await expect(row(page, "meanwhile.bin")).to_have_count(1, timeout=STEP * 1000)
+    first, second = seen.requests("GET", "/api/events")
+    assert "last-event-id" not in first.headers
+    assert int(second.headers["last-event-id"]) >= before, second.headers  # replayed from there: no resync
+    assert second.headers.get("accept") == first.headers.get("accept") == "text/event-stream"
+    assert [s.path for s in seen.seen if s.path.startswith("/api/downloads/")] == [f"/api/downloads/{task['id']}"]
+    assert len([s for s in seen.requests("GET", "/api/downloads") if "sec-fetch-site" in s.headers]) == 2
+    await wait_for(lambda: streams.open_streams == 1, "one stream again")
 
 
 # ---------------------------------------------------------------- stop, start, delete with files
@@ -178,6 +210,7 @@ async def test_filter_by_text_and_status(deck: Api, files: FileServer, open_page
     await expect(page.locator("#d-error")).to_contain_text("404")
     await expect(page.locator("#d-retry")).to_be_visible()
     await page.select_option("#filter-status", "stopped")
+    await page.fill("#filter-text", "-report")  # both filters at once (other tests' tasks are stopped too)
     await expect(visible).to_have_text(["beta-report.bin", "alpha-report.bin"])
 
 
@@ -214,7 +247,7 @@ async def test_log_in_with_the_token(locked: Api, files: FileServer, open_page: 
     seen = Recorder(locked)
     await locked.create({"url": files.add("/web/locked.bin", b"x" * 1000), "name": "behind-the-token.bin"},
                         start=False)
-    page = await open_page(locked.url + "/ui/")
+    page = await open_page(locked.url + "/ui/", width=375, height=700)  # a phone
     await expect(page.locator("#login")).to_be_visible()
     await expect(page.locator("#main")).to_be_hidden()
 
@@ -230,6 +263,9 @@ async def test_log_in_with_the_token(locked: Api, files: FileServer, open_page: 
     assert await run(page, "() => localStorage.getItem('fetchdeck.token')") == TOKEN
     assert TOKEN not in page.url
 
+    fits = "() => document.documentElement.scrollWidth <= window.innerWidth"
+    assert await run(page, fits), "the page scrolls sideways at a phone's width"
+    assert await row(page, "behind-the-token.bin").evaluate("el => el.getBoundingClientRect().height") == 64
     await page.reload()  # kept in the browser: no second login
     await expect(row(page, "behind-the-token.bin")).to_have_count(1)
     await expect(page.locator("#login")).to_be_hidden()
