@@ -208,6 +208,12 @@ async def test_filter_by_text_and_status(deck: Api, files: FileServer, open_page
     await open_details(page, "gamma-broken.bin")
     await expect(page.locator("#d-error")).to_contain_text("404")
     await expect(page.locator("#d-retry")).to_be_visible()
+    seen = Recorder(deck)
+    await page.click("#d-retry")  # runs again (and fails again: the URL is still a 404)
+    start = f"/api/downloads/{broken['id']}/start"
+    await wait_for(lambda: [s.status for s in seen.requests("POST", start)] == [200], "the retry")
+    await expect(page.locator("#d-status")).to_have_text("Failed")
+    await expect(page.locator("#d-log")).to_contain_text("404")
     await page.select_option("#filter-status", "stopped")
     await page.fill("#filter-text", "-report")  # both filters at once (other tests' tasks are stopped too)
     await expect(visible).to_have_text(["beta-report.bin", "alpha-report.bin"])

@@ -96,7 +96,7 @@ async def test_ten_thousand_tasks_500_moving(crowded: Api, open_page: OpenPage) 
           f"max {durations[-1]:.2f} ms; {len(chunks)} stream chunks parsed and applied, median "
           f"{statistics.median(chunks):.2f} ms, p95 {percentile(chunks, 0.95):.2f} ms; "
           f"{geometry['rows']} rows in the DOM for {in_view} in view")
-    assert len(durations) >= 30, durations  # the updates were rendered, frame by frame
+    assert len(durations) >= 20, durations  # the updates were rendered, frame by frame
     assert median < FRAME_BUDGET_MS and p95 < FRAME_BUDGET_MS, (median, p95, durations[-10:])
     assert percentile(chunks, 0.95) < FRAME_BUDGET_MS, chunks[-10:]
     assert geometry["rows"] == await rows.count()  # updates added no rows
