@@ -8,6 +8,7 @@ Chromium really sent (one SSE stream, the token as a header and never in a URL),
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -158,6 +159,8 @@ async def test_stop_start_a_throttled_task_then_delete_it_with_its_file(
     slow = row(page, "slow.bin")
     await expect(slow.locator(".c-status")).to_have_text("Downloading")
     await expect(slow.locator(".c-speed")).not_to_have_text("")
+    await expect(page.locator("#total-speed")).to_have_text(re.compile(r"^[0-9.]+ (B|KiB|MiB)/s$"))
+    await expect(page.locator("#total-speed")).not_to_have_text("0 B/s")
     await open_details(page, "slow.bin")
     (task,) = [t for t in (await deck.call("GET", "/api/downloads"))["list"] if t["name"] == "slow.bin"]
 
