@@ -86,9 +86,11 @@ def build_services(engine: Engine, config: Config) -> CompatServices:
 def create_app(
     engine: Engine, config: Config, *, heartbeat: float = HEARTBEAT_SECONDS, surface: str = "main",
     token_required: bool = True, services: CompatServices | None = None, bind_host: str | None = None,
+    themes_dir: Path | None = None,
 ) -> Quart:
     """The app for one listener. `services` shared by a server's listeners (server/listeners.py);
-    None: this app makes its own and starts/stops it with itself."""
+    None: this app makes its own and starts/stops it with itself. `themes_dir`: the user's theme files,
+    offered by the web page with the bundled ones (the TUI's Locations.themes_dir)."""
     if surface not in SURFACES:
         raise ValueError(f"unknown surface {surface!r}")
     server = config.server
@@ -107,7 +109,7 @@ def create_app(
         from server.routes.mediago import mediago_config_event as config_payload
     install_state(app, ServerState(
         engine=engine, config=config, policy=policy, services=shared,
-        streams=EventStreams(engine, heartbeat=heartbeat, config_payload=config_payload),
+        streams=EventStreams(engine, heartbeat=heartbeat, config_payload=config_payload), themes_dir=themes_dir,
     ))
     if "mediago" in dialects:
         _register_mediago(app)

@@ -128,7 +128,7 @@ class ListenerGroup:
 
 async def start_listeners(
     engine: Engine, config: Config, *, error_log: Path | None = None, propagate_errors: bool = False,
-    heartbeat: float = HEARTBEAT_SECONDS,
+    heartbeat: float = HEARTBEAT_SECONDS, themes_dir: Path | None = None,
 ) -> ListenerGroup:
     """Bind and serve every planned listener. A port that cannot be bound is one line in `problems`;
     the others still start (call `listener_refusals` first: refused listeners are not started)."""
@@ -140,7 +140,8 @@ async def start_listeners(
             group.problems.append(why)
             continue
         app = create_app(engine, config, heartbeat=heartbeat, surface=plan.surface,
-                         token_required=plan.token_required, services=services, bind_host=plan.host)
+                         token_required=plan.token_required, services=services, bind_host=plan.host,
+                         themes_dir=themes_dir)
         try:
             handle = await start_server(app, plan.host, plan.port, error_log=error_log,
                                         propagate_errors=propagate_errors)

@@ -8,6 +8,7 @@ imports the app factory (import-linter's acyclic_siblings contract keeps it that
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from quart import Quart, current_app
 
@@ -30,6 +31,7 @@ class ServerState:
     streams: EventStreams
     policy: AccessPolicy
     services: CompatServices
+    themes_dir: Path | None = None  # the user's theme files (core/locations.py themes_dir), for the web page
 
 
 def install_state(app: Quart, state: ServerState) -> None:

@@ -16,16 +16,18 @@ class ServerApi:
     `start` raises a readable error when the main listener cannot start; a dialect listener that
     cannot is one line in `problems`, and the others still serve."""
 
-    def __init__(self, engine: Engine, config: Config, error_log: Path | None = None) -> None:
+    def __init__(self, engine: Engine, config: Config, error_log: Path | None = None,
+                 themes_dir: Path | None = None) -> None:
         self.engine = engine
         self.config = config
         self.error_log = error_log
+        self.themes_dir = themes_dir
         self.group: ListenerGroup | None = None
         self.problems: list[str] = []
 
     @classmethod
     def for_profile(cls, engine: Engine, config: Config, locations: Locations) -> ServerApi:
-        return cls(engine, config, error_log=locations.log_dir / "server.log")
+        return cls(engine, config, error_log=locations.log_dir / "server.log", themes_dir=locations.themes_dir)
 
     @property
     def address(self) -> str:
@@ -41,7 +43,8 @@ class ServerApi:
         return self.group.lines() if self.group is not None else []
 
     async def start(self) -> None:
-        self.group = await start_listeners(self.engine, self.config, error_log=self.error_log)
+        self.group = await start_listeners(self.engine, self.config, error_log=self.error_log,
+                                           themes_dir=self.themes_dir)
         self.problems = list(self.group.problems)
         if self.group.main is None:
             first, *rest = self.problems or ["the API did not start"]

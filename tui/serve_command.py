@@ -92,7 +92,7 @@ async def _serve(locations: Locations, config: Config, stop: asyncio.Event) -> i
     group: ListenerGroup | None = None
     try:
         group = await start_listeners(engine, config, error_log=locations.log_dir / "server.log",
-                                      propagate_errors=True)
+                                      propagate_errors=True, themes_dir=locations.themes_dir)
         for problem in group.problems:
             sys.stderr.write(f"fetchdeck: {problem}\n")
         group.services.on_shutdown = stop.set  # aria2.shutdown, when [aria2_rpc] allow_shutdown (aria2rpc.py)

@@ -17,6 +17,7 @@ export const auth = {
     if (value) localStorage.setItem(TOKEN_KEY, value);
     else localStorage.removeItem(TOKEN_KEY);
   },
+  onRefused: null, // called when the server answers 401 to a call made with the kept token
   headers(extra) {
     const headers = Object.assign({Accept: "application/json"}, extra || {});
     const token = this.token;
@@ -42,6 +43,7 @@ export async function call(method, path, body, token) {
   if (!response.ok || !envelope || envelope.success !== true) {
     const message = envelope && typeof envelope.message === "string" ? envelope.message
       : "HTTP " + response.status + " " + response.statusText;
+    if (response.status === 401 && token === undefined && auth.onRefused) auth.onRefused();
     throw new ApiError(response.status, envelope ? envelope.code : 0, message);
   }
   return envelope.data;

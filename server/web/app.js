@@ -25,6 +25,7 @@ const state = {
   filterText: "",
   filterStatus: "",
   selected: null,
+  cursor: null, // the keyboard's row (roving tabindex): its id, or null for the first row in view
   detailsDirty: false,
   loaded: false,
   loading: null,
@@ -57,6 +58,7 @@ function frame() {
     $("empty").hidden = state.order.length > 0;
   }
   list.render();
+  syncFocusable();
   $("total-speed").textContent = fmt.speed(totalSpeed()) || "0 B/s";
   if (state.countsDirty) paintCounts();
   if (state.detailsDirty) paintDetails();
@@ -323,7 +325,71 @@ function onStreamState(what, detail) {
     conn.hidden = false;
   } else if (what === "auth") {
     state.stream = null;
-    showLogin("The server refused the token; log in again.");
+    tokenRefused();
+  }
+}
+
+// ------------------------------------------------------------------ keyboard (roving tabindex)
+// One row of the list is in the tab order (tabindex 0, with its action button): the cursor row, or the
+// first row in view. Arrow keys, Home and End move the cursor (scrolling it into view) and focus it;
+// Enter opens its details; Escape closes them (the document's handler) and focus stays on the row.
+
+function firstInView() {
+  if (!state.view.length) return null;
+  const index = Math.ceil(list.container.scrollTop / list.rowHeight);
+  return state.view[Math.max(0, Math.min(state.view.length - 1, index))];
+}
+
+// The row in the tab order: the cursor's while it is in the DOM, else the first row in view.
+function syncFocusable() {
+  const rendered = state.cursor !== null && list.pool.some((r) => !r.el.hidden && r.id === state.cursor);
+  const current = rendered ? state.cursor : firstInView();
+  for (const row of list.pool) {
+    const on = !row.el.hidden && row.id === current;
+    const tab = on ? 0 : -1;
+    if (row.el.tabIndex !== tab || !row.el.hasAttribute("tabindex")) row.el.tabIndex = tab;
+    if (row.act.tabIndex !== tab) row.act.tabIndex = tab;
+    if (on !== ("cursor" in row.el.dataset)) {
+      if (on) row.el.dataset.cursor = "";
+      else delete row.el.dataset.cursor;
+    }
+  }
+}
+
+function rowElement(id) {
+  const row = list.pool.find((r) => !r.el.hidden && r.id === id);
+  return row ? row.el : null;
+}
+
+function moveCursor(index) {
+  if (!state.view.length) return;
+  const at = Math.max(0, Math.min(state.view.length - 1, index));
+  state.cursor = state.view[at];
+  const box = list.container;
+  const top = at * list.rowHeight;
+  if (top < box.scrollTop) box.scrollTop = top;
+  else if (top + list.rowHeight > box.scrollTop + box.clientHeight) box.scrollTop = top + list.rowHeight - box.clientHeight;
+  list.render(); // now, not at the next frame: the row must exist to take the focus
+  syncFocusable();
+  const node = rowElement(state.cursor);
+  if (node) node.focus({preventScroll: true});
+}
+
+function onListKey(event) {
+  const rowEl = event.target.closest(".row");
+  if (!rowEl || event.altKey || event.ctrlKey || event.metaKey) return;
+  const id = Number(rowEl.dataset.id);
+  const at = state.view.indexOf(id);
+  const page = Math.max(1, Math.floor(list.container.clientHeight / list.rowHeight) - 1);
+  const moves = {ArrowDown: at + 1, ArrowUp: at - 1, Home: 0, End: state.view.length - 1,
+    PageDown: at + page, PageUp: at - page};
+  if (event.key in moves) {
+    event.preventDefault();
+    moveCursor(moves[event.key]);
+  } else if (event.key === "Enter" && event.target === rowEl) {
+    event.preventDefault();
+    state.cursor = id;
+    openDetails(id);
   }
 }
 
@@ -377,9 +443,15 @@ function openDetails(id) {
 }
 
 function closeDetails() {
+  const details = $("details");
+  const hadFocus = details.contains(document.activeElement);
   state.selected = null;
-  $("details").hidden = true;
+  details.hidden = true;
   document.body.classList.remove("with-details");
+  if (hadFocus && state.cursor !== null) {
+    const node = rowElement(state.cursor);
+    if (node) node.focus({preventScroll: true});
+  }
 }
 
 function paintDetails() {
@@ -487,9 +559,21 @@ function applyTheme(name) {
 
 // ------------------------------------------------------------------ login and start
 
+// The server refused the kept token while the page was running (the token changed or was revoked, the
+// server restarted with another one): stop the stream (no reconnecting with a token that cannot work),
+// forget the token and ask for the new one. Called once per refusal, by the stream or by any API call.
+function tokenRefused() {
+  if ($("main").hidden) return; // the login form is showing already (or the page is starting)
+  auth.token = "";
+  closeDetails();
+  if ($("add").open) $("add").close();
+  showLogin("The server refused the token (it was changed or revoked); log in with the new one.");
+}
+
 function showLogin(message) {
   if (state.stream) state.stream.stop();
   state.stream = null;
+  $("conn").hidden = true;
   $("main").hidden = true;
   $("login").hidden = false;
   $("login-message").textContent = message || "";
@@ -548,6 +632,7 @@ async function boot() {
 }
 
 function wire() {
+  auth.onRefused = tokenRefused;
   $("login-form").addEventListener("submit", login);
   $("logout").addEventListener("click", () => {
     auth.token = "";
@@ -555,10 +640,20 @@ function wire() {
   });
   $("list").addEventListener("scroll", schedule, {passive: true});
   window.addEventListener("resize", () => { list.measure(); graph.draw(); schedule(); });
+  $("list").addEventListener("keydown", onListKey);
+  $("list").addEventListener("focusin", (event) => {
+    const rowEl = event.target.closest(".row");
+    if (rowEl && state.cursor !== Number(rowEl.dataset.id)) {
+      state.cursor = Number(rowEl.dataset.id);
+      schedule();
+    }
+  });
   $("list").addEventListener("click", (event) => {
     const rowEl = event.target.closest(".row");
     if (!rowEl) return;
     const id = Number(rowEl.dataset.id);
+    state.cursor = id;
+    schedule();
     const button = event.target.closest("button.act");
     if (button) act(button.dataset.act, id);
     else openDetails(id);

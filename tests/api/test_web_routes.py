@@ -75,6 +75,37 @@ async def test_the_themes_are_the_tuis(client: Client) -> None:
     assert {t["name"] for t in listed["themes"]} == {p.stem for p in (WEB_DIR.parent.parent / "themes").glob("*.toml")}
 
 
+async def test_the_users_theme_files_are_offered_too(tmp_path: Path) -> None:
+    """The user's themes dir (Locations.themes_dir, passed by `fetchdeck serve` and the TUI's embedded API)
+    is read by the same reader as the TUI's (themes/reader.py): its themes are in the stylesheet and the
+    picker's list, a broken one is named with its reason, and a name is a CSS string, whatever it holds."""
+    themes = tmp_path / "themes"
+    themes.mkdir()
+    (themes / "rose.toml").write_text('name = "my rose"\ndark = false\n[colors]\nprimary = "#aa3377"\n'
+                                      'background = "#fff0f5"\n')
+    (themes / "odd.toml").write_text('name = \'x"] {} body\'\n[colors]\nprimary = "#123456"\n')
+    (themes / "broken.toml").write_text('[colors]\nprimary = "red; } body { color: red"\n')
+    config = Config()
+    config.download.dir = str(tmp_path / "downloads")
+    engine = Engine(tmp_path / "db.sqlite", config)
+    await engine.open()
+    try:
+        app = create_app(engine, config, themes_dir=themes).test_client()
+        css = await (await app.get("/ui/themes.css")).get_data(as_text=True)
+        listed = await (await app.get("/ui/themes.json")).get_json()
+    finally:
+        await engine.close()
+    rose = css.split('[data-theme="my rose"] {', 1)[1].split("}", 1)[0]
+    assert "--primary: #aa3377;" in rose and "--background: #fff0f5;" in rose and "color-scheme: light;" in rose
+    assert "--surface: #ffffff;" in rose  # what it leaves out: the default light theme's
+    assert '[data-theme="x\\22 \\5d  \\7b \\7d  body"] {' in css  # escaped: no way out of the selector
+    assert "body { color: red" not in css
+    assert {"name": "my rose", "dark": False} in listed["themes"]
+    assert {"name": 'x"] {} body', "dark": True} in listed["themes"]
+    assert listed["errors"] == [{"file": "broken.toml",
+                                 "reason": "colors.primary: 'red; } body { color: red' is not a color"}]
+
+
 async def test_web_enable_false_serves_no_page(client: Client) -> None:
     app = await client(web=False)
     for path in ("/", "/ui/", "/ui/app.js"):

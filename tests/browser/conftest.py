@@ -34,8 +34,10 @@ needs_chromium = pytest.mark.skipif(
 
 
 @asynccontextmanager
-async def running_fetchdeck(root: Path, *, token: str = "", max_concurrent: int = 3) -> AsyncIterator[Api]:
-    """A fetchdeck with the web page on its main listener, stopped (and its log checked) on exit."""
+async def running_fetchdeck(root: Path, *, token: str = "", max_concurrent: int = 3,
+                            themes_dir: Path | None = None) -> AsyncIterator[Api]:
+    """A fetchdeck with the web page on its main listener, stopped (and its log checked) on exit;
+    `themes_dir`: the user's theme files (what `fetchdeck serve` passes as Locations.themes_dir)."""
     config = Config()
     config.download.dir = str(root / "downloads")
     config.download.max_concurrent = max_concurrent
@@ -43,7 +45,7 @@ async def running_fetchdeck(root: Path, *, token: str = "", max_concurrent: int 
     config = config.override("server", token=token)
     engine = Engine(root / "fetchdeck.db", config)
     await engine.open()
-    app = create_app(engine, config)
+    app = create_app(engine, config, themes_dir=themes_dir)
     handle = await start_server(app, "127.0.0.1", 0, error_log=root / "logs" / "server.log")
     client = httpx.AsyncClient(base_url=handle.url, timeout=30, trust_env=False,
                                headers={"Authorization": f"Bearer {token}"} if token else {})

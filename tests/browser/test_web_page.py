@@ -1,6 +1,7 @@
 """fetchdeck's web page (server/web.py, server/web/) in a real headless Chromium against a real fetchdeck.
 
-One browser and two servers for the module: `deck` without a token, `locked` with one. Every request
+One browser and two servers for the module: `deck` without a token (and a user theme file in its themes
+dir), `locked` with one. Every request
 the page sends is recorded at the server (tests/support/asgi_recorder.py), so the tests assert what
 Chromium really sent (one SSE stream, the token as a header and never in a URL), not only what it shows.
 """
@@ -8,6 +9,7 @@ Chromium really sent (one SSE stream, the token as a header and never in a URL),
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
 from collections.abc import AsyncIterator
@@ -17,6 +19,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Page, expect
 
+import server.sse
 from core.models import Task, TaskKind, TaskOptions, TaskStatus
 from server.web import CSP
 from tests.api.conftest import Api
@@ -27,11 +30,15 @@ from tests.support.fileserver import FileServer, random_bytes
 pytestmark = [needs_chromium, pytest.mark.asyncio(loop_scope="module")]
 TOKEN = "s3cret-web-token"
 XSS = "<img src=x onerror=alert(1)>"
+USER_THEME = 'name = "my rose"\ndark = false\n[colors]\nprimary = "#aa3377"\nbackground = "#fff0f5"\n'
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def deck(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
-    async with running_fetchdeck(tmp_path_factory.mktemp("deck")) as api:
+    root = tmp_path_factory.mktemp("deck")
+    (root / "themes").mkdir()
+    (root / "themes" / "rose.toml").write_text(USER_THEME)  # the user's own theme (Locations.themes_dir)
+    async with running_fetchdeck(root, themes_dir=root / "themes") as api:
         yield api
 
 
@@ -303,3 +310,140 @@ async def test_download_a_finished_file(deck: Api, files: FileServer, open_page:
     assert saved is not None and Path(saved).read_bytes() == data
     assert download.suggested_filename == "keep.bin"
     assert Path((await deck.task(task["id"]))["file"]).read_bytes() == data  # a download leaves the file in place
+
+
+# ---------------------------------------------------------------- the user's own theme
+
+
+async def test_the_users_own_theme_is_in_the_picker(deck: Api, open_page: OpenPage) -> None:
+    page = await open_page(deck.url + "/ui/")
+    labels = await page.locator("#theme option").all_text_contents()
+    assert "My rose" in labels and "Light" in labels and "System" in labels, labels
+    await page.select_option("#theme", "my rose")
+    assert await run(page, "() => getComputedStyle(document.body).backgroundColor") == "rgb(255, 240, 245)"
+    assert await run(page, "() => getComputedStyle(document.documentElement).colorScheme") == "light"
+
+
+# ---------------------------------------------------------------- a row's own button, plain delete
+
+
+async def test_a_rows_own_button_stops_and_starts_and_delete_keeps_the_file(
+        deck: Api, files: FileServer, open_page: OpenPage) -> None:
+    data = random_bytes(1_000_000, seed=21)
+    url = files.add("/web/row.bin", data)
+    files.faults.throttle("/web/row.bin", 100_000)
+    (task,) = await deck.create({"url": url, "name": "row-button.bin"}, start=True)
+    page = await open_page(deck.url + "/ui/")
+    mine = row(page, "row-button.bin")
+    button = mine.locator("button.act")
+    await expect(mine.locator(".c-status")).to_have_text("Downloading")
+    await expect(button).to_have_text("Stop")
+    await button.click()
+    await expect(mine.locator(".c-status")).to_have_text("Stopped")
+    await expect(button).to_have_text("Start")
+    assert (await deck.task(task["id"]))["status"] == "stopped"
+    await expect(page.locator("#details")).to_be_hidden()  # the row's button is not a click on the row
+    await button.click()
+    await expect(mine.locator(".c-status")).to_have_text("Downloading")
+    files.faults.throttle("/web/row.bin", None)
+    await expect(mine.locator(".c-status")).to_have_text("Finished")
+    await expect(button).to_have_text("File")
+    path = Path((await deck.task(task["id"]))["file"])
+    assert path.read_bytes() == data
+
+    await open_details(page, "row-button.bin")
+    await page.click("#d-delete")  # plain Delete: the task goes, its file stays
+    await expect(mine).to_have_count(0)
+    await expect(page.locator("#details")).to_be_hidden()
+    await deck.fail("GET", f"/api/downloads/{task['id']}", 404, 40401)
+    assert path.read_bytes() == data
+
+
+# ---------------------------------------------------------------- keyboard
+
+
+FOCUSED = """() => {
+    const el = document.activeElement;
+    const row = el && el.closest(".row");
+    if (!row) return {row: null, tag: el ? el.tagName : null};
+    return {row: row.querySelector(".c-name").textContent, tag: el.tagName, text: el.textContent};
+}"""
+
+
+async def test_rows_by_keyboard(deck: Api, files: FileServer, open_page: OpenPage) -> None:
+    names = ["key-one.bin", "key-two.bin", "key-three.bin"]
+    await deck.create(*({"url": files.add(f"/web/{n}", n.encode() * 100), "name": n} for n in names), start=False)
+    page = await open_page(deck.url + "/ui/")
+    await page.fill("#filter-text", "key-")
+    await expect(page.locator(".row:not([hidden]) .c-name")).to_have_text(names[::-1])
+    await page.focus("#filter-status")
+    await page.keyboard.press("Tab")  # one row in the tab order: the first in view
+    assert await run(page, FOCUSED) == {"row": "key-three.bin", "tag": "DIV", "text": await row(
+        page, "key-three.bin").text_content()}
+    for key, expected in (("ArrowDown", "key-two.bin"), ("ArrowDown", "key-one.bin"), ("ArrowDown", "key-one.bin"),
+                          ("ArrowUp", "key-two.bin"), ("Home", "key-three.bin"), ("End", "key-one.bin"),
+                          ("ArrowUp", "key-two.bin")):
+        await page.keyboard.press(key)
+        assert (await run(page, FOCUSED))["row"] == expected, key
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#details")).to_be_visible()
+    await expect(page.locator("#d-name")).to_have_text("key-two.bin")
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#details")).to_be_hidden()
+    assert (await run(page, FOCUSED))["row"] == "key-two.bin"
+    await page.keyboard.press("Tab")  # the row's own button, then out of the list
+    assert await run(page, FOCUSED) == {"row": "key-two.bin", "tag": "BUTTON", "text": "Start"}
+    await page.keyboard.press("Enter")
+    await expect(row(page, "key-two.bin").locator(".c-status")).to_have_text("Finished")
+    await expect(page.locator("#details")).to_be_hidden()
+    await page.keyboard.press("Tab")
+    assert (await run(page, FOCUSED))["row"] is None
+
+
+# ---------------------------------------------------------------- the token changes under an open page
+
+
+async def test_the_token_changes_while_the_page_is_open(locked: Api, files: FileServer, open_page: OpenPage,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server restarts with another token while the page's stream is open: the page's reconnect is
+    refused once, and the page goes back to its login form with a readable message, forgets the refused
+    token and does not try again with it; the new token logs in again."""
+    monkeypatch.setattr(server.sse, "RETRY_MS", 200)  # the page reconnects after the server's `retry:`
+    state = locked.handle.app.extensions["fetchdeck"]
+    await locked.create({"url": files.add("/web/t.bin", b"t" * 1000), "name": "token-change.bin"}, start=False)
+    page = await open_page(locked.url + "/ui/")
+    await page.fill("#login-token", TOKEN)
+    await page.click("#login-form button[type=submit]")
+    await expect(row(page, "token-change.bin")).to_have_count(1)
+    await wait_for(lambda: state.streams.open_streams == 1, "the page's stream")
+    seen = Recorder(locked)
+    console: list[str] = []  # from here on
+    page.on("console", lambda message: console.append(message.text) if message.type == "error" else None)
+    old, new_token = state.policy, "the-new-token"
+    state.policy = dataclasses.replace(old, token=new_token)
+    try:
+        for sub in list(state.streams._subs):  # the restart drops the stream
+            sub.close()
+        state.streams._flush()  # now, not at the next heartbeat
+        await expect(page.locator("#login")).to_be_visible()
+        await expect(page.locator("#main")).to_be_hidden()
+        await expect(page.locator("#login-message")).to_have_text(
+            "The server refused the token (it was changed or revoked); log in with the new one.")
+        assert await run(page, "() => localStorage.getItem('fetchdeck.token')") is None
+        refused = [s for s in seen.requests("GET", "/api/events") if s.status == 401]
+        assert len(refused) == 1 and refused[0].headers["authorization"] == f"Bearer {TOKEN}"
+        deadline = asyncio.get_running_loop().time() + 5 * 0.2  # five retry delays: no reconnect
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+            assert len(seen.requests("GET", "/api/events")) == 1, "the page reconnects with a refused token"
+        assert state.streams.open_streams == 0
+
+        await page.fill("#login-token", new_token)
+        await page.click("#login-form button[type=submit]")
+        await expect(row(page, "token-change.bin")).to_have_count(1)
+        await wait_for(lambda: state.streams.open_streams == 1, "the page's new stream")
+    finally:
+        state.policy = old
+    assert [(s.status, s.headers["authorization"]) for s in seen.requests("GET", "/api/events")] == [
+        (401, f"Bearer {TOKEN}"), (200, f"Bearer {new_token}")]
+    assert all("401" in line for line in console) and len(console) <= 1, console  # the one refused request
