@@ -336,7 +336,7 @@ function onStreamState(what, detail) {
 
 function firstInView() {
   if (!state.view.length) return null;
-  const index = Math.ceil(list.container.scrollTop / list.rowHeight);
+  const index = Math.ceil(list.top / list.rowHeight);
   return state.view[Math.max(0, Math.min(state.view.length - 1, index))];
 }
 

@@ -15,6 +15,7 @@ export class VirtualList {
     this.pool = [];
     this.dirty = new Set();
     this.rowHeight = 0;
+    this.top = 0; // scrollTop as the last range() read it (reading it after the paint would force a layout)
     this.viewHeight = 0;
     this.all = true; // repaint every row in view (new items, resize, theme)
     this.measure();
@@ -50,6 +51,7 @@ export class VirtualList {
   // The range of item indexes in the DOM now.
   range() {
     const top = this.container.scrollTop;
+    this.top = top;
     const first = Math.max(0, Math.floor(top / this.rowHeight) - OVERSCAN);
     const last = Math.min(this.ids.length, first + this.pool.length);
     return [first, last];
