@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from textual.widgets import Static
+
 from core.config import Config, UiConfig, load_config
 from core.events import TaskProgress
 from core.models import TaskStatus
@@ -117,6 +119,34 @@ async def test_settings_save_keeps_comments(make_app: Callable[..., FetchdeckApp
     assert saved.download.speed_limit == "5M"
     assert saved.server.token == "s3cret-token"
     assert app.config.download.max_concurrent == 7
+
+
+async def test_settings_show_booleans_as_toml_writes_them(make_app: Callable[..., FetchdeckApp],
+                                                          config_path: Path) -> None:
+    """A bool setting reads `true`/`false` (not Python's True/False); typed back it takes yes/no and on/off
+    too, and anything else is an inline error."""
+    app = make_app(MemoryClient())
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("comma")
+        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
+        screen = app.screen
+        assert isinstance(screen, SettingsScreen)
+        await wait_for(pilot, lambda: screen.field("port").value == "39719", what="values loaded")
+        assert (screen.field("web_enable").value, screen.field("aria2_shutdown").value) == ("true", "false")
+        assert screen.field("web_enable").placeholder.startswith("true (")
+        assert screen.field("aria2_shutdown").placeholder.startswith("false (")
+        screen.field("web_enable").value = "maybe"
+        await pilot.press("ctrl+s")
+        error = screen.query_one("#set-web_enable-error", Static)
+        await wait_for(pilot, lambda: "must be true or false" in str(error.render()), what="the inline error")
+        assert isinstance(app.screen, SettingsScreen)
+        screen.field("web_enable").value = "off"
+        screen.field("aria2_shutdown").value = "Yes"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, MainScreen), what="saved and closed")
+    saved = load_config(config_path, environ={})
+    assert (saved.web.enable, saved.aria2_rpc.allow_shutdown) == (False, True)
+    assert "enable = false" in config_path.read_text() and "allow_shutdown = true" in config_path.read_text()
 
 
 async def test_settings_validation_is_inline(make_app: Callable[..., FetchdeckApp], config_path: Path) -> None:

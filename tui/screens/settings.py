@@ -58,7 +58,7 @@ class FormField:
         value = self.read(config)
         if isinstance(value, list):
             return shlex.join(value) if self.argv else ", ".join(value)
-        return str(value)
+        return shown(value)
 
     @property
     def default(self) -> Any:
@@ -66,7 +66,15 @@ class FormField:
 
     @property
     def hint(self) -> str:
-        return self.placeholder.replace("{default}", str(self.default))
+        return self.placeholder.replace("{default}", shown(self.default))
+
+
+def shown(value: Any) -> str:
+    """A scalar setting as config.toml writes it: a bool as `true`/`false` (typed back, core/config.py's Bool
+    also takes yes/no and on/off, and says "must be true or false" otherwise)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 FIELDS: tuple[FormField, ...] = (
