@@ -21,6 +21,7 @@ import pytest
 
 from core.config import Config
 from core.engine import Engine
+from core.locations import Locations
 from core.models import TaskStatus
 from tests.support.fileserver import FileServer, random_bytes
 from tests.tui.conftest import needs_server, screen_text, wait_for
@@ -45,13 +46,16 @@ def with_port(config: Config, port: int) -> Config:
 
 
 async def test_task_created_through_the_api_appears_live(
-    engine: Engine, config: Config, make_app: Callable[..., FetchdeckApp], fileserver: FileServer
+    engine: Engine, config: Config, make_app: Callable[..., FetchdeckApp], fileserver: FileServer, tmp_path: Path
 ) -> None:
     from tui.embedded_api import ServerApi
 
     port = free_port()
     cfg = with_port(config, port)
-    api = ServerApi(engine, cfg)
+    locations = Locations(config_dir=tmp_path / "config", data_dir=tmp_path / "data")
+    locations.themes_dir.mkdir(parents=True)
+    (locations.themes_dir / "mine.toml").write_text('name = "mine"\n[colors]\nprimary = "#aa3377"\n')
+    api = ServerApi.for_profile(engine, cfg, locations)  # the profile's themes dir reaches the web page
     app = make_app(LocalClient(engine), config=cfg, api=api)
     url = fileserver.add("/api.bin", random_bytes(100_000, seed=2))
     try:
@@ -62,6 +66,8 @@ async def test_task_created_through_the_api_appears_live(
                     "tasks": [{"type": "direct", "url": url, "name": "from-the-api.bin"}], "startDownload": True})
                 assert response.json()["success"], response.text
                 task_id = response.json()["data"][0]["id"]
+                themes = (await http.get("/ui/themes.json")).json()["themes"]
+                assert {"name": "mine", "dark": True} in themes, themes
             await wait_for(pilot, lambda: app.query_one(TaskTable).has_task(task_id), what="the row")
             await wait_for(pilot, lambda: app.index.tasks[task_id].status == TaskStatus.SUCCESS, what="done")
             await wait_for(pilot, lambda: "from-the-api.bin" in screen_text(app), what="the name on screen")
