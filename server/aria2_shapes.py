@@ -14,7 +14,9 @@
   A GID prefix that names exactly one task is accepted, as aria2 accepts one.
 - Status words: `aria2_status` maps fetchdeck's statuses once: downloading → active,
   waiting → waiting, stopped → paused (unpause resumes it) or removed (after aria2.remove),
-  failed → error, success → complete.
+  failed → error, success → complete. A failed download's errorCode is aria2's exit code for its
+  reason (`FAILURE_CODES`, one table: HTTP 404 → "3", 401 → "24", refused → "1", ...), its errorMessage
+  fetchdeck's readable reason.
 - Options: the one table of aria2 option names fetchdeck honours (`TASK_OPTIONS`, `GLOBAL_OPTIONS`) and
   their value rules (`parse_options` → `Options`; aria2's `sha-256=HEX` checksums ↔ fetchdeck's
   "sha256=hex"); getOption/getGlobalOption's string structs. changePosition's `target_index`
@@ -29,6 +31,7 @@ import base64
 import binascii
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,6 +99,25 @@ STOPPED_WORDS = ("complete", "error", "removed")
 ERROR_CODES = {"complete": "0", "error": "1", "removed": "31"}  # aria2's exit codes: 0 ok, 1 unknown, 31 removed
 ERROR_CODE_CHECKSUM = "32"  # aria2's exit code for a checksum that did not match
 CHECKSUM_MISMATCH = "checksum mismatch"  # how fetchdeck's error for one begins (core/integrity.py ChecksumMismatch)
+# A failed download's errorCode: aria2's exit code for fetchdeck's readable reason (the task's `error`, written by
+# core/downloaders/net.py describe_error and the downloaders' DownloadErrors); the first pattern found wins,
+# none found: "1" (unknown). The HTTP, refused and name-resolution rows are what aria2c 1.36 answers for the same
+# failures (404 "3", 401 "24", 503 "29", any other status "22", connection refused "1", no such host "19");
+# the others are aria2's documented exit codes (2 time out, 6 network problem, 8 no resume, 9 disk full,
+# 32 checksum). errorMessage is fetchdeck's reason itself.
+FAILURE_CODES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\bHTTP 404\b"), "3"),
+    (re.compile(r"\bHTTP 401\b"), "24"),
+    (re.compile(r"\bHTTP 503\b"), "29"),
+    (re.compile(r"\bHTTP \d{3}\b"), "22"),
+    (re.compile(r"^cannot resolve "), "19"),
+    (re.compile(r"^connection refused"), "1"),
+    (re.compile(r"^timed out"), "2"),
+    (re.compile(r"^the connection (was reset|broke off)|^the server closed the connection"), "6"),
+    (re.compile(r"^no space left on device"), "9"),
+    (re.compile(r"range request|Content-Range"), "8"),
+    (re.compile("^" + re.escape(CHECKSUM_MISMATCH)), ERROR_CODE_CHECKSUM),
+)
 _WORDS: dict[TaskStatus, str] = {
     TaskStatus.DOWNLOADING: "active",
     TaskStatus.WAITING: "waiting",
@@ -311,18 +333,19 @@ def status_struct(task: Task, folder: Path, removed: bool, keys: list[str] | Non
     if pieces:  # aria2 sends the piece map once the size is known: one bit per piece, hex
         struct["bitfield"] = bitfield(pieces, pieces if completed >= total else completed // PIECE_LENGTH)
     if status in STOPPED_WORDS:  # aria2 sends these for stopped downloads only
-        struct["errorCode"] = error_code(task, status)
+        struct["errorCode"] = failure_code(task.error) if status == "error" else ERROR_CODES[status]
         struct["errorMessage"] = (task.error or "download failed") if status == "error" else ""
     if keys:
         return {key: struct[key] for key in keys if key in struct}
     return struct
 
 
-def error_code(task: Task, status: str) -> str:
-    """aria2's errorCode of a stopped download: 32 for a checksum mismatch (core/integrity.py), else by status."""
-    if status == "error" and (task.error or "").startswith(CHECKSUM_MISMATCH):
-        return ERROR_CODE_CHECKSUM
-    return ERROR_CODES[status]
+def failure_code(reason: str | None) -> str:
+    """aria2's errorCode for a failed download's reason (FAILURE_CODES; "1" when none matches)."""
+    for pattern, code in FAILURE_CODES:
+        if reason and pattern.search(reason):
+            return code
+    return ERROR_CODES["error"]
 
 
 def bitfield(pieces: int, done: int) -> str:

@@ -446,6 +446,12 @@ async def get_uris(params: list[Any]) -> list[dict[str, str]]:
     return uris
 
 
+async def get_peers(params: list[Any]) -> list[Any]:
+    """BitTorrent peers: fetchdeck has no BitTorrent, so none, as aria2c answers for an HTTP download."""
+    await _task(shapes.param(params, 0, str, required=True))
+    return []
+
+
 async def remove_download_result(params: list[Any]) -> str:
     """Forget a stopped download: fetchdeck deletes the task (its file stays on disk)."""
     task = await _task(shapes.param(params, 0, str, required=True))
@@ -623,6 +629,7 @@ METHODS: dict[str, Method] = {
     "aria2.unpauseAll": unpause_all,
     "aria2.getFiles": get_files,
     "aria2.getUris": get_uris,
+    "aria2.getPeers": get_peers,
     "aria2.removeDownloadResult": remove_download_result,
     "aria2.purgeDownloadResult": purge_download_result,
     "aria2.getSessionInfo": get_session_info,

@@ -8,10 +8,13 @@ or npm skips these tests, saying so; a registry that fails is a test failure.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import shutil
 import subprocess
+from asyncio.subprocess import PIPE
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,4 +58,35 @@ def run_script(name: str, *args: str, timeout: float = 90) -> dict[str, Any]:
     assert result.returncode == 0, f"{name} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     assert lines, f"{name} printed no JSON:\n{result.stdout}\n{result.stderr}"
+    return json.loads(lines[-1])  # type: ignore[no-any-return]
+
+
+async def drive(name: str, *args: str, answer: Callable[[dict[str, Any]], None], timeout: float = 60) -> dict[str, Any]:
+    """Run a driver script that may stop for the test: each line `{"need": ...}` it prints is handed to
+    answer() (in the test's loop, so it can act on the servers), then a newline on its stdin lets it go on.
+    Returns the last JSON object it prints."""
+    folder = await asyncio.to_thread(install)
+    node = shutil.which("node")
+    assert node is not None
+    proc = await asyncio.create_subprocess_exec(node, str(folder / name), *args, cwd=folder, stdin=PIPE,
+                                                stdout=PIPE, stderr=PIPE)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    printed: list[str] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while line := (await proc.stdout.readline()).decode():
+                printed.append(line)
+                if line.startswith('{"need"'):
+                    answer(json.loads(line))
+                    proc.stdin.write(b"\n")
+                    await proc.stdin.drain()
+            err = (await proc.stderr.read()).decode()
+            code = await proc.wait()
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise AssertionError(f"{name} ran over {timeout} s:\n{''.join(printed)}") from None
+    assert code == 0, f"{name} exited {code}:\n{''.join(printed)}\n{err}"
+    lines = [line for line in printed if line.startswith("{") and not line.startswith('{"need"')]
+    assert lines, f"{name} printed no JSON:\n{''.join(printed)}\n{err}"
     return json.loads(lines[-1])  # type: ignore[no-any-return]
