@@ -3,7 +3,8 @@
 - Framing: `decode_json` (POST body) and `decode_get` (the GET form `?method=&id=&params=`,
   params as base64 of a JSON array; params alone: a batch) give the request; `call_of` checks
   one call; `result_frame`/`error_frame` build the answers, keys in aria2's order. A batch is a
-  JSON array answered with an array (HTTP 200, `[]` for `[]`); a single call's HTTP status is
+  JSON array answered with an array (HTTP 200, `[]` for `[]`, members that are not objects left
+  unanswered: `batch_items`); a single call's HTTP status is
   `http_status` (observed on aria2c 1.36: 400 for code 1 and -32600, 500 for -32700 and -32602).
 - Errors (`RpcError`): aria2 answers every method failure with code 1 and a message (a bad
   token: "Unauthorized", an unknown method: "No such method: NAME"); framing errors use
@@ -160,10 +161,20 @@ class Call:
 
 
 def decode_json(raw: bytes) -> Any:
+    """A request body. A bare number is a parse error, as aria2c 1.36 answers it (its parser takes none at the
+    top level); a string, true or null parses and is then an invalid request (`call_of`)."""
     try:
-        return json.loads(raw.decode("utf-8"))
+        value = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise RpcError(CODE_PARSE, MSG_PARSE) from exc
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise RpcError(CODE_PARSE, MSG_PARSE)
+    return value
+
+
+def batch_items(batch: list[Any]) -> list[Any]:
+    """The members of a batch that get an answer: its objects (aria2c answers `[5, "x", null]` with `[]`)."""
+    return [item for item in batch if isinstance(item, dict)]
 
 
 def decode_get(method: str | None, call_id: str | None, params: str | None) -> Any:

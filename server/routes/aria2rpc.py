@@ -118,7 +118,7 @@ async def jsonrpc() -> Response:
         except RpcError as exc:
             return _answer(shapes.error_frame(None, exc), single=True)
     if isinstance(body, list):
-        return _answer([await _one(item) for item in body], single=False)
+        return _answer([await _one(item) for item in shapes.batch_items(body)], single=False)
     return _answer(await _one(body), single=True)
 
 
@@ -189,7 +189,7 @@ async def _frame(raw: bytes) -> Any:
     except RpcError as exc:
         return shapes.error_frame(None, exc)
     if isinstance(body, list):
-        return [await _one(item) for item in body]
+        return [await _one(item) for item in shapes.batch_items(body)]
     return await _one(body)
 
 
