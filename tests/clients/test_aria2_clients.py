@@ -2,7 +2,8 @@
 
 - aria2.js (npm `aria2` 4.1.2, unchanged) driven by node (tests/clients/node/aria2js.mjs), over its
   WebSocket and over HTTP: a direct file, an HLS stream, a throttled file; pause, unpause, remove, purge;
-  the onDownload* notifications through its event API; multicall and batch as it builds them.
+  the onDownload* notifications through its event API; multicall and batch as it builds them. The same
+  session runs against a real aria2c --enable-rpc too (where installed): same notifications, same shapes.
 - AriaNg (mayswind/AriaNg @ 7ad711a4): the exact request bodies its services build, replayed over HTTP
   POST, HTTP GET (its base64 query form) and WebSocket, from its origin listed in cors_origins.
 - aria2p's library (PyPI 0.12.3) with a throttled file and an HLS stream.
@@ -14,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -21,7 +24,7 @@ from urllib.parse import quote
 import aria2p
 import pytest
 
-from tests.api.compat_support import hls_vod
+from tests.api.compat_support import free_port, hls_vod
 from tests.api.conftest import Api, ApiFactory
 from tests.support import node_clients
 from tests.support.fileserver import FileServer, random_bytes
@@ -49,24 +52,34 @@ def check_video(path: Path) -> None:
 # ---------------------------------------------------------------- aria2.js
 
 
-async def test_aria2js_over_websocket_and_http(make_api: ApiFactory, files: FileServer) -> None:
-    api = await make_api(token=SECRET, surface="aria2")
-    direct = random_bytes(700_000, seed=51)
-    throttled = random_bytes(400_000, seed=52)
-    files.add("/direct.bin", direct)
-    files.add("/throttled.bin", throttled)
-    files.add("/slow.bin", random_bytes(400_000, seed=53))
-    files.faults.throttle("/throttled.bin", 40_000)
-    files.faults.throttle("/slow.bin", 20_000)
+DIRECT = random_bytes(700_000, seed=51)
+THROTTLED = random_bytes(400_000, seed=52)
+
+
+async def run_aria2js(files: FileServer, port: str, run: str) -> dict[str, Any]:
+    """aria2js.mjs against the RPC server on port, with its own copies of the files (under /run/)."""
+    files.add(f"/{run}/direct.bin", DIRECT)
+    files.add(f"/{run}/throttled.bin", THROTTLED)
+    files.add(f"/{run}/slow.bin", random_bytes(400_000, seed=53))
+    files.faults.throttle(f"/{run}/throttled.bin", 40_000)
+    files.faults.throttle(f"/{run}/slow.bin", 20_000)
 
     def answer(need: dict[str, Any]) -> None:
         assert need == {"need": "unthrottle"}
-        files.faults.throttle("/throttled.bin", None)
+        files.faults.throttle(f"/{run}/throttled.bin", None)
 
     out = await node_clients.drive(
-        "aria2js.mjs", port_of(api), SECRET, files.url("/direct.bin"), hls_stream(files), files.url("/throttled.bin"),
-        files.url("/slow.bin"), files.url("/no-such.bin"), answer=answer)
+        "aria2js.mjs", port, SECRET, files.url(f"/{run}/direct.bin"), hls_stream(files),
+        files.url(f"/{run}/throttled.bin"), files.url(f"/{run}/slow.bin"), files.url(f"/{run}/no-such.bin"),
+        answer=answer)
     assert "error" not in out, out.get("error")
+    return out
+
+
+async def test_aria2js_over_websocket_and_http(make_api: ApiFactory, files: FileServer) -> None:
+    api = await make_api(token=SECRET, surface="aria2")
+    direct, throttled = DIRECT, THROTTLED
+    out = await run_aria2js(files, port_of(api), "fd")
     calls = out["calls"]
     # what aria2.js put on the wire: "json-rpc" (not "jsonrpc"), integer ids from 0, the token on system.* too
     first = out["wire"]["http"][0]
@@ -130,6 +143,78 @@ async def test_aria2js_over_websocket_and_http(make_api: ApiFactory, files: File
     assert calls["purge"] == "OK" and calls["tellStoppedAfter"] == []
     assert calls["globalStat"]["numStopped"] == "0" and calls["globalStat"]["numActive"] == "0"
     assert Path(done["files"][0]["path"]).read_bytes() == direct  # purge keeps the files
+
+
+GID = re.compile(r"\b[0-9a-f]{16}\b")
+KEPT = ("status", "errorCode", "code", "message")  # values compared; of the rest only the type
+
+
+def shape(value: Any, roles: dict[str, str]) -> Any:
+    """A JSON answer's shape: dicts by key, lists item by item (a list of plain values: the set of their types),
+    the values of KEPT keys (GIDs as their roles), and of every other scalar its type only. Of a file's `uris`
+    only the first counts: aria2c lists a URI again for each connection it reused (`[used, used, waiting]`)."""
+    if isinstance(value, dict):
+        if isinstance(value.get("uris"), list):
+            value = {**value, "uris": value["uris"][:1]}
+        return {k: GID.sub(lambda m: roles.get(m.group(), "GID"), v) if k in KEPT and isinstance(v, str)
+                else shape(v, roles) for k, v in value.items()}
+    if isinstance(value, list):
+        if value and not any(isinstance(v, dict | list) or v in roles for v in value):
+            return sorted({shape(v, roles) for v in value})  # a list of plain values: their types
+        return [shape(v, roles) for v in value]
+    if isinstance(value, str):
+        return roles.get(value, "str")
+    return type(value).__name__
+
+
+async def test_aria2js_gets_the_same_answers_from_aria2c(make_api: ApiFactory, files: FileServer,
+                                                         tmp_path: Path) -> None:
+    """The same aria2.js session against a real aria2c --enable-rpc (skipped where none is installed) and fetchdeck:
+    the notifications in the same order, and every answer of the same shape (the keys of every struct per status,
+    string values, error objects, multicall wrapping, batch results; not the versions, methods or sizes)."""
+    exe = shutil.which("aria2c")
+    if exe is None:
+        pytest.skip("aria2c is not installed (apt install aria2)")
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        exe, "--enable-rpc", f"--rpc-listen-port={port}", f"--rpc-secret={SECRET}", "--rpc-listen-all=false",
+        f"--dir={tmp_path / 'aria2c'}", "--no-conf", "--quiet", stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL)
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                assert asyncio.get_running_loop().time() < deadline, "aria2c did not start"
+                await asyncio.sleep(0.05)
+        real = await run_aria2js(files, str(port), "real")
+    finally:
+        proc.kill()
+        await proc.wait()
+    api = await make_api(token=SECRET, surface="aria2")
+    ours = await run_aria2js(files, port_of(api), "fd")
+    roles_of = {"addDirect": "DIRECT", "addHls": "HLS", "addThrottled": "THROTTLED", "addSlow": "REMOVED",
+                "addMissing": "MISSING"}
+
+    def view(out: dict[str, Any]) -> dict[str, Any]:
+        roles = {out["calls"][k]: role for k, role in roles_of.items()}
+        skip = {"getVersion", "listMethods", "batchWs"}  # versions and method lists differ by design
+        calls = {k: shape(v, roles) for k, v in out["calls"].items() if k not in skip}
+        calls["batchWs"] = shape(out["calls"]["batchWs"][0], roles)  # tellStopped; [1] is getVersion
+        for key in ("tellStoppedBefore", "batchWs"):  # the order of stopped downloads is not compared
+            calls[key] = sorted(calls[key], key=json.dumps)
+        return {"notes": [(n[0], roles[n[1]], n[2]) for n in out["notes"]], "calls": calls,
+                "wire": [shape(m, roles) for m in out["wire"]["http"]]}
+
+    expected, got = view(real), view(ours)
+    assert got["notes"] == expected["notes"]
+    differ = {k: {"fetchdeck": got["calls"].get(k), "aria2c": v} for k, v in expected["calls"].items()
+              if got["calls"].get(k) != v}
+    assert not differ, json.dumps(differ)
+    assert got == expected
 
 
 async def test_aria2js_change_position_and_options(make_api: ApiFactory, files: FileServer) -> None:
