@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import hashlib
 import json
 import random
 import re
 import shutil
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -471,15 +474,12 @@ async def _more_shapes(client: httpx.AsyncClient, slow: str, missing: str) -> di
     return out
 
 
-async def test_shapes_match_a_real_aria2c(make_api: ApiFactory, files: FileServer, tmp_path: Path) -> None:
-    """The same calls against a real `aria2c --enable-rpc` (where installed) and fetchdeck, compared field by field."""
+@contextlib.asynccontextmanager
+async def real_aria2c(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """A real `aria2c --enable-rpc` (skipped where it is not installed), as a client on its RPC port."""
     aria2c = shutil.which("aria2c")
     if aria2c is None:
         pytest.skip("aria2c is not installed (apt install aria2)")
-    url = files.add("/same.bin", bytes(range(256)) * 1200)
-    slow = files.add("/same-slow.bin", bytes(range(256)) * 12_000)  # 3 MB, 3 pieces of 1 MiB
-    files.faults.throttle("/same-slow.bin", 200_000)
-    missing = files.url("/same-missing.bin")
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         aria2c, "--enable-rpc", f"--rpc-listen-port={port}", f"--rpc-secret={SECRET}", f"--dir={tmp_path / 'aria2c'}",
@@ -495,14 +495,24 @@ async def test_shapes_match_a_real_aria2c(make_api: ApiFactory, files: FileServe
                 except httpx.TransportError:
                     assert asyncio.get_running_loop().time() < deadline, "aria2c did not start"
                     await asyncio.sleep(0.05)
-            expected = await _shapes(real, url)
-            expected |= await _more_shapes(real, slow, missing)
-        api = await make_api(token=SECRET, surface="aria2")
-        got = await _shapes(api.client, url)
-        got |= await _more_shapes(api.client, slow, missing)
+            yield real
     finally:
-        proc.terminate()
+        proc.kill()  # its graceful exit takes seconds; nothing of it is kept
         await proc.wait()
+
+
+async def test_shapes_match_a_real_aria2c(make_api: ApiFactory, files: FileServer, tmp_path: Path) -> None:
+    """The same calls against a real `aria2c --enable-rpc` (where installed) and fetchdeck, compared field by field."""
+    url = files.add("/same.bin", bytes(range(256)) * 1200)
+    slow = files.add("/same-slow.bin", bytes(range(256)) * 12_000)  # 3 MB, 3 pieces of 1 MiB
+    files.faults.throttle("/same-slow.bin", 200_000)
+    missing = files.url("/same-missing.bin")
+    async with real_aria2c(tmp_path) as real:
+        expected = await _shapes(real, url)
+        expected |= await _more_shapes(real, slow, missing)
+    api = await make_api(token=SECRET, surface="aria2")
+    got = await _shapes(api.client, url)
+    got |= await _more_shapes(api.client, slow, missing)
     unknown = got.pop("listMethods") - expected.pop("listMethods")
     assert not unknown, f"fetchdeck lists methods aria2c does not have: {unknown}"
     differ = {key: {"fetchdeck": got.get(key), "aria2c": value} for key, value in expected.items()
@@ -618,3 +628,96 @@ async def test_websocket_calls_and_notifications(make_api: ApiFactory, files: Fi
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await session.ws_connect(f"{api.url}/jsonrpc", headers={"Origin": "http://evil.example"})
         assert refused.value.status == 403
+
+
+shapes_stopped = ("complete", "error", "removed")
+A2METHODS = {"aria2.changePosition", "aria2.changeOption", "aria2.getOption", "aria2.changeGlobalOption",
+             "aria2.getGlobalOption", "aria2.getServers"}
+SET_OPTIONS = {"out": "opt.bin", "split": "4", "header": ["X-A: 1", "X-B: 2"], "referer": "http://r.example/",
+               "user-agent": "UA/1", "max-download-limit": "200K", "pause": "true"}
+
+
+async def _method_shapes(client: httpx.AsyncClient, url: str, slow: str, data: bytes) -> dict[str, Any]:
+    """The option, position, server, checksum and JSONP calls (the methods of branch a2methods), as shapes."""
+    out: dict[str, Any] = {}
+    gids = [(await _call(client, "aria2.addUri", [url], {"out": f"q{i}.bin", "pause": "true"}))[1] for i in range(3)]
+    role = {g: f"q{i}" for i, g in enumerate(gids)}
+
+    async def order() -> list[str]:
+        return [role.get(s["gid"], "other") for s in (await _call(client, "aria2.tellWaiting", 0, 10, ["gid"]))[1]]
+
+    for name, args in (("set", (gids[2], 0, "POS_SET")), ("end", (gids[2], 0, "POS_END")),
+                       ("cur", (gids[2], -1, "POS_CUR")), ("cur_far", (gids[0], -5, "POS_CUR"))):
+        out[f"changePosition_{name}"] = (await _call(client, "aria2.changePosition", *args), await order())
+    out["changePosition_badhow"] = await _call(client, "aria2.changePosition", gids[0], 0, "POS_BAD")
+    out["changePosition_unknown"] = await _call(client, "aria2.changePosition", "0123456789abcdef", 0, "POS_SET")
+    first = (await _call(client, "aria2.addUri", [url], {"out": "first.bin", "pause": "true"}, 0))[1]
+    role[first] = "first"
+    out["addUri_position"] = await order()
+
+    # options: set at add time, read back normalised (bytes, header lines), changed, refused on a stopped download
+    opt = (await _call(client, "aria2.addUri", [url], SET_OPTIONS))[1]
+    options = (await _call(client, "aria2.getOption", opt))[1]
+    out["getOption"] = {k: options.get(k) for k in SET_OPTIONS} | {"types": sorted({type(v).__name__ for v in
+                                                                                     options.values()})}
+    out["getOption_dir"] = type(options.get("dir")).__name__
+    out["getOption_unset"] = [k for k in ("all-proxy", "checksum") if k in options]
+    out["changeOption"] = await _call(client, "aria2.changeOption", opt, {"max-download-limit": "1M"})
+    out["changeOption_read"] = (await _call(client, "aria2.getOption", opt))[1].get("max-download-limit")
+    out["changeOption_unknown_name"] = await _call(client, "aria2.changeOption", opt, {"bogus-opt": "1"})
+    out["changeOption_unknown_gid"] = await _call(client, "aria2.changeOption", "0123456789abcdef", {"split": "2"})
+    out["getOption_unknown_gid"] = await _call(client, "aria2.getOption", "0123456789abcdef")
+    glob = (await _call(client, "aria2.getGlobalOption"))[1]
+    out["getGlobalOption"] = sorted({type(v).__name__ for v in glob.values()}), "max-concurrent-downloads" in glob
+    out["changeGlobalOption"] = await _call(client, "aria2.changeGlobalOption", {"max-concurrent-downloads": "4"})
+    out["changeGlobalOption_read"] = (await _call(client, "aria2.getGlobalOption"))[1]["max-concurrent-downloads"]
+    out["changeGlobalOption_bad"] = await _call(client, "aria2.changeGlobalOption", {"max-concurrent-downloads": "abc"})
+    await _call(client, "aria2.changeGlobalOption", {"max-concurrent-downloads": "5"})
+    for gid in [*gids, first, opt]:
+        await _call(client, "aria2.forceRemove", gid)
+
+    # getServers: of a running download; refused for a waiting one
+    running = (await _call(client, "aria2.addUri", [slow]))[1]
+    await _wait(client, running, lambda s: s["status"] == "active" and int(s["completedLength"]) > 0)
+    servers = (await _call(client, "aria2.getServers", running))[1]
+    out["getServers"] = [(sorted(f), f["index"], [sorted(s) for s in f["servers"]]) for f in servers]
+    waiting = (await _call(client, "aria2.addUri", [url], {"pause": "true"}))[1]
+    out["getServers_paused"] = (await _call(client, "aria2.getServers", waiting))[1]["message"].replace(waiting, "GID")
+    out["getServers_unknown"] = await _call(client, "aria2.getServers", "0123456789abcdef")
+    await _call(client, "aria2.forceRemove", running)
+
+    # checksum: a match completes, a mismatch is errorCode 32, a malformed one is refused
+    good = hashlib.sha256(data).hexdigest()
+    for name, checksum in (("ok", f"sha-256={good}"), ("bad", "sha-256=" + "0" * 64)):
+        gid = (await _call(client, "aria2.addUri", [url], {"out": f"sum-{name}.bin", "checksum": checksum}))[1]
+        ended = await _wait(client, gid, lambda s: s["status"] in shapes_stopped)
+        out[f"checksum_{name}"] = ended["status"], ended["errorCode"]
+    out["checksum_malformed"] = await _call(client, "aria2.addUri", [url], {"checksum": "md5"})
+    # JSONP: GET with jsoncallback
+    params = base64.b64encode(json.dumps([TOKEN]).encode()).decode()
+    got = await client.get("/jsonrpc", params={"method": "aria2.getVersion", "id": "j", "params": params,
+                                               "jsoncallback": "cb"})
+    body = got.text
+    out["jsonp"] = (got.status_code, got.headers["content-type"], body[:3], body[-1],
+                    sorted(json.loads(body[3:-1])) if body.startswith("cb(") else body)
+    return out
+
+
+async def test_option_position_and_server_shapes_match_a_real_aria2c(make_api: ApiFactory, files: FileServer,
+                                                                     tmp_path: Path) -> None:
+    """changePosition, addUri's position, getOption/changeOption, getGlobalOption/changeGlobalOption, getServers,
+    checksum and JSONP against a real aria2c and fetchdeck (the methods of branch a2methods; skipped until then)."""
+    api = await make_api(token=SECRET, surface="aria2")
+    missing = A2METHODS - set(await rpc(api, "system.listMethods", token=None))
+    if missing:
+        pytest.skip(f"not in this build yet (branch a2methods): {sorted(missing)}")
+    data = bytes(range(256)) * 40
+    url = files.add("/opt.bin", data)
+    slow = files.add("/opt-slow.bin", bytes(range(256)) * 4000)
+    files.faults.throttle("/opt-slow.bin", 100_000)
+    async with real_aria2c(tmp_path) as real:
+        expected = await _method_shapes(real, url, slow, data)
+    got = await _method_shapes(api.client, url, slow, data)
+    differ = {key: {"fetchdeck": got.get(key), "aria2c": value} for key, value in expected.items()
+              if got.get(key) != value}
+    assert not differ, json.dumps(differ, indent=1)
