@@ -380,7 +380,7 @@ async def _wait(client: httpx.AsyncClient, gid: str, done: Any) -> dict[str, Any
     return struct  # type: ignore[no-any-return]
 
 
-async def _more_shapes(client: httpx.AsyncClient, slow: str, missing: str) -> dict[str, Any]:
+async def _more_shapes(client: httpx.AsyncClient, slow: str, missing: str, refusals: dict[int, str]) -> dict[str, Any]:
     """The rest of the methods both implement, and the framing: shapes (key sets, types, codes), not values."""
     out: dict[str, Any] = {}
     # framing errors, whole frames and HTTP statuses
@@ -468,6 +468,9 @@ async def _more_shapes(client: httpx.AsyncClient, slow: str, missing: str) -> di
     failed = await _wait(client, gid, lambda s: s["status"] == "error")
     assert failed["errorMessage"], failed
     out["error"] = sorted(failed), failed["errorCode"], sorted(failed["files"][0])
+    for code, refused in refusals.items():  # errorCode per HTTP status (server/aria2_shapes.py FAILURE_CODES)
+        gid = (await _call(client, "aria2.addUri", [refused]))[1]
+        out[f"error_{code}"] = (await _wait(client, gid, lambda s: s["status"] == "error"))["errorCode"]
     out["error_stopped"] = [(s["status"], s["errorCode"]) for s in (await _call(
         client, "aria2.tellStopped", 0, 10, ["status", "errorCode"]))[1]]
     out["purge"] = await _call(client, "aria2.purgeDownloadResult")
@@ -507,12 +510,15 @@ async def test_shapes_match_a_real_aria2c(make_api: ApiFactory, files: FileServe
     slow = files.add("/same-slow.bin", bytes(range(256)) * 12_000)  # 3 MB, 3 pieces of 1 MiB
     files.faults.throttle("/same-slow.bin", 200_000)
     missing = files.url("/same-missing.bin")
+    refusals = {code: files.add(f"/same-{code}.bin", b"x") for code in (401, 403, 410)}
+    for code in refusals:
+        files.faults.fail_status(f"/same-{code}.bin", code, times=None)
     async with real_aria2c(tmp_path) as real:
         expected = await _shapes(real, url)
-        expected |= await _more_shapes(real, slow, missing)
+        expected |= await _more_shapes(real, slow, missing, refusals)
     api = await make_api(token=SECRET, surface="aria2")
     got = await _shapes(api.client, url)
-    got |= await _more_shapes(api.client, slow, missing)
+    got |= await _more_shapes(api.client, slow, missing, refusals)
     unknown = got.pop("listMethods") - expected.pop("listMethods")
     assert not unknown, f"fetchdeck lists methods aria2c does not have: {unknown}"
     differ = {key: {"fetchdeck": got.get(key), "aria2c": value} for key, value in expected.items()
