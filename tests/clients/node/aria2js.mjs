@@ -39,9 +39,9 @@ async function call(name, fn) {
 
 const noted = (event, gid) => out.notes.some(([e, g]) => e === event && g === gid);
 const heard = (event, gid) => until(`${event} for ${gid}`, 20, () => noted(event, gid));
-const status = (client, gid, word) => until(`${gid} to be ${word}`, 20, async () => {
+const status = (client, gid, word, more = () => true) => until(`${gid} to be ${word}`, 20, async () => {
   const struct = await client.call("tellStatus", gid);
-  return struct.status === word ? struct : null;
+  return struct.status === word && more(struct) ? struct : null;
 });
 
 http.on("output", (m) => out.wire.http.push(m));
@@ -80,7 +80,8 @@ async function flow() {
   // a throttled file: active, paused, unpaused, then let through to the end
   const slow = await call("addThrottled", () => ws.call("addUri", [throttledUrl], { out: "throttled.bin" }));
   await heard("onDownloadStart", slow);
-  await call("throttledActive", () => status(ws, slow, "active"));
+  // running, with bytes in (aria2c sends bitfield only once it knows the size)
+  await call("throttledActive", () => status(ws, slow, "active", (s) => Number(s.completedLength) > 0));
   await call("tellActive", () => ws.call("tellActive", ["gid", "status", "totalLength"]));
   await call("pause", () => ws.call("pause", slow));
   await heard("onDownloadPause", slow);
