@@ -3,7 +3,9 @@
 `install()` runs `npm install` once per package.json change into .venv/node-clients (beside the
 venv dev.py makes, outside git) and copies the driver scripts of tests/clients/node/ next to
 node_modules (ES modules resolve packages from the script's folder). Only a machine without node
-or npm skips these tests, saying so; a registry that fails is a test failure.
+or npm skips these tests, saying so; a registry that fails is a test failure. `run_script` runs a
+driver to its end; `drive` runs one in the test's loop that may stop to let the test act on its
+servers (a `{"need": ...}` line, answered with a newline on the driver's stdin).
 """
 
 from __future__ import annotations
