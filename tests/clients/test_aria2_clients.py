@@ -307,6 +307,9 @@ ARIANG_OPTION_CALLS = {
     "multicallRetry": '{"jsonrpc":"2.0","method":"system.multicall","id":"$ID","params":[[{"methodName":'
                       '"aria2.tellStatus","params":["token:s3cret","$GID"]},{"methodName":"aria2.getOption",'
                       '"params":["token:s3cret","$GID"]}]]}',
+    # controllers/status.js → aria2SettingService.saveSession / shutdown
+    "saveSession": '{"jsonrpc":"2.0","method":"aria2.saveSession","id":"$ID","params":["token:s3cret"]}',
+    "shutdown": '{"jsonrpc":"2.0","method":"aria2.shutdown","id":"$ID","params":["token:s3cret"]}',
     # controllers/list.js (drag and drop) → aria2TaskService.changeTaskPosition → changePosition
     "changePosition": '{"jsonrpc":"2.0","method":"aria2.changePosition","id":"$ID",'
                       '"params":["token:s3cret","$GID",0,"POS_SET"]}',
@@ -528,6 +531,11 @@ async def test_ariang_option_and_position_calls(make_api: ApiFactory, files: Fil
     # drag the second to the top: changePosition answers the new position (an int; 0 here)
     assert await ng.post("changePosition", gid=second) == 0
     assert [t["gid"] for t in await ng.post("tellWaiting")] == [second, first]
+    # the status page: fetchdeck's store is always saved; shutdown is refused unless [aria2_rpc] allows it
+    assert await ng.post("saveSession") == "OK"
+    refused = await ng.post("shutdown", status=400)
+    assert refused["code"] == 1 and "allow_shutdown" in refused["message"]
+    assert (await ng.post("getVersion"))["version"]  # still serving
 
 
 # ---------------------------------------------------------------- aria2p's library
