@@ -637,14 +637,12 @@ async def test_websocket_calls_and_notifications(make_api: ApiFactory, files: Fi
 
 
 shapes_stopped = ("complete", "error", "removed")
-A2METHODS = {"aria2.changePosition", "aria2.changeOption", "aria2.getOption", "aria2.changeGlobalOption",
-             "aria2.getGlobalOption", "aria2.getServers"}
 SET_OPTIONS = {"out": "opt.bin", "split": "4", "header": ["X-A: 1", "X-B: 2"], "referer": "http://r.example/",
                "user-agent": "UA/1", "max-download-limit": "200K", "pause": "true"}
 
 
 async def _method_shapes(client: httpx.AsyncClient, url: str, slow: str, data: bytes) -> dict[str, Any]:
-    """The option, position, server, checksum and JSONP calls (the methods of branch a2methods), as shapes."""
+    """The option, position, server, checksum and JSONP calls, as shapes."""
     out: dict[str, Any] = {}
     gids = [(await _call(client, "aria2.addUri", [url], {"out": f"q{i}.bin", "pause": "true"}))[1] for i in range(3)]
     role = {g: f"q{i}" for i, g in enumerate(gids)}
@@ -712,11 +710,8 @@ async def _method_shapes(client: httpx.AsyncClient, url: str, slow: str, data: b
 async def test_option_position_and_server_shapes_match_a_real_aria2c(make_api: ApiFactory, files: FileServer,
                                                                      tmp_path: Path) -> None:
     """changePosition, addUri's position, getOption/changeOption, getGlobalOption/changeGlobalOption, getServers,
-    checksum and JSONP against a real aria2c and fetchdeck (the methods of branch a2methods; skipped until then)."""
+    checksum and JSONP against a real aria2c and fetchdeck."""
     api = await make_api(token=SECRET, surface="aria2")
-    missing = A2METHODS - set(await rpc(api, "system.listMethods", token=None))
-    if missing:
-        pytest.skip(f"not in this build yet (branch a2methods): {sorted(missing)}")
     data = bytes(range(256)) * 40
     url = files.add("/opt.bin", data)
     slow = files.add("/opt-slow.bin", bytes(range(256)) * 4000)

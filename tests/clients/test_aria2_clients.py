@@ -220,9 +220,6 @@ async def test_aria2js_gets_the_same_answers_from_aria2c(make_api: ApiFactory, f
 async def test_aria2js_change_position_and_options(make_api: ApiFactory, files: FileServer) -> None:
     """aria2.changePosition (POS_SET/POS_END/POS_CUR), changeOption/getOption, getGlobalOption through aria2.js."""
     api = await make_api(token=SECRET, surface="aria2")
-    methods = (await api.client.post("/jsonrpc", json={"id": 1, "method": "system.listMethods"})).json()["result"]
-    if not {"aria2.changePosition", "aria2.changeOption", "aria2.getOption"} <= set(methods):
-        pytest.skip("aria2.changePosition/changeOption/getOption are not in this build yet (branch a2methods)")
     slow = files.add("/slow.bin", b"s" * 1000)
     out = await node_clients.drive("aria2js.mjs", port_of(api), SECRET, "-", "-", "-", slow, "-", "methods",
                                    answer=lambda need: None)
@@ -292,7 +289,7 @@ ARIANG_CALLS = {
     "purgeDownloadResult": '{"jsonrpc":"2.0","method":"aria2.purgeDownloadResult","id":"$ID",'
                            '"params":["token:s3cret"]}',
 }
-# The ones that need the methods of branch a2methods (option and position calls).
+# Its option, queue and status calls.
 ARIANG_OPTION_CALLS = {
     # controllers/new.js (page load) and settings-aria2.js → aria2SettingService.getGlobalOption
     "getGlobalOption": '{"jsonrpc":"2.0","method":"aria2.getGlobalOption","id":"$ID","params":["token:s3cret"]}',
@@ -510,12 +507,9 @@ async def test_ariang_over_its_websocket(make_api: ApiFactory, files: FileServer
 
 
 async def test_ariang_option_and_position_calls(make_api: ApiFactory, files: FileServer) -> None:
-    """AriaNg's option pages and drag-to-reorder (ARIANG_OPTION_CALLS): the methods of branch a2methods."""
+    """AriaNg's option pages, retry, drag-to-reorder and status page (ARIANG_OPTION_CALLS)."""
     api = await make_api(token=SECRET, surface="aria2", cors_origins=[ARIANG])
     ng = AriaNg(api)
-    if not {"aria2.getOption", "aria2.changeOption", "aria2.getGlobalOption", "aria2.changeGlobalOption",
-            "aria2.changePosition"} <= set(await ng.post("listMethods")):
-        pytest.skip("the option and position methods are not in this build yet (branch a2methods)")
     url = files.add("/ng-opt.bin", b"o" * 10_000)
     glob = await ng.post("getGlobalOption")
     assert glob and all(isinstance(v, str) for v in glob.values())
@@ -591,13 +585,9 @@ async def test_aria2p_throttled_file_and_hls_stream(make_api: ApiFactory, files:
 
 
 async def test_aria2p_moves_and_options(make_api: ApiFactory, files: FileServer) -> None:
-    """aria2p's move_to/move (aria2.changePosition), Download.options (getOption), set_options (changeOption):
-    the methods of branch a2methods."""
+    """aria2p's move_to_top/move (aria2.changePosition), Download.options (getOption), set_options (changeOption)."""
     api = await make_api(token=SECRET, surface="aria2")
     client = aria2p_api(api)
-    methods = await asyncio.to_thread(client.client.list_methods)
-    if not {"aria2.changePosition", "aria2.changeOption", "aria2.getOption"} <= set(methods):
-        pytest.skip("aria2.changePosition/changeOption/getOption are not in this build yet (branch a2methods)")
     url = files.add("/p-q.bin", b"q" * 1000)
     one, two, three = [await asyncio.to_thread(client.add_uris, [url], {"out": f"{n}.bin", "pause": "true"})
                        for n in ("one", "two", "three")]
