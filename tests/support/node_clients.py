@@ -74,6 +74,7 @@ async def drive(name: str, *args: str, answer: Callable[[dict[str, Any]], None],
                                                 stdout=PIPE, stderr=PIPE)
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     printed: list[str] = []
+    errors = asyncio.ensure_future(proc.stderr.read())  # drained as it comes, so node never blocks on it
     try:
         async with asyncio.timeout(timeout):
             while line := (await proc.stdout.readline()).decode():
@@ -82,11 +83,12 @@ async def drive(name: str, *args: str, answer: Callable[[dict[str, Any]], None],
                     answer(json.loads(line))
                     proc.stdin.write(b"\n")
                     await proc.stdin.drain()
-            err = (await proc.stderr.read()).decode()
+            err = (await errors).decode()
             code = await proc.wait()
     except TimeoutError:
         proc.kill()
         await proc.wait()
+        errors.cancel()
         raise AssertionError(f"{name} ran over {timeout} s:\n{''.join(printed)}") from None
     assert code == 0, f"{name} exited {code}:\n{''.join(printed)}\n{err}"
     lines = [line for line in printed if line.startswith("{") and not line.startswith('{"need"')]
