@@ -563,18 +563,19 @@ class Engine:
         status: url, kind and folder cannot change while the task downloads."""
         patch = self._checked_edit(patch)
         await self.unsaved.save(task_id)
-        task = await self.get(task_id)
-        if not patch:
-            return task
-        if task.status == TaskStatus.DOWNLOADING and patch.names() & {"url", "kind", "folder"}:
-            raise IllegalTransition("stop the task before changing its url, type or folder")
-        if patch.name is not UNSET:
-            if task.options.auto_name:
-                options = task.options if patch.options is UNSET else patch.options
-                patch = patch.merge(TaskPatch(options=options.model_copy(update={"auto_name": False})))
-            if not task.downloaded and task.status != TaskStatus.SUCCESS:
-                patch = patch.merge(TaskPatch(file=None))  # not started: the new name becomes the file name
-        await self.runner.write(task_id, patch)
+        async with self.runner.options_edit:  # no run writes its options between this read and the write
+            task = await self.get(task_id)
+            if not patch:
+                return task
+            if task.status == TaskStatus.DOWNLOADING and patch.names() & {"url", "kind", "folder"}:
+                raise IllegalTransition("stop the task before changing its url, type or folder")
+            if patch.name is not UNSET:
+                if task.options.auto_name:
+                    options = task.options if patch.options is UNSET else patch.options
+                    patch = patch.merge(TaskPatch(options=options.model_copy(update={"auto_name": False})))
+                if not task.downloaded and task.status != TaskStatus.SUCCESS:
+                    patch = patch.merge(TaskPatch(file=None))  # not started: the new name becomes the file name
+            await self.runner.write(task_id, patch)
         if patch.options is not UNSET:  # a running task's own speed limit applies to its next bytes
             self.limits.set_task(task_id, patch.options.speed_limit)
         self.bus.publish(TaskChanged(task_id))

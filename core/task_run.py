@@ -132,6 +132,9 @@ class TaskRunner:
         self.downloaders = downloaders
         self.clients = clients
         self.refreshes = RefreshBudget()  # expired-link refreshes per task (core/downloaders/refresh.py), across runs
+        # Held while a task's options are read and written back whole (Engine.update, a run's sidecar mark), so
+        # one write cannot put back options another just changed (aria2.remove's mark at a run's start was lost).
+        self.options_edit = asyncio.Lock()
         self.limits = limits
         self.folder_path = folder_path
         self.shutdown_status = shutdown_status
@@ -249,9 +252,14 @@ class TaskRunner:
         found = await fetch_sidecar(client, task.url, dict(task.headers), lambda text: self.task_log(task.id, text))
         if found is not None:
             self.task_log(task.id, f"expected checksum from the server's sidecar: {found.algorithm} {found.hex}")
-        options = task.options.model_copy(
-            update={"checksum_sidecar": True, "checksum": str(found) if found else None})
-        await self.patient(run)(lambda _store: self.write(task.id, TaskPatch(options=options)))
+
+        async def mark(_store: TaskStore) -> None:  # on the options as they are now (options_edit)
+            async with self.options_edit:
+                options = task.options.model_copy(
+                    update={"checksum_sidecar": True, "checksum": str(found) if found else None})
+                await self.write(task.id, TaskPatch(options=options))
+
+        await self.patient(run)(mark)
 
     async def _space_wait(self, run: TaskRun, exc: WaitForSpace) -> None:
         """Too little disk space now: back to waiting with the reason as its note, retried later."""
