@@ -319,7 +319,9 @@ async def _method_shapes(client: httpx.AsyncClient, url: str, slow: str) -> dict
     active = (await _post(client, "aria2.addUri", [slow], {"max-download-limit": "20K", "out": "slow.bin"}))[1]
     await _post(client, "aria2.unpause", gids[0])  # in fetchdeck's and aria2's queue: one more active
     deadline = asyncio.get_running_loop().time() + 10
-    while (await _post(client, "aria2.tellStatus", active, ["status"]))[1]["status"] != "active":
+    # active with bytes in: aria2c lists no server until its connection is up (seen as `servers: []` under load)
+    while (running := (await _post(client, "aria2.tellStatus", active, ["status", "completedLength"]))[1])[
+            "status"] != "active" or running["completedLength"] == "0":
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.05)
     status, servers = await _post(client, "aria2.getServers", active)
