@@ -319,12 +319,17 @@ async def _method_shapes(client: httpx.AsyncClient, url: str, slow: str) -> dict
     active = (await _post(client, "aria2.addUri", [slow], {"max-download-limit": "20K", "out": "slow.bin"}))[1]
     await _post(client, "aria2.unpause", gids[0])  # in fetchdeck's and aria2's queue: one more active
     deadline = asyncio.get_running_loop().time() + 10
-    # active with bytes in: aria2c lists no server until its connection is up (seen as `servers: []` under load)
-    while (running := (await _post(client, "aria2.tellStatus", active, ["status", "completedLength"]))[1])[
-            "status"] != "active" or running["completedLength"] == "0":
+    while (await _post(client, "aria2.tellStatus", active, ["status"]))[1]["status"] != "active":
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.05)
-    status, servers = await _post(client, "aria2.getServers", active)
+    # aria2c lists no server until its connection is up (seen as `servers: []` under load): asked until it does
+    while True:
+        answer = await _post(client, "aria2.getServers", active)
+        if answer[0] != 200 or (answer[1] and all(f["servers"] for f in answer[1])):
+            break
+        assert asyncio.get_running_loop().time() < deadline, answer
+        await asyncio.sleep(0.05)
+    status, servers = answer
     out["servers"] = (status, [(sorted(f), [sorted(s) for s in f["servers"]]) for f in servers])
     out["active position"] = (await _post(client, "aria2.changePosition", active, 0, "POS_SET"))[0]
     out["global change"] = await _post(client, "aria2.changeGlobalOption", {
