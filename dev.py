@@ -2,7 +2,13 @@
 """Set up a virtualenv for fetchdeck and run it or its tests.
 
     python3 dev.py run [fetchdeck args...]   # set up, then start fetchdeck
-    python3 dev.py test [pytest args...]     # set up, then run the whole test suite
+    python3 dev.py test                      # set up, then run the whole test suite (two phases, below)
+    python3 dev.py test [pytest args...]     # set up, then run pytest with these args, as given
+
+The whole suite runs in two phases, both always run (the exit code is the first failing one's):
+the bulk on two pytest-xdist workers (`-n 2 --dist loadfile`: a file's tests share one worker, so its
+module fixtures are built once), then the tests marked `serial` (load-sensitive timing, the node fleet,
+the crash loop) alone in one process. `FETCHDECK_TEST_WORKERS=1` runs the bulk in one process too.
 
 Only Python 3.11+ is needed: the venv lives in .venv and is (re)installed when
 pyproject.toml changes.
@@ -53,7 +59,20 @@ def main(argv: list[str]) -> int:
     if command == "run":
         return subprocess.call([str(BIN / "fetchdeck"), *rest])
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    return subprocess.call([str(BIN / "python"), "-m", "pytest", *rest], cwd=ROOT, env=env)
+    pytest = [str(BIN / "python"), "-m", "pytest"]
+    if rest:  # the user's own selection, run as asked
+        return subprocess.call([*pytest, *rest], cwd=ROOT, env=env)
+    workers = os.environ.get("FETCHDECK_TEST_WORKERS", "2")
+    phases = [
+        ("the bulk, on parallel workers", [*pytest, "-n", workers, "--dist", "loadfile", "-m", "not serial"]),
+        ("the serial tests, alone", [*pytest, "-p", "no:xdist", "-m", "serial"]),
+    ]
+    codes = []
+    for title, command in phases:
+        print(f"dev.py: {title}: {' '.join(command[1:])}", flush=True)
+        codes.append(subprocess.call(command, cwd=ROOT, env=env))
+    print(f"dev.py: exit codes {codes} (bulk, serial)", flush=True)
+    return next((code for code in codes if code != 0), 0)
 
 
 if __name__ == "__main__":

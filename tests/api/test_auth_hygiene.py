@@ -92,6 +92,7 @@ async def test_serve_never_logs_the_token(tmp_path: Path) -> None:
         assert TOKEN not in log.read_text()
 
 
+@pytest.mark.serial  # alone: compares request times
 async def test_failed_auth_burst_does_not_slow_others(tmp_path: Path) -> None:
     """No lock-out and no penalty delay: during a burst of wrong tokens, good clients fare no worse than
     during a burst of the same size of valid requests (the server is a subprocess, as in real use)."""

@@ -23,7 +23,7 @@ from tests.support.fileserver import FileServer, random_bytes
 from tests.support.fleet import NodeProcess
 from tests.support.hls_fixtures import make_vod, probe
 
-pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow, pytest.mark.serial]  # alone: 3 nodes and S3 busy the machine
 
 HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 SIZES = (150_000, 2 << 20, 7 << 20, 13 << 20, 21 << 20)  # per host, twice each: 10 files a host

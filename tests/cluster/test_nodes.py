@@ -18,7 +18,7 @@ from core.models import TaskOptions, TaskSpec, TaskStatus
 from tests.support.cluster import LEASE, node, node_config, until
 from tests.support.fileserver import FileServer, random_bytes
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.serial]  # alone: stops and hand-overs within 1-2 s
 
 async def test_each_task_is_claimed_by_one_node_and_both_work(tmp_path: Path, pg_url: str,
                                                               origin: FileServer) -> None:

@@ -15,7 +15,7 @@ from tests.support.cluster import node, node_config, until
 from tests.support.fileserver import FileServer, random_bytes
 from tests.support.postgres import PostgresCluster
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.serial]  # alone: 1.5 s leases across a database outage
 
 
 def _add(origin: FileServer, count: int, size: int, rate: int) -> dict[str, bytes]:

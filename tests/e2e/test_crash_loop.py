@@ -12,8 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support.crashloop import SoakPlan, run_soak
 from tests.support.fileserver import FileServer
+
+pytestmark = pytest.mark.serial  # alone: a serve SIGKILLed mid-download, against stalls past the read timeout
 
 
 def test_crash_loop_loses_nothing_and_corrupts_nothing(tmp_path: Path) -> None:

@@ -171,6 +171,7 @@ def stored_status(database: Path, task_id: int) -> str:
         return str(db.execute("SELECT status FROM tasks WHERE id=?", (task_id,)).fetchone()[0])
 
 
+@pytest.mark.serial  # alone: a store on a full disk, with deadlines
 async def test_full_data_disk_keeps_the_outcome_and_saves_it_when_space_returns(
     tmp_path: Path, small_disk: Path
 ) -> None:

@@ -68,6 +68,7 @@ def test_get_rejects_bad_input_clearly(tmp_path: Path) -> None:
     assert result.returncode == 2 and "bad header line" in result.stderr
 
 
+@pytest.mark.serial  # alone: measures the rate the server sent at
 def test_kill_9_then_rerun_resumes_without_refetching(tmp_path: Path, server: FileServer) -> None:
     """A kill -9 loses at most ~0.5 s of transfer plus 256 KiB per connection: each connection's
     batch is written after 1 MiB or 100 ms, and what is on disk is recorded every 250 ms."""

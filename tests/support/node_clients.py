@@ -2,21 +2,26 @@
 
 `install()` runs `npm install` once per package.json change into .venv/node-clients (beside the
 venv dev.py makes, outside git) and copies the driver scripts of tests/clients/node/ next to
-node_modules (ES modules resolve packages from the script's folder). Only a machine without node
-or npm skips these tests, saying so; a registry that fails is a test failure. `run_script` runs a
-driver to its end; `drive` runs one in the test's loop that may stop to let the test act on its
-servers (a `{"need": ...}` line, answered with a newline on the driver's stdin).
+node_modules (ES modules resolve packages from the script's folder), under a lock file: two pytest-xdist
+workers (dev.py) install once, and a script another worker is running is never rewritten (each is replaced
+whole, and only when it changed). Only a machine without node or npm skips these tests, saying so; a
+registry that fails is a test failure. `run_script` runs a driver to its end; `drive` runs one in the
+test's loop that may stop to let the test act on its servers (a `{"need": ...}` line, answered with a
+newline on the driver's stdin).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 from asyncio.subprocess import PIPE
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,18 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "tests" / "clients" / "node"
 TARGET = ROOT / ".venv" / "node-clients"
 STAMP = TARGET / ".installed"
+LOCK = TARGET / ".install.lock"
+
+
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    """Held while one process checks, installs and copies (another waits for it)."""
+    with LOCK.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def install() -> Path:
@@ -37,16 +54,21 @@ def install() -> Path:
     manifest = (SOURCE / "package.json").read_bytes()
     wanted = hashlib.sha256(manifest).hexdigest()
     TARGET.mkdir(parents=True, exist_ok=True)
-    if not STAMP.exists() or STAMP.read_text() != wanted:
-        (TARGET / "package.json").write_bytes(manifest)
-        result = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--no-package-lock", "--loglevel=error"],
-            cwd=TARGET, capture_output=True, text=True, timeout=300, check=False,
-        )
-        assert result.returncode == 0, f"npm install failed:\n{result.stdout}\n{result.stderr}"
-        STAMP.write_text(wanted)
-    for script in SOURCE.glob("*.mjs"):
-        shutil.copyfile(script, TARGET / script.name)
+    with _locked():
+        if not STAMP.exists() or STAMP.read_text() != wanted:
+            (TARGET / "package.json").write_bytes(manifest)
+            result = subprocess.run(
+                [npm, "install", "--no-audit", "--no-fund", "--no-package-lock", "--loglevel=error"],
+                cwd=TARGET, capture_output=True, text=True, timeout=300, check=False,
+            )
+            assert result.returncode == 0, f"npm install failed:\n{result.stdout}\n{result.stderr}"
+            STAMP.write_text(wanted)
+        for script in SOURCE.glob("*.mjs"):
+            target, body = TARGET / script.name, script.read_bytes()
+            if not target.exists() or target.read_bytes() != body:
+                staged = target.with_name(f".{script.name}.{os.getpid()}")
+                staged.write_bytes(body)
+                os.replace(staged, target)
     return TARGET
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from core.engine import Engine
 from core.events import TaskProgress
 from core.models import TaskSpec, TaskStatus
@@ -135,6 +137,7 @@ async def test_failed_task_shows_its_error(local_app: FetchdeckApp, engine: Engi
         assert "Traceback" not in text
 
 
+@pytest.mark.serial  # alone: the retry wait is on screen for a moment
 async def test_a_task_waiting_to_retry_says_why(local_app: FetchdeckApp, engine: Engine) -> None:
     async with local_app.run_test(size=(120, 30)) as pilot:
         await wait_for(pilot, lambda: local_app.sync.loaded.is_set(), what="first load")

@@ -309,6 +309,7 @@ def test_truncate_chunked(file_server: FileServer) -> None:
     assert file_server.stats["/tc"].bytes_sent == 1000
 
 
+@pytest.mark.serial  # alone: times a 0.6 s stall
 def test_stall(file_server: FileServer) -> None:
     url = file_server.add("/st", DATA)
     file_server.faults.stall("/st", after_bytes=4096, seconds=0.6, times=2)
@@ -322,6 +323,7 @@ def test_stall(file_server: FileServer) -> None:
     assert httpx.get(url).content == DATA
 
 
+@pytest.mark.serial  # alone: times the throttle
 def test_throttle(file_server: FileServer) -> None:
     url = file_server.add("/th", DATA[:200_000])
     file_server.faults.throttle("/th", 400_000)
@@ -344,6 +346,7 @@ def test_throttle(file_server: FileServer) -> None:
     assert time.monotonic() - t0 < 0.3
 
 
+@pytest.mark.serial  # alone: times the throttle
 def test_throttle_lift_mid_stream(file_server: FileServer) -> None:
     url = file_server.add("/th", DATA)
     file_server.faults.throttle(None, 100_000)  # 1 MiB would take ~10 s

@@ -46,6 +46,7 @@ def failing(exc: Exception, succeed_after: int | None = None):  # type: ignore[n
     return op, calls
 
 
+@pytest.mark.serial  # alone: times a 0.3 s budget
 async def test_unreachable_server_gives_up_after_the_budget() -> None:
     op, calls = failing(ConnectionRefused("connection refused by 127.0.0.1:9"))
     lines: list[str] = []
