@@ -112,8 +112,13 @@ async def test_failed_auth_burst_does_not_slow_others(tmp_path: Path) -> None:
                 assert (await client.get("/api/downloads")).status_code == status
                 return time.perf_counter() - started
 
-            refused = [await timed(attacker, 401) for _ in range(30)]
-            assert statistics.median(refused) < 0.05, refused  # a wrong token is answered at once
+            refused, accepted, before = [], [], []
+            for _ in range(30):  # interleaved, so the machine's load weighs on all alike
+                refused.append(await timed(attacker, 401))
+                accepted.append(await timed(crowd, 200))
+                before.append(await timed(good, 200))
+            # a wrong token is answered at once: no slower than a right one (a penalty delay is not)
+            assert statistics.median(refused) <= 2 * statistics.median(accepted) + 0.02, (refused, accepted)
 
             async def during(burst_client: httpx.AsyncClient, status: int) -> tuple[list[float], float]:
                 started = time.perf_counter()
@@ -130,5 +135,5 @@ async def test_failed_auth_burst_does_not_slow_others(tmp_path: Path) -> None:
     assert code == 0, err
     # A wrong token costs the server no more than a right one, and nobody is locked out or delayed.
     assert bad_burst <= 1.5 * good_burst + 0.3, (bad_burst, good_burst)
-    assert max(with_attack) < 1.0, (with_attack, with_good_crowd)
-    assert statistics.median(after) < 0.05, after
+    assert max(with_attack) <= max(1.0, 3 * max(with_good_crowd)), (with_attack, with_good_crowd)
+    assert statistics.median(after) <= 2 * statistics.median(before) + 0.02, (after, before)

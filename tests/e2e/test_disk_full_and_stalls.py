@@ -187,7 +187,7 @@ async def test_full_data_disk_keeps_the_outcome_and_saves_it_when_space_returns(
     database = small_disk / "data" / "fetchdeck.db"
     with FileServer() as files:
         url = files.add("/slow.bin", data)
-        files.faults.throttle("/slow.bin", 1.5 * MB)  # about 2 s: time to fill the disk under it
+        files.faults.throttle("/slow.bin", 64 * 1024)  # held back until the disk is full (12 s on 4 connections)
         config = config_for(tmp_path / "dl")  # downloads on another disk
         async with Engine(database, config) as engine:
             (task,) = await engine.create([TaskSpec(url=url, name="slow.bin")])
@@ -199,6 +199,8 @@ async def test_full_data_disk_keeps_the_outcome_and_saves_it_when_space_returns(
             with contextlib.closing(sqlite3.connect(database, timeout=10)) as db:
                 assert db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
             filler = fill(small_disk)
+            assert stored_status(database, task.id) == "downloading"  # the disk filled under a running download
+            files.faults.throttle("/slow.bin", None)  # now let it finish
 
             done = await finished(engine, task.id, 30)
             assert done.status is TaskStatus.SUCCESS, done.error

@@ -141,6 +141,9 @@ async def test_failed_task_shows_its_error(local_app: FetchdeckApp, engine: Engi
 async def test_a_task_waiting_to_retry_says_why(local_app: FetchdeckApp, engine: Engine) -> None:
     async with local_app.run_test(size=(120, 30)) as pilot:
         await wait_for(pilot, lambda: local_app.sync.loaded.is_set(), what="first load")
+        # 4 retries: waits of ~0.4, 0.8, 1.5, 3 s keep it waiting long enough to be seen on a loaded machine
+        # (the fixture's one retry waits ~0.4 s, and the row, the detail and the text were all read in it)
+        engine.config.download.retries = 4
         (task,) = await engine.create([TaskSpec(url="http://127.0.0.1:9/refused.bin")])  # nothing listens on 9
         await wait_for(pilot, lambda: "retrying" in str(table(local_app).get_cell(str(task.id), "speed"))
                        if table(local_app).has_task(task.id) else False, what="the row to say retrying")

@@ -329,21 +329,23 @@ def test_throttle(file_server: FileServer) -> None:
     file_server.faults.throttle("/th", 400_000)
     t0 = time.monotonic()
     assert httpx.get(url).content == DATA[:200_000]
-    assert 0.4 <= time.monotonic() - t0 < 1.5
+    one = time.monotonic() - t0
+    assert 0.4 <= one < 3  # 0.5 s at the rate (load only slows it)
 
-    # per connection: two parallel streams take as long as one
+    # per connection: two parallel streams take about as long as one (a shared rate would take twice as long)
     t0 = time.monotonic()
     threads = [threading.Thread(target=httpx.get, args=(url,)) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert 0.4 <= time.monotonic() - t0 < 1.5
+    two = time.monotonic() - t0
+    assert 0.4 <= two < 1.5 * one, (two, one)
 
     file_server.faults.throttle("/th", None)
     t0 = time.monotonic()
     httpx.get(url)
-    assert time.monotonic() - t0 < 0.3
+    assert time.monotonic() - t0 < 0.5 * one
 
 
 @pytest.mark.serial  # alone: times the throttle
