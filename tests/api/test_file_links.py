@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import httpx
+import pytest
 from werkzeug.http import parse_options_header
 
 from core.config import Config
@@ -217,6 +218,7 @@ async def test_files_outside_the_roots_are_refused(make_api: ApiFactory, files: 
     assert answer.status_code == 200 and answer.content == linked_data
 
 
+@pytest.mark.serial  # alone: 1 GiB through the loop, with the slowest answer beside it timed
 async def test_a_1_gib_file_streams_with_flat_memory(make_api: ApiFactory, files: FileServer) -> None:
     api = await make_api()
     (task,) = await _finished(api, files, [("big.mkv", b"x" * 1000)])

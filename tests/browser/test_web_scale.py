@@ -23,7 +23,8 @@ from tests.api.conftest import Api
 from tests.browser.conftest import STEP, OpenPage, needs_chromium, run, running_fetchdeck
 from tests.support.asgi_recorder import Recorder
 
-pytestmark = [needs_chromium, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [needs_chromium, pytest.mark.asyncio(loop_scope="module"),
+              pytest.mark.serial]  # alone: render frames timed against a 16 ms budget
 TASKS = 10_000
 ACTIVE = 500
 TOTAL = 100_000_000
