@@ -8,7 +8,8 @@
 The whole suite runs in two phases, both always run (the exit code is the first failing one's):
 the bulk on two pytest-xdist workers (`-n 2 --dist loadfile`: a file's tests share one worker, so its
 module fixtures are built once), then the tests marked `serial` (load-sensitive timing, the node fleet,
-the crash loop) alone in one process. `FETCHDECK_TEST_WORKERS=1` runs the bulk in one process too.
+the crash loop) alone in one process. FETCHDECK_TEST_WORKERS sets the number of workers (0: the bulk
+in one process as well).
 
 Only Python 3.11+ is needed: the venv lives in .venv and is (re)installed when
 pyproject.toml changes.
@@ -70,7 +71,10 @@ def main(argv: list[str]) -> int:
     codes = []
     for title, command in phases:
         print(f"dev.py: {title}: {' '.join(command[1:])}", flush=True)
-        codes.append(subprocess.call(command, cwd=ROOT, env=env))
+        try:
+            codes.append(subprocess.call(command, cwd=ROOT, env=env))
+        except KeyboardInterrupt:  # Ctrl-C reached pytest too; it has stopped
+            return 130
     print(f"dev.py: exit codes {codes} (bulk, serial)", flush=True)
     return next((code for code in codes if code != 0), 0)
 
