@@ -139,6 +139,7 @@ async def test_speed_window_sets_the_global_rate_and_throttles(tmp_path: Path, s
         assert engine.limiter.rate == 50 * MB and not engine.schedule_state().active
 
 
+@pytest.mark.serial  # alone: the bytes stored at the pause against the cap, at 1 MB/s and 50 ms ticks
 async def test_data_cap_pauses_until_the_window_ends(tmp_path: Path, server: FileServer) -> None:
     """The schedule is ticked by the test alone here (no background ticks): a run's bytes are counted while
     it runs and when it ends, so a task that starts and ends between two ticks counts too."""
