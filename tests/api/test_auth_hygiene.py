@@ -127,13 +127,20 @@ async def test_failed_auth_burst_does_not_slow_others(tmp_path: Path) -> None:
                 await burst
                 return seen, time.perf_counter() - started
 
-            with_good_crowd, good_burst = await during(crowd, 200)
-            with_attack, bad_burst = await during(attacker, 401)
+            # Three rounds of each, alternating: a penalty or a lock-out shows in every round, a stall of the
+            # machine (it happened once in CI: one burst took 2.3x the other) in one only, so the best round counts.
+            good_rounds, bad_rounds = [], []
+            for _ in range(3):
+                good_rounds.append(await during(crowd, 200))
+                bad_rounds.append(await during(attacker, 401))
             after = [await timed(good, 200) for _ in range(20)]
     finally:
         code, err = await stop_serve(proc)
     assert code == 0, err
     # A wrong token costs the server no more than a right one, and nobody is locked out or delayed.
-    assert bad_burst <= 1.5 * good_burst + 0.3, (bad_burst, good_burst)
-    assert max(with_attack) <= max(1.0, 3 * max(with_good_crowd)), (with_attack, with_good_crowd)
+    good_burst, bad_burst = min(r[1] for r in good_rounds), min(r[1] for r in bad_rounds)
+    assert bad_burst <= 1.5 * good_burst + 0.3, (bad_rounds, good_rounds)
+    with_good_crowd = [t for seen, _ in good_rounds for t in seen]
+    with_attack = min((seen for seen, _ in bad_rounds), key=max)
+    assert max(with_attack) <= max(1.0, 3 * max(with_good_crowd)), (bad_rounds, good_rounds)
     assert statistics.median(after) <= 2 * statistics.median(before) + 0.02, (after, before)
