@@ -21,7 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.async_api import async_playwright  # noqa: E402
 
-from tests.browser.conftest import CHROMIUM, running_fetchdeck  # noqa: E402
+from tests.browser.conftest import running_fetchdeck  # noqa: E402
+from tests.support.chromium import launch  # noqa: E402
 from tests.support.fileserver import FileServer, random_bytes  # noqa: E402
 
 
@@ -52,8 +53,7 @@ async def main(out: Path) -> None:
             await asyncio.sleep(1.5)
             await api.call("POST", f"/api/downloads/{stopped['id']}/stop")
             async with async_playwright() as pw:
-                browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                                   args=["--headless=new", "--no-sandbox"])
+                browser = await launch(pw)
                 for name, viewport in (("web-page.png", {"width": 1280, "height": 560}),
                                        ("web-page-phone.png", {"width": 375, "height": 720})):
                     page = await browser.new_page(viewport=viewport, device_scale_factor=1)

@@ -22,15 +22,8 @@ from core.engine import Engine
 from server.app import create_app
 from server.runner import start_server
 from tests.api.conftest import Api
+from tests.support.chromium import STEP, launch
 from tests.support.fileserver import FileServer
-
-CHROMIUM = Path("/usr/bin/chromium")
-STEP = 10  # seconds for any one thing the browser does
-
-needs_chromium = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium; .ci/run installs it)",
-)
 
 
 @asynccontextmanager
@@ -71,8 +64,7 @@ def files() -> Iterator[FileServer]:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                            args=["--headless=new", "--no-sandbox"], timeout=STEP * 1000)
+        chromium = await launch(pw)
         yield chromium
         await chromium.close()
 

@@ -23,8 +23,9 @@ import server.sse
 from core.models import Task, TaskKind, TaskOptions, TaskStatus
 from server.web import CSP
 from tests.api.conftest import Api
-from tests.browser.conftest import STEP, OpenPage, needs_chromium, row, run, running_fetchdeck
+from tests.browser.conftest import OpenPage, row, run, running_fetchdeck
 from tests.support.asgi_recorder import Recorder
+from tests.support.chromium import STEP, needs_chromium
 from tests.support.fileserver import FileServer, random_bytes
 
 pytestmark = [needs_chromium, pytest.mark.asyncio(loop_scope="module")]

@@ -20,8 +20,9 @@ from playwright.async_api import Page, expect
 from core.events import TaskProgress
 from core.models import Task, TaskKind, TaskOptions, TaskStatus
 from tests.api.conftest import Api
-from tests.browser.conftest import STEP, OpenPage, needs_chromium, run, running_fetchdeck
+from tests.browser.conftest import OpenPage, run, running_fetchdeck
 from tests.support.asgi_recorder import Recorder
+from tests.support.chromium import STEP, needs_chromium
 
 pytestmark = [needs_chromium, pytest.mark.asyncio(loop_scope="module"),
               pytest.mark.serial]  # alone: render frames timed against a 16 ms budget

@@ -16,16 +16,12 @@ import pytest
 from playwright.async_api import Browser, async_playwright
 
 from tests.api.conftest import ApiFactory
+from tests.support.chromium import STEP, launch, needs_chromium
 from tests.support.fileserver import FileServer, random_bytes
 
-CHROMIUM = Path("/usr/bin/chromium")
 TOKEN = "browser-token"
-STEP = 10  # seconds for any one thing the browser does
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium; .ci/run installs it)",
-)
+pytestmark = needs_chromium
 
 LINK_AND_FETCH = """async ([id, token]) => {
   const made = await fetch(`/api/downloads/${id}/file-link`,
@@ -41,8 +37,7 @@ CLICK = """(url) => { const a = document.createElement("a"); a.href = url; a.dow
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as pw:
-        launched = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                            args=["--headless=new", "--no-sandbox"], timeout=STEP * 1000)
+        launched = await launch(pw)
         yield launched
         await launched.close()
 

@@ -28,16 +28,12 @@ from playwright.async_api import BrowserContext, Page, Playwright, Worker, async
 
 from tests.api.conftest import ApiFactory
 from tests.support.asgi_recorder import Recorder
+from tests.support.chromium import ARGS, CHROMIUM, STEP, needs_chromium
 from tests.support.fileserver import FileServer, random_bytes
 
-CHROMIUM = Path("/usr/bin/chromium")
 EVIL = "evil.example"  # a web site on the internet, as far as Chromium knows (mapped to 127.0.0.1)
-STEP = 10  # seconds for any one thing the browser does
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium; .ci/run installs it)",
-)
+pytestmark = needs_chromium
 
 
 # ---------------------------------------------------------------- the browser
@@ -58,7 +54,7 @@ async def chromium(playwright: Playwright, tmp_path: Path) -> AsyncIterator[Laun
     contexts: list[BrowserContext] = []
 
     async def launch(extension: Path | None = None) -> BrowserContext:
-        args = ["--headless=new", "--no-sandbox", f"--host-resolver-rules=MAP {EVIL} 127.0.0.1"]
+        args = [*ARGS, f"--host-resolver-rules=MAP {EVIL} 127.0.0.1"]
         if extension is not None:
             args += [f"--disable-extensions-except={extension}", f"--load-extension={extension}"]
         context = await playwright.chromium.launch_persistent_context(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from textual.pilot import Pilot
 from textual.widgets import Static
 
 from core.config import Config, UiConfig, load_config
@@ -22,6 +23,16 @@ from tui.widgets.task_table import TaskTable
 def rows(app: FetchdeckApp) -> list[int]:
     grid = app.query_one(TaskTable)
     return [int(str(key.value)) for key in grid.rows]
+
+
+async def open_settings(pilot: Pilot[None], app: FetchdeckApp, field: str, loaded: str) -> SettingsScreen:
+    """Open the settings screen (`,`) and wait until `field` shows the config's value `loaded`."""
+    await pilot.press("comma")
+    await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
+    screen = app.screen
+    assert isinstance(screen, SettingsScreen)
+    await wait_for(pilot, lambda: screen.field(field).value == loaded, what="values loaded")
+    return screen
 
 
 async def test_filter_by_text_and_status(make_app: Callable[..., FetchdeckApp]) -> None:
@@ -100,11 +111,7 @@ async def test_settings_save_keeps_comments(make_app: Callable[..., FetchdeckApp
         "[download]\n", "[download]\n# my own note: keep this\n"))
     app = make_app(MemoryClient(sample_tasks()))
     async with app.run_test(size=(100, 40)) as pilot:
-        await pilot.press("comma")
-        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
-        screen = app.screen
-        assert isinstance(screen, SettingsScreen)
-        await wait_for(pilot, lambda: screen.field("max_concurrent").value == "3", what="values loaded")
+        screen = await open_settings(pilot, app, "max_concurrent", "3")
         screen.field("max_concurrent").value = "7"
         screen.field("speed_limit").value = "5M"
         screen.field("token").value = "s3cret-token"
@@ -127,11 +134,7 @@ async def test_settings_show_booleans_as_toml_writes_them(make_app: Callable[...
     too, and anything else is an inline error."""
     app = make_app(MemoryClient())
     async with app.run_test(size=(100, 40)) as pilot:
-        await pilot.press("comma")
-        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
-        screen = app.screen
-        assert isinstance(screen, SettingsScreen)
-        await wait_for(pilot, lambda: screen.field("port").value == "39719", what="values loaded")
+        screen = await open_settings(pilot, app, "port", "39719")
         assert (screen.field("web_enable").value, screen.field("aria2_shutdown").value) == ("true", "false")
         assert screen.field("web_enable").placeholder.startswith("true (")
         assert screen.field("aria2_shutdown").placeholder.startswith("false (")
@@ -153,11 +156,7 @@ async def test_settings_validation_is_inline(make_app: Callable[..., FetchdeckAp
     before = config_path.read_text()
     app = make_app(MemoryClient())
     async with app.run_test(size=(100, 40)) as pilot:
-        await pilot.press("comma")
-        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen), what="settings")
-        screen = app.screen
-        assert isinstance(screen, SettingsScreen)
-        await wait_for(pilot, lambda: screen.field("port").value == "39719", what="values loaded")
+        screen = await open_settings(pilot, app, "port", "39719")
         screen.field("port").value = "99999"
         screen.field("speed_limit").value = "fast"
         await pilot.press("ctrl+s")
