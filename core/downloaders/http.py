@@ -423,7 +423,16 @@ class HttpDownloader:
                 if batch_len >= WRITE_BATCH or now >= batch_due or cursor >= seg.end or len(batch) >= MAX_IOVECS:
                     offset, todo = seg.pos, batch
                     batch, batch_len = [], 0
-                    await loop.run_in_executor(_WRITER, _write_all, fd, todo, offset, part, hasher)
+                    write = loop.run_in_executor(_WRITER, _write_all, fd, todo, offset, part, hasher)
+                    try:
+                        await asyncio.shield(write)
+                    except asyncio.CancelledError:
+                        # Stopped (stop, schedule pause, shutdown) while the thread writes: it writes anyway, so
+                        # wait for it and count what is on disk, or the resume would fetch the batch again.
+                        await _settled(write)
+                        if write.exception() is None:
+                            seg.pos = max(seg.pos, min(cursor, seg.end))
+                        raise
                     seg.pos = max(seg.pos, min(cursor, seg.end))
                 if cursor >= seg.end:
                     break
@@ -440,6 +449,13 @@ class HttpDownloader:
             if dropped > 0:
                 progress.add(-dropped)
             seg.received = seg.pos
+
+
+async def _settled(future: asyncio.Future[None]) -> None:
+    """Wait until `future` is done, whatever else cancels the waiting task meanwhile (the caller re-raises)."""
+    while not future.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait([future])
 
 
 def _trim(buffers: list[bytes | memoryview], limit: int) -> list[bytes | memoryview]:
