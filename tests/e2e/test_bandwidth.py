@@ -180,7 +180,7 @@ async def test_data_cap_pauses_until_the_window_ends(tmp_path: Path, server: Fil
     identical(done, data)
 
 
-@pytest.mark.serial  # alone: once under parallel load (CI, xdist) its progress stood at 64 KiB for 15 s (cause not found)
+@pytest.mark.serial  # alone: once under xdist load its progress stood at 64 KiB for 15 s (cause not found)
 @pytest.mark.parametrize("scope", ["task", "host"])
 async def test_speed_limit_changed_while_running(tmp_path: Path, server: FileServer, scope: str) -> None:
     data = random_bytes(4 * MB, seed=25)
