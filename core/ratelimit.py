@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -73,6 +73,30 @@ class RateLimiter:
                     self._stamp = time.monotonic()
                 finally:
                     self._wake = None
+
+
+PACE_PIECE = 64 * 1024  # bytes let through a limiter at a time (see `paced`)
+
+
+async def paced(chunks: AsyncIterator[bytes], limiter: Limiter) -> AsyncGenerator[bytes | memoryview, None]:
+    """A body's chunks let through `limiter` in pieces of at most PACE_PIECE bytes.
+
+    The transport reads up to 512 KiB at a time (core/downloaders/net.py): under a 128 KiB/s limit one such
+    read would wait 4 s for its tokens, holding the bucket while the other connections queue behind it, and
+    the task's progress would stand still for the whole round. In pieces, bytes and progress arrive steadily
+    and connections sharing a bucket take turns."""
+    async for chunk in chunks:
+        if limiter.rate is None or len(chunk) <= PACE_PIECE:
+            if limiter.rate is not None:
+                await limiter.acquire(len(chunk))
+            yield chunk
+            continue
+        view = memoryview(chunk)
+        for start in range(0, len(chunk), PACE_PIECE):
+            piece = view[start:start + PACE_PIECE]
+            if limiter.rate is not None:
+                await limiter.acquire(len(piece))
+            yield piece
 
 
 class LimiterChain:

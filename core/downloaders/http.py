@@ -42,6 +42,7 @@ from core.integrity import InOrderHasher
 from core.models import Task, TaskKind
 from core.naming import name_from_content_disposition, name_from_url, sanitize_name
 from core.policy import Slot, SlotTaken
+from core.ratelimit import paced
 
 # What a kill -9 can lose: bytes on disk but not yet in the state file (≤ STATE_SAVE_INTERVAL of
 # transfer) plus each connection's batch in memory (≤ BATCH_MAX_AGE of its transfer, ≤ WRITE_BATCH).
@@ -239,11 +240,11 @@ class HttpDownloader:
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         hasher = ctx.integrity.track(part)
         try:
-            async for chunk in resp.aiter_raw():
-                await ctx.limiter.acquire(len(chunk))
-                _write_all(fd, [chunk], written, part, hasher)
-                written += len(chunk)
-                ctx.progress.add(len(chunk))
+            async with contextlib.aclosing(paced(resp.aiter_raw(), ctx.limiter)) as chunks:
+                async for chunk in chunks:
+                    _write_all(fd, [chunk], written, part, hasher)
+                    written += len(chunk)
+                    ctx.progress.add(len(chunk))
         finally:
             os.close(fd)
         return written
@@ -404,40 +405,39 @@ class HttpDownloader:
         clock = time.monotonic
 
         try:
-            async for chunk in resp.aiter_raw():
-                if limiter.rate is not None:
-                    await limiter.acquire(len(chunk))
-                room = seg.end - cursor  # may have shrunk: another connection stole our tail
-                if room <= 0:
-                    break
-                data: bytes | memoryview = chunk if len(chunk) <= room else memoryview(chunk)[:room]
-                now = clock()
-                if not batch:
-                    batch_due = now + BATCH_MAX_AGE
-                batch.append(data)
-                batch_len += len(data)
-                cursor += len(data)
-                seg.received = cursor
-                seg.last_progress = now
-                progress.add(len(data))
-                if batch_len >= WRITE_BATCH or now >= batch_due or cursor >= seg.end or len(batch) >= MAX_IOVECS:
-                    offset, todo = seg.pos, batch
-                    batch, batch_len = [], 0
-                    write = loop.run_in_executor(_WRITER, _write_all, fd, todo, offset, part, hasher)
-                    try:
-                        await asyncio.shield(write)
-                    except asyncio.CancelledError:
-                        # Stopped (stop, schedule pause, shutdown) while the thread writes: it writes anyway, so
-                        # wait for it and count what is on disk, or the resume would fetch the batch again.
-                        await _settled(write)
-                        if write.exception() is None:
-                            seg.pos = max(seg.pos, min(cursor, seg.end))
-                        raise
-                    seg.pos = max(seg.pos, min(cursor, seg.end))
-                if cursor >= seg.end:
-                    break
-                if slot.taken_back():
-                    raise SlotTaken(f"{ctx.task.url}: connection given back")
+            async with contextlib.aclosing(paced(resp.aiter_raw(), limiter)) as chunks:
+                async for chunk in chunks:
+                    room = seg.end - cursor  # may have shrunk: another connection stole our tail
+                    if room <= 0:
+                        break
+                    data: bytes | memoryview = chunk if len(chunk) <= room else memoryview(chunk)[:room]
+                    now = clock()
+                    if not batch:
+                        batch_due = now + BATCH_MAX_AGE
+                    batch.append(data)
+                    batch_len += len(data)
+                    cursor += len(data)
+                    seg.received = cursor
+                    seg.last_progress = now
+                    progress.add(len(data))
+                    if batch_len >= WRITE_BATCH or now >= batch_due or cursor >= seg.end or len(batch) >= MAX_IOVECS:
+                        offset, todo = seg.pos, batch
+                        batch, batch_len = [], 0
+                        write = loop.run_in_executor(_WRITER, _write_all, fd, todo, offset, part, hasher)
+                        try:
+                            await asyncio.shield(write)
+                        except asyncio.CancelledError:
+                            # Stopped (stop, schedule pause, shutdown) while the thread writes: it writes anyway, so
+                            # wait for it and count what is on disk, or the resume would fetch the batch again.
+                            await _settled(write)
+                            if write.exception() is None:
+                                seg.pos = max(seg.pos, min(cursor, seg.end))
+                            raise
+                        seg.pos = max(seg.pos, min(cursor, seg.end))
+                    if cursor >= seg.end:
+                        break
+                    if slot.taken_back():
+                        raise SlotTaken(f"{ctx.task.url}: connection given back")
         finally:
             # Leaving (done, error or cancel): write what we hold if the range is still ours,
             # then un-count whatever did not reach the disk (someone else fetches it).
