@@ -105,14 +105,21 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _terminal_signals() -> None:
+    """In the child: SIGINT and SIGHUP as a terminal gives them. A runner started in the background (`cmd &`
+    in a script, nohup) ignores both, and an ignored disposition is inherited: then a child never sees the
+    Ctrl-C the tests send (a `watch` left running by CI had SigIgn 0x1001007)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 async def spawn(*args: str, **extra_env: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tui.cli", *args, cwd=ROOT, env=child_env(**extra_env),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, preexec_fn=_terminal_signals,
     )
 
 
-@pytest.mark.serial  # alone: once under parallel load (CI, xdist) `watch` did not exit within 10 s of SIGINT
 async def test_watch_prints_events(api: Api) -> None:
     api.engine.scheduler.max_concurrent = 0
     proc = await spawn("watch", "--json", "--server", api.url)
