@@ -50,7 +50,8 @@ async def main(out: Path) -> None:
                                            "name": "dataset-part-03.parquet"}, start=False)
             files.faults.throttle("/stop.bin", 2_000_000)
             await api.call("POST", f"/api/downloads/{stopped['id']}/start")
-            await asyncio.sleep(1.5)
+            # stopped part-way: once some megabytes are in (a state, not a time)
+            await api.wait_until(stopped["id"], lambda t: t["downloaded"] >= 5_000_000, 60)
             await api.call("POST", f"/api/downloads/{stopped['id']}/stop")
             async with async_playwright() as pw:
                 browser = await launch(pw)
@@ -59,7 +60,7 @@ async def main(out: Path) -> None:
                     page = await browser.new_page(viewport=viewport, device_scale_factor=1)
                     await page.goto(api.url + "/ui/")
                     await page.wait_for_selector(".row.st-downloading")
-                    if name == "web-page.png":  # the speed graph fills a little, with a step in it
+                    if name == "web-page.png":  # the graph plots wall time: these waits ARE the picture's content
                         await asyncio.sleep(10)
                         files.faults.throttle("/slow/0.bin", 1_000_000)
                         await asyncio.sleep(12)
