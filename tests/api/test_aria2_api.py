@@ -529,8 +529,12 @@ async def test_shapes_match_a_real_aria2c(make_api: ApiFactory, files: FileServe
 async def test_a_web_ui_from_a_listed_origin_and_an_unlisted_one(make_api: ApiFactory) -> None:
     """AriaNg served from another origin is a web page: it works once its origin is in server.cors_origins."""
     ariang = "http://ariang.example:8080"
-    api = await make_api(token=SECRET, surface="aria2", cors_origins=[ariang])
+    extension = "chrome-extension://mpkodccbngfoacfalldjimigbofkhgjn"  # an "Aria2 Explorer"-style extension
+    api = await make_api(token=SECRET, surface="aria2", cors_origins=[ariang, "chrome-extension://*"])
     body = {"jsonrpc": "2.0", "id": "o", "method": "aria2.getVersion", "params": [TOKEN]}
+    # an extension's background fetch (its own Origin), once its origin pattern is listed
+    from_extension = await api.client.post("/jsonrpc", json=body, headers={"Origin": extension})
+    assert from_extension.status_code == 200 and from_extension.headers["access-control-allow-origin"] == extension
     preflight = await api.client.options("/jsonrpc", headers={
         "Origin": ariang, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"})
     assert preflight.status_code == 204 and "Content-Type" in preflight.headers["access-control-allow-headers"]
